@@ -1,0 +1,186 @@
+/* SHA-256 helpers over buffers, files and directory trees (OpenSSL EVP). */
+#define _GNU_SOURCE
+#include "util/hash.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
+
+#include "util/buf.h"
+#include "util/fs.h"
+
+void kiln_hex_encode(const uint8_t *in, size_t n, char *out)
+{
+  static const char digits[] = "0123456789abcdef";
+  for (size_t i = 0; i < n; i++) {
+    out[2 * i] = digits[in[i] >> 4];
+    out[2 * i + 1] = digits[in[i] & 15];
+  }
+  out[2 * n] = '\0';
+}
+
+void kiln_sha256_hex(const void *data, size_t len, char out[KILN_SHA256_HEX_LEN + 1])
+{
+  uint8_t md[32];
+  unsigned int mdlen = 0;
+  EVP_Digest(data, len, md, &mdlen, EVP_sha256(), NULL);
+  kiln_hex_encode(md, 32, out);
+}
+
+/* Feed a whole file into an initialised digest context. */
+static kiln_err digest_file(EVP_MD_CTX *md, const char *path, uint64_t *size, struct kiln_error *err)
+{
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return kiln_error_set(err, errno == ENOENT ? KILN_E_NOT_FOUND : KILN_E_IO,
+                          "cannot open %s: %s", path, strerror(errno));
+  kiln_err rc = KILN_OK;
+  uint64_t total = 0;
+  char *chunk = malloc(1 << 20);
+  if (!chunk) {
+    close(fd);
+    return kiln_error_set(err, KILN_E_NOMEM, "out of memory");
+  }
+  for (;;) {
+    ssize_t n = read(fd, chunk, 1 << 20);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n < 0) {
+      rc = kiln_error_set(err, KILN_E_IO, "cannot read %s: %s", path, strerror(errno));
+      break;
+    }
+    if (n == 0)
+      break;
+    EVP_DigestUpdate(md, chunk, (size_t)n);
+    total += (uint64_t)n;
+  }
+  free(chunk);
+  close(fd);
+  if (size)
+    *size = total;
+  return rc;
+}
+
+kiln_err kiln_sha256_file(const char *path, char out[KILN_SHA256_HEX_LEN + 1], uint64_t *size,
+                          struct kiln_error *err)
+{
+  EVP_MD_CTX *md = EVP_MD_CTX_new();
+  if (!md)
+    return kiln_error_set(err, KILN_E_NOMEM, "out of memory");
+  EVP_DigestInit_ex(md, EVP_sha256(), NULL);
+  kiln_err rc = digest_file(md, path, size, err);
+  if (rc == KILN_OK) {
+    uint8_t d[32];
+    unsigned int dl = 0;
+    EVP_DigestFinal_ex(md, d, &dl);
+    kiln_hex_encode(d, 32, out);
+  }
+  EVP_MD_CTX_free(md);
+  return rc;
+}
+
+static int compare_names(const void *a, const void *b)
+{
+  return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Append one record per entry under dir (relative name rel) to the digest, in sorted order. */
+static kiln_err digest_tree(EVP_MD_CTX *md, const char *dir, const char *rel, int depth,
+                            struct kiln_error *err)
+{
+  if (depth > 64)
+    return kiln_error_set(err, KILN_E_INVALID, "%s: directory tree too deep", dir);
+  DIR *d = opendir(dir);
+  if (!d)
+    return kiln_error_set(err, KILN_E_IO, "cannot open directory %s: %s", dir, strerror(errno));
+  char **names = NULL;
+  size_t count = 0, cap = 0;
+  kiln_err rc = KILN_OK;
+  for (struct dirent *e; (e = readdir(d));) {
+    if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+      continue;
+    if (count == cap) {
+      cap = cap ? cap * 2 : 16;
+      char **n = realloc(names, cap * sizeof *names);
+      if (!n) {
+        rc = kiln_error_set(err, KILN_E_NOMEM, "out of memory");
+        goto out;
+      }
+      names = n;
+    }
+    if (!(names[count] = strdup(e->d_name))) {
+      rc = kiln_error_set(err, KILN_E_NOMEM, "out of memory");
+      goto out;
+    }
+    count++;
+  }
+  qsort(names, count, sizeof *names, compare_names);
+  for (size_t i = 0; i < count && rc == KILN_OK; i++) {
+    char *full = kiln_path_join(dir, names[i]);
+    char *relname = rel[0] ? kiln_path_join(rel, names[i]) : strdup(names[i]);
+    struct stat st;
+    if (!full || !relname) {
+      rc = kiln_error_set(err, KILN_E_NOMEM, "out of memory");
+    } else if (lstat(full, &st) != 0) {
+      rc = kiln_error_set(err, KILN_E_IO, "cannot inspect %s: %s", full, strerror(errno));
+    } else if (S_ISDIR(st.st_mode)) {
+      EVP_DigestUpdate(md, "D", 1);
+      EVP_DigestUpdate(md, relname, strlen(relname) + 1);
+      rc = digest_tree(md, full, relname, depth + 1, err);
+    } else if (S_ISLNK(st.st_mode)) {
+      char target[4096];
+      ssize_t n = readlink(full, target, sizeof target);
+      if (n < 0 || (size_t)n >= sizeof target) {
+        rc = kiln_error_set(err, KILN_E_IO, "cannot read link %s", full);
+      } else {
+        EVP_DigestUpdate(md, "L", 1);
+        EVP_DigestUpdate(md, relname, strlen(relname) + 1);
+        EVP_DigestUpdate(md, target, (size_t)n);
+        EVP_DigestUpdate(md, "", 1);
+      }
+    } else if (S_ISREG(st.st_mode)) {
+      char hex[KILN_SHA256_HEX_LEN + 1];
+      rc = kiln_sha256_file(full, hex, NULL, err);
+      if (rc == KILN_OK) {
+        EVP_DigestUpdate(md, (st.st_mode & 0111) ? "X" : "F", 1);
+        EVP_DigestUpdate(md, relname, strlen(relname) + 1);
+        EVP_DigestUpdate(md, hex, KILN_SHA256_HEX_LEN);
+      }
+    } else {
+      rc = kiln_error_set(err, KILN_E_INVALID, "%s: artifacts may hold only files, directories "
+                          "and symlinks", full);
+    }
+    free(full);
+    free(relname);
+  }
+out:
+  for (size_t i = 0; i < count; i++)
+    free(names[i]);
+  free(names);
+  closedir(d);
+  return rc;
+}
+
+kiln_err kiln_sha256_tree(const char *dir, char out[KILN_SHA256_HEX_LEN + 1],
+                          struct kiln_error *err)
+{
+  EVP_MD_CTX *md = EVP_MD_CTX_new();
+  if (!md)
+    return kiln_error_set(err, KILN_E_NOMEM, "out of memory");
+  EVP_DigestInit_ex(md, EVP_sha256(), NULL);
+  kiln_err rc = digest_tree(md, dir, "", 0, err);
+  if (rc == KILN_OK) {
+    uint8_t d[32];
+    unsigned int dl = 0;
+    EVP_DigestFinal_ex(md, d, &dl);
+    kiln_hex_encode(d, 32, out);
+  }
+  EVP_MD_CTX_free(md);
+  return rc;
+}

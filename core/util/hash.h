@@ -1,0 +1,24 @@
+/* SHA-256 helpers over buffers, files and directory trees (OpenSSL EVP). */
+#ifndef KILN_UTIL_HASH_H
+#define KILN_UTIL_HASH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "util/error.h"
+
+#define KILN_SHA256_HEX_LEN 64
+
+/* Lowercase hex of n bytes into out (2n+1 bytes). */
+void kiln_hex_encode(const uint8_t *in, size_t n, char *out);
+/* out: 65 bytes (64 hex + NUL). */
+void kiln_sha256_hex(const void *data, size_t len, char out[KILN_SHA256_HEX_LEN + 1]);
+/* Streaming SHA-256 of a file; out: 65 bytes. *size (optional) receives the byte count. */
+kiln_err kiln_sha256_file(const char *path, char out[KILN_SHA256_HEX_LEN + 1], uint64_t *size,
+                          struct kiln_error *err);
+/* SHA-256 over a directory tree: sorted relative paths, types, exec bits, link targets and file
+ * contents; independent of mtimes, owners and directory order. */
+kiln_err kiln_sha256_tree(const char *dir, char out[KILN_SHA256_HEX_LEN + 1],
+                          struct kiln_error *err);
+
+#endif
