@@ -1,0 +1,250 @@
+/* The image stage: parse the source, resolve the image, apply its layers onto the tree, build the
+ * run config and write the rootfs artifact (rootfs.cpio + metadata + kiln.lock digest). */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <kiln/plugin.h>
+
+#include "image.h"
+#include "source.h"
+#include "util/fs.h"
+#include "util/hash.h"
+
+static const char image_schema[] =
+    "{\"type\":\"object\",\"additionalProperties\":false,\"required\":[\"source\"],"
+    "\"properties\":{"
+    "\"source\":{\"type\":\"string\",\"minLength\":1,\"description\":\"docker-daemon:NAME[:TAG], "
+    "docker-archive:FILE[:NAME:TAG], oci:DIR[:REF], oci-archive:FILE[:REF], "
+    "docker://[REGISTRY/]REPO[:TAG|@DIGEST] or dir:PATH\"},"
+    "\"platform\":{\"type\":\"string\",\"default\":\"linux/amd64\",\"description\":\"linux/amd64 "
+    "or linux/arm64\"},"
+    "\"cmd_mode\":{\"enum\":[\"docker\",\"nitro-cli\"],\"default\":\"docker\",\"description\":"
+    "\"docker: argv = Entrypoint ++ Cmd; nitro-cli: Cmd if set, else Entrypoint\"},"
+    "\"devices\":{\"enum\":[\"drop\",\"keep\"],\"default\":\"drop\",\"description\":\"device "
+    "nodes in layers\"},"
+    "\"max_bytes\":{\"type\":\"integer\",\"minimum\":1,\"description\":\"limit on file data "
+    "(default 64 GiB)\"},"
+    "\"max_entries\":{\"type\":\"integer\",\"minimum\":1,\"description\":\"limit on entries "
+    "(default 10000000)\"},"
+    "\"insecure_registries\":{\"type\":\"array\",\"items\":{\"type\":\"string\"},\"description\":"
+    "\"registries reached over plain HTTP (loopback ones always are)\"}"
+    "}}";
+
+struct stage_run {
+  struct kiln_stage_ctx *ctx;
+  const struct kiln_host *host;
+};
+
+static void stage_warn(void *ud, const char *fmt, ...)
+{
+  struct stage_run *sr = ud;
+  struct kiln_buf b = KILN_BUF_INIT;
+  va_list ap;
+  va_start(ap, fmt);
+  kiln_err rc = kiln_buf_vprintf(&b, fmt, ap);
+  va_end(ap);
+  if (!rc)
+    sr->host->log(sr->ctx, KILN_LOG_WARN, "%s", b.data);
+  kiln_buf_free(&b);
+}
+
+static const char *opt_str(const cJSON *o, const char *key, const char *def)
+{
+  const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+  return cJSON_IsString(v) ? v->valuestring : def;
+}
+
+static int64_t source_date_epoch(void)
+{
+  const char *s = getenv("SOURCE_DATE_EPOCH");
+  if (!s || !*s)
+    return 0;
+  char *end;
+  errno = 0;
+  long long v = strtoll(s, &end, 10);
+  return (*end || errno || v < 0) ? -1 : (int64_t)v;
+}
+
+static const char *arch_name(const char *platform)
+{
+  if (strstr(platform, "/arm64"))
+    return "aarch64";
+  if (strstr(platform, "/amd64"))
+    return "x86_64";
+  return NULL;
+}
+
+static cJSON *string_array(char *const *list, size_t n)
+{
+  cJSON *a = cJSON_CreateArray();
+  for (size_t i = 0; a && i < n; i++)
+    cJSON_AddItemToArray(a, cJSON_CreateString(list[i]));
+  return a;
+}
+
+static kiln_err image_run(struct kiln_stage_ctx *ctx, const struct kiln_host *host)
+{
+  kiln_err rc;
+  struct kiln_error err = KILN_ERROR_INIT;
+  struct stage_run sr = {ctx, host};
+  struct img_source src;
+  struct img_spool *spool = NULL;
+  struct img_tree *tree = NULL;
+  struct img_manifest m = {0};
+  struct img_runconfig run = {0};
+  struct img_emit_stats stats = {0};
+  char *cpio = NULL;
+  const char *outdir = NULL;
+  const cJSON *opts = host->options(ctx);
+  const char *platform = opt_str(opts, "platform", "linux/amd64");
+  int64_t mtime = source_date_epoch();
+  memset(&src, 0, sizeof(src));
+  if (mtime < 0)
+    return host->fail(ctx, KILN_E_INVALID,
+                      "SOURCE_DATE_EPOCH must be a non-negative integer (seconds since 1970)");
+  if (!arch_name(platform))
+    return host->fail(ctx, KILN_E_INVALID,
+                      "/image/platform \"%s\": Nitro Enclaves run linux/amd64 or linux/arm64",
+                      platform);
+  if ((rc = img_source_parse(opt_str(opts, "source", ""), host->app_dir(ctx), &src, &err)) ||
+      (rc = img_spool_new(host->temp_dir(ctx), &spool, &err)) ||
+      (rc = img_tree_new(spool, &tree, &err)))
+    goto out;
+  tree->warn = stage_warn;
+  tree->warn_ctx = &sr;
+  tree->keep_devices = strcmp(opt_str(opts, "devices", "drop"), "keep") == 0;
+  const cJSON *mb = cJSON_GetObjectItemCaseSensitive(opts, "max_bytes");
+  const cJSON *me = cJSON_GetObjectItemCaseSensitive(opts, "max_entries");
+  if (cJSON_IsNumber(mb))
+    tree->max_bytes = (uint64_t)mb->valuedouble;
+  if (cJSON_IsNumber(me))
+    tree->max_nodes = (uint64_t)me->valuedouble;
+  struct img_source_env env = {.platform = platform,
+                               .temp_dir = host->temp_dir(ctx),
+                               .insecure =
+                                   cJSON_GetObjectItemCaseSensitive(opts, "insecure_registries"),
+                               .locked_digest = host->lock_get(ctx, "image_digest"),
+                               .log = stage_warn,
+                               .log_ctx = &sr,
+                               .cancelled = NULL};
+  if ((rc = img_source_load(&src, &env, tree, &m, &err)))
+    goto out;
+  if (host->cancelled(ctx)) {
+    rc = KILN_E_CANCELLED;
+    kiln_error_set(&err, rc, "interrupted");
+    goto out;
+  }
+  const cJSON *cfg = host->config(ctx);
+  struct img_run_overrides ov = {
+      .cmd =
+          cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(cfg, "enclave"), "cmd"),
+      .env =
+          cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(cfg, "enclave"), "env"),
+      .nitro_cli_mode = strcmp(opt_str(opts, "cmd_mode", "docker"), "nitro-cli") == 0};
+  if ((rc = img_runconfig_build(tree, m.config, &ov, &run, &err)))
+    goto out;
+  if ((rc = host->output(ctx, "rootfs", &outdir))) {
+    kiln_error_set(&err, rc, "cannot create the rootfs artifact");
+    goto out;
+  }
+  if (!(cpio = kiln_path_join(outdir, "rootfs.cpio"))) {
+    rc = kiln_error_set(&err, KILN_E_NOMEM, "out of memory");
+    goto out;
+  }
+  if ((rc = img_rootfs_write(tree, &run, mtime, cpio, &stats, &err)))
+    goto out;
+  cJSON *meta = cJSON_CreateObject();
+  const char *image_digest = m.manifest_digest ? m.manifest_digest : m.config_digest;
+  cJSON_AddStringToObject(meta, "image_digest", image_digest ? image_digest : "");
+  cJSON_AddStringToObject(meta, "config_digest", m.config_digest ? m.config_digest : "");
+  cJSON_AddStringToObject(meta, "platform", platform);
+  cJSON_AddStringToObject(meta, "arch", arch_name(platform));
+  cJSON_AddItemToObject(meta, "argv", string_array(run.argv, run.argc));
+  cJSON_AddItemToObject(meta, "env", string_array(run.env, run.envc));
+  cJSON_AddStringToObject(meta, "workdir", run.workdir);
+  char user[32];
+  snprintf(user, sizeof(user), "%u:%u", run.uid, run.gid);
+  cJSON_AddStringToObject(meta, "user", user);
+  cJSON_AddNumberToObject(meta, "files", (double)stats.files);
+  cJSON_AddNumberToObject(meta, "bytes", (double)stats.bytes);
+  cJSON_AddStringToObject(meta, "source", src.text);
+  if ((rc = host->output_meta(ctx, "rootfs", meta)) ||
+      (image_digest &&
+       (rc = host->lock_set(ctx, "image_digest", cJSON_CreateString(image_digest))))) {
+    kiln_error_set(&err, rc, "cannot record the rootfs metadata or kiln.lock entry");
+    goto out;
+  }
+  host->log(ctx, KILN_LOG_INFO, "rootfs: %llu entries, %llu bytes, image %s",
+            (unsigned long long)stats.files, (unsigned long long)stats.bytes,
+            image_digest ? image_digest : "(directory)");
+out:
+  if (rc)
+    rc = host->fail(ctx, rc, "image %s: %s", opt_str(opts, "source", "?"), kiln_error_msg(&err));
+  free(cpio);
+  img_runconfig_clear(&run);
+  img_manifest_clear(&m);
+  img_tree_free(tree);
+  img_spool_free(spool);
+  img_source_clear(&src);
+  kiln_error_clear(&err);
+  return rc;
+}
+
+/* Cache identity: the resolved image (manifest/config digests), or the directory's tree hash. */
+static kiln_err image_identify(struct kiln_stage_ctx *ctx, const struct kiln_host *host)
+{
+  kiln_err rc;
+  struct kiln_error err = KILN_ERROR_INIT;
+  struct img_source src;
+  char *ident = NULL;
+  const cJSON *opts = host->options(ctx);
+  memset(&src, 0, sizeof(src));
+  struct img_source_env env = {.platform = opt_str(opts, "platform", "linux/amd64"),
+                               .temp_dir = host->temp_dir(ctx),
+                               .insecure =
+                                   cJSON_GetObjectItemCaseSensitive(opts, "insecure_registries"),
+                               .locked_digest = host->lock_get(ctx, "image_digest")};
+  if ((rc = img_source_parse(opt_str(opts, "source", ""), host->app_dir(ctx), &src, &err)) ||
+      (rc = img_source_identify(&src, &env, &ident, &err)))
+    rc = host->fail(ctx, rc, "image %s: %s", opt_str(opts, "source", "?"), kiln_error_msg(&err));
+  else
+    rc = host->cache_key_add(ctx, ident);
+  const char *sde = getenv("SOURCE_DATE_EPOCH");
+  if (!rc && sde)
+    rc = host->cache_key_add(ctx, sde);
+  free(ident);
+  img_source_clear(&src);
+  kiln_error_clear(&err);
+  return rc;
+}
+
+static const char *const image_produces[] = {"rootfs", NULL};
+
+static const struct kiln_stage image_stage = {
+    .struct_size = sizeof(struct kiln_stage),
+    .name = "image",
+    .summary = "container image (daemon, archive, OCI layout, registry or directory) -> rootfs",
+    .produces = image_produces,
+    .options_schema = image_schema,
+    .run = image_run,
+    .identify = image_identify,
+};
+
+static const struct kiln_stage *const image_stages[] = {&image_stage, NULL};
+
+static const struct kiln_plugin image_plugin = {
+    .abi_version = KILN_ABI_VERSION,
+    .struct_size = sizeof(struct kiln_plugin),
+    .name = "image",
+    .version = "0.1.0",
+    .license = "Apache-2.0",
+    .stages = image_stages,
+};
+
+KILN_PLUGIN_EXPORT const struct kiln_plugin *kiln_plugin_entry(uint32_t host_abi_version)
+{
+  return host_abi_version == KILN_ABI_VERSION ? &image_plugin : NULL;
+}
