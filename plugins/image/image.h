@@ -161,6 +161,8 @@ kiln_err img_oci_resolve(struct img_store *s, const char *ref, const char *platf
 /* source_docker_archive.c: docker save tarball. ref "NAME:TAG" or NULL. */
 kiln_err img_docker_archive_resolve(struct img_store *s, const char *ref, const char *platform,
                                     struct img_manifest *m, struct kiln_error *err);
+/* 1 when obj's os/architecture(/variant) match platform "os/arch[/variant]". */
+int img_platform_matches(const cJSON *obj, const char *platform);
 /* Check the config's os/architecture against platform ("os/arch[/variant]"). */
 kiln_err img_platform_check(const cJSON *config, const char *platform, const char *what,
                             struct kiln_error *err);

@@ -85,6 +85,17 @@ static cJSON *string_array(char *const *list, size_t n)
   return a;
 }
 
+/* The kiln.lock digest, when it was recorded for this same source (a changed source re-resolves). */
+static const cJSON *locked_digest(struct kiln_stage_ctx *ctx, const struct kiln_host *host,
+                                  const struct img_source *src)
+{
+  const cJSON *source = host->lock_get(ctx, "image_source");
+  if (src->kind != IMG_SRC_REGISTRY || !cJSON_IsString(source) ||
+      strcmp(source->valuestring, src->text) != 0)
+    return NULL;
+  return host->lock_get(ctx, "image_digest");
+}
+
 static kiln_err image_run(struct kiln_stage_ctx *ctx, const struct kiln_host *host)
 {
   kiln_err rc;
@@ -126,7 +137,7 @@ static kiln_err image_run(struct kiln_stage_ctx *ctx, const struct kiln_host *ho
                                .temp_dir = host->temp_dir(ctx),
                                .insecure =
                                    cJSON_GetObjectItemCaseSensitive(opts, "insecure_registries"),
-                               .locked_digest = host->lock_get(ctx, "image_digest"),
+                               .locked_digest = locked_digest(ctx, host, &src),
                                .log = stage_warn,
                                .log_ctx = &sr,
                                .cancelled = NULL};
@@ -173,7 +184,8 @@ static kiln_err image_run(struct kiln_stage_ctx *ctx, const struct kiln_host *ho
   cJSON_AddStringToObject(meta, "source", src.text);
   if ((rc = host->output_meta(ctx, "rootfs", meta)) ||
       (image_digest &&
-       (rc = host->lock_set(ctx, "image_digest", cJSON_CreateString(image_digest))))) {
+       ((rc = host->lock_set(ctx, "image_digest", cJSON_CreateString(image_digest))) ||
+        (rc = host->lock_set(ctx, "image_source", cJSON_CreateString(src.text)))))) {
     kiln_error_set(&err, rc, "cannot record the rootfs metadata or kiln.lock entry");
     goto out;
   }
@@ -206,8 +218,9 @@ static kiln_err image_identify(struct kiln_stage_ctx *ctx, const struct kiln_hos
                                .temp_dir = host->temp_dir(ctx),
                                .insecure =
                                    cJSON_GetObjectItemCaseSensitive(opts, "insecure_registries"),
-                               .locked_digest = host->lock_get(ctx, "image_digest")};
+                               .locked_digest = NULL};
   if ((rc = img_source_parse(opt_str(opts, "source", ""), host->app_dir(ctx), &src, &err)) ||
+      ((env.locked_digest = locked_digest(ctx, host, &src)), 0) ||
       (rc = img_source_identify(&src, &env, &ident, &err)))
     rc = host->fail(ctx, rc, "image %s: %s", opt_str(opts, "source", "?"), kiln_error_msg(&err));
   else

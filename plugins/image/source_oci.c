@@ -36,7 +36,7 @@ static const char *jstr(const cJSON *o, const char *key)
 }
 
 /* Compare "os/arch[/variant]" with the fields os/architecture/variant of obj. */
-static int platform_matches(const cJSON *obj, const char *platform)
+int img_platform_matches(const cJSON *obj, const char *platform)
 {
   const char *os = jstr(obj, "os"), *arch = jstr(obj, "architecture"), *var = jstr(obj, "variant");
   if (!os || !arch)
@@ -58,7 +58,7 @@ static int platform_matches(const cJSON *obj, const char *platform)
 kiln_err img_platform_check(const cJSON *config, const char *platform, const char *what,
                             struct kiln_error *err)
 {
-  if (platform_matches(config, platform))
+  if (img_platform_matches(config, platform))
     return KILN_OK;
   const char *os = jstr(config, "os"), *arch = jstr(config, "architecture");
   return kiln_error_set(err, KILN_E_NOT_FOUND,
@@ -153,7 +153,7 @@ static kiln_err select_in_index(struct img_store *s, const cJSON *index, const c
       kiln_buf_printf(&sel->seen, "%s%s/%s", sel->seen.len ? ", " : "",
                       jstr(plat, "os") ? jstr(plat, "os") : "?",
                       jstr(plat, "architecture") ? jstr(plat, "architecture") : "?");
-      if (!platform_matches(plat, platform))
+      if (!img_platform_matches(plat, platform))
         continue;
     }
     if ((rc = read_json_blob(s, digest, &manifest, err)))

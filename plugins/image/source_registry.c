@@ -1,13 +1,313 @@
-/* docker:// sources: registry v2 pull over HTTPS (or HTTP for loopback) with libcurl. */
-#include "source.h"
+/* docker:// sources: parse the reference, find credentials in the Docker config, fetch the
+ * manifest (index -> platform manifest), config and layers into a temporary OCI layout that the
+ * OCI reader then resolves with full digest checks. */
+#include <curl/curl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "registry.h"
+#include "util/fs.h"
+#include "util/json.h"
+
+#define ACCEPT_MANIFESTS                                                                           \
+  "application/vnd.oci.image.index.v1+json, "                                                      \
+  "application/vnd.docker.distribution.manifest.list.v2+json, "                                    \
+  "application/vnd.oci.image.manifest.v1+json, "                                                   \
+  "application/vnd.docker.distribution.manifest.v2+json"
+
+struct reg_ref {
+  char *host, *repo, *tag, *digest;
+};
+
+static void ref_clear(struct reg_ref *r)
+{
+  free(r->host);
+  free(r->repo);
+  free(r->tag);
+  free(r->digest);
+}
+
+static kiln_err ref_parse(const char *text, struct reg_ref *ref, struct kiln_error *err)
+{
+  memset(ref, 0, sizeof(*ref));
+  char *s = strdup(text);
+  if (!s)
+    return kiln_error_set(err, KILN_E_NOMEM, "out of memory");
+  char *at = strchr(s, '@');
+  if (at) {
+    *at = '\0';
+    ref->digest = strdup(at + 1);
+  }
+  char *slash = strrchr(s, '/');
+  char *colon = strrchr(slash ? slash : s, ':');
+  if (colon && !at) {
+    *colon = '\0';
+    ref->tag = strdup(colon + 1);
+  } else if (colon) {
+    *colon = '\0'; /* name:tag@digest: the digest wins */
+  }
+  char *first = strchr(s, '/');
+  if (first && (memchr(s, '.', (size_t)(first - s)) || memchr(s, ':', (size_t)(first - s)) ||
+                strncmp(s, "localhost/", 10) == 0)) {
+    ref->host = strndup(s, (size_t)(first - s));
+    ref->repo = strdup(first + 1);
+  } else {
+    ref->host = strdup("docker.io");
+    struct kiln_buf b = KILN_BUF_INIT;
+    kiln_buf_printf(&b, "%s%s", first ? "" : "library/", s);
+    ref->repo = kiln_buf_detach(&b);
+  }
+  free(s);
+  if (!ref->tag && !ref->digest)
+    ref->tag = strdup("latest");
+  if (!ref->host || !ref->repo || !ref->repo[0] || (!ref->tag && !ref->digest))
+    return kiln_error_set(err, KILN_E_INVALID, "docker://%s is not a valid image reference", text);
+  if (ref->digest && strncmp(ref->digest, "sha256:", 7) != 0)
+    return kiln_error_set(err, KILN_E_INVALID, "docker://%s: only sha256 digests are supported",
+                          text);
+  return KILN_OK;
+}
+
+static int is_loopback(const char *host)
+{
+  return strncmp(host, "127.", 4) == 0 || strncmp(host, "localhost", 9) == 0 ||
+         strncmp(host, "[::1]", 5) == 0;
+}
+
+/* auths.<key>.auth of $DOCKER_CONFIG/config.json (or ~/.docker/config.json); caller frees. */
+static char *docker_basic_auth(const char *host)
+{
+  const char *dir = getenv("DOCKER_CONFIG");
+  const char *home = getenv("HOME");
+  struct kiln_buf path = KILN_BUF_INIT;
+  struct kiln_error err = KILN_ERROR_INIT;
+  cJSON *cfg = NULL;
+  char *auth = NULL;
+  if (dir)
+    kiln_buf_printf(&path, "%s/config.json", dir);
+  else if (home)
+    kiln_buf_printf(&path, "%s/.docker/config.json", home);
+  if (path.data && kiln_json_read_file(path.data, 1 << 20, &cfg, &err) == KILN_OK) {
+    const cJSON *auths = cJSON_GetObjectItemCaseSensitive(cfg, "auths");
+    int hub = strcmp(host, "docker.io") == 0;
+    const char *keys[] = {host, hub ? "https://index.docker.io/v1/" : NULL,
+                          hub ? "index.docker.io" : NULL, hub ? "registry-1.docker.io" : NULL};
+    for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]) && !auth; i++) {
+      const cJSON *e;
+      if (!keys[i])
+        continue;
+      cJSON_ArrayForEach(e, auths)
+      {
+        const char *k = e->string;
+        const char *bare = strstr(k, "://") ? strstr(k, "://") + 3 : k;
+        size_t kl = strlen(keys[i]);
+        if ((strcmp(k, keys[i]) == 0 || (strncmp(bare, keys[i], kl) == 0 &&
+                                         (bare[kl] == '\0' || bare[kl] == '/'))) &&
+            cJSON_IsString(cJSON_GetObjectItemCaseSensitive(e, "auth"))) {
+          auth = strdup(cJSON_GetObjectItemCaseSensitive(e, "auth")->valuestring);
+          break;
+        }
+      }
+    }
+  }
+  cJSON_Delete(cfg);
+  kiln_error_clear(&err);
+  kiln_buf_free(&path);
+  return auth;
+}
+
+static int insecure_allowed(const cJSON *list, const char *host)
+{
+  const cJSON *it;
+  cJSON_ArrayForEach(it, list) if (cJSON_IsString(it) && strcmp(it->valuestring, host) == 0) return 1;
+  return 0;
+}
+
+static kiln_err write_blob_file(const char *dir, const char *digest, const char *data, size_t len,
+                                struct kiln_error *err)
+{
+  struct kiln_buf p = KILN_BUF_INIT;
+  kiln_buf_printf(&p, "%s/blobs/sha256/%s", dir, digest + 7);
+  kiln_err rc = kiln_write_file_atomic(p.data, data, len, 0644, err);
+  kiln_buf_free(&p);
+  return rc;
+}
+
+static kiln_err fetch_blob(struct reg *r, const char *dir, const char *digest,
+                           struct kiln_error *err)
+{
+  struct kiln_buf path = KILN_BUF_INIT, file = KILN_BUF_INIT;
+  struct reg_result res;
+  kiln_err rc;
+  char *blob_path = NULL;
+  if ((rc = img_digest_path(digest, &blob_path, err)))
+    return rc;
+  kiln_buf_printf(&path, "/v2/%s/blobs/%s", r->repo, digest);
+  kiln_buf_printf(&file, "%s/%s", dir, blob_path);
+  FILE *f = fopen(file.data, "w+b");
+  if (!f) {
+    rc = kiln_error_set(err, KILN_E_IO, "cannot create %s", file.data);
+    goto out;
+  }
+  rc = reg_get(r, path.data, NULL, f, digest, &res, err);
+  if (!rc)
+    reg_result_clear(&res);
+  if (fclose(f) != 0 && !rc)
+    rc = kiln_error_set(err, KILN_E_IO, "writing %s failed", file.data);
+out:
+  free(blob_path);
+  kiln_buf_free(&path);
+  kiln_buf_free(&file);
+  return rc;
+}
+
+static const char *media_type_of(const cJSON *doc, const char *content_type)
+{
+  const cJSON *mt = cJSON_GetObjectItemCaseSensitive(doc, "mediaType");
+  return cJSON_IsString(mt) ? mt->valuestring : content_type ? content_type : "";
+}
 
 kiln_err img_registry_pull(const char *reference, const struct img_source_env *env, int layers,
                            char **dir, struct img_manifest *m, struct kiln_error *err)
 {
-  (void)env;
-  (void)layers;
-  (void)m;
+  kiln_err rc;
+  struct reg_ref ref;
+  struct reg r = {.log = env->log, .log_ctx = env->log_ctx};
+  struct reg_result res = {0};
+  struct img_store *store = NULL;
+  cJSON *doc = NULL;
+  struct kiln_buf path = KILN_BUF_INIT, idx = KILN_BUF_INIT, tmp = KILN_BUF_INIT;
   *dir = NULL;
-  return kiln_error_set(err, KILN_E_UNSUPPORTED, "docker://%s: registry pulls are not built yet",
+  memset(m, 0, sizeof(*m));
+  if ((rc = ref_parse(reference, &ref, err)))
+    goto out;
+  const char *api_host = strcmp(ref.host, "docker.io") == 0 ? "registry-1.docker.io" : ref.host;
+  int plain = is_loopback(ref.host) || insecure_allowed(env->insecure, ref.host);
+  kiln_buf_printf(&tmp, "%s://%s", plain ? "http" : "https", api_host);
+  r.base = kiln_buf_detach(&tmp);
+  r.host = strdup(ref.host);
+  r.repo = strdup(ref.repo);
+  r.basic = docker_basic_auth(ref.host);
+  if (!(r.curl = curl_easy_init()) || !r.base || !r.host || !r.repo) {
+    rc = kiln_error_set(err, KILN_E_NOMEM, "out of memory starting the registry client");
+    goto out;
+  }
+  if ((rc = kiln_mkdtemp_in(env->temp_dir, "registry-", dir, err)))
+    goto out;
+  kiln_buf_printf(&tmp, "%s/blobs/sha256", *dir);
+  if ((rc = kiln_mkdir_p(tmp.data, 0755, err)))
+    goto out;
+  /* With a kiln.lock entry for this tag, pull exactly what was pulled before. */
+  const char *want = ref.digest;
+  if (!want && cJSON_IsString(env->locked_digest))
+    want = env->locked_digest->valuestring;
+  kiln_buf_printf(&path, "/v2/%s/manifests/%s", ref.repo, want ? want : ref.tag);
+  if ((rc = reg_get(&r, path.data, ACCEPT_MANIFESTS, NULL, want, &res, err)) ||
+      (rc = kiln_json_parse(res.body, res.len, "manifest", &doc, err)))
+    goto out;
+  const char *mt = media_type_of(doc, res.content_type);
+  if (strstr(mt, "manifest.v1") || strstr(mt, "prettyjws")) {
+    rc = kiln_error_set(err, KILN_E_UNSUPPORTED,
+                        "docker://%s is a Docker schema 1 image, which kiln does not read; re-push "
+                        "it with a current Docker or skopeo",
                         reference);
+    goto out;
+  }
+  if (strstr(mt, "index") || strstr(mt, "manifest.list")) {
+    const cJSON *d, *chosen = NULL;
+    struct kiln_buf seen = KILN_BUF_INIT;
+    cJSON_ArrayForEach(d, cJSON_GetObjectItemCaseSensitive(doc, "manifests"))
+    {
+      const cJSON *plat = cJSON_GetObjectItemCaseSensitive(d, "platform");
+      const cJSON *os = cJSON_GetObjectItemCaseSensitive(plat, "os");
+      const cJSON *arch = cJSON_GetObjectItemCaseSensitive(plat, "architecture");
+      if (cJSON_IsString(os) && cJSON_IsString(arch))
+        kiln_buf_printf(&seen, "%s%s/%s", seen.len ? ", " : "", os->valuestring, arch->valuestring);
+      if (!chosen && plat && img_platform_matches(plat, env->platform))
+        chosen = d;
+    }
+    const cJSON *cd = chosen ? cJSON_GetObjectItemCaseSensitive(chosen, "digest") : NULL;
+    if (!cJSON_IsString(cd)) {
+      rc = kiln_error_set(err, KILN_E_NOT_FOUND,
+                          "docker://%s has no manifest for %s (available: %s); set "
+                          "/image/platform",
+                          reference, env->platform, seen.len ? seen.data : "none");
+      kiln_buf_free(&seen);
+      goto out;
+    }
+    kiln_buf_free(&seen);
+    char *child = strdup(cd->valuestring);
+    cJSON_Delete(doc);
+    doc = NULL;
+    reg_result_clear(&res);
+    kiln_buf_reset(&path);
+    kiln_buf_printf(&path, "/v2/%s/manifests/%s", ref.repo, child);
+    rc = reg_get(&r, path.data, ACCEPT_MANIFESTS, NULL, child, &res, err);
+    free(child);
+    if (rc || (rc = kiln_json_parse(res.body, res.len, "manifest", &doc, err)))
+      goto out;
+    mt = media_type_of(doc, res.content_type);
+  }
+  if ((rc = write_blob_file(*dir, res.digest, res.body, res.len, err)))
+    goto out;
+  const cJSON *cfg_digest = kiln_json_pointer(doc, "/config/digest");
+  if (!cJSON_IsString(cfg_digest)) {
+    rc = kiln_error_set(err, KILN_E_INVALID, "docker://%s: the manifest has no config", reference);
+    goto out;
+  }
+  if ((rc = fetch_blob(&r, *dir, cfg_digest->valuestring, err)))
+    goto out;
+  const cJSON *l, *layer_list = layers ? cJSON_GetObjectItemCaseSensitive(doc, "layers") : NULL;
+  cJSON_ArrayForEach(l, layer_list)
+  {
+    const cJSON *ld = cJSON_GetObjectItemCaseSensitive(l, "digest");
+    if (!cJSON_IsString(ld)) {
+      rc = kiln_error_set(err, KILN_E_INVALID, "docker://%s: a layer has no digest", reference);
+      goto out;
+    }
+    if (r.log)
+      r.log(r.log_ctx, "pulling %s", ld->valuestring);
+    if ((rc = fetch_blob(&r, *dir, ld->valuestring, err)))
+      goto out;
+  }
+  kiln_buf_printf(&idx,
+                  "{\"schemaVersion\":2,\"manifests\":[{\"mediaType\":\"%s\",\"digest\":\"%s\","
+                  "\"size\":%zu}]}",
+                  mt, res.digest, res.len);
+  kiln_buf_reset(&tmp);
+  kiln_buf_printf(&tmp, "%s/index.json", *dir);
+  if ((rc = kiln_write_file_atomic(tmp.data, idx.data, idx.len, 0644, err)))
+    goto out;
+  kiln_buf_reset(&tmp);
+  kiln_buf_printf(&tmp, "%s/oci-layout", *dir);
+  static const char layout[] = "{\"imageLayoutVersion\":\"1.0.0\"}";
+  if ((rc = kiln_write_file_atomic(tmp.data, layout, strlen(layout), 0644, err)) ||
+      (rc = img_store_open_dir(*dir, &store, err)) ||
+      (rc = img_oci_resolve(store, NULL, env->platform, m, err)))
+    goto out;
+out:
+  if (rc && *dir) {
+    struct kiln_error e2 = KILN_ERROR_INIT;
+    kiln_rm_rf(*dir, &e2);
+    kiln_error_clear(&e2);
+    free(*dir);
+    *dir = NULL;
+  }
+  img_store_free(store);
+  cJSON_Delete(doc);
+  reg_result_clear(&res);
+  kiln_buf_free(&path);
+  kiln_buf_free(&idx);
+  kiln_buf_free(&tmp);
+  if (r.curl)
+    curl_easy_cleanup(r.curl);
+  free(r.base);
+  free(r.host);
+  free(r.repo);
+  free(r.basic);
+  free(r.auth);
+  ref_clear(&ref);
+  return rc;
 }

@@ -1,0 +1,33 @@
+/* Private interface between the registry source and its HTTP layer. */
+#ifndef KILN_IMAGE_REGISTRY_H
+#define KILN_IMAGE_REGISTRY_H
+
+#include <stdio.h>
+
+#include "source.h"
+
+struct reg {
+  void *curl;    /* CURL * */
+  char *base;    /* "https://host" or "http://127.0.0.1:5000" */
+  char *host;    /* host[:port] as in the reference (credentials key) */
+  char *repo;    /* "library/alpine" */
+  char *basic;   /* base64 "user:password" from the Docker config, or NULL */
+  char *auth;    /* current "Authorization: ..." header line, or NULL */
+  img_warn_fn log;
+  void *log_ctx;
+};
+
+struct reg_result {
+  char *body; /* small responses (manifests); NULL for blobs written to a sink */
+  size_t len;
+  char *content_type;
+  char digest[80]; /* "sha256:<hex>" of the body or of the blob */
+};
+
+/* GET base+path with retries and auth; blob bodies go to sink (resumed with Range when sink
+ * already holds bytes), others to out->body. want_digest: verify the content. */
+kiln_err reg_get(struct reg *r, const char *path, const char *accept, FILE *sink,
+                 const char *want_digest, struct reg_result *out, struct kiln_error *err);
+void reg_result_clear(struct reg_result *res);
+
+#endif
