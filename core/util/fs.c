@@ -342,3 +342,9 @@ int kiln_is_dir(const char *path)
   struct stat st;
   return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
 }
+
+int kiln_same_file(const char *a, const char *b)
+{
+  struct stat sa, sb;
+  return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}

@@ -32,6 +32,8 @@ kiln_err kiln_copy_file(const char *src, const char *dst, struct kiln_error *err
 kiln_err kiln_link_or_copy(const char *src, const char *dst, struct kiln_error *err);
 
 int kiln_path_exists(const char *path);
+/* 1 when both paths name the same file (device and inode). */
+int kiln_same_file(const char *a, const char *b);
 int kiln_is_dir(const char *path);
 
 #endif
