@@ -1,6 +1,8 @@
 /* A JSON-schema subset validator for kiln.json sections and stage options (no Debian C library
  * implements JSON Schema; the subset kiln needs is documented in docs/artifacts.md). */
 #include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -50,12 +52,18 @@ static char *child_pointer(const char *pointer, const char *token)
   return kiln_buf_detach(&b);
 }
 
-static kiln_err fail(struct kiln_error *err, const char *file, const char *pointer, const char *fmt,
-                     const char *a, const char *b)
+static kiln_err fail(struct kiln_error *err, const char *file, const char *pointer,
+                     const char *fmt, ...) KILN_PRINTF(4, 5);
+
+static kiln_err fail(struct kiln_error *err, const char *file, const char *pointer,
+                     const char *fmt, ...)
 {
   struct kiln_buf m = KILN_BUF_INIT;
   kiln_buf_printf(&m, "%s: %s: ", file, pointer[0] ? pointer : "(top level)");
-  kiln_buf_printf(&m, fmt, a ? a : "", b ? b : "");
+  va_list ap;
+  va_start(ap, fmt);
+  kiln_buf_vprintf(&m, fmt, ap);
+  va_end(ap);
   kiln_error_set(err, KILN_E_INVALID, "%s", kiln_buf_str(&m));
   kiln_buf_free(&m);
   return KILN_E_INVALID;
@@ -111,7 +119,7 @@ static kiln_err check_enum(const cJSON *schema, const cJSON *v, const char *file
     kiln_buf_puts(&list, s ? s : "?");
     free(s);
   }
-  kiln_err rc = fail(err, file, pointer, "must be one of %s%s", kiln_buf_str(&list), NULL);
+  kiln_err rc = fail(err, file, pointer, "must be one of %s", kiln_buf_str(&list));
   kiln_buf_free(&list);
   return rc;
 }
@@ -143,7 +151,7 @@ static kiln_err validate(const cJSON *schema, cJSON *v, const char *file, const 
                          struct kiln_error *err, int depth)
 {
   if (depth > 64)
-    return fail(err, file, pointer, "nested too deeply%s%s", NULL, NULL);
+    return fail(err, file, pointer, "nested too deeply");
   if (!cJSON_IsObject(schema))
     return KILN_OK;
   kiln_err rc = check_type(schema, v, file, pointer, err);
@@ -156,9 +164,8 @@ static kiln_err validate(const cJSON *schema, cJSON *v, const char *file, const 
   const cJSON *minlen = cJSON_GetObjectItemCaseSensitive(schema, "minLength");
   if (cJSON_IsString(v) && cJSON_IsNumber(minlen) &&
       strlen(v->valuestring) < (size_t)minlen->valuedouble)
-    return fail(err, file, pointer,
-                minlen->valuedouble <= 1 ? "must not be empty%s%s" : "is too short%s%s", NULL,
-                NULL);
+    return minlen->valuedouble <= 1 ? fail(err, file, pointer, "must not be empty")
+                                    : fail(err, file, pointer, "is too short");
 
   if (cJSON_IsArray(v)) {
     const cJSON *items = cJSON_GetObjectItemCaseSensitive(schema, "items");
@@ -187,7 +194,7 @@ static kiln_err validate(const cJSON *schema, cJSON *v, const char *file, const 
   {
     if (cJSON_IsString(r) && !cJSON_GetObjectItemCaseSensitive(v, r->valuestring)) {
       char *cp = child_pointer(pointer, r->valuestring);
-      rc = fail(err, file, cp ? cp : pointer, "is required%s%s", NULL, NULL);
+      rc = fail(err, file, cp ? cp : pointer, "is required");
       free(cp);
       return rc;
     }
@@ -208,7 +215,7 @@ static kiln_err validate(const cJSON *schema, cJSON *v, const char *file, const 
           kiln_buf_puts(&known, ", ");
         kiln_buf_puts(&known, p->string);
       }
-      rc = fail(err, file, cp, "unknown key (known keys: %s)%s", kiln_buf_str(&known), NULL);
+      rc = fail(err, file, cp, "unknown key (known keys: %s)", kiln_buf_str(&known));
       kiln_buf_free(&known);
     } else {
       rc = validate(sub ? sub : additional, member, file, cp, err, depth + 1);
