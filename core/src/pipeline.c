@@ -93,9 +93,7 @@ kiln_err kiln_pipeline_new(struct kiln *k, const char *const *stages, struct kil
   kiln_err rc = KILN_OK;
   for (size_t i = 0; stages && stages[i] && !rc; i++) {
     const struct kiln_stage *stage = kiln_stage_find(k, stages[i]);
-    char origin[128];
-    snprintf(origin, sizeof origin, "kiln.json /%s", stages[i]);
-    rc = add_step(p, p->nsteps, stages[i], stage ? section_options(k, stage) : NULL, origin);
+    rc = add_step(p, p->nsteps, stages[i], stage ? section_options(k, stage) : NULL, "pipeline");
   }
   const cJSON *extra = cJSON_GetObjectItemCaseSensitive(k->config, "steps");
   int idx = 0;

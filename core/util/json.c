@@ -43,7 +43,14 @@ static kiln_err print_number(const cJSON *v, struct kiln_buf *out)
     return kiln_buf_puts(out, "null");
   if (d == floor(d) && fabs(d) < 9007199254740992.0)
     return kiln_buf_printf(out, "%.0f", d);
-  return kiln_buf_printf(out, "%.17g", d);
+  /* The shortest form that reads back as the same double. */
+  char text[40];
+  for (int precision = 15; precision <= 17; precision++) {
+    snprintf(text, sizeof text, "%.*g", precision, d);
+    if (strtod(text, NULL) == d)
+      break;
+  }
+  return kiln_buf_puts(out, text);
 }
 
 static kiln_err print_value(const cJSON *v, struct kiln_buf *out, int indent, int depth)
