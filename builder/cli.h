@@ -7,12 +7,7 @@
 #include <kiln/kiln.h>
 
 /* Exit codes of every command. */
-enum {
-  KILN_EXIT_OK = 0,
-  KILN_EXIT_FAILURE = 1,
-  KILN_EXIT_USAGE = 2,
-  KILN_EXIT_INTERRUPTED = 130
-};
+enum { KILN_EXIT_OK = 0, KILN_EXIT_FAILURE = 1, KILN_EXIT_USAGE = 2, KILN_EXIT_INTERRUPTED = 130 };
 
 struct kiln_cli {
   const char *app_dir;     /* -C DIR (NULL = cwd) */

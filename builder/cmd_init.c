@@ -67,18 +67,17 @@ int kiln_cmd_init(struct kiln_cli *cli)
   kiln_json_quote(name, &text);
   kiln_buf_puts(&text, ",\n  \"image\": ");
   kiln_json_quote(image, &text);
-  kiln_buf_puts(&text,
-                ",\n"
-                "  \"enclave\": {\n"
-                "    \"cpus\": 2,\n"
-                "    \"memory_mib\": 1024,\n"
-                "    \"cmd\": null,\n"
-                "    \"env\": {},\n"
-                "    \"debug\": false\n"
-                "  },\n"
-                "  \"kernel\": { \"source\": \"debian-build:6.12\" },\n"
-                "  \"aws\": { \"region\": \"us-east-1\", \"ports\": [443], \"count\": 1 }\n"
-                "}\n");
+  kiln_buf_puts(&text, ",\n"
+                       "  \"enclave\": {\n"
+                       "    \"cpus\": 2,\n"
+                       "    \"memory_mib\": 1024,\n"
+                       "    \"cmd\": null,\n"
+                       "    \"env\": {},\n"
+                       "    \"debug\": false\n"
+                       "  },\n"
+                       "  \"kernel\": { \"source\": \"debian-build:6.12\" },\n"
+                       "  \"aws\": { \"region\": \"us-east-1\", \"ports\": [443], \"count\": 1 }\n"
+                       "}\n");
   struct kiln_error e = KILN_ERROR_INIT;
   if (kiln_write_file_atomic(path, text.data, text.len, 0644, &e)) {
     code = kiln_cli_fail_msg(cli, e.code, "%s", kiln_error_msg(&e));

@@ -22,8 +22,7 @@ static void print_outputs(const cJSON *result)
   cJSON_ArrayForEach(step, cJSON_GetObjectItem(result, "steps"))
   {
     int cached = cJSON_IsTrue(cJSON_GetObjectItem(step, "cached"));
-    printf("%s: %s\n", cJSON_GetObjectItem(step, "stage")->valuestring,
-           cached ? "cached" : "done");
+    printf("%s: %s\n", cJSON_GetObjectItem(step, "stage")->valuestring, cached ? "cached" : "done");
     const cJSON *o;
     cJSON_ArrayForEach(o, cJSON_GetObjectItem(step, "outputs"))
     {

@@ -87,8 +87,8 @@ int kiln_cmd_size(struct kiln_cli *cli)
     const char *a = cli->argv[i];
     const char *v = i + 1 < cli->argc ? cli->argv[i + 1] : NULL;
     char num[32];
-    static const char *const with_value[] = {"--cpus", "--memory", "--family", "--arch",
-                                             "--catalogue", "--eif", NULL};
+    static const char *const with_value[] = {"--cpus",      "--memory", "--family", "--arch",
+                                             "--catalogue", "--eif",    NULL};
     int known = 0;
     for (int j = 0; with_value[j]; j++)
       known |= strcmp(a, with_value[j]) == 0;

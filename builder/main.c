@@ -8,26 +8,27 @@
 
 /* Every command of the design. A command whose builder/cmd_<name>.c is not part of this build
  * has a NULL function (weak symbol) and says so instead of pretending. */
-#define KILN_COMMAND_LIST(X)                                                                     \
-  X(build, "build", "Build the app's EIF (image -> kernel -> eif) and print its PCRs")          \
-  X(describe, "describe", "Show an EIF's header, sections, PCRs and metadata")                   \
-  X(verify, "verify", "Rebuild from kiln.lock and compare bytes and PCRs (or --pcrs FILE)")       \
+#define KILN_COMMAND_LIST(X)                                                                       \
+  X(build, "build", "Build the app's EIF (image -> kernel -> eif) and print its PCRs")             \
+  X(describe, "describe", "Show an EIF's header, sections, PCRs and metadata")                     \
+  X(verify, "verify", "Rebuild from kiln.lock and compare bytes and PCRs (or --pcrs FILE)")        \
   X(eif_build, "eif-build", "Assemble an EIF from kernel, cmdline and ramdisks (eif_build flags)") \
-  X(sign, "sign", "Sign an EIF with a P-384 key and certificate (sets PCR8)")                    \
-  X(image, "image", "Turn a container image into the enclave root filesystem (cpio)")          \
-  X(size, "size", "Pick the cheapest Nitro Enclave-capable instance for CPUs and memory")       \
-  X(upload, "upload", "Upload a file to S3: parallel, resumable, checksummed")                  \
-  X(plan, "plan", "Show what deploy would do, without side effects")                             \
-  X(setup, "setup", "Create the tag-scoped environment in your AWS account (once)")             \
-  X(deploy, "deploy", "Build, size, upload and roll out the enclave to your account")           \
-  X(status, "status", "Show the deployment's resources, instances and PCRs")                     \
-  X(update_policy, "update-policy", "Re-render and update the scoped deploy policy")             \
-  X(teardown, "teardown", "Delete every resource carrying the deployment tag")                  \
-  X(run, "run", "Run any single stage with options (--set key=value)")                          \
-  X(plugins, "plugins", "List the loaded plugins and their stages")                              \
+  X(sign, "sign", "Sign an EIF with a P-384 key and certificate (sets PCR8)")                      \
+  X(image, "image", "Turn a container image into the enclave root filesystem (cpio)")              \
+  X(size, "size", "Pick the cheapest Nitro Enclave-capable instance for CPUs and memory")          \
+  X(upload, "upload", "Upload a file to S3: parallel, resumable, checksummed")                     \
+  X(plan, "plan", "Show what deploy would do, without side effects")                               \
+  X(setup, "setup", "Create the tag-scoped environment in your AWS account (once)")                \
+  X(deploy, "deploy", "Build, size, upload and roll out the enclave to your account")              \
+  X(status, "status", "Show the deployment's resources, instances and PCRs")                       \
+  X(update_policy, "update-policy", "Re-render and update the scoped deploy policy")               \
+  X(teardown, "teardown", "Delete every resource carrying the deployment tag")                     \
+  X(run, "run", "Run any single stage with options (--set key=value)")                             \
+  X(plugins, "plugins", "List the loaded plugins and their stages")                                \
   X(init, "init", "Write a kiln.json for the current directory")
 
-#define DECLARE_COMMAND(fn, name, summary) int kiln_cmd_##fn(struct kiln_cli *cli) __attribute__((weak));
+#define DECLARE_COMMAND(fn, name, summary)                                                         \
+  int kiln_cmd_##fn(struct kiln_cli *cli) __attribute__((weak));
 KILN_COMMAND_LIST(DECLARE_COMMAND)
 
 struct kiln_command {
@@ -79,8 +80,7 @@ static void print_usage(FILE *out)
 }
 
 /* Remove global options from argv[from..] in place; returns -1 after printing a usage error. */
-static int take_global_options(struct kiln_cli *cli, int *argc, char **argv, int from,
-                               int *version)
+static int take_global_options(struct kiln_cli *cli, int *argc, char **argv, int from, int *version)
 {
   int out = from;
   int passthrough = 0;

@@ -25,6 +25,12 @@ void kiln_cancel_install_handlers(void)
   sigaction(SIGTERM, &sa, NULL);
 }
 
-int kiln_cancelled(void) { return cancel_flag != 0; }
+int kiln_cancelled(void)
+{
+  return cancel_flag != 0;
+}
 
-void kiln_cancel_reset(void) { cancel_flag = 0; }
+void kiln_cancel_reset(void)
+{
+  cancel_flag = 0;
+}

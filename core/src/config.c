@@ -70,7 +70,10 @@ out:
   return rc;
 }
 
-const cJSON *kiln_config(const struct kiln *k) { return k->config; }
+const cJSON *kiln_config(const struct kiln *k)
+{
+  return k->config;
+}
 
 const char *kiln_app_name(const struct kiln *k)
 {

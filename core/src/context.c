@@ -14,7 +14,10 @@
 #define KILN_VERSION "0.0.0"
 #endif
 
-const char *kiln_version(void) { return KILN_VERSION; }
+const char *kiln_version(void)
+{
+  return KILN_VERSION;
+}
 
 kiln_err kiln_set_error(struct kiln *k, kiln_err code, const char *fmt, ...)
 {
@@ -127,10 +130,10 @@ kiln_err kiln_new(struct kiln **out, const struct kiln_settings *s)
   if (!k->app_dir)
     return kiln_set_error(k, KILN_E_NOMEM, "out of memory");
   if (!kiln_is_dir(k->app_dir))
-    return kiln_set_error(k, KILN_E_NOT_FOUND,
-                          "application directory %s does not exist (check -C)", k->app_dir);
-  k->cache_dir = (s && s->cache_dir) ? kiln_path_absolute(k->app_dir, s->cache_dir)
-                                     : default_cache_dir();
+    return kiln_set_error(k, KILN_E_NOT_FOUND, "application directory %s does not exist (check -C)",
+                          k->app_dir);
+  k->cache_dir =
+      (s && s->cache_dir) ? kiln_path_absolute(k->app_dir, s->cache_dir) : default_cache_dir();
   if (!k->cache_dir)
     return kiln_set_error(k, KILN_E_INVALID,
                           "no cache directory: set KILN_CACHE_DIR, XDG_CACHE_HOME or HOME");
@@ -172,7 +175,19 @@ void kiln_free(struct kiln *k)
   free(k);
 }
 
-const char *kiln_app_dir(const struct kiln *k) { return k->app_dir; }
-const char *kiln_cache_dir(const struct kiln *k) { return k->cache_dir; }
-const char *kiln_share_dir(const struct kiln *k) { return k->share_dir; }
-const char *kiln_lib_dir(const struct kiln *k) { return k->lib_dir; }
+const char *kiln_app_dir(const struct kiln *k)
+{
+  return k->app_dir;
+}
+const char *kiln_cache_dir(const struct kiln *k)
+{
+  return k->cache_dir;
+}
+const char *kiln_share_dir(const struct kiln *k)
+{
+  return k->share_dir;
+}
+const char *kiln_lib_dir(const struct kiln *k)
+{
+  return k->lib_dir;
+}

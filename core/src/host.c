@@ -29,9 +29,18 @@ static void host_progress(struct kiln_stage_ctx *ctx, uint64_t done, uint64_t to
   kiln_progress_draw(ctx->k, ctx->log_prefix, done, total, label);
 }
 
-static const cJSON *host_options(struct kiln_stage_ctx *ctx) { return ctx->options; }
-static const cJSON *host_config(struct kiln_stage_ctx *ctx) { return ctx->k->config; }
-static const char *host_app_dir(struct kiln_stage_ctx *ctx) { return ctx->k->app_dir; }
+static const cJSON *host_options(struct kiln_stage_ctx *ctx)
+{
+  return ctx->options;
+}
+static const cJSON *host_config(struct kiln_stage_ctx *ctx)
+{
+  return ctx->k->config;
+}
+static const char *host_app_dir(struct kiln_stage_ctx *ctx)
+{
+  return ctx->k->app_dir;
+}
 
 static const struct kiln_artifact *host_input(struct kiln_stage_ctx *ctx, const char *kind)
 {
@@ -192,8 +201,14 @@ static kiln_err host_cache_key_add(struct kiln_stage_ctx *ctx, const char *text)
   return kiln_buf_putc(&ctx->identity, '\n');
 }
 
-static const char *host_share_dir(struct kiln_stage_ctx *ctx) { return ctx->k->share_dir; }
-static const char *host_lib_dir(struct kiln_stage_ctx *ctx) { return ctx->k->lib_dir; }
+static const char *host_share_dir(struct kiln_stage_ctx *ctx)
+{
+  return ctx->k->share_dir;
+}
+static const char *host_lib_dir(struct kiln_stage_ctx *ctx)
+{
+  return ctx->k->lib_dir;
+}
 
 const struct kiln_host kiln_host_services = {
     .abi_version = KILN_ABI_VERSION,

@@ -10,7 +10,7 @@
 #include "util/error.h"
 
 /* Read a struct field only when the producer's struct_size covers it. */
-#define KILN_HAS_FIELD(ptr, type, field)                                                         \
+#define KILN_HAS_FIELD(ptr, type, field)                                                           \
   ((ptr)->struct_size >= offsetof(type, field) + sizeof(((type *)0)->field))
 
 struct kiln_loaded_plugin {

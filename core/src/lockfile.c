@@ -29,9 +29,8 @@ kiln_err kiln_lock_open(struct kiln *k, struct kiln_lock **out)
     if (rc || !cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(l->doc, "stages"))) {
       if (!rc)
         kiln_error_set(&e, KILN_E_INVALID, "%s: /stages is missing", l->path);
-      kiln_set_error(k, KILN_E_INVALID,
-                     "%s is damaged (%s); delete it to re-resolve every input", l->path,
-                     kiln_error_msg(&e));
+      kiln_set_error(k, KILN_E_INVALID, "%s is damaged (%s); delete it to re-resolve every input",
+                     l->path, kiln_error_msg(&e));
       kiln_error_clear(&e);
       kiln_lock_free(l);
       return KILN_E_INVALID;

@@ -70,8 +70,8 @@ void kiln_vlog(struct kiln *k, enum kiln_log_level level, const char *prefix, co
   kiln_progress_clear(k);
   const char *name = names[level];
   if (k->color && level != KILN_LOG_INFO)
-    fprintf(stderr, "%s%s%s:\033[0m %s\n", colors[level], prefix ? prefix : "kiln", *name ? " " : "",
-            clean ? clean : "");
+    fprintf(stderr, "%s%s%s:\033[0m %s\n", colors[level], prefix ? prefix : "kiln",
+            *name ? " " : "", clean ? clean : "");
   else if (*name)
     fprintf(stderr, "%s %s: %s\n", prefix ? prefix : "kiln", name, clean ? clean : "");
   else

@@ -29,9 +29,9 @@ static int has_field(const struct kiln_stage *s, size_t offset, size_t size)
 {
   return s->struct_size >= offset + size;
 }
-#define STAGE_FN(s, field)                                                                       \
+#define STAGE_FN(s, field)                                                                         \
   (has_field((s), offsetof(struct kiln_stage, field), sizeof((s)->field)) ? (s)->field : NULL)
-#define STAGE_FLAGS(s)                                                                           \
+#define STAGE_FLAGS(s)                                                                             \
   (has_field((s), offsetof(struct kiln_stage, flags), sizeof((s)->flags)) ? (s)->flags : 0u)
 
 static kiln_err add_step(struct kiln_pipeline *p, size_t at, const char *name, cJSON *options,
@@ -331,9 +331,8 @@ static kiln_err stage_failed(struct kiln_stage_ctx *ctx, kiln_err rc, const char
   if (ctx->err.msg)
     return kiln_set_error(k, rc ? rc : ctx->err.code, "%s: %s", ctx->stage->name, ctx->err.msg);
   return kiln_set_error(k, rc ? rc : KILN_E_PLUGIN,
-                        "stage %s %s failed (%s) without saying why (plugin %s)",
-                        ctx->stage->name, what, kiln_err_name(rc ? rc : KILN_E_PLUGIN),
-                        ctx->plugin->path);
+                        "stage %s %s failed (%s) without saying why (plugin %s)", ctx->stage->name,
+                        what, kiln_err_name(rc ? rc : KILN_E_PLUGIN), ctx->plugin->path);
 }
 
 static kiln_err run_identify(struct kiln_stage_ctx *ctx)
@@ -426,8 +425,8 @@ static cJSON *lock_entry(const struct kiln_step *s, const char *key, const cJSON
   cJSON *outs = cJSON_AddObjectToObject(e, "outputs");
   for (size_t i = first_output; i < p->nartifacts; i++)
     cJSON_AddStringToObject(outs, p->artifacts[i]->pub.kind, p->artifacts[i]->pub.digest);
-  cJSON_AddItemToObject(e, "resolved", resolved ? cJSON_Duplicate(resolved, 1)
-                                                : cJSON_CreateObject());
+  cJSON_AddItemToObject(e, "resolved",
+                        resolved ? cJSON_Duplicate(resolved, 1) : cJSON_CreateObject());
   return e;
 }
 
@@ -566,8 +565,8 @@ kiln_err kiln_pipeline_plan(struct kiln_pipeline *p, cJSON **result)
     ctx.options = options;
     ctx.inputs = p->artifacts;
     ctx.ninputs = p->nartifacts;
-    ctx.lock_prev = cJSON_GetObjectItemCaseSensitive(kiln_lock_stage(lock, s->stage->name),
-                                                     "resolved");
+    ctx.lock_prev =
+        cJSON_GetObjectItemCaseSensitive(kiln_lock_stage(lock, s->stage->name), "resolved");
     cJSON *step = cJSON_CreateObject();
     cJSON_AddItemToArray(steps, step);
     cJSON_AddStringToObject(step, "stage", s->stage->name);

@@ -32,7 +32,10 @@ static kiln_err check_elf(struct kiln *k, const char *path)
   unsigned char magic[4] = {0};
   ssize_t n = read(fd, magic, sizeof magic);
   close(fd);
-  if (n != 4 || memcmp(magic, "\x7f" "ELF", 4) != 0)
+  if (n != 4 || memcmp(magic,
+                       "\x7f"
+                       "ELF",
+                       4) != 0)
     return kiln_set_error(k, KILN_E_PLUGIN,
                           "plugin %s is not an ELF shared object; remove it from the plugin "
                           "path or rebuild it",
@@ -145,10 +148,9 @@ static kiln_err load_file(struct kiln *k, const char *file, int skip_same_name)
   *(void **)&entry = dlsym(h, KILN_PLUGIN_ENTRY_SYMBOL);
   const struct kiln_plugin *d = entry ? entry(KILN_ABI_VERSION) : NULL;
   if (!entry) {
-    rc = kiln_set_error(k, KILN_E_PLUGIN,
-                        "plugin %s does not export " KILN_PLUGIN_ENTRY_SYMBOL
-                        ": it is not a kiln plugin",
-                        path);
+    rc = kiln_set_error(
+        k, KILN_E_PLUGIN,
+        "plugin %s does not export " KILN_PLUGIN_ENTRY_SYMBOL ": it is not a kiln plugin", path);
   } else if (!d) {
     rc = kiln_set_error(k, KILN_E_PLUGIN,
                         "plugin %s refused to work with this kiln (ABI %u); rebuild it against "
@@ -182,8 +184,9 @@ static kiln_err load_file(struct kiln *k, const char *file, int skip_same_name)
         free(path);
         return KILN_OK;
       }
-      rc = kiln_set_error(k, KILN_E_PLUGIN, "plugin %s: a plugin named %s is already loaded from %s",
-                          path, d->name, k->plugins[i].path);
+      rc =
+          kiln_set_error(k, KILN_E_PLUGIN, "plugin %s: a plugin named %s is already loaded from %s",
+                         path, d->name, k->plugins[i].path);
       dlclose(h);
       free(path);
       return rc;
@@ -207,7 +210,10 @@ static kiln_err load_file(struct kiln *k, const char *file, int skip_same_name)
   return rc;
 }
 
-kiln_err kiln_plugin_load_file(struct kiln *k, const char *path) { return load_file(k, path, 0); }
+kiln_err kiln_plugin_load_file(struct kiln *k, const char *path)
+{
+  return load_file(k, path, 0);
+}
 
 static int compare_strings(const void *a, const void *b)
 {
@@ -333,11 +339,11 @@ cJSON *kiln_plugins_describe(const struct kiln *k)
       cJSON *schema = (*s)->options_schema ? cJSON_Parse((*s)->options_schema) : NULL;
       cJSON_AddItemToObject(st, "options_schema", schema ? schema : cJSON_CreateObject());
       cJSON_AddBoolToObject(st, "plan", (*s)->plan != NULL);
-      cJSON_AddBoolToObject(st, "undo", KILN_HAS_FIELD(*s, struct kiln_stage, undo) &&
-                                            (*s)->undo != NULL);
-      cJSON_AddBoolToObject(st, "cached",
-                            !(KILN_HAS_FIELD(*s, struct kiln_stage, flags) &&
-                              ((*s)->flags & KILN_STAGE_NO_CACHE)));
+      cJSON_AddBoolToObject(st, "undo",
+                            KILN_HAS_FIELD(*s, struct kiln_stage, undo) && (*s)->undo != NULL);
+      cJSON_AddBoolToObject(
+          st, "cached",
+          !(KILN_HAS_FIELD(*s, struct kiln_stage, flags) && ((*s)->flags & KILN_STAGE_NO_CACHE)));
     }
   }
   return all;

@@ -10,11 +10,16 @@
 
 static const char *type_of(const cJSON *v)
 {
-  if (cJSON_IsObject(v)) return "object";
-  if (cJSON_IsArray(v)) return "array";
-  if (cJSON_IsString(v)) return "string";
-  if (cJSON_IsBool(v)) return "boolean";
-  if (cJSON_IsNull(v)) return "null";
+  if (cJSON_IsObject(v))
+    return "object";
+  if (cJSON_IsArray(v))
+    return "array";
+  if (cJSON_IsString(v))
+    return "string";
+  if (cJSON_IsBool(v))
+    return "boolean";
+  if (cJSON_IsNull(v))
+    return "null";
   if (cJSON_IsNumber(v)) {
     double d = v->valuedouble;
     return (d == floor(d) && fabs(d) < 9007199254740992.0) ? "integer" : "number";
@@ -52,11 +57,11 @@ static char *child_pointer(const char *pointer, const char *token)
   return kiln_buf_detach(&b);
 }
 
-static kiln_err fail(struct kiln_error *err, const char *file, const char *pointer,
-                     const char *fmt, ...) KILN_PRINTF(4, 5);
+static kiln_err fail(struct kiln_error *err, const char *file, const char *pointer, const char *fmt,
+                     ...) KILN_PRINTF(4, 5);
 
-static kiln_err fail(struct kiln_error *err, const char *file, const char *pointer,
-                     const char *fmt, ...)
+static kiln_err fail(struct kiln_error *err, const char *file, const char *pointer, const char *fmt,
+                     ...)
 {
   struct kiln_buf m = KILN_BUF_INIT;
   kiln_buf_printf(&m, "%s: %s: ", file, pointer[0] ? pointer : "(top level)");
@@ -250,9 +255,10 @@ static kiln_err check_keywords(const cJSON *schema, const char *where, struct ki
                                int depth)
 {
   static const char *const known[] = {
-      "type",      "properties", "required",    "additionalProperties", "items", "enum",
-      "minimum",   "maximum",    "minLength",   "description",          "default", "title",
-      "examples",  "$schema",    "$id",         NULL};
+      "type",      "properties",  "required", "additionalProperties",
+      "items",     "enum",        "minimum",  "maximum",
+      "minLength", "description", "default",  "title",
+      "examples",  "$schema",     "$id",      NULL};
   if (depth > 32)
     return kiln_error_set(err, KILN_E_PLUGIN, "%s: options schema nested too deeply", where);
   if (!cJSON_IsObject(schema))

@@ -8,7 +8,7 @@ enum kiln_stage_mode { KILN_MODE_RUN, KILN_MODE_PLAN, KILN_MODE_UNDO, KILN_MODE_
 
 struct kiln_stage_output {
   char *kind;
-  char *root;  /* staging root; the plugin writes into root/files */
+  char *root; /* staging root; the plugin writes into root/files */
   char *files;
   cJSON *meta; /* NULL until output_meta() */
 };
@@ -23,8 +23,8 @@ struct kiln_stage_ctx {
   size_t ninputs;
   struct kiln_stage_output *outputs;
   size_t noutputs;
-  char *temp_dir;  /* created on first use */
-  char *state_dir; /* created on first use */
+  char *temp_dir;         /* created on first use */
+  char *state_dir;        /* created on first use */
   const cJSON *lock_prev; /* "resolved" object of the previous run, or NULL */
   cJSON *lock_resolved;   /* values recorded in this run */
   cJSON *plan;            /* planned actions (array), in plan mode */

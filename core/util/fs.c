@@ -91,8 +91,8 @@ kiln_err kiln_mkdir_p(const char *path, mode_t mode, struct kiln_error *err)
       char saved = *s;
       *s = '\0';
       if (mkdir(p, mode) != 0 && errno != EEXIST) {
-        kiln_err rc = kiln_error_set(err, KILN_E_IO, "cannot create directory %s: %s", p,
-                                     strerror(errno));
+        kiln_err rc =
+            kiln_error_set(err, KILN_E_IO, "cannot create directory %s: %s", p, strerror(errno));
         free(p);
         return rc;
       }
@@ -127,9 +127,9 @@ kiln_err kiln_rm_rf(const char *path, struct kiln_error *err)
 {
   struct stat st;
   if (lstat(path, &st) != 0)
-    return errno == ENOENT ? KILN_OK
-                           : kiln_error_set(err, KILN_E_IO, "cannot inspect %s: %s", path,
-                                            strerror(errno));
+    return errno == ENOENT
+               ? KILN_OK
+               : kiln_error_set(err, KILN_E_IO, "cannot inspect %s: %s", path, strerror(errno));
   if (!S_ISDIR(st.st_mode)) {
     if (unlink(path) != 0 && errno != ENOENT)
       return kiln_error_set(err, KILN_E_IO, "cannot remove %s: %s", path, strerror(errno));
@@ -163,8 +163,8 @@ kiln_err kiln_read_file(const char *path, size_t max_size, char **out, size_t *l
     *len = 0;
   int fd = open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0)
-    return kiln_error_set(err, errno == ENOENT ? KILN_E_NOT_FOUND : KILN_E_IO,
-                          "cannot open %s: %s", path, strerror(errno));
+    return kiln_error_set(err, errno == ENOENT ? KILN_E_NOT_FOUND : KILN_E_IO, "cannot open %s: %s",
+                          path, strerror(errno));
   struct stat st;
   if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
     close(fd);
@@ -262,8 +262,8 @@ kiln_err kiln_copy_file(const char *src, const char *dst, struct kiln_error *err
 {
   int in = open(src, O_RDONLY | O_CLOEXEC);
   if (in < 0)
-    return kiln_error_set(err, errno == ENOENT ? KILN_E_NOT_FOUND : KILN_E_IO,
-                          "cannot open %s: %s", src, strerror(errno));
+    return kiln_error_set(err, errno == ENOENT ? KILN_E_NOT_FOUND : KILN_E_IO, "cannot open %s: %s",
+                          src, strerror(errno));
   struct stat st;
   if (fstat(in, &st) != 0 || !S_ISREG(st.st_mode)) {
     close(in);

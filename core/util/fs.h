@@ -18,7 +18,8 @@ kiln_err kiln_mkdir_p(const char *path, mode_t mode, struct kiln_error *err);
 /* rm -rf that never follows symlinks; a missing path is success. */
 kiln_err kiln_rm_rf(const char *path, struct kiln_error *err);
 /* Create a fresh directory "<parent>/<prefix>XXXXXX"; *out receives the path (caller frees). */
-kiln_err kiln_mkdtemp_in(const char *parent, const char *prefix, char **out, struct kiln_error *err);
+kiln_err kiln_mkdtemp_in(const char *parent, const char *prefix, char **out,
+                         struct kiln_error *err);
 
 /* Read a whole file of at most max_size bytes; *out is NUL-terminated (caller frees). */
 kiln_err kiln_read_file(const char *path, size_t max_size, char **out, size_t *len,

@@ -34,12 +34,13 @@ void kiln_sha256_hex(const void *data, size_t len, char out[KILN_SHA256_HEX_LEN 
 }
 
 /* Feed a whole file into an initialised digest context. */
-static kiln_err digest_file(EVP_MD_CTX *md, const char *path, uint64_t *size, struct kiln_error *err)
+static kiln_err digest_file(EVP_MD_CTX *md, const char *path, uint64_t *size,
+                            struct kiln_error *err)
 {
   int fd = open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0)
-    return kiln_error_set(err, errno == ENOENT ? KILN_E_NOT_FOUND : KILN_E_IO,
-                          "cannot open %s: %s", path, strerror(errno));
+    return kiln_error_set(err, errno == ENOENT ? KILN_E_NOT_FOUND : KILN_E_IO, "cannot open %s: %s",
+                          path, strerror(errno));
   kiln_err rc = KILN_OK;
   uint64_t total = 0;
   char *chunk = malloc(1 << 20);
@@ -153,8 +154,10 @@ static kiln_err digest_tree(EVP_MD_CTX *md, const char *dir, const char *rel, in
         EVP_DigestUpdate(md, hex, KILN_SHA256_HEX_LEN);
       }
     } else {
-      rc = kiln_error_set(err, KILN_E_INVALID, "%s: artifacts may hold only files, directories "
-                          "and symlinks", full);
+      rc = kiln_error_set(err, KILN_E_INVALID,
+                          "%s: artifacts may hold only files, directories "
+                          "and symlinks",
+                          full);
     }
     free(full);
     free(relname);

@@ -144,8 +144,7 @@ kiln_err kiln_json_parse(const char *text, size_t len, const char *name, cJSON *
   return kiln_error_set(err, KILN_E_INVALID, "%s:%zu:%zu: invalid JSON near here", name, line, col);
 }
 
-kiln_err kiln_json_read_file(const char *path, size_t max_size, cJSON **out,
-                             struct kiln_error *err)
+kiln_err kiln_json_read_file(const char *path, size_t max_size, cJSON **out, struct kiln_error *err)
 {
   char *text = NULL;
   size_t len = 0;

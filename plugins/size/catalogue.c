@@ -40,8 +40,7 @@ static kiln_err load_type(const cJSON *item, size_t index, const char *path,
   t->arch = dup_string(item, "arch");
   if (!t->name || !t->family || !t->arch || !cJSON_IsNumber(vcpus) || vcpus->valueint < 1 ||
       !cJSON_IsNumber(mem) || mem->valuedouble < 1 || !cJSON_IsNumber(price) ||
-      price->valuedouble < 0 || !cJSON_IsNumber(tpc) || tpc->valueint < 1 ||
-      !cJSON_IsBool(support))
+      price->valuedouble < 0 || !cJSON_IsNumber(tpc) || tpc->valueint < 1 || !cJSON_IsBool(support))
     return kiln_error_set(err, KILN_E_INVALID,
                           "%s: /instance_types/%zu: needs name, family, arch, vcpus >= 1, "
                           "memory_mib >= 1, price_per_hour >= 0, threads_per_core >= 1 and "
@@ -74,8 +73,7 @@ kiln_err kiln_catalogue_load(const char *path, struct kiln_catalogue **out, stru
     goto out;
   }
   if (!cJSON_IsArray(types) || cJSON_GetArraySize(types) == 0) {
-    rc = kiln_error_set(err, KILN_E_INVALID, "%s: /instance_types must be a non-empty array",
-                        path);
+    rc = kiln_error_set(err, KILN_E_INVALID, "%s: /instance_types must be a non-empty array", path);
     goto out;
   }
   c->source = dup_string(doc, "source");

@@ -148,7 +148,8 @@ cJSON *kiln_sizing_to_json(const struct kiln_catalogue *c, const struct kiln_siz
   cJSON *alloc = cJSON_AddObjectToObject(o, "allocator");
   cJSON_AddNumberToObject(alloc, "cpu_count", r->enclave_cpus);
   cJSON_AddNumberToObject(alloc, "memory_mib", (double)r->enclave_memory_mib);
-  cJSON_AddItemToObject(o, "runner_up", r->runner_up ? type_json(r->runner_up) : cJSON_CreateNull());
+  cJSON_AddItemToObject(o, "runner_up",
+                        r->runner_up ? type_json(r->runner_up) : cJSON_CreateNull());
   cJSON_AddItemToObject(o, "notes", cJSON_Duplicate(r->notes, 1));
   cJSON *cat = cJSON_AddObjectToObject(o, "catalogue");
   cJSON_AddStringToObject(cat, "source", c->source);

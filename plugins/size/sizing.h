@@ -33,11 +33,11 @@ kiln_err kiln_catalogue_load(const char *path, struct kiln_catalogue **out, stru
 void kiln_catalogue_free(struct kiln_catalogue *c);
 
 struct kiln_sizing_request {
-  int cpus;               /* enclave vCPUs wanted */
-  int64_t memory_mib;     /* enclave memory wanted */
-  const char *families;   /* comma-separated family filter, or NULL */
-  const char *arch;       /* "x86_64" (default) or "aarch64" */
-  int64_t eif_size;       /* bytes of the EIF to run, or 0 when unknown */
+  int cpus;             /* enclave vCPUs wanted */
+  int64_t memory_mib;   /* enclave memory wanted */
+  const char *families; /* comma-separated family filter, or NULL */
+  const char *arch;     /* "x86_64" (default) or "aarch64" */
+  int64_t eif_size;     /* bytes of the EIF to run, or 0 when unknown */
 };
 
 struct kiln_sizing_result {

@@ -112,21 +112,66 @@ static const char produce_schema[] =
 static const char *const note_kind[] = {"note", NULL};
 static const char *const report_kind[] = {"report", NULL};
 
-__attribute__((unused)) static const struct kiln_stage produce = {
-    sizeof(struct kiln_stage), "produce", "Write a note", NULL, NULL, note_kind, produce_schema,
-    produce_run, produce_plan, NULL, produce_identify, 0};
-__attribute__((unused)) static const struct kiln_stage consume = {sizeof(struct kiln_stage), "consume", "Report on a note",
-                                          note_kind, NULL, report_kind, NULL, consume_run, NULL,
-                                          NULL, NULL, 0};
-__attribute__((unused)) static const struct kiln_stage failing = {sizeof(struct kiln_stage), "failing", "Always fails",
-                                          NULL, NULL, note_kind, NULL, failing_run, NULL, NULL,
-                                          NULL, 0};
-__attribute__((unused)) static const struct kiln_stage sneaky = {sizeof(struct kiln_stage), "sneaky",
-                                         "Produces an undeclared kind", NULL, NULL, note_kind,
-                                         NULL, sneaky_run, NULL, NULL, NULL, 0};
-__attribute__((unused)) static const struct kiln_stage slow = {sizeof(struct kiln_stage), "slow", "Waits to be interrupted",
-                                       NULL, NULL, note_kind, NULL, slow_run, NULL, NULL, NULL,
-                                       KILN_STAGE_NO_CACHE};
+__attribute__((unused)) static const struct kiln_stage produce = {sizeof(struct kiln_stage),
+                                                                  "produce",
+                                                                  "Write a note",
+                                                                  NULL,
+                                                                  NULL,
+                                                                  note_kind,
+                                                                  produce_schema,
+                                                                  produce_run,
+                                                                  produce_plan,
+                                                                  NULL,
+                                                                  produce_identify,
+                                                                  0};
+__attribute__((unused)) static const struct kiln_stage consume = {sizeof(struct kiln_stage),
+                                                                  "consume",
+                                                                  "Report on a note",
+                                                                  note_kind,
+                                                                  NULL,
+                                                                  report_kind,
+                                                                  NULL,
+                                                                  consume_run,
+                                                                  NULL,
+                                                                  NULL,
+                                                                  NULL,
+                                                                  0};
+__attribute__((unused)) static const struct kiln_stage failing = {sizeof(struct kiln_stage),
+                                                                  "failing",
+                                                                  "Always fails",
+                                                                  NULL,
+                                                                  NULL,
+                                                                  note_kind,
+                                                                  NULL,
+                                                                  failing_run,
+                                                                  NULL,
+                                                                  NULL,
+                                                                  NULL,
+                                                                  0};
+__attribute__((unused)) static const struct kiln_stage sneaky = {sizeof(struct kiln_stage),
+                                                                 "sneaky",
+                                                                 "Produces an undeclared kind",
+                                                                 NULL,
+                                                                 NULL,
+                                                                 note_kind,
+                                                                 NULL,
+                                                                 sneaky_run,
+                                                                 NULL,
+                                                                 NULL,
+                                                                 NULL,
+                                                                 0};
+__attribute__((unused)) static const struct kiln_stage slow = {sizeof(struct kiln_stage),
+                                                               "slow",
+                                                               "Waits to be interrupted",
+                                                               NULL,
+                                                               NULL,
+                                                               note_kind,
+                                                               NULL,
+                                                               slow_run,
+                                                               NULL,
+                                                               NULL,
+                                                               NULL,
+                                                               KILN_STAGE_NO_CACHE};
 
 #if FIXTURE_VARIANT == VARIANT_DUP
 static const struct kiln_stage *const stages[] = {&produce, NULL};

@@ -80,7 +80,8 @@ static int test_schema(void)
        "/enclave/memory_mib: must be an integer, not number"},
       {"enum", "{\"name\":\"x\",\"enclave\":{\"mode\":\"c\"}}",
        "/enclave/mode: must be one of \"a\", \"b\""},
-      {"array item", "{\"name\":\"x\",\"ports\":[443,70000]}", "/ports/1: must be an integer <= 65535"},
+      {"array item", "{\"name\":\"x\",\"ports\":[443,70000]}",
+       "/ports/1: must be an integer <= 65535"},
       {"empty string", "{\"name\":\"\"}", "/name: must not be empty"},
   };
   cJSON *schema = cJSON_Parse(schema_text);
@@ -123,7 +124,8 @@ static int test_canonical_json(void)
   CHECK_CASE("parse error has line and column");
   struct kiln_error e = KILN_ERROR_INIT;
   cJSON *bad = NULL;
-  CHECK_INT(KILN_E_INVALID, kiln_json_parse("{\n  \"a\": 1,\n  oops\n}", 20, "kiln.json", &bad, &e));
+  CHECK_INT(KILN_E_INVALID,
+            kiln_json_parse("{\n  \"a\": 1,\n  oops\n}", 20, "kiln.json", &bad, &e));
   CHECK_CONTAINS("kiln.json:3:", kiln_error_msg(&e));
   kiln_error_clear(&e);
   kiln_buf_free(&x);
@@ -263,8 +265,8 @@ static char *run_pipeline(const char *app, const char *cache, const char *text, 
     fprintf(stderr, "pipeline: %s\n", kiln_errmsg(k));
   *cached_steps = 0;
   const cJSON *step;
-  cJSON_ArrayForEach(step, cJSON_GetObjectItem(result, "steps"))
-      *cached_steps += cJSON_IsTrue(cJSON_GetObjectItem(step, "cached"));
+  cJSON_ArrayForEach(step, cJSON_GetObjectItem(result, "steps")) *cached_steps +=
+      cJSON_IsTrue(cJSON_GetObjectItem(step, "cached"));
   const struct kiln_artifact *report = p ? kiln_pipeline_output(p, "report") : NULL;
   CHECK(report != NULL);
   if (report)
@@ -386,9 +388,12 @@ int main(int argc, char **argv)
   static const struct {
     const char *name;
     int (*fn)(void);
-  } tests[] = {{"schema", test_schema},         {"canonical_json", test_canonical_json},
-               {"loader", test_loader},         {"config", test_config},
-               {"pipeline_cache", test_pipeline_cache}, {"lockfile", test_lockfile}};
+  } tests[] = {{"schema", test_schema},
+               {"canonical_json", test_canonical_json},
+               {"loader", test_loader},
+               {"config", test_config},
+               {"pipeline_cache", test_pipeline_cache},
+               {"lockfile", test_lockfile}};
   for (size_t i = 0; argc > 1 && i < sizeof tests / sizeof *tests; i++)
     if (strcmp(argv[1], tests[i].name) == 0)
       return tests[i].fn();

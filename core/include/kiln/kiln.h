@@ -1,4 +1,5 @@
-/* libkiln public API: the context, configuration, plugins and pipelines, as used by the kiln CLI. */
+/* libkiln public API: the context, configuration, plugins and pipelines, as used by the kiln CLI.
+ */
 #ifndef KILN_KILN_H
 #define KILN_KILN_H
 
@@ -41,7 +42,8 @@ KILN_API const char *kiln_errmsg(const struct kiln *k);
 /* Set the error message from outside the core (builder commands use it for their own failures). */
 KILN_API kiln_err kiln_fail(struct kiln *k, kiln_err code, const char *fmt, ...) KILN_PRINTF(3, 4);
 /* Log a line on stderr the way stages do (respects verbosity, colour and redaction). */
-KILN_API void kiln_log(struct kiln *k, enum kiln_log_level level, const char *fmt, ...) KILN_PRINTF(3, 4);
+KILN_API void kiln_log(struct kiln *k, enum kiln_log_level level, const char *fmt, ...)
+    KILN_PRINTF(3, 4);
 
 KILN_API const char *kiln_version(void);
 /* The absolute application directory, the cache directory, and the install dirs in use. */
@@ -51,11 +53,13 @@ KILN_API const char *kiln_share_dir(const struct kiln *k);
 KILN_API const char *kiln_lib_dir(const struct kiln *k);
 
 /* Load every plugin from the search path (--plugin-path, $KILN_PLUGIN_PATH, <app>/.kiln/plugins,
- * <prefix>/lib/kiln/plugins) plus those named in kiln.json /plugins. Call after kiln_config_load. */
+ * <prefix>/lib/kiln/plugins) plus those named in kiln.json /plugins. Call after kiln_config_load.
+ */
 KILN_API kiln_err kiln_plugins_load(struct kiln *k);
 /* Load one plugin file (also used by tests). */
 KILN_API kiln_err kiln_plugin_load_file(struct kiln *k, const char *path);
-/* A JSON array describing the loaded plugins and their stages (for `kiln plugins`); caller frees. */
+/* A JSON array describing the loaded plugins and their stages (for `kiln plugins`); caller frees.
+ */
 KILN_API cJSON *kiln_plugins_describe(const struct kiln *k);
 /* The stage with this name, or NULL. */
 KILN_API const struct kiln_stage *kiln_stage_find(const struct kiln *k, const char *name);
@@ -73,30 +77,33 @@ struct kiln_pipeline;
 
 /* Build a pipeline from the given stage names (NULL-terminated), inserting the extra steps of
  * kiln.json /steps after the stages they name. */
-KILN_API kiln_err kiln_pipeline_new(struct kiln *k, const char *const *stages, struct kiln_pipeline **out);
+KILN_API kiln_err kiln_pipeline_new(struct kiln *k, const char *const *stages,
+                                    struct kiln_pipeline **out);
 KILN_API void kiln_pipeline_free(struct kiln_pipeline *p);
 /* Override one option of a step: value is parsed as JSON when it parses, else taken as a string.
  * key may be a nested path "a.b". */
 KILN_API kiln_err kiln_pipeline_set(struct kiln_pipeline *p, const char *stage, const char *key,
-                           const char *value);
+                                    const char *value);
 /* Give an artifact directory as the input of a kind (e.g. `kiln size --eif FILE`): the core
  * imports it into the store first. files: NULL-terminated (name, source path) pairs. */
 KILN_API kiln_err kiln_pipeline_add_input(struct kiln_pipeline *p, const char *kind,
-                                 const char *const *files, cJSON *meta);
+                                          const char *const *files, cJSON *meta);
 /* Run all steps. *result (caller frees) describes every step:
- * {"steps":[{"stage":..,"cached":bool,"seconds":..,"outputs":[{"kind","digest","path","meta"}]}]} */
+ * {"steps":[{"stage":..,"cached":bool,"seconds":..,"outputs":[{"kind","digest","path","meta"}]}]}
+ */
 KILN_API kiln_err kiln_pipeline_run(struct kiln_pipeline *p, cJSON **result);
 /* Dry run: call each stage's plan(); *result lists steps with cache status and planned actions. */
 KILN_API kiln_err kiln_pipeline_plan(struct kiln_pipeline *p, cJSON **result);
 /* Call undo() of the given stages in reverse order (teardown). */
 KILN_API kiln_err kiln_pipeline_undo(struct kiln_pipeline *p, cJSON **result);
 /* The newest artifact of a kind after run(), or NULL. Borrowed from the pipeline. */
-KILN_API const struct kiln_artifact *kiln_pipeline_output(const struct kiln_pipeline *p, const char *kind);
+KILN_API const struct kiln_artifact *kiln_pipeline_output(const struct kiln_pipeline *p,
+                                                          const char *kind);
 
 /* Copy (hard-link when possible) file `name` of an artifact to dest atomically. Does nothing when
  * dest already is that file (same inode), so re-runs rewrite nothing. */
-KILN_API kiln_err kiln_artifact_export(struct kiln *k, const struct kiln_artifact *a, const char *name,
-                              const char *dest);
+KILN_API kiln_err kiln_artifact_export(struct kiln *k, const struct kiln_artifact *a,
+                                       const char *name, const char *dest);
 
 /* SIGINT/SIGTERM handling: install handlers that set the cancel flag stages poll. */
 KILN_API void kiln_cancel_install_handlers(void);

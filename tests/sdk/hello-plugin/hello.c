@@ -38,8 +38,8 @@ static const struct kiln_stage hello = {
     .run = hello_run,
 };
 static const struct kiln_stage *const stages[] = {&hello, NULL};
-static const struct kiln_plugin plugin = {KILN_ABI_VERSION, sizeof(struct kiln_plugin), "hello",
-                                          "1.0.0", "MIT", stages};
+static const struct kiln_plugin plugin = {
+    KILN_ABI_VERSION, sizeof(struct kiln_plugin), "hello", "1.0.0", "MIT", stages};
 
 KILN_PLUGIN_EXPORT const struct kiln_plugin *kiln_plugin_entry(uint32_t host_abi_version)
 {
