@@ -112,13 +112,7 @@ kiln_err kiln_config_check_sections(struct kiln *k)
         kiln_stage_find(k, member->string))
       continue;
     struct kiln_buf known = KILN_BUF_INIT;
-    const cJSON *p;
-    cJSON_ArrayForEach(p, props)
-    {
-      if (known.len)
-        kiln_buf_puts(&known, ", ");
-      kiln_buf_puts(&known, p->string);
-    }
+    kiln_json_keys(props, &known);
     rc = kiln_set_error(k, KILN_E_INVALID,
                         "%s: /%s: unknown key (known keys: %s, or the name of a loaded stage; "
                         "`kiln plugins` lists them)",

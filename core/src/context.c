@@ -19,24 +19,10 @@ const char *kiln_version(void)
   return KILN_VERSION;
 }
 
-kiln_err kiln_set_error(struct kiln *k, kiln_err code, const char *fmt, ...)
-{
-  struct kiln_buf b = KILN_BUF_INIT;
-  va_list ap;
-  va_start(ap, fmt);
-  kiln_buf_vprintf(&b, fmt, ap);
-  va_end(ap);
-  char *clean = kiln_redact(k, kiln_buf_str(&b));
-  kiln_error_set(&k->err, code, "%s", clean ? clean : kiln_buf_str(&b));
-  free(clean);
-  kiln_buf_free(&b);
-  return code;
-}
-
 kiln_err kiln_take_error(struct kiln *k, struct kiln_error *from)
 {
   kiln_err code = from->code ? from->code : KILN_E_INTERNAL;
-  kiln_set_error(k, code, "%s", kiln_error_msg(from));
+  kiln_fail(k, code, "%s", kiln_error_msg(from));
   kiln_error_clear(from);
   return code;
 }
@@ -48,7 +34,9 @@ kiln_err kiln_fail(struct kiln *k, kiln_err code, const char *fmt, ...)
   va_start(ap, fmt);
   kiln_buf_vprintf(&b, fmt, ap);
   va_end(ap);
-  kiln_set_error(k, code, "%s", kiln_buf_str(&b));
+  char *clean = kiln_redact(k, kiln_buf_str(&b)); /* secrets never reach a message */
+  kiln_error_set(&k->err, code, "%s", clean ? clean : kiln_buf_str(&b));
+  free(clean);
   kiln_buf_free(&b);
   return code;
 }

@@ -45,7 +45,8 @@ struct kiln {
 };
 
 /* context.c */
-kiln_err kiln_set_error(struct kiln *k, kiln_err code, const char *fmt, ...) KILN_PRINTF(3, 4);
+/* Set the context's error message (redacted); returns code. */
+#define kiln_set_error kiln_fail
 kiln_err kiln_take_error(struct kiln *k, struct kiln_error *from);
 
 /* log.c */

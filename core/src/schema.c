@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "util/json.h"
 
 static const char *type_of(const cJSON *v)
 {
@@ -63,15 +64,11 @@ static kiln_err fail(struct kiln_error *err, const char *file, const char *point
 static kiln_err fail(struct kiln_error *err, const char *file, const char *pointer, const char *fmt,
                      ...)
 {
-  struct kiln_buf m = KILN_BUF_INIT;
-  kiln_buf_printf(&m, "%s: %s: ", file, pointer[0] ? pointer : "(top level)");
   va_list ap;
   va_start(ap, fmt);
-  kiln_buf_vprintf(&m, fmt, ap);
+  kiln_error_vset(err, KILN_E_INVALID, fmt, ap);
   va_end(ap);
-  kiln_error_set(err, KILN_E_INVALID, "%s", kiln_buf_str(&m));
-  kiln_buf_free(&m);
-  return KILN_E_INVALID;
+  return kiln_error_prefix(err, "%s: %s", file, pointer[0] ? pointer : "(top level)");
 }
 
 static kiln_err check_type(const cJSON *schema, const cJSON *v, const char *file,
@@ -213,13 +210,7 @@ static kiln_err validate(const cJSON *schema, cJSON *v, const char *file, const 
       return KILN_E_NOMEM;
     if (!sub && cJSON_IsFalse(additional)) {
       struct kiln_buf known = KILN_BUF_INIT;
-      const cJSON *p;
-      cJSON_ArrayForEach(p, props)
-      {
-        if (known.len)
-          kiln_buf_puts(&known, ", ");
-        kiln_buf_puts(&known, p->string);
-      }
+      kiln_json_keys(props, &known);
       rc = fail(err, file, cp, "unknown key (known keys: %s)", kiln_buf_str(&known));
       kiln_buf_free(&known);
     } else {

@@ -190,3 +190,17 @@ const cJSON *kiln_json_pointer(const cJSON *root, const char *pointer)
     p++;
   }
 }
+
+kiln_err kiln_json_keys(const cJSON *object, struct kiln_buf *out)
+{
+  kiln_err rc = KILN_OK;
+  const cJSON *member;
+  size_t start = out->len;
+  cJSON_ArrayForEach(member, object)
+  {
+    if (out->len > start)
+      rc = rc ? rc : kiln_buf_puts(out, ", ");
+    rc = rc ? rc : kiln_buf_puts(out, member->string);
+  }
+  return rc;
+}
