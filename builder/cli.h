@@ -7,12 +7,7 @@
 #include <kiln/kiln.h>
 
 /* Exit codes of every command. */
-enum {
-  KILN_EXIT_OK = 0,
-  KILN_EXIT_FAILURE = 1,
-  KILN_EXIT_USAGE = 2,
-  KILN_EXIT_INTERRUPTED = 130
-};
+enum { KILN_EXIT_OK = 0, KILN_EXIT_FAILURE = 1, KILN_EXIT_USAGE = 2, KILN_EXIT_INTERRUPTED = 130 };
 
 struct kiln_cli {
   const char *app_dir;     /* -C DIR (NULL = cwd) */
@@ -36,6 +31,13 @@ typedef int (*kiln_command_fn)(struct kiln_cli *cli);
 
 /* Open the core with the CLI's settings; on failure prints the error and returns NULL. */
 struct kiln *kiln_cli_open(struct kiln_cli *cli);
+/* Open the core, read kiln.json (config_required: it must exist) and load plugins. On failure
+ * prints the error, sets *exit_code and returns NULL. */
+struct kiln *kiln_cli_open_app(struct kiln_cli *cli, int config_required, int *exit_code);
+/* Apply "key=value" (or "stage.key=value" when stage is NULL) to a pipeline; prints usage errors.
+ * Returns 0, or an exit code. */
+int kiln_cli_apply_set(struct kiln_cli *cli, struct kiln *k, struct kiln_pipeline *p,
+                       const char *stage, const char *assignment);
 /* Print the failure of rc (message from k, or msg when k is NULL) as text on stderr, or as a JSON
  * error document on stdout with --json; returns the exit code (1, or 130 when interrupted). */
 int kiln_cli_fail(struct kiln_cli *cli, struct kiln *k, kiln_err rc);

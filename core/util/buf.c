@@ -35,9 +35,15 @@ kiln_err kiln_buf_append(struct kiln_buf *b, const void *data, size_t len)
   return KILN_OK;
 }
 
-kiln_err kiln_buf_puts(struct kiln_buf *b, const char *s) { return kiln_buf_append(b, s, strlen(s)); }
+kiln_err kiln_buf_puts(struct kiln_buf *b, const char *s)
+{
+  return kiln_buf_append(b, s, strlen(s));
+}
 
-kiln_err kiln_buf_putc(struct kiln_buf *b, char c) { return kiln_buf_append(b, &c, 1); }
+kiln_err kiln_buf_putc(struct kiln_buf *b, char c)
+{
+  return kiln_buf_append(b, &c, 1);
+}
 
 kiln_err kiln_buf_vprintf(struct kiln_buf *b, const char *fmt, va_list ap)
 {
@@ -64,7 +70,10 @@ kiln_err kiln_buf_printf(struct kiln_buf *b, const char *fmt, ...)
   return rc;
 }
 
-const char *kiln_buf_str(const struct kiln_buf *b) { return b->data ? b->data : ""; }
+const char *kiln_buf_str(const struct kiln_buf *b)
+{
+  return b->data ? b->data : "";
+}
 
 char *kiln_buf_detach(struct kiln_buf *b)
 {

@@ -14,7 +14,10 @@ struct kiln_buf {
   size_t cap;
 };
 
-#define KILN_BUF_INIT {NULL, 0, 0}
+#define KILN_BUF_INIT                                                                              \
+  {                                                                                                \
+    NULL, 0, 0                                                                                     \
+  }
 
 kiln_err kiln_buf_append(struct kiln_buf *b, const void *data, size_t len);
 kiln_err kiln_buf_puts(struct kiln_buf *b, const char *s);

@@ -1,36 +1,31 @@
 /* Error details for library code: formatting and ownership of the message. */
 #include "util/error.h"
 
+#include "util/buf.h"
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-static char *format_message(const char *fmt, va_list ap)
+kiln_err kiln_error_vset(struct kiln_error *err, kiln_err code, const char *fmt, va_list ap)
 {
-  va_list copy;
-  va_copy(copy, ap);
-  int n = vsnprintf(NULL, 0, fmt, copy);
-  va_end(copy);
-  if (n < 0)
-    return NULL;
-  char *s = malloc((size_t)n + 1);
-  if (s)
-    vsnprintf(s, (size_t)n + 1, fmt, ap);
-  return s;
+  if (!err)
+    return code;
+  struct kiln_buf b = KILN_BUF_INIT;
+  kiln_buf_vprintf(&b, fmt, ap);
+  free(err->msg);
+  err->msg = b.data ? kiln_buf_detach(&b) : NULL;
+  err->code = code;
+  return code;
 }
 
 kiln_err kiln_error_set(struct kiln_error *err, kiln_err code, const char *fmt, ...)
 {
-  if (!err)
-    return code;
   va_list ap;
   va_start(ap, fmt);
-  char *msg = format_message(fmt, ap);
+  kiln_error_vset(err, code, fmt, ap);
   va_end(ap);
-  free(err->msg);
-  err->msg = msg;
-  err->code = code;
   return code;
 }
 
@@ -38,21 +33,16 @@ kiln_err kiln_error_prefix(struct kiln_error *err, const char *fmt, ...)
 {
   if (!err)
     return KILN_E_INTERNAL;
+  struct kiln_buf b = KILN_BUF_INIT;
   va_list ap;
   va_start(ap, fmt);
-  char *prefix = format_message(fmt, ap);
+  kiln_buf_vprintf(&b, fmt, ap);
   va_end(ap);
-  if (!prefix)
-    return err->code;
-  const char *old = kiln_error_msg(err);
-  size_t len = strlen(prefix) + 2 + strlen(old) + 1;
-  char *msg = malloc(len);
-  if (msg) {
-    snprintf(msg, len, "%s: %s", prefix, old);
+  kiln_buf_printf(&b, ": %s", kiln_error_msg(err));
+  if (b.data) {
     free(err->msg);
-    err->msg = msg;
+    err->msg = kiln_buf_detach(&b);
   }
-  free(prefix);
   return err->code;
 }
 

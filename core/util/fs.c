@@ -91,8 +91,8 @@ kiln_err kiln_mkdir_p(const char *path, mode_t mode, struct kiln_error *err)
       char saved = *s;
       *s = '\0';
       if (mkdir(p, mode) != 0 && errno != EEXIST) {
-        kiln_err rc = kiln_error_set(err, KILN_E_IO, "cannot create directory %s: %s", p,
-                                     strerror(errno));
+        kiln_err rc =
+            kiln_error_set(err, KILN_E_IO, "cannot create directory %s: %s", p, strerror(errno));
         free(p);
         return rc;
       }
@@ -127,9 +127,9 @@ kiln_err kiln_rm_rf(const char *path, struct kiln_error *err)
 {
   struct stat st;
   if (lstat(path, &st) != 0)
-    return errno == ENOENT ? KILN_OK
-                           : kiln_error_set(err, KILN_E_IO, "cannot inspect %s: %s", path,
-                                            strerror(errno));
+    return errno == ENOENT
+               ? KILN_OK
+               : kiln_error_set(err, KILN_E_IO, "cannot inspect %s: %s", path, strerror(errno));
   if (!S_ISDIR(st.st_mode)) {
     if (unlink(path) != 0 && errno != ENOENT)
       return kiln_error_set(err, KILN_E_IO, "cannot remove %s: %s", path, strerror(errno));
@@ -155,51 +155,89 @@ kiln_err kiln_mkdtemp_in(const char *parent, const char *prefix, char **out, str
   return KILN_OK;
 }
 
+int kiln_open_regular(const char *path, struct stat *st, struct kiln_error *err)
+{
+  struct stat local;
+  if (!st)
+    st = &local;
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    kiln_error_set(err, errno == ENOENT ? KILN_E_NOT_FOUND : KILN_E_IO, "cannot open %s: %s", path,
+                   strerror(errno));
+    return -1;
+  }
+  if (fstat(fd, st) != 0 || !S_ISREG(st->st_mode)) {
+    close(fd);
+    kiln_error_set(err, KILN_E_INVALID, "%s is not a regular file", path);
+    return -1;
+  }
+  return fd;
+}
+
+kiln_err kiln_read_stream(int fd, const char *name,
+                          kiln_err (*sink)(void *arg, const void *data, size_t len), void *arg,
+                          struct kiln_error *err)
+{
+  enum { CHUNK = 1 << 20 };
+  char *chunk = malloc(CHUNK);
+  if (!chunk)
+    return kiln_error_set(err, KILN_E_NOMEM, "out of memory");
+  kiln_err rc = KILN_OK;
+  for (;;) {
+    ssize_t n = read(fd, chunk, CHUNK);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n < 0) {
+      rc = kiln_error_set(err, KILN_E_IO, "cannot read %s: %s", name, strerror(errno));
+      break;
+    }
+    if (n == 0 || (rc = sink(arg, chunk, (size_t)n)))
+      break;
+  }
+  free(chunk);
+  return rc;
+}
+
+struct bounded_buf {
+  struct kiln_buf buf;
+  size_t max;
+};
+
+static kiln_err append_bounded(void *arg, const void *data, size_t len)
+{
+  struct bounded_buf *b = arg;
+  if (b->buf.len + len > b->max)
+    return KILN_E_INVALID;
+  return kiln_buf_append(&b->buf, data, len);
+}
+
 kiln_err kiln_read_file(const char *path, size_t max_size, char **out, size_t *len,
                         struct kiln_error *err)
 {
   *out = NULL;
   if (len)
     *len = 0;
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0)
-    return kiln_error_set(err, errno == ENOENT ? KILN_E_NOT_FOUND : KILN_E_IO,
-                          "cannot open %s: %s", path, strerror(errno));
   struct stat st;
-  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    close(fd);
-    return kiln_error_set(err, KILN_E_INVALID, "%s is not a regular file", path);
-  }
+  int fd = kiln_open_regular(path, &st, err);
+  if (fd < 0)
+    return err ? err->code : KILN_E_IO;
   if ((uint64_t)st.st_size > max_size) {
     close(fd);
     return kiln_error_set(err, KILN_E_INVALID, "%s is too large (%lld bytes, at most %zu)", path,
                           (long long)st.st_size, max_size);
   }
-  struct kiln_buf b = KILN_BUF_INIT;
-  char chunk[65536];
-  for (;;) {
-    ssize_t n = read(fd, chunk, sizeof chunk);
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n < 0) {
-      kiln_err rc = kiln_error_set(err, KILN_E_IO, "cannot read %s: %s", path, strerror(errno));
-      close(fd);
-      kiln_buf_free(&b);
-      return rc;
-    }
-    if (n == 0)
-      break;
-    if (b.len + (size_t)n > max_size || kiln_buf_append(&b, chunk, (size_t)n)) {
-      close(fd);
-      kiln_buf_free(&b);
-      return kiln_error_set(err, KILN_E_INVALID, "%s is too large (at most %zu bytes)", path,
-                            max_size);
-    }
-  }
+  struct bounded_buf b = {KILN_BUF_INIT, max_size};
+  kiln_err rc = kiln_read_stream(fd, path, append_bounded, &b, err);
   close(fd);
+  if (rc) {
+    kiln_buf_free(&b.buf);
+    if (rc == KILN_E_INVALID || rc == KILN_E_NOMEM)
+      kiln_error_set(err, KILN_E_INVALID, "%s is too large (at most %zu bytes)", path, max_size);
+    return err ? err->code : rc;
+  }
   if (len)
-    *len = b.len;
-  *out = kiln_buf_detach(&b);
+    *len = b.buf.len;
+  *out = kiln_buf_detach(&b.buf);
   return *out ? KILN_OK : kiln_error_set(err, KILN_E_NOMEM, "out of memory");
 }
 
@@ -258,17 +296,21 @@ kiln_err kiln_write_file_atomic(const char *path, const void *data, size_t len, 
   return rc;
 }
 
+struct copy_target {
+  int fd;
+};
+
+static kiln_err write_sink(void *arg, const void *data, size_t len)
+{
+  return write_all(((struct copy_target *)arg)->fd, data, len);
+}
+
 kiln_err kiln_copy_file(const char *src, const char *dst, struct kiln_error *err)
 {
-  int in = open(src, O_RDONLY | O_CLOEXEC);
-  if (in < 0)
-    return kiln_error_set(err, errno == ENOENT ? KILN_E_NOT_FOUND : KILN_E_IO,
-                          "cannot open %s: %s", src, strerror(errno));
   struct stat st;
-  if (fstat(in, &st) != 0 || !S_ISREG(st.st_mode)) {
-    close(in);
-    return kiln_error_set(err, KILN_E_INVALID, "%s is not a regular file", src);
-  }
+  int in = kiln_open_regular(src, &st, err);
+  if (in < 0)
+    return err ? err->code : KILN_E_IO;
   char *tmp = NULL;
   int out = open_temp_beside(dst, &tmp);
   if (out < 0) {
@@ -276,31 +318,12 @@ kiln_err kiln_copy_file(const char *src, const char *dst, struct kiln_error *err
     close(in);
     return rc;
   }
-  kiln_err rc = KILN_OK;
-  char *chunk = malloc(1 << 20);
-  if (!chunk) {
-    rc = kiln_error_set(err, KILN_E_NOMEM, "out of memory");
-    goto out;
-  }
-  for (;;) {
-    ssize_t n = read(in, chunk, 1 << 20);
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n < 0) {
-      rc = kiln_error_set(err, KILN_E_IO, "cannot read %s: %s", src, strerror(errno));
-      goto out;
-    }
-    if (n == 0)
-      break;
-    if (write_all(out, chunk, (size_t)n)) {
-      rc = kiln_error_set(err, KILN_E_IO, "cannot write %s: %s", dst, strerror(errno));
-      goto out;
-    }
-  }
-  if (fchmod(out, (st.st_mode & 0111) ? 0755 : 0644) != 0 || fsync(out) != 0)
+  struct copy_target target = {out};
+  kiln_err rc = kiln_read_stream(in, src, write_sink, &target, err);
+  if (rc == KILN_E_IO && err && !err->msg)
+    kiln_error_set(err, KILN_E_IO, "cannot write %s: %s", dst, strerror(errno));
+  if (!rc && (fchmod(out, (st.st_mode & 0111) ? 0755 : 0644) != 0 || fsync(out) != 0))
     rc = kiln_error_set(err, KILN_E_IO, "cannot write %s: %s", dst, strerror(errno));
-out:
-  free(chunk);
   close(in);
   if (close(out) != 0 && rc == KILN_OK)
     rc = kiln_error_set(err, KILN_E_IO, "cannot write %s: %s", dst, strerror(errno));
@@ -341,4 +364,10 @@ int kiln_is_dir(const char *path)
 {
   struct stat st;
   return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+int kiln_same_file(const char *a, const char *b)
+{
+  struct stat sa, sb;
+  return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
 }

@@ -3,6 +3,7 @@
 #define KILN_UTIL_FS_H
 
 #include <stddef.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 
 #include "util/error.h"
@@ -18,8 +19,16 @@ kiln_err kiln_mkdir_p(const char *path, mode_t mode, struct kiln_error *err);
 /* rm -rf that never follows symlinks; a missing path is success. */
 kiln_err kiln_rm_rf(const char *path, struct kiln_error *err);
 /* Create a fresh directory "<parent>/<prefix>XXXXXX"; *out receives the path (caller frees). */
-kiln_err kiln_mkdtemp_in(const char *parent, const char *prefix, char **out, struct kiln_error *err);
+kiln_err kiln_mkdtemp_in(const char *parent, const char *prefix, char **out,
+                         struct kiln_error *err);
 
+/* Open an existing regular file read-only; returns the fd, or -1 with err set. st may be NULL. */
+int kiln_open_regular(const char *path, struct stat *st, struct kiln_error *err);
+/* Read fd to its end in 1 MiB chunks, handing each to sink (which may stop the loop by returning
+ * an error); name is used in messages. */
+kiln_err kiln_read_stream(int fd, const char *name,
+                          kiln_err (*sink)(void *arg, const void *data, size_t len), void *arg,
+                          struct kiln_error *err);
 /* Read a whole file of at most max_size bytes; *out is NUL-terminated (caller frees). */
 kiln_err kiln_read_file(const char *path, size_t max_size, char **out, size_t *len,
                         struct kiln_error *err);
@@ -32,6 +41,8 @@ kiln_err kiln_copy_file(const char *src, const char *dst, struct kiln_error *err
 kiln_err kiln_link_or_copy(const char *src, const char *dst, struct kiln_error *err);
 
 int kiln_path_exists(const char *path);
+/* 1 when both paths name the same file (device and inode). */
+int kiln_same_file(const char *a, const char *b);
 int kiln_is_dir(const char *path);
 
 #endif

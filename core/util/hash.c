@@ -33,54 +33,60 @@ void kiln_sha256_hex(const void *data, size_t len, char out[KILN_SHA256_HEX_LEN 
   kiln_hex_encode(md, 32, out);
 }
 
-/* Feed a whole file into an initialised digest context. */
-static kiln_err digest_file(EVP_MD_CTX *md, const char *path, uint64_t *size, struct kiln_error *err)
+struct digest_sink {
+  EVP_MD_CTX *md;
+  uint64_t total;
+};
+
+static kiln_err digest_update(void *arg, const void *data, size_t len)
 {
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  struct digest_sink *d = arg;
+  EVP_DigestUpdate(d->md, data, len);
+  d->total += len;
+  return KILN_OK;
+}
+
+/* Feed a whole file into an initialised digest context. */
+static kiln_err digest_file(EVP_MD_CTX *md, const char *path, uint64_t *size,
+                            struct kiln_error *err)
+{
+  int fd = kiln_open_regular(path, NULL, err);
   if (fd < 0)
-    return kiln_error_set(err, errno == ENOENT ? KILN_E_NOT_FOUND : KILN_E_IO,
-                          "cannot open %s: %s", path, strerror(errno));
-  kiln_err rc = KILN_OK;
-  uint64_t total = 0;
-  char *chunk = malloc(1 << 20);
-  if (!chunk) {
-    close(fd);
-    return kiln_error_set(err, KILN_E_NOMEM, "out of memory");
-  }
-  for (;;) {
-    ssize_t n = read(fd, chunk, 1 << 20);
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n < 0) {
-      rc = kiln_error_set(err, KILN_E_IO, "cannot read %s: %s", path, strerror(errno));
-      break;
-    }
-    if (n == 0)
-      break;
-    EVP_DigestUpdate(md, chunk, (size_t)n);
-    total += (uint64_t)n;
-  }
-  free(chunk);
+    return err ? err->code : KILN_E_IO;
+  struct digest_sink d = {md, 0};
+  kiln_err rc = kiln_read_stream(fd, path, digest_update, &d, err);
   close(fd);
   if (size)
-    *size = total;
+    *size = d.total;
   return rc;
+}
+
+/* Finish a SHA-256 context into lowercase hex and free it. */
+static void finish_hex(EVP_MD_CTX *md, char out[KILN_SHA256_HEX_LEN + 1])
+{
+  uint8_t d[32];
+  unsigned int dl = 0;
+  EVP_DigestFinal_ex(md, d, &dl);
+  kiln_hex_encode(d, 32, out);
+}
+
+static EVP_MD_CTX *sha256_new(void)
+{
+  EVP_MD_CTX *md = EVP_MD_CTX_new();
+  if (md)
+    EVP_DigestInit_ex(md, EVP_sha256(), NULL);
+  return md;
 }
 
 kiln_err kiln_sha256_file(const char *path, char out[KILN_SHA256_HEX_LEN + 1], uint64_t *size,
                           struct kiln_error *err)
 {
-  EVP_MD_CTX *md = EVP_MD_CTX_new();
+  EVP_MD_CTX *md = sha256_new();
   if (!md)
     return kiln_error_set(err, KILN_E_NOMEM, "out of memory");
-  EVP_DigestInit_ex(md, EVP_sha256(), NULL);
   kiln_err rc = digest_file(md, path, size, err);
-  if (rc == KILN_OK) {
-    uint8_t d[32];
-    unsigned int dl = 0;
-    EVP_DigestFinal_ex(md, d, &dl);
-    kiln_hex_encode(d, 32, out);
-  }
+  if (rc == KILN_OK)
+    finish_hex(md, out);
   EVP_MD_CTX_free(md);
   return rc;
 }
@@ -153,8 +159,10 @@ static kiln_err digest_tree(EVP_MD_CTX *md, const char *dir, const char *rel, in
         EVP_DigestUpdate(md, hex, KILN_SHA256_HEX_LEN);
       }
     } else {
-      rc = kiln_error_set(err, KILN_E_INVALID, "%s: artifacts may hold only files, directories "
-                          "and symlinks", full);
+      rc = kiln_error_set(err, KILN_E_INVALID,
+                          "%s: artifacts may hold only files, directories "
+                          "and symlinks",
+                          full);
     }
     free(full);
     free(relname);
@@ -170,17 +178,12 @@ out:
 kiln_err kiln_sha256_tree(const char *dir, char out[KILN_SHA256_HEX_LEN + 1],
                           struct kiln_error *err)
 {
-  EVP_MD_CTX *md = EVP_MD_CTX_new();
+  EVP_MD_CTX *md = sha256_new();
   if (!md)
     return kiln_error_set(err, KILN_E_NOMEM, "out of memory");
-  EVP_DigestInit_ex(md, EVP_sha256(), NULL);
   kiln_err rc = digest_tree(md, dir, "", 0, err);
-  if (rc == KILN_OK) {
-    uint8_t d[32];
-    unsigned int dl = 0;
-    EVP_DigestFinal_ex(md, d, &dl);
-    kiln_hex_encode(d, 32, out);
-  }
+  if (rc == KILN_OK)
+    finish_hex(md, out);
   EVP_MD_CTX_free(md);
   return rc;
 }

@@ -43,7 +43,14 @@ static kiln_err print_number(const cJSON *v, struct kiln_buf *out)
     return kiln_buf_puts(out, "null");
   if (d == floor(d) && fabs(d) < 9007199254740992.0)
     return kiln_buf_printf(out, "%.0f", d);
-  return kiln_buf_printf(out, "%.17g", d);
+  /* The shortest form that reads back as the same double. */
+  char text[40];
+  for (int precision = 15; precision <= 17; precision++) {
+    snprintf(text, sizeof text, "%.*g", precision, d);
+    if (strtod(text, NULL) == d)
+      break;
+  }
+  return kiln_buf_puts(out, text);
 }
 
 static kiln_err print_value(const cJSON *v, struct kiln_buf *out, int indent, int depth)
@@ -137,8 +144,7 @@ kiln_err kiln_json_parse(const char *text, size_t len, const char *name, cJSON *
   return kiln_error_set(err, KILN_E_INVALID, "%s:%zu:%zu: invalid JSON near here", name, line, col);
 }
 
-kiln_err kiln_json_read_file(const char *path, size_t max_size, cJSON **out,
-                             struct kiln_error *err)
+kiln_err kiln_json_read_file(const char *path, size_t max_size, cJSON **out, struct kiln_error *err)
 {
   char *text = NULL;
   size_t len = 0;
@@ -183,4 +189,18 @@ const cJSON *kiln_json_pointer(const cJSON *root, const char *pointer)
       return cur;
     p++;
   }
+}
+
+kiln_err kiln_json_keys(const cJSON *object, struct kiln_buf *out)
+{
+  kiln_err rc = KILN_OK;
+  const cJSON *member;
+  size_t start = out->len;
+  cJSON_ArrayForEach(member, object)
+  {
+    if (out->len > start)
+      rc = rc ? rc : kiln_buf_puts(out, ", ");
+    rc = rc ? rc : kiln_buf_puts(out, member->string);
+  }
+  return rc;
 }

@@ -19,6 +19,8 @@ kiln_err kiln_json_read_file(const char *path, size_t max_size, cJSON **out,
                              struct kiln_error *err);
 /* Look up an RFC 6901 JSON pointer ("/a/b/0"); NULL when absent. */
 const cJSON *kiln_json_pointer(const cJSON *root, const char *pointer);
+/* Append the keys of an object, ", "-separated, to out (for "known keys: ..." messages). */
+kiln_err kiln_json_keys(const cJSON *object, struct kiln_buf *out);
 /* Escape a string as a JSON string literal (with quotes) into out. */
 kiln_err kiln_json_quote(const char *s, struct kiln_buf *out);
 

@@ -12,43 +12,43 @@ static const char *check_case = "";
 
 #define CHECK_CASE(name) (check_case = (name))
 
-#define CHECK(cond)                                                                              \
-  do {                                                                                           \
-    if (!(cond)) {                                                                               \
-      fprintf(stderr, "%s:%d: [%s] check failed: %s\n", __FILE__, __LINE__, check_case, #cond); \
-      check_failures++;                                                                          \
-    }                                                                                            \
+#define CHECK(cond)                                                                                \
+  do {                                                                                             \
+    if (!(cond)) {                                                                                 \
+      fprintf(stderr, "%s:%d: [%s] check failed: %s\n", __FILE__, __LINE__, check_case, #cond);    \
+      check_failures++;                                                                            \
+    }                                                                                              \
   } while (0)
 
-#define CHECK_INT(expected, got)                                                                 \
-  do {                                                                                           \
-    long long e_ = (long long)(expected), g_ = (long long)(got);                                 \
-    if (e_ != g_) {                                                                              \
-      fprintf(stderr, "%s:%d: [%s] %s: expected %lld, got %lld\n", __FILE__, __LINE__,          \
-              check_case, #got, e_, g_);                                                         \
-      check_failures++;                                                                          \
-    }                                                                                            \
+#define CHECK_INT(expected, got)                                                                   \
+  do {                                                                                             \
+    long long e_ = (long long)(expected), g_ = (long long)(got);                                   \
+    if (e_ != g_) {                                                                                \
+      fprintf(stderr, "%s:%d: [%s] %s: expected %lld, got %lld\n", __FILE__, __LINE__, check_case, \
+              #got, e_, g_);                                                                       \
+      check_failures++;                                                                            \
+    }                                                                                              \
   } while (0)
 
-#define CHECK_STR(expected, got)                                                                 \
-  do {                                                                                           \
-    const char *e_ = (expected), *g_ = (got);                                                    \
-    if (!e_ || !g_ || strcmp(e_, g_) != 0) {                                                     \
-      fprintf(stderr, "%s:%d: [%s] %s:\n  expected: %s\n  got:      %s\n", __FILE__, __LINE__,  \
-              check_case, #got, e_ ? e_ : "(null)", g_ ? g_ : "(null)");                         \
-      check_failures++;                                                                          \
-    }                                                                                            \
+#define CHECK_STR(expected, got)                                                                   \
+  do {                                                                                             \
+    const char *e_ = (expected), *g_ = (got);                                                      \
+    if (!e_ || !g_ || strcmp(e_, g_) != 0) {                                                       \
+      fprintf(stderr, "%s:%d: [%s] %s:\n  expected: %s\n  got:      %s\n", __FILE__, __LINE__,     \
+              check_case, #got, e_ ? e_ : "(null)", g_ ? g_ : "(null)");                           \
+      check_failures++;                                                                            \
+    }                                                                                              \
   } while (0)
 
 /* got contains needle */
-#define CHECK_CONTAINS(needle, got)                                                              \
-  do {                                                                                           \
-    const char *n_ = (needle), *g_ = (got);                                                      \
-    if (!g_ || !strstr(g_, n_)) {                                                                \
-      fprintf(stderr, "%s:%d: [%s] %s should contain \"%s\", got: %s\n", __FILE__, __LINE__,    \
-              check_case, #got, n_, g_ ? g_ : "(null)");                                         \
-      check_failures++;                                                                          \
-    }                                                                                            \
+#define CHECK_CONTAINS(needle, got)                                                                \
+  do {                                                                                             \
+    const char *n_ = (needle), *g_ = (got);                                                        \
+    if (!g_ || !strstr(g_, n_)) {                                                                  \
+      fprintf(stderr, "%s:%d: [%s] %s should contain \"%s\", got: %s\n", __FILE__, __LINE__,       \
+              check_case, #got, n_, g_ ? g_ : "(null)");                                           \
+      check_failures++;                                                                            \
+    }                                                                                              \
   } while (0)
 
 static inline int check_done(void)

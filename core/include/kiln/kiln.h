@@ -1,4 +1,5 @@
-/* libkiln public API: the context, configuration, plugins and pipelines, as used by the kiln CLI. */
+/* libkiln public API: the context, configuration, plugins and pipelines, as used by the kiln CLI.
+ */
 #ifndef KILN_KILN_H
 #define KILN_KILN_H
 
@@ -7,6 +8,12 @@
 #include <cjson/cJSON.h>
 
 #include <kiln/plugin.h>
+
+#if defined(__GNUC__)
+#define KILN_API __attribute__((visibility("default")))
+#else
+#define KILN_API
+#endif
 
 #ifdef __cplusplus
 extern "C" {
@@ -27,74 +34,80 @@ struct kiln_settings {
 };
 
 /* Create a context. On failure *out is still set (so kiln_errmsg works) unless memory ran out. */
-kiln_err kiln_new(struct kiln **out, const struct kiln_settings *settings);
-void kiln_free(struct kiln *k);
+KILN_API kiln_err kiln_new(struct kiln **out, const struct kiln_settings *settings);
+KILN_API void kiln_free(struct kiln *k);
 
 /* The message of the last failure: what failed, on which file/field/resource, what to do. */
-const char *kiln_errmsg(const struct kiln *k);
+KILN_API const char *kiln_errmsg(const struct kiln *k);
 /* Set the error message from outside the core (builder commands use it for their own failures). */
-kiln_err kiln_fail(struct kiln *k, kiln_err code, const char *fmt, ...) KILN_PRINTF(3, 4);
+KILN_API kiln_err kiln_fail(struct kiln *k, kiln_err code, const char *fmt, ...) KILN_PRINTF(3, 4);
 /* Log a line on stderr the way stages do (respects verbosity, colour and redaction). */
-void kiln_log(struct kiln *k, enum kiln_log_level level, const char *fmt, ...) KILN_PRINTF(3, 4);
+KILN_API void kiln_log(struct kiln *k, enum kiln_log_level level, const char *fmt, ...)
+    KILN_PRINTF(3, 4);
 
-const char *kiln_version(void);
+KILN_API const char *kiln_version(void);
 /* The absolute application directory, the cache directory, and the install dirs in use. */
-const char *kiln_app_dir(const struct kiln *k);
-const char *kiln_cache_dir(const struct kiln *k);
-const char *kiln_share_dir(const struct kiln *k);
-const char *kiln_lib_dir(const struct kiln *k);
+KILN_API const char *kiln_app_dir(const struct kiln *k);
+KILN_API const char *kiln_cache_dir(const struct kiln *k);
+KILN_API const char *kiln_share_dir(const struct kiln *k);
+KILN_API const char *kiln_lib_dir(const struct kiln *k);
 
 /* Load every plugin from the search path (--plugin-path, $KILN_PLUGIN_PATH, <app>/.kiln/plugins,
- * <prefix>/lib/kiln/plugins) plus those named in kiln.json /plugins. Call after kiln_config_load. */
-kiln_err kiln_plugins_load(struct kiln *k);
+ * <prefix>/lib/kiln/plugins) plus those named in kiln.json /plugins. Call after kiln_config_load.
+ */
+KILN_API kiln_err kiln_plugins_load(struct kiln *k);
 /* Load one plugin file (also used by tests). */
-kiln_err kiln_plugin_load_file(struct kiln *k, const char *path);
-/* A JSON array describing the loaded plugins and their stages (for `kiln plugins`); caller frees. */
-cJSON *kiln_plugins_describe(const struct kiln *k);
+KILN_API kiln_err kiln_plugin_load_file(struct kiln *k, const char *path);
+/* A JSON array describing the loaded plugins and their stages (for `kiln plugins`); caller frees.
+ */
+KILN_API cJSON *kiln_plugins_describe(const struct kiln *k);
 /* The stage with this name, or NULL. */
-const struct kiln_stage *kiln_stage_find(const struct kiln *k, const char *name);
+KILN_API const struct kiln_stage *kiln_stage_find(const struct kiln *k, const char *name);
 
 /* Read <app>/kiln.json. required=0: a missing file is fine (empty configuration). The file is
  * validated fully (top level here, stage sections when a pipeline is built). */
-kiln_err kiln_config_load(struct kiln *k, int required);
+KILN_API kiln_err kiln_config_load(struct kiln *k, int required);
 /* The loaded configuration (an empty object when there is none). Borrowed. */
 const cJSON *kiln_config(const struct kiln *k);
 /* The application name: /name, else the app directory's base name. */
-const char *kiln_app_name(const struct kiln *k);
+KILN_API const char *kiln_app_name(const struct kiln *k);
 
 /* A pipeline: ordered steps (stage + options). */
 struct kiln_pipeline;
 
 /* Build a pipeline from the given stage names (NULL-terminated), inserting the extra steps of
  * kiln.json /steps after the stages they name. */
-kiln_err kiln_pipeline_new(struct kiln *k, const char *const *stages, struct kiln_pipeline **out);
-void kiln_pipeline_free(struct kiln_pipeline *p);
+KILN_API kiln_err kiln_pipeline_new(struct kiln *k, const char *const *stages,
+                                    struct kiln_pipeline **out);
+KILN_API void kiln_pipeline_free(struct kiln_pipeline *p);
 /* Override one option of a step: value is parsed as JSON when it parses, else taken as a string.
  * key may be a nested path "a.b". */
-kiln_err kiln_pipeline_set(struct kiln_pipeline *p, const char *stage, const char *key,
-                           const char *value);
+KILN_API kiln_err kiln_pipeline_set(struct kiln_pipeline *p, const char *stage, const char *key,
+                                    const char *value);
 /* Give an artifact directory as the input of a kind (e.g. `kiln size --eif FILE`): the core
  * imports it into the store first. files: NULL-terminated (name, source path) pairs. */
-kiln_err kiln_pipeline_add_input(struct kiln_pipeline *p, const char *kind,
-                                 const char *const *files, cJSON *meta);
+KILN_API kiln_err kiln_pipeline_add_input(struct kiln_pipeline *p, const char *kind,
+                                          const char *const *files, cJSON *meta);
 /* Run all steps. *result (caller frees) describes every step:
- * {"steps":[{"stage":..,"cached":bool,"seconds":..,"outputs":[{"kind","digest","path","meta"}]}]} */
-kiln_err kiln_pipeline_run(struct kiln_pipeline *p, cJSON **result);
+ * {"steps":[{"stage":..,"cached":bool,"seconds":..,"outputs":[{"kind","digest","path","meta"}]}]}
+ */
+KILN_API kiln_err kiln_pipeline_run(struct kiln_pipeline *p, cJSON **result);
 /* Dry run: call each stage's plan(); *result lists steps with cache status and planned actions. */
-kiln_err kiln_pipeline_plan(struct kiln_pipeline *p, cJSON **result);
+KILN_API kiln_err kiln_pipeline_plan(struct kiln_pipeline *p, cJSON **result);
 /* Call undo() of the given stages in reverse order (teardown). */
-kiln_err kiln_pipeline_undo(struct kiln_pipeline *p, cJSON **result);
+KILN_API kiln_err kiln_pipeline_undo(struct kiln_pipeline *p, cJSON **result);
 /* The newest artifact of a kind after run(), or NULL. Borrowed from the pipeline. */
-const struct kiln_artifact *kiln_pipeline_output(const struct kiln_pipeline *p, const char *kind);
+KILN_API const struct kiln_artifact *kiln_pipeline_output(const struct kiln_pipeline *p,
+                                                          const char *kind);
 
 /* Copy (hard-link when possible) file `name` of an artifact to dest atomically. Does nothing when
  * dest already is that file (same inode), so re-runs rewrite nothing. */
-kiln_err kiln_artifact_export(struct kiln *k, const struct kiln_artifact *a, const char *name,
-                              const char *dest);
+KILN_API kiln_err kiln_artifact_export(struct kiln *k, const struct kiln_artifact *a,
+                                       const char *name, const char *dest);
 
 /* SIGINT/SIGTERM handling: install handlers that set the cancel flag stages poll. */
-void kiln_cancel_install_handlers(void);
-int kiln_cancelled(void);
+KILN_API void kiln_cancel_install_handlers(void);
+KILN_API int kiln_cancelled(void);
 
 #ifdef __cplusplus
 }

@@ -8,9 +8,11 @@
  * work with that host. Nothing else is looked up and no global constructors are relied on.
  *
  * Compatibility rules:
- *   - every struct starts with its size (struct_size) so fields can be appended later; the host reads
- *     a field only when struct_size covers it, and plugins must do the same with struct kiln_host;
- *   - an incompatible change bumps KILN_ABI_VERSION; the host refuses plugins built for another one.
+ *   - every struct starts with its size (struct_size) so fields can be appended later; the host
+ * reads a field only when struct_size covers it, and plugins must do the same with struct
+ * kiln_host;
+ *   - an incompatible change bumps KILN_ABI_VERSION; the host refuses plugins built for another
+ * one.
  *
  * Everything a stage needs comes through the host vtable passed to each callback: options,
  * input artifacts, output staging, logging, progress, cancellation and error reporting.
@@ -126,7 +128,8 @@ struct kiln_host {
    * this step's cache key. */
   kiln_err (*cache_key_add)(struct kiln_stage_ctx *ctx, const char *text);
 
-  /* Installed data and library directories (share/kiln and lib/kiln of the prefix or build tree). */
+  /* Installed data and library directories (share/kiln and lib/kiln of the prefix or build tree).
+   */
   const char *(*share_dir)(struct kiln_stage_ctx *ctx);
   const char *(*lib_dir)(struct kiln_stage_ctx *ctx);
 };
@@ -138,17 +141,17 @@ typedef kiln_err (*kiln_stage_fn)(struct kiln_stage_ctx *ctx, const struct kiln_
 
 struct kiln_stage {
   uint32_t struct_size;
-  const char *name;               /* unique across loaded plugins: [a-z][a-z0-9-]* */
-  const char *summary;            /* one line */
-  const char *const *consumes;    /* NULL-terminated list of required input kinds (or NULL) */
-  const char *const *accepts;     /* NULL-terminated list of optional input kinds (or NULL) */
-  const char *const *produces;    /* NULL-terminated list of output kinds (or NULL) */
-  const char *options_schema;     /* JSON schema of the options object (subset: see docs) */
-  kiln_stage_fn run;              /* required */
-  kiln_stage_fn plan;             /* optional: describe effects, no side effects */
-  kiln_stage_fn undo;             /* optional: remove external side effects (teardown) */
-  kiln_stage_fn identify;         /* optional: add external input identity to the cache key */
-  uint32_t flags;                 /* KILN_STAGE_* */
+  const char *name;            /* unique across loaded plugins: [a-z][a-z0-9-]* */
+  const char *summary;         /* one line */
+  const char *const *consumes; /* NULL-terminated list of required input kinds (or NULL) */
+  const char *const *accepts;  /* NULL-terminated list of optional input kinds (or NULL) */
+  const char *const *produces; /* NULL-terminated list of output kinds (or NULL) */
+  const char *options_schema;  /* JSON schema of the options object (subset: see docs) */
+  kiln_stage_fn run;           /* required */
+  kiln_stage_fn plan;          /* optional: describe effects, no side effects */
+  kiln_stage_fn undo;          /* optional: remove external side effects (teardown) */
+  kiln_stage_fn identify;      /* optional: add external input identity to the cache key */
+  uint32_t flags;              /* KILN_STAGE_* */
 };
 
 struct kiln_plugin {

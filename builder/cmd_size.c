@@ -1,0 +1,147 @@
+/* `kiln size`: the cheapest Nitro Enclave-capable instance for an enclave's CPUs and memory. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "cli.h"
+
+static const char usage[] =
+    "Usage: kiln size [--cpus N] [--memory SIZE] [--family F[,F...]] [--arch x86_64|aarch64]\n"
+    "                 [--eif FILE] [--catalogue FILE] [--json]\n"
+    "\n"
+    "Chooses the cheapest EC2 instance type that can host an enclave of N vCPUs and SIZE\n"
+    "memory, from kiln's catalogue (share/kiln/instance-types.json: on-demand prices with\n"
+    "their source and date). The parent instance keeps CPU 0's core (2 vCPUs with SMT) and\n"
+    "2 GiB; enclave CPUs are whole cores; types with fewer than 4 vCPUs cannot run enclaves.\n"
+    "With --eif, memory is raised to at least 4x the EIF's size (nitro-cli error E26).\n"
+    "SIZE: 512M, 14G, 14GiB, or a plain number of MiB. Defaults: kiln.json /enclave, else\n"
+    "2 CPUs and 1024 MiB.\n"
+    "\n"
+    "Examples:\n"
+    "  kiln size --cpus 2 --memory 14G --family m5      -> m5.xlarge\n"
+    "  kiln size --cpus 6 --memory 30G --family m5 --json\n"
+    "  kiln size --cpus 4 --memory 8G --arch aarch64\n"
+    "  kiln size --eif app.eif                          (size for this EIF)\n"
+    "\n"
+    "Output: the instance type, the enclave's CPUs and memory, the values for\n"
+    "/etc/nitro_enclaves/allocator.yaml, and the runner-up.\n";
+
+static int add_eif_input(struct kiln_cli *cli, struct kiln *k, struct kiln_pipeline *p,
+                         const char *file)
+{
+  struct stat st;
+  if (stat(file, &st) != 0 || !S_ISREG(st.st_mode))
+    return kiln_cli_fail_msg(cli, KILN_E_NOT_FOUND, "--eif %s: no such file", file);
+  cJSON *meta = cJSON_CreateObject();
+  cJSON_AddNumberToObject(meta, "size", (double)st.st_size);
+  kiln_err rc = kiln_pipeline_add_input(p, "eif", NULL, meta);
+  return rc ? kiln_cli_fail(cli, k, rc) : 0;
+}
+
+static void print_human(const cJSON *m)
+{
+  const cJSON *enclave = cJSON_GetObjectItem(m, "enclave");
+  const cJSON *cat = cJSON_GetObjectItem(m, "catalogue");
+  printf("%s  (%d vCPUs, %d MiB, %s, $%g/hour on-demand in %s as of %s)\n",
+         cJSON_GetObjectItem(m, "instance_type")->valuestring,
+         cJSON_GetObjectItem(m, "vcpus")->valueint, cJSON_GetObjectItem(m, "memory_mib")->valueint,
+         cJSON_GetObjectItem(m, "arch")->valuestring,
+         cJSON_GetObjectItem(m, "price_per_hour_usd")->valuedouble,
+         cJSON_IsString(cJSON_GetObjectItem(cat, "region"))
+             ? cJSON_GetObjectItem(cat, "region")->valuestring
+             : "?",
+         cJSON_GetObjectItem(cat, "as_of")->valuestring);
+  printf("enclave: %d CPUs, %d MiB\n", cJSON_GetObjectItem(enclave, "cpus")->valueint,
+         cJSON_GetObjectItem(enclave, "memory_mib")->valueint);
+  printf("/etc/nitro_enclaves/allocator.yaml:\n  memory_mib: %d\n  cpu_count: %d\n",
+         cJSON_GetObjectItem(enclave, "memory_mib")->valueint,
+         cJSON_GetObjectItem(enclave, "cpus")->valueint);
+  const cJSON *r = cJSON_GetObjectItem(m, "runner_up");
+  if (cJSON_IsObject(r))
+    printf("runner-up: %s ($%g/hour)\n", cJSON_GetObjectItem(r, "instance_type")->valuestring,
+           cJSON_GetObjectItem(r, "price_per_hour_usd")->valuedouble);
+  const cJSON *n;
+  cJSON_ArrayForEach(n, cJSON_GetObjectItem(m, "notes")) printf("note: %s\n", n->valuestring);
+}
+
+int kiln_cmd_size(struct kiln_cli *cli)
+{
+  if (kiln_cli_wants_help(cli)) {
+    fputs(usage, stdout);
+    return KILN_EXIT_OK;
+  }
+  int code = 0;
+  struct kiln *k = kiln_cli_open_app(cli, 0, &code);
+  if (!k)
+    return code;
+  struct kiln_pipeline *p = NULL;
+  cJSON *result = NULL;
+  const char *stages[] = {"size", NULL};
+  kiln_err rc = kiln_pipeline_new(k, stages, &p);
+  if (rc) {
+    code = kiln_cli_fail(cli, k, rc);
+    goto out;
+  }
+  for (int i = 1; i < cli->argc && !code; i++) {
+    const char *a = cli->argv[i];
+    const char *v = i + 1 < cli->argc ? cli->argv[i + 1] : NULL;
+    char num[32];
+    static const char *const with_value[] = {"--cpus",      "--memory", "--family", "--arch",
+                                             "--catalogue", "--eif",    NULL};
+    int known = 0;
+    for (int j = 0; with_value[j]; j++)
+      known |= strcmp(a, with_value[j]) == 0;
+    if (known && !v) {
+      code = kiln_cli_usage(cli, "%s needs a value", a);
+    } else if (strcmp(a, "--cpus") == 0) {
+      char *end = NULL;
+      long n = strtol(v, &end, 10);
+      if (!*v || *end || n < 1 || n > 1024)
+        code = kiln_cli_usage(cli, "--cpus takes a whole number from 1 to 1024, got \"%s\"", v);
+      else
+        rc = kiln_pipeline_set(p, "size", "cpus", v);
+      i++;
+    } else if (strcmp(a, "--memory") == 0) {
+      long long mib = 0;
+      if (kiln_cli_parse_mib(v, &mib) != 0)
+        code = kiln_cli_usage(cli, "--memory takes a size like 512M, 14G or 2048 (MiB), got \"%s\"",
+                              v);
+      snprintf(num, sizeof num, "%lld", mib);
+      if (!code)
+        rc = kiln_pipeline_set(p, "size", "memory_mib", num);
+      i++;
+    } else if (strcmp(a, "--family") == 0 || strcmp(a, "--arch") == 0 ||
+               strcmp(a, "--catalogue") == 0) {
+      cJSON *s = cJSON_CreateString(v);
+      char *quoted = cJSON_PrintUnformatted(s);
+      rc = kiln_pipeline_set(p, "size", a + 2, quoted ? quoted : v);
+      free(quoted);
+      cJSON_Delete(s);
+      i++;
+    } else if (strcmp(a, "--eif") == 0) {
+      code = add_eif_input(cli, k, p, v);
+      i++;
+    } else {
+      code = kiln_cli_usage(cli, "unexpected argument \"%s\"", a);
+    }
+    if (rc && !code)
+      code = kiln_cli_fail(cli, k, rc);
+  }
+  if (code)
+    goto out;
+  if ((rc = kiln_pipeline_run(p, &result))) {
+    code = kiln_cli_fail(cli, k, rc);
+    goto out;
+  }
+  const struct kiln_artifact *sizing = kiln_pipeline_output(p, "sizing");
+  if (cli->json)
+    kiln_cli_print_json(cJSON_Duplicate(sizing->meta, 1));
+  else
+    print_human(sizing->meta);
+out:
+  cJSON_Delete(result);
+  kiln_pipeline_free(p);
+  kiln_free(k);
+  return code;
+}

@@ -1,0 +1,104 @@
+/* libkiln internals shared between the core's source files (never installed). */
+#ifndef KILN_CORE_INTERNAL_H
+#define KILN_CORE_INTERNAL_H
+
+#include <stddef.h>
+
+#include <kiln/kiln.h>
+
+#include "util/buf.h"
+#include "util/error.h"
+
+/* Read a struct field only when the producer's struct_size covers it. */
+#define KILN_HAS_FIELD(ptr, type, field)                                                           \
+  ((ptr)->struct_size >= offsetof(type, field) + sizeof(((type *)0)->field))
+
+struct kiln_loaded_plugin {
+  char *path;   /* absolute file name */
+  void *handle; /* dlopen handle */
+  const struct kiln_plugin *desc;
+};
+
+struct kiln {
+  char *app_dir;
+  char *cache_dir;
+  char *share_dir;
+  char *lib_dir;
+  char *plugin_path;
+  int no_cache;
+  int verbosity;
+  int progress;
+  int color;
+  int progress_visible; /* a progress line is on screen and must be cleared before logging */
+
+  struct kiln_error err;
+
+  struct kiln_loaded_plugin *plugins;
+  size_t nplugins;
+
+  cJSON *config;     /* kiln.json or an empty object */
+  char *config_path; /* NULL when there is no kiln.json */
+  char *app_name;
+
+  char **secrets;
+  size_t nsecrets;
+};
+
+/* context.c */
+/* Set the context's error message (redacted); returns code. */
+#define kiln_set_error kiln_fail
+kiln_err kiln_take_error(struct kiln *k, struct kiln_error *from);
+
+/* log.c */
+void kiln_vlog(struct kiln *k, enum kiln_log_level level, const char *prefix, const char *fmt,
+               va_list ap);
+void kiln_progress_draw(struct kiln *k, const char *prefix, uint64_t done, uint64_t total,
+                        const char *label);
+void kiln_progress_clear(struct kiln *k);
+kiln_err kiln_secret_add(struct kiln *k, const char *secret);
+/* Replace every registered secret in s with "***" (in place, allocating a new string). */
+char *kiln_redact(const struct kiln *k, const char *s);
+
+/* schema.c: validate value against a JSON-schema subset, filling defaults; errors read
+ * "<file>: <pointer>: <problem>". */
+kiln_err kiln_schema_validate(const cJSON *schema, cJSON *value, const char *file,
+                              const char *pointer, struct kiln_error *err);
+/* Check that a schema only uses the keywords the validator understands. */
+kiln_err kiln_schema_check(const cJSON *schema, const char *where, struct kiln_error *err);
+
+/* config.c */
+kiln_err kiln_config_check_sections(struct kiln *k);
+cJSON *kiln_config_stage_section(const struct kiln *k, const struct kiln_stage *stage);
+
+/* plugin_loader.c */
+const struct kiln_loaded_plugin *kiln_stage_plugin(const struct kiln *k, const char *stage);
+
+/* store.c: the content-addressed artifact store and the step cache index. */
+struct kiln_stored_artifact {
+  struct kiln_artifact pub; /* kind, path, digest, meta: owned by this struct */
+  char *dir;                /* artifact root: <cache>/artifacts/<hex> */
+};
+kiln_err kiln_store_prepare(struct kiln *k);
+kiln_err kiln_store_tmpdir(struct kiln *k, const char *what, char **out);
+/* Commit a staging root (holding files/) as an artifact; the staging root is consumed. */
+kiln_err kiln_store_commit(struct kiln *k, const char *staging_root, const char *kind,
+                           const cJSON *meta, struct kiln_stored_artifact **out);
+kiln_err kiln_store_open(struct kiln *k, const char *digest, struct kiln_stored_artifact **out);
+void kiln_stored_artifact_free(struct kiln_stored_artifact *a);
+/* Step cache index: outputs (array of {"kind","digest"}) recorded for a cache key. */
+kiln_err kiln_store_index_get(struct kiln *k, const char *key, cJSON **outputs);
+kiln_err kiln_store_index_put(struct kiln *k, const char *key, const cJSON *outputs);
+
+/* lockfile.c */
+struct kiln_lock;
+kiln_err kiln_lock_open(struct kiln *k, struct kiln_lock **out);
+void kiln_lock_free(struct kiln_lock *l);
+const cJSON *kiln_lock_stage(const struct kiln_lock *l, const char *stage);
+/* Replace one stage's entry (takes ownership of entry). */
+kiln_err kiln_lock_set_stage(struct kiln_lock *l, const char *stage, cJSON *entry);
+kiln_err kiln_lock_write(struct kiln *k, struct kiln_lock *l);
+
+/* cancel.c */
+void kiln_cancel_reset(void);
+
+#endif
