@@ -85,7 +85,8 @@ static cJSON *string_array(char *const *list, size_t n)
   return a;
 }
 
-/* The kiln.lock digest, when it was recorded for this same source (a changed source re-resolves). */
+/* The kiln.lock digest, when it was recorded for this same source (a changed source re-resolves).
+ */
 static const cJSON *locked_digest(struct kiln_stage_ctx *ctx, const struct kiln_host *host,
                                   const struct img_source *src)
 {

@@ -7,12 +7,12 @@
 #include "source.h"
 
 struct reg {
-  void *curl;    /* CURL * */
-  char *base;    /* "https://host" or "http://127.0.0.1:5000" */
-  char *host;    /* host[:port] as in the reference (credentials key) */
-  char *repo;    /* "library/alpine" */
-  char *basic;   /* base64 "user:password" from the Docker config, or NULL */
-  char *auth;    /* current "Authorization: ..." header line, or NULL */
+  void *curl;  /* CURL * */
+  char *base;  /* "https://host" or "http://127.0.0.1:5000" */
+  char *host;  /* host[:port] as in the reference (credentials key) */
+  char *repo;  /* "library/alpine" */
+  char *basic; /* base64 "user:password" from the Docker config, or NULL */
+  char *auth;  /* current "Authorization: ..." header line, or NULL */
   img_warn_fn log;
   void *log_ctx;
 };

@@ -19,9 +19,9 @@
 struct reg_resp {
   struct reg *r;
   long status;
-  struct kiln_buf body;  /* small responses and error bodies */
-  FILE *sink;            /* blob file, or NULL */
-  uint64_t resume_from;  /* bytes already in sink when the request was sent */
+  struct kiln_buf body; /* small responses and error bodies */
+  FILE *sink;           /* blob file, or NULL */
+  uint64_t resume_from; /* bytes already in sink when the request was sent */
   int sink_checked;
   EVP_MD_CTX *sha;
   char *content_type, *docker_digest, *www_auth;
@@ -129,7 +129,8 @@ static char *challenge_param(const char *ch, const char *key)
 static kiln_err fetch_token(struct reg *r, const char *challenge, struct kiln_error *err)
 {
   kiln_err rc = KILN_OK;
-  char *realm = challenge_param(challenge, "realm"), *service = challenge_param(challenge, "service");
+  char *realm = challenge_param(challenge, "realm"),
+       *service = challenge_param(challenge, "service");
   char *scope = challenge_param(challenge, "scope");
   struct kiln_buf url = KILN_BUF_INIT, hdr = KILN_BUF_INIT;
   struct reg_resp x = {.r = r};
@@ -183,8 +184,8 @@ static kiln_err fetch_token(struct reg *r, const char *challenge, struct kiln_er
       !(cJSON_IsString(tok = cJSON_GetObjectItemCaseSensitive(doc, "token")) ||
         cJSON_IsString(tok = cJSON_GetObjectItemCaseSensitive(doc, "access_token")))) {
     kiln_error_clear(&jerr);
-    rc = kiln_error_set(err, KILN_E_REMOTE, "the token service %s answered HTTP %ld without a token",
-                        realm, x.status);
+    rc = kiln_error_set(err, KILN_E_REMOTE,
+                        "the token service %s answered HTTP %ld without a token", realm, x.status);
     goto out;
   }
   free(r->auth);

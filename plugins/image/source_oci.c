@@ -170,7 +170,7 @@ static kiln_err load_manifest(struct img_store *s, cJSON *manifest, const char *
 {
   kiln_err rc;
   const char *mt = jstr(manifest, "mediaType");
-  if (mt && strstr(mt, "manifest.v1"))
+  if (mt && strstr(mt, "distribution.manifest.v1"))
     return kiln_error_set(err, KILN_E_UNSUPPORTED,
                           "Docker schema 1 manifests are not supported; re-push the image with a "
                           "current Docker or skopeo");

@@ -103,8 +103,8 @@ static char *docker_basic_auth(const char *host)
         const char *k = e->string;
         const char *bare = strstr(k, "://") ? strstr(k, "://") + 3 : k;
         size_t kl = strlen(keys[i]);
-        if ((strcmp(k, keys[i]) == 0 || (strncmp(bare, keys[i], kl) == 0 &&
-                                         (bare[kl] == '\0' || bare[kl] == '/'))) &&
+        if ((strcmp(k, keys[i]) == 0 ||
+             (strncmp(bare, keys[i], kl) == 0 && (bare[kl] == '\0' || bare[kl] == '/'))) &&
             cJSON_IsString(cJSON_GetObjectItemCaseSensitive(e, "auth"))) {
           auth = strdup(cJSON_GetObjectItemCaseSensitive(e, "auth")->valuestring);
           break;
@@ -121,7 +121,8 @@ static char *docker_basic_auth(const char *host)
 static int insecure_allowed(const cJSON *list, const char *host)
 {
   const cJSON *it;
-  cJSON_ArrayForEach(it, list) if (cJSON_IsString(it) && strcmp(it->valuestring, host) == 0) return 1;
+  cJSON_ArrayForEach(it,
+                     list) if (cJSON_IsString(it) && strcmp(it->valuestring, host) == 0) return 1;
   return 0;
 }
 
@@ -208,7 +209,7 @@ kiln_err img_registry_pull(const char *reference, const struct img_source_env *e
       (rc = kiln_json_parse(res.body, res.len, "manifest", &doc, err)))
     goto out;
   const char *mt = media_type_of(doc, res.content_type);
-  if (strstr(mt, "manifest.v1") || strstr(mt, "prettyjws")) {
+  if (strstr(mt, "distribution.manifest.v1") || strstr(mt, "prettyjws")) {
     rc = kiln_error_set(err, KILN_E_UNSUPPORTED,
                         "docker://%s is a Docker schema 1 image, which kiln does not read; re-push "
                         "it with a current Docker or skopeo",

@@ -31,7 +31,7 @@ same() { [ -f out.cpio ] && [ "$(sha256sum < out.cpio)" = "$ref" ]; }
 
 run() { rm -f out.cpio; "$driver" "$@" out.cpio > out.txt 2> err.txt; }
 if run docker://$reg/kiln/test:v1 && same; then pass "anonymous pull gives the same rootfs as oci:"; else cat err.txt; fail "anonymous pull"; fi
-digest=$(grep image_digest= out.txt | cut -d= -f2)
+digest=$(grep image_digest= out.txt | cut -d= -f2 || true)
 if run docker://$reg/kiln/test@$digest && same; then pass "pull by digest"; else cat err.txt; fail "pull by digest"; fi
 wrong=sha256:$(printf x | sha256sum | cut -d' ' -f1)
 if run docker://$reg/kiln/test@$wrong; then fail "unknown digest refused"; else pass "unknown digest refused"; fi
