@@ -1,0 +1,138 @@
+/* `kiln image`: run the image stage alone and write the enclave root filesystem (newc cpio). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+static const char usage[] =
+    "Usage: kiln image [SOURCE] [-o FILE] [--platform P] [--cmd-mode docker|nitro-cli]\n"
+    "                  [--set KEY=VALUE]... [--json]\n"
+    "\n"
+    "Turns a container image into the enclave's application ramdisk: a deterministic newc cpio\n"
+    "holding rootfs/ (the flattened image), cmd, env and kiln-run. No Docker daemon is needed\n"
+    "except for docker-daemon: sources. SOURCE defaults to kiln.json's /image/source.\n"
+    "\n"
+    "Sources:\n"
+    "  docker-daemon:NAME[:TAG]             an image in the local Docker (or podman) daemon\n"
+    "  docker-archive:FILE[:NAME:TAG]       a `docker save` tarball\n"
+    "  oci:DIR[:REF]  oci-archive:FILE[:REF] an OCI image layout (directory or tar)\n"
+    "  docker://[REGISTRY/]REPO[:TAG|@DIGEST] a registry (credentials from ~/.docker/config.json)\n"
+    "  dir:PATH                             a directory tree (command from /enclave/cmd)\n"
+    "\n"
+    "Examples:\n"
+    "  kiln image docker://alpine:3.20 -o rootfs.cpio\n"
+    "  kiln image docker-archive:app.tar --platform linux/arm64 --json\n"
+    "  kiln image oci:build/oci:v1 --cmd-mode nitro-cli      (CMD else ENTRYPOINT, like "
+    "nitro-cli)\n"
+    "  SOURCE_DATE_EPOCH=1700000000 kiln image dir:out -o rootfs.cpio\n"
+    "\n"
+    "Output: the image digest, argv, env, entry count and size; -o defaults to rootfs.cpio.\n";
+
+static int set_string(struct kiln_cli *cli, struct kiln *k, struct kiln_pipeline *p,
+                      const char *key, const char *value)
+{
+  cJSON *s = cJSON_CreateString(value);
+  char *quoted = s ? cJSON_PrintUnformatted(s) : NULL;
+  kiln_err rc = quoted ? kiln_pipeline_set(p, "image", key, quoted) : KILN_E_NOMEM;
+  free(quoted);
+  cJSON_Delete(s);
+  return rc ? kiln_cli_fail(cli, k, rc) : 0;
+}
+
+static void print_human(const cJSON *m, const char *out)
+{
+  const cJSON *it;
+  printf("image:   %s\n", cJSON_GetStringValue(cJSON_GetObjectItem(m, "image_digest")));
+  printf("argv:   ");
+  cJSON_ArrayForEach(it, cJSON_GetObjectItem(m, "argv")) printf(" %s", it->valuestring);
+  printf("\nenv:\n");
+  cJSON_ArrayForEach(it, cJSON_GetObjectItem(m, "env")) printf("  %s\n", it->valuestring);
+  printf("workdir: %s  user: %s\n", cJSON_GetStringValue(cJSON_GetObjectItem(m, "workdir")),
+         cJSON_GetStringValue(cJSON_GetObjectItem(m, "user")));
+  printf("wrote %s: %.0f entries, %.0f bytes (%s)\n", out,
+         cJSON_GetNumberValue(cJSON_GetObjectItem(m, "files")),
+         cJSON_GetNumberValue(cJSON_GetObjectItem(m, "bytes")),
+         cJSON_GetStringValue(cJSON_GetObjectItem(m, "platform")));
+}
+
+int kiln_cmd_image(struct kiln_cli *cli)
+{
+  if (kiln_cli_wants_help(cli)) {
+    fputs(usage, stdout);
+    return KILN_EXIT_OK;
+  }
+  int code = 0;
+  const char *out = "rootfs.cpio";
+  struct kiln *k = kiln_cli_open_app(cli, 0, &code);
+  if (!k)
+    return code;
+  struct kiln_pipeline *p = NULL;
+  cJSON *result = NULL;
+  const char *stages[] = {"image", NULL};
+  kiln_err rc = kiln_pipeline_new(k, stages, &p);
+  if (rc) {
+    code = kiln_cli_fail(cli, k, rc);
+    goto out;
+  }
+  int have_source = 0;
+  for (int i = 1; i < cli->argc && !code; i++) {
+    const char *a = cli->argv[i];
+    const char *v = i + 1 < cli->argc ? cli->argv[i + 1] : NULL;
+    int takes_value = strcmp(a, "-o") == 0 || strcmp(a, "--output") == 0 ||
+                      strcmp(a, "--platform") == 0 || strcmp(a, "--cmd-mode") == 0 ||
+                      strcmp(a, "--set") == 0;
+    if (takes_value && !v) {
+      code = kiln_cli_usage(cli, "%s needs a value", a);
+    } else if (strcmp(a, "-o") == 0 || strcmp(a, "--output") == 0) {
+      out = v;
+      i++;
+    } else if (strcmp(a, "--platform") == 0) {
+      code = set_string(cli, k, p, "platform", v);
+      i++;
+    } else if (strcmp(a, "--cmd-mode") == 0) {
+      if (strcmp(v, "docker") != 0 && strcmp(v, "nitro-cli") != 0)
+        code = kiln_cli_usage(cli, "--cmd-mode takes docker or nitro-cli, got \"%s\"", v);
+      else
+        code = set_string(cli, k, p, "cmd_mode", v);
+      i++;
+    } else if (strcmp(a, "--set") == 0) {
+      code = kiln_cli_apply_set(cli, k, p, "image", v);
+      i++;
+    } else if (a[0] == '-') {
+      code = kiln_cli_usage(cli, "unknown option \"%s\"", a);
+    } else if (have_source) {
+      code = kiln_cli_usage(cli, "one SOURCE only (got \"%s\" too)", a);
+    } else {
+      have_source = 1;
+      code = set_string(cli, k, p, "source", a);
+    }
+  }
+  if (code)
+    goto out;
+  if ((rc = kiln_pipeline_run(p, &result))) {
+    code = kiln_cli_fail(cli, k, rc);
+    goto out;
+  }
+  const struct kiln_artifact *rootfs = kiln_pipeline_output(p, "rootfs");
+  if (!rootfs) {
+    code = kiln_cli_fail_msg(cli, KILN_E_INTERNAL, "the image stage produced no rootfs artifact");
+    goto out;
+  }
+  if ((rc = kiln_artifact_export(k, rootfs, "rootfs.cpio", out))) {
+    code = kiln_cli_fail(cli, k, rc);
+    goto out;
+  }
+  if (cli->json) {
+    cJSON *doc = cJSON_Duplicate(rootfs->meta, 1);
+    cJSON_AddStringToObject(doc, "output", out);
+    kiln_cli_print_json(doc);
+  } else {
+    print_human(rootfs->meta, out);
+  }
+out:
+  cJSON_Delete(result);
+  kiln_pipeline_free(p);
+  kiln_free(k);
+  return code;
+}
