@@ -30,4 +30,9 @@ kiln_err reg_get(struct reg *r, const char *path, const char *accept, FILE *sink
                  const char *want_digest, struct reg_result *out, struct kiln_error *err);
 void reg_result_clear(struct reg_result *res);
 
+/* credentials.c: base64 "user:secret" for host from the Docker config ($DOCKER_CONFIG/config.json
+ * or ~/.docker/config.json): credHelpers/credsStore via `docker-credential-<name> get`, else
+ * auths.<host>.auth. NULL when there are none (anonymous). Caller frees. */
+char *img_docker_credentials(const char *host, img_warn_fn log, void *log_ctx);
+
 #endif

@@ -76,48 +76,6 @@ static int is_loopback(const char *host)
          strncmp(host, "[::1]", 5) == 0;
 }
 
-/* auths.<key>.auth of $DOCKER_CONFIG/config.json (or ~/.docker/config.json); caller frees. */
-static char *docker_basic_auth(const char *host)
-{
-  const char *dir = getenv("DOCKER_CONFIG");
-  const char *home = getenv("HOME");
-  struct kiln_buf path = KILN_BUF_INIT;
-  struct kiln_error err = KILN_ERROR_INIT;
-  cJSON *cfg = NULL;
-  char *auth = NULL;
-  if (dir)
-    kiln_buf_printf(&path, "%s/config.json", dir);
-  else if (home)
-    kiln_buf_printf(&path, "%s/.docker/config.json", home);
-  if (path.data && kiln_json_read_file(path.data, 1 << 20, &cfg, &err) == KILN_OK) {
-    const cJSON *auths = cJSON_GetObjectItemCaseSensitive(cfg, "auths");
-    int hub = strcmp(host, "docker.io") == 0;
-    const char *keys[] = {host, hub ? "https://index.docker.io/v1/" : NULL,
-                          hub ? "index.docker.io" : NULL, hub ? "registry-1.docker.io" : NULL};
-    for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]) && !auth; i++) {
-      const cJSON *e;
-      if (!keys[i])
-        continue;
-      cJSON_ArrayForEach(e, auths)
-      {
-        const char *k = e->string;
-        const char *bare = strstr(k, "://") ? strstr(k, "://") + 3 : k;
-        size_t kl = strlen(keys[i]);
-        if ((strcmp(k, keys[i]) == 0 ||
-             (strncmp(bare, keys[i], kl) == 0 && (bare[kl] == '\0' || bare[kl] == '/'))) &&
-            cJSON_IsString(cJSON_GetObjectItemCaseSensitive(e, "auth"))) {
-          auth = strdup(cJSON_GetObjectItemCaseSensitive(e, "auth")->valuestring);
-          break;
-        }
-      }
-    }
-  }
-  cJSON_Delete(cfg);
-  kiln_error_clear(&err);
-  kiln_buf_free(&path);
-  return auth;
-}
-
 static int insecure_allowed(const cJSON *list, const char *host)
 {
   const cJSON *it;
@@ -190,7 +148,7 @@ kiln_err img_registry_pull(const char *reference, const struct img_source_env *e
   r.base = kiln_buf_detach(&tmp);
   r.host = strdup(ref.host);
   r.repo = strdup(ref.repo);
-  r.basic = docker_basic_auth(ref.host);
+  r.basic = img_docker_credentials(ref.host, env->log, env->log_ctx);
   if (!(r.curl = curl_easy_init()) || !r.base || !r.host || !r.repo) {
     rc = kiln_error_set(err, KILN_E_NOMEM, "out of memory starting the registry client");
     goto out;

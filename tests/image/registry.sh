@@ -45,6 +45,14 @@ if DOCKER_CONFIG=$PWD/bad run docker://$reg/private/test:v1; then fail "401 with
   grep -q "credentials" err.txt && pass "401 with wrong credentials names the credentials" || { cat err.txt; fail "wrong credentials message"; }; fi
 if DOCKER_CONFIG=$PWD/none run docker://$reg/private/test:v1; then fail "no credentials refused"; else pass "no credentials refused"; fi
 
+mkdir -p helper/bin
+printf '#!/bin/sh\nread host\n[ "$1" = get ] && [ "$host" = "%s" ] && printf %s "$host"\n' "$reg" \
+  "'{\"ServerURL\":\"%s\",\"Username\":\"kiln\",\"Secret\":\"secret\"}'" > helper/bin/docker-credential-kilntest
+chmod +x helper/bin/docker-credential-kilntest
+printf '{"credHelpers":{"%s":"kilntest"}}' "$reg" > helper/config.json
+if PATH=$PWD/helper/bin:$PATH DOCKER_CONFIG=$PWD/helper run docker://$reg/private/test:v1 && same; then
+  pass "credentials from a docker-credential helper"; else cat err.txt; cat helper/bin/docker-credential-kilntest; fail "credential helper"; fi
+
 if run docker://$reg/flaky/test:v1 && same; then pass "registry 500 then success, cut download resumed"; else cat err.txt; fail "flaky registry"; fi
 grep -q retrying err.txt && pass "retries are logged" || fail "retries are logged"
 
