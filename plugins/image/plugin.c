@@ -51,6 +51,12 @@ static void stage_warn(void *ud, const char *fmt, ...)
   kiln_buf_free(&b);
 }
 
+static int stage_cancelled(void *ud)
+{
+  struct stage_run *sr = ud;
+  return sr->host->cancelled(sr->ctx);
+}
+
 static const char *opt_str(const cJSON *o, const char *key, const char *def)
 {
   const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
@@ -141,7 +147,7 @@ static kiln_err image_run(struct kiln_stage_ctx *ctx, const struct kiln_host *ho
                                .locked_digest = locked_digest(ctx, host, &src),
                                .log = stage_warn,
                                .log_ctx = &sr,
-                               .cancelled = NULL};
+                               .cancelled = stage_cancelled};
   if ((rc = img_source_load(&src, &env, tree, &m, &err)))
     goto out;
   if (host->cancelled(ctx)) {

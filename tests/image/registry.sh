@@ -40,7 +40,7 @@ if run docker://$reg/kiln/test:nope; then fail "404 tag"; else grep -q "not foun
 mkdir -p good bad
 printf '{"auths":{"%s":{"auth":"%s"}}}' "$reg" "$(printf kiln:secret | base64)" > good/config.json
 printf '{"auths":{"%s":{"auth":"%s"}}}' "$reg" "$(printf kiln:wrong | base64)" > bad/config.json
-if DOCKER_CONFIG=$PWD/good run docker://$reg/private/test:v1 && same; then pass "bearer token auth with credentials from DOCKER_CONFIG"; else cat err.txt; fail "token auth"; fi
+if DOCKER_CONFIG=$PWD/good run docker://$reg/private/test:v1 && same; then pass "bearer token auth with credentials from DOCKER_CONFIG; blob redirects to another host get no Authorization"; else cat err.txt; fail "token auth"; fi
 if DOCKER_CONFIG=$PWD/bad run docker://$reg/private/test:v1; then fail "401 with wrong credentials"; else
   grep -q "credentials" err.txt && pass "401 with wrong credentials names the credentials" || { cat err.txt; fail "wrong credentials message"; }; fi
 if DOCKER_CONFIG=$PWD/none run docker://$reg/private/test:v1; then fail "no credentials refused"; else pass "no credentials refused"; fi

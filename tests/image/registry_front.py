@@ -66,12 +66,21 @@ class Front(http.server.BaseHTTPRequestHandler):
                 return self.reply(401, b'{"errors":[{"code":"UNAUTHORIZED"}]}')
             return self.reply(200, ('{"token":"%s","expires_in":300}' % TOKEN).encode(),
                               [("Content-Type", "application/json")])
+        if path.startswith("/elsewhere/"):
+            # the target of a cross-host redirect: the registry's token must not arrive here
+            if self.headers.get("Authorization"):
+                return self.reply(400, b"Authorization leaked to another host")
+            path = path[len("/elsewhere"):]
         repo = path[len("/v2/"):] if path.startswith("/v2/") else ""
-        if repo.startswith("private/") and self.headers.get("Authorization") != "Bearer " + TOKEN:
+        if repo.startswith("private/") and not self.path.startswith("/elsewhere/") \
+                and self.headers.get("Authorization") != "Bearer " + TOKEN:
             scope = "repository:%s:pull" % repo.split("/manifests/")[0].split("/blobs/")[0]
             return self.reply(401, b'{"errors":[{"code":"UNAUTHORIZED"}]}', [
                 ("WWW-Authenticate",
                  f'Bearer realm="http://127.0.0.1:{port}/token",service="kiln-test",scope="{scope}"')])
+        if repo.startswith("private/") and "/blobs/" in path and self.headers.get("Host", "").startswith("127."):
+            # blobs of private repos live "elsewhere" (like S3 or a CDN): redirect to another host name
+            return self.reply(307, b"", [("Location", f"http://localhost:{port}/elsewhere{path}")])
         if repo.startswith("flaky/") and ("500", path) not in faulted:
             faulted.add(("500", path))
             return self.reply(500, b"injected failure")
