@@ -27,7 +27,8 @@ enum layer_flags {
   L_UMOCI_TRUNCATE = 2,
   L_CUT_DATA = 4,
   L_BAD_DIGEST = 8,
-  L_CUT_GZIP = 16
+  L_CUT_GZIP = 16,
+  L_ZSTD = 32
 };
 
 struct layer {
@@ -37,6 +38,7 @@ struct layer {
 
 static char *tmpdir;
 static int warnings;
+static uint64_t limit_bytes, limit_entries; /* 0: the tree's defaults */
 
 static void count_warn(void *ctx, const char *fmt, ...)
 {
@@ -60,6 +62,8 @@ static char *make_layer(const struct layer *l, int index)
   archive_write_set_format_pax_restricted(a);
   if (l->flags & (L_GZIP | L_CUT_GZIP))
     archive_write_add_filter_gzip(a);
+  if (l->flags & L_ZSTD)
+    archive_write_add_filter_zstd(a);
   archive_write_set_bytes_in_last_block(a, 1);
   archive_write_open_filename(a, path);
   for (const struct ent *e = l->ents; e->type; e++) {
@@ -135,6 +139,10 @@ static kiln_err run_layers(const struct layer *layers, size_t n, char **listing,
   if ((rc = img_spool_new(tmpdir, &spool, &err)) || (rc = img_tree_new(spool, &t, &err)))
     goto out;
   t->warn = count_warn;
+  if (limit_bytes)
+    t->max_bytes = limit_bytes;
+  if (limit_entries)
+    t->max_nodes = limit_entries;
   for (size_t i = 0; i < n; i++) {
     char *path = make_layer(&layers[i], (int)i);
     char hex[65], digest[80];
@@ -336,6 +344,14 @@ static const struct tcase cases[] = {
      "z 40755\nz/f 100644 =zipped\n",
      NULL,
      0},
+    {"zstd layers are read", {{L_ZSTD, {F("zs", "zstd data")}}}, "zs 100644 =zstd data\n", NULL, 0},
+    {"a long ../ chain after a directory is refused",
+     {{0,
+       {F("x/../../../../../../../../../../../../../../../../../../../../../../../../../../..",
+          "1")}}},
+     NULL,
+     "..",
+     -1},
     {"umoci layer ending right after the last data is accepted with a warning",
      {{L_UMOCI_TRUNCATE, {F("a", "first"), F("b", "lastdata")}}},
      "a 100644 =first\nb 100644 =lastdata\n",
@@ -385,6 +401,27 @@ static void test_cases(void)
   }
 }
 
+static void test_limits(void)
+{
+  static const struct layer big[1] = {{0, {F("a", "0123456789"), F("b", "0123456789")}}};
+  static const struct layer many[1] = {{0, {D("d"), F("d/1", ""), F("d/2", ""), F("d/3", "")}}};
+  char *listing = NULL, *errmsg = NULL;
+  CHECK_CASE("total file data over /image/max_bytes is refused");
+  limit_bytes = 15;
+  CHECK(run_layers(big, 1, &listing, &errmsg, NULL) != KILN_OK);
+  CHECK_CONTAINS("max_bytes", errmsg);
+  free(listing);
+  free(errmsg);
+  limit_bytes = 0;
+  CHECK_CASE("more entries than /image/max_entries is refused");
+  limit_entries = 3;
+  CHECK(run_layers(many, 1, &listing, &errmsg, NULL) != KILN_OK);
+  CHECK_CONTAINS("max_entries", errmsg);
+  free(listing);
+  free(errmsg);
+  limit_entries = 0;
+}
+
 static void test_deterministic(void)
 {
   CHECK_CASE("two runs give byte-identical cpio archives");
@@ -409,6 +446,7 @@ int main(void)
     return 1;
   test_cases();
   test_deterministic();
+  test_limits();
   kiln_rm_rf(tmpdir, &err);
   free(tmpdir);
   return check_done();
