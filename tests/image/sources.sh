@@ -90,6 +90,35 @@ else
   cat s.err; fail "Docker >= 25 docker-archive layout"
 fi
 
+# --- nested index (Docker 29 / buildx): index -> index with an absent arm64 blob and an attestation ---
+cp -r oci nested
+python3 - nested <<'PY'
+import hashlib, json, os, sys
+d = sys.argv[1]
+desc = json.load(open(os.path.join(d, "index.json")))["manifests"][0]
+desc.pop("annotations", None)
+child = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": [
+    {"mediaType": desc["mediaType"], "digest": "sha256:" + "ab" * 32, "size": 10,
+     "platform": {"architecture": "arm64", "os": "linux"}},
+    dict(desc, platform={"architecture": "amd64", "os": "linux"}),
+    dict(desc, platform={"architecture": "unknown", "os": "unknown"},
+         annotations={"vnd.docker.reference.type": "attestation-manifest"})]}
+raw = json.dumps(child).encode()
+dig = hashlib.sha256(raw).hexdigest()
+open(os.path.join(d, "blobs/sha256", dig), "wb").write(raw)
+json.dump({"schemaVersion": 2, "manifests": [{
+    "mediaType": "application/vnd.oci.image.index.v1+json", "digest": "sha256:" + dig, "size": len(raw),
+    "annotations": {"io.containerd.image.name": "docker.io/kiln/nested:v1",
+                    "org.opencontainers.image.ref.name": "v1"}}]}, open(os.path.join(d, "index.json"), "w"))
+PY
+for src in oci:nested:v1 oci:nested:kiln/nested:v1; do
+  if "$driver" $src s.cpio > s.out 2> s.err && [ "$(sha256sum < s.cpio)" = "$ref" ]; then
+    pass "$src: nested index, absent blobs and attestations skipped"
+  else cat s.err; fail "$src nested index"; fi
+done
+if "$driver" oci:nested:v1 s.cpio linux/arm64 > s.out 2> s.err; then fail "arm64 with absent blob"; else
+  grep -q "no manifest for platform linux/arm64" s.err && pass "a platform whose blobs are absent is reported" || { cat s.err; fail "absent platform message"; }; fi
+
 # --- determinism across directories ---
 mkdir other && (cd other && "$driver" oci:../oci:img again.cpio >/dev/null 2>&1)
 [ "$(sha256sum < other/again.cpio)" = "$ref" ] && pass "a second run elsewhere is byte-identical" \
