@@ -58,6 +58,7 @@ struct img_tree {
   uint64_t nodes, bytes; /* live counts (bytes: data written to the spool) */
   uint64_t max_nodes, max_bytes;
   int keep_devices;
+  const char *layer_label; /* the layer being applied, for messages */
   img_warn_fn warn;
   void *warn_ctx;
 };

@@ -229,8 +229,9 @@ kiln_err img_layer_apply_entry(struct img_tree *t, struct archive *a, struct arc
     if (rc == KILN_E_NOT_FOUND) {
       rc = KILN_OK;
       if (t->warn)
-        t->warn(t->warn_ctx, "whiteout %s hides nothing (its directory does not exist); ignored",
-                p.data);
+        t->warn(t->warn_ctx,
+                "layer %s: whiteout %s hides nothing (its directory does not exist); ignored",
+                t->layer_label, p.data);
       goto out;
     }
     if (!rc)
@@ -269,13 +270,15 @@ kiln_err img_layer_apply_entry(struct img_tree *t, struct archive *a, struct arc
     if (t->keep_devices)
       break;
     if (t->warn)
-      t->warn(t->warn_ctx, "device node %s dropped (set /image/devices to \"keep\" to keep it)",
-              p.data);
+      t->warn(t->warn_ctx,
+              "layer %s: device node %s dropped (set /image/devices to \"keep\" to keep it)",
+              t->layer_label, p.data);
     goto out;
   default:
     if (t->warn)
-      t->warn(t->warn_ctx, "%s: entry type %o dropped (sockets and unknown types are not kept)",
-              p.data, (unsigned)type);
+      t->warn(t->warn_ctx,
+              "layer %s: %s: entry type %o dropped (sockets and unknown types are not kept)",
+              t->layer_label, p.data, (unsigned)type);
     goto out;
   }
   if (!(ino = img_inode_new((uint32_t)type | perm, uid, gid))) {
@@ -316,6 +319,7 @@ kiln_err img_layer_apply(struct img_tree *t, const struct img_blob *blob, uint32
     goto out;
   }
   r->blob = blob;
+  t->layer_label = blob->label;
   EVP_DigestInit_ex(r->sha, EVP_sha256(), NULL);
   archive_read_support_filter_gzip(a);
   archive_read_support_filter_zstd(a);

@@ -57,6 +57,12 @@ static int stage_cancelled(void *ud)
   return sr->host->cancelled(sr->ctx);
 }
 
+static void stage_progress(void *ud, uint64_t done, uint64_t total, const char *label)
+{
+  struct stage_run *sr = ud;
+  sr->host->progress(sr->ctx, done, total, label);
+}
+
 static const char *opt_str(const cJSON *o, const char *key, const char *def)
 {
   const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
@@ -147,7 +153,8 @@ static kiln_err image_run(struct kiln_stage_ctx *ctx, const struct kiln_host *ho
                                .locked_digest = locked_digest(ctx, host, &src),
                                .log = stage_warn,
                                .log_ctx = &sr,
-                               .cancelled = stage_cancelled};
+                               .cancelled = stage_cancelled,
+                               .progress = stage_progress};
   if ((rc = img_source_load(&src, &env, tree, &m, &err)))
     goto out;
   if (host->cancelled(ctx)) {

@@ -84,6 +84,8 @@ static kiln_err apply_layers(struct img_store *store, const struct img_manifest 
     const struct img_layer_ref *l = &m->layers[i];
     struct img_blob b = {
         .label = l->digest ? l->digest : l->path, .digest = l->digest, .diff_id = l->diff_id};
+    if (env->progress)
+      env->progress(env->log_ctx, i, m->nlayers, "layers");
     kiln_err rc = img_store_blob(store, l->path, &b, err);
     if (!rc)
       rc = img_layer_apply(tree, &b, (uint32_t)i + 1, err);
@@ -92,6 +94,8 @@ static kiln_err apply_layers(struct img_store *store, const struct img_manifest 
     if (env->cancelled && env->cancelled(env->log_ctx))
       return kiln_error_set(err, KILN_E_CANCELLED, "interrupted");
   }
+  if (env->progress)
+    env->progress(env->log_ctx, m->nlayers, m->nlayers, "layers");
   return KILN_OK;
 }
 

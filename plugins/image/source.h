@@ -29,6 +29,7 @@ struct img_source_env {
   img_warn_fn log;
   void *log_ctx;
   int (*cancelled)(void *ctx);
+  void (*progress)(void *ctx, uint64_t done, uint64_t total, const char *label);
 };
 
 kiln_err img_source_parse(const char *text, const char *app_dir, struct img_source *src,

@@ -15,6 +15,7 @@ kiln_err img_layer_apply_dir(struct img_tree *t, const char *dir, uint32_t layer
   size_t dlen = strlen(dir);
   if (!a)
     return kiln_error_set(err, KILN_E_NOMEM, "out of memory");
+  t->layer_label = dir;
   archive_read_disk_set_symlink_physical(a);
   archive_read_disk_set_behavior(a, ARCHIVE_READDISK_NO_XATTR | ARCHIVE_READDISK_NO_ACL |
                                         ARCHIVE_READDISK_NO_FFLAGS);

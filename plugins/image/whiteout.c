@@ -30,8 +30,9 @@ kiln_err img_whiteout_apply(struct img_tree *t, struct img_node *dir, const char
   struct img_node *victim = img_node_find(dir, name, strlen(name));
   if (!victim) {
     if (t->warn)
-      t->warn(t->warn_ctx, "whiteout %s hides nothing (no such path in lower layers); ignored",
-              path);
+      t->warn(t->warn_ctx,
+              "layer %s: whiteout %s hides nothing (no such path in lower layers); ignored",
+              t->layer_label ? t->layer_label : "?", path);
     return KILN_OK;
   }
   if (victim->layer == layer)
