@@ -34,5 +34,22 @@ code "$kiln" -C elsewhere/app image -o "$work/b.cpio" >/dev/null
 cmp -s a.cpio b.cpio && pass "two runs from different directories give identical bytes" || fail "identical bytes"
 cpio -it < a.cpio 2>/dev/null | grep -qx "kiln-run" && pass "the archive carries cmd, env and kiln-run" || fail "kiln-run present"
 
+mkdir -p app2/l/bin && cp /bin/true app2/l/bin/app
+(cd app2 && umoci init --layout oci >/dev/null && umoci new --image oci:img >/dev/null &&
+  umoci insert --image oci:img l / >/dev/null && umoci config --image oci:img --config.cmd app >/dev/null)
+printf '{"name":"t2","image":{"source":"oci:oci:img","cmd_mode":"nitro-cli"}}\n' > app2/kiln.json
+if [ "$(code "$kiln" -C app2 image -o "$work/c.cpio" --json)" = 0 ] &&
+   python3 -c '
+import json
+def find(o):  # the lock layout belongs to the core: look for the key anywhere
+    if isinstance(o, dict):
+        if "image_digest" in o: return o["image_digest"]
+        for v in o.values():
+            r = find(v)
+            if r: return r
+lock, doc = find(json.load(open("app2/kiln.lock"))), json.load(open("out.txt"))
+assert lock == doc["image_digest"] and lock.startswith("sha256:"), (lock, doc)'; then
+  pass "the image manifest digest is recorded in kiln.lock"; else cat out.txt err.txt; fail "kiln.lock image_digest"; fi
+
 echo "$fails failure(s)"
 [ $fails -eq 0 ]
