@@ -7,7 +7,7 @@
 
 static const char usage[] =
     "Usage: kiln image [SOURCE] [-o FILE] [--platform P] [--cmd-mode docker|nitro-cli]\n"
-    "                  [--set KEY=VALUE]... [--json]\n"
+    "                  [--insecure-registry HOST]... [--set KEY=VALUE]... [--json]\n"
     "\n"
     "Turns a container image into the enclave's application ramdisk: a deterministic newc cpio\n"
     "holding rootfs/ (the flattened image), cmd, env and kiln-run. No Docker daemon is needed\n"
@@ -26,6 +26,10 @@ static const char usage[] =
     "  kiln image oci:build/oci:v1 --cmd-mode nitro-cli      (CMD else ENTRYPOINT, like "
     "nitro-cli)\n"
     "  SOURCE_DATE_EPOCH=1700000000 kiln image dir:out -o rootfs.cpio\n"
+    "  kiln image docker://registry.lan:5000/app:1 --insecure-registry registry.lan:5000\n"
+    "\n"
+    "Registries are reached over HTTPS; plain HTTP only for loopback hosts and the hosts given\n"
+    "with --insecure-registry.\n"
     "\n"
     "Output: the image digest, argv, env, entry count and size; -o defaults to rootfs.cpio.\n";
 
@@ -68,7 +72,7 @@ int kiln_cmd_image(struct kiln_cli *cli)
   if (!k)
     return code;
   struct kiln_pipeline *p = NULL;
-  cJSON *result = NULL;
+  cJSON *result = NULL, *insecure = cJSON_CreateArray();
   const char *stages[] = {"image", NULL};
   kiln_err rc = kiln_pipeline_new(k, stages, &p);
   if (rc) {
@@ -81,7 +85,7 @@ int kiln_cmd_image(struct kiln_cli *cli)
     const char *v = i + 1 < cli->argc ? cli->argv[i + 1] : NULL;
     int takes_value = strcmp(a, "-o") == 0 || strcmp(a, "--output") == 0 ||
                       strcmp(a, "--platform") == 0 || strcmp(a, "--cmd-mode") == 0 ||
-                      strcmp(a, "--set") == 0;
+                      strcmp(a, "--set") == 0 || strcmp(a, "--insecure-registry") == 0;
     if (takes_value && !v) {
       code = kiln_cli_usage(cli, "%s needs a value", a);
     } else if (strcmp(a, "-o") == 0 || strcmp(a, "--output") == 0) {
@@ -96,6 +100,9 @@ int kiln_cmd_image(struct kiln_cli *cli)
       else
         code = set_string(cli, k, p, "cmd_mode", v);
       i++;
+    } else if (strcmp(a, "--insecure-registry") == 0) {
+      cJSON_AddItemToArray(insecure, cJSON_CreateString(v));
+      i++;
     } else if (strcmp(a, "--set") == 0) {
       code = kiln_cli_apply_set(cli, k, p, "image", v);
       i++;
@@ -107,6 +114,13 @@ int kiln_cmd_image(struct kiln_cli *cli)
       have_source = 1;
       code = set_string(cli, k, p, "source", a);
     }
+  }
+  if (!code && cJSON_GetArraySize(insecure) > 0) {
+    char *list = cJSON_PrintUnformatted(insecure);
+    rc = list ? kiln_pipeline_set(p, "image", "insecure_registries", list) : KILN_E_NOMEM;
+    free(list);
+    if (rc)
+      code = kiln_cli_fail(cli, k, rc);
   }
   if (code)
     goto out;
@@ -131,6 +145,7 @@ int kiln_cmd_image(struct kiln_cli *cli)
     print_human(rootfs->meta, out);
   }
 out:
+  cJSON_Delete(insecure);
   cJSON_Delete(result);
   kiln_pipeline_free(p);
   kiln_free(k);
