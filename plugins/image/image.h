@@ -28,27 +28,36 @@ kiln_err img_spool_read(struct img_spool *s, uint64_t off, void *buf, size_t len
 #define IMG_MAX_PATH 4096
 #define IMG_MAX_SYMLINK_HOPS 40
 
-/* One inode: several nodes share it when hard-linked. */
+/* One inode: several nodes share it when hard-linked. Which union member is valid follows from
+ * the type in mode. Nodes and inodes live in the tree's arena (compact: no per-entry malloc). */
 struct img_inode {
   uint32_t refs;
   uint32_t mode; /* type and permission bits */
   uint32_t uid, gid;
-  uint32_t rdev_major, rdev_minor;
-  uint64_t size;      /* regular files: bytes in the spool */
-  uint64_t spool_off; /* regular files */
-  char *target;       /* symlinks: stored verbatim */
+  union {
+    struct {
+      uint64_t size;      /* S_ISREG: bytes in the spool */
+      uint64_t spool_off; /* S_ISREG */
+    };
+    char *target; /* S_ISLNK: stored verbatim (malloc'd) */
+    struct {
+      uint32_t rdev_major, rdev_minor; /* S_ISCHR, S_ISBLK */
+    };
+  };
   /* scratch used while emitting the cpio */
   uint32_t links_final, links_emitted, cpio_ino;
 };
 
 struct img_node {
-  char *name;
   struct img_node *parent;
   struct img_inode *inode;
-  struct img_node **kids; /* sorted bytewise by name */
-  size_t nkids, cap;
+  struct img_node **kids; /* sorted bytewise by name (malloc'd) */
+  uint32_t nkids, cap;
   uint32_t layer; /* index (1-based) of the layer that last wrote this path */
+  char name[];    /* NUL-terminated */
 };
+
+struct img_arena_chunk;
 
 typedef void (*img_warn_fn)(void *ctx, const char *fmt, ...) KILN_PRINTF(2, 3);
 
@@ -57,6 +66,7 @@ struct img_tree {
   struct img_spool *spool;
   uint64_t nodes, bytes; /* live counts (bytes: data written to the spool) */
   uint64_t max_nodes, max_bytes;
+  struct img_arena_chunk *arena; /* current chunk; older ones chained behind it */
   int keep_devices;
   const char *layer_label; /* the layer being applied, for messages */
   img_warn_fn warn;
@@ -72,7 +82,8 @@ kiln_err img_node_add(struct img_tree *t, struct img_node *dir, const char *name
                       struct kiln_error *err);
 /* Remove node and its subtree from its parent and free it. */
 void img_node_remove(struct img_tree *t, struct img_node *node);
-struct img_inode *img_inode_new(uint32_t mode, uint32_t uid, uint32_t gid);
+/* A new inode with one reference (the caller's), or NULL when memory ran out. */
+struct img_inode *img_inode_new(struct img_tree *t, uint32_t mode, uint32_t uid, uint32_t gid);
 void img_inode_unref(struct img_inode *ino);
 int img_node_is_dir(const struct img_node *n);
 /* Resolve every component of path (length len) from dir, following symlinks chroot-style (targets

@@ -281,7 +281,7 @@ kiln_err img_layer_apply_entry(struct img_tree *t, struct archive *a, struct arc
               t->layer_label, p.data, (unsigned)type);
     goto out;
   }
-  if (!(ino = img_inode_new((uint32_t)type | perm, uid, gid))) {
+  if (!(ino = img_inode_new(t, (uint32_t)type | perm, uid, gid))) {
     rc = kiln_error_set(err, KILN_E_NOMEM, "out of memory");
     goto out;
   }

@@ -70,12 +70,12 @@ static kiln_err emit_node(struct emitter *em, struct img_node *n, struct kiln_er
 {
   kiln_err rc;
   struct img_inode *ino = n->inode;
-  struct kiln_cpio_entry e = {.path = em->path.data,
-                              .mode = ino->mode,
-                              .uid = ino->uid,
-                              .gid = ino->gid,
-                              .rdev_major = ino->rdev_major,
-                              .rdev_minor = ino->rdev_minor};
+  struct kiln_cpio_entry e = {
+      .path = em->path.data, .mode = ino->mode, .uid = ino->uid, .gid = ino->gid};
+  if (S_ISCHR(ino->mode) || S_ISBLK(ino->mode)) {
+    e.rdev_major = ino->rdev_major;
+    e.rdev_minor = ino->rdev_minor;
+  }
   uint64_t data = 0;
   if (S_ISDIR(ino->mode)) {
     e.nlink = dir_nlink(n);
@@ -163,7 +163,7 @@ static kiln_err ensure_mount_points(struct img_tree *t, struct kiln_error *err)
   for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
     if (img_node_find(t->root, names[i], strlen(names[i])))
       continue;
-    struct img_inode *ino = img_inode_new(S_IFDIR | 0755, 0, 0);
+    struct img_inode *ino = img_inode_new(t, S_IFDIR | 0755, 0, 0);
     if (!ino)
       return kiln_error_set(err, KILN_E_NOMEM, "out of memory");
     kiln_err rc = img_node_add(t, t->root, names[i], strlen(names[i]), ino, 0, NULL, err);

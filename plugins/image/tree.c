@@ -6,9 +6,36 @@
 
 #include "image.h"
 
-struct img_inode *img_inode_new(uint32_t mode, uint32_t uid, uint32_t gid)
+#define ARENA_CHUNK_SIZE (1u << 20)
+
+struct img_arena_chunk {
+  struct img_arena_chunk *prev;
+  size_t used, cap;
+  _Alignas(16) unsigned char data[];
+};
+
+/* Zeroed memory from the tree's arena, freed all at once with the tree. */
+static void *arena_alloc(struct img_tree *t, size_t size)
 {
-  struct img_inode *ino = calloc(1, sizeof(*ino));
+  size = (size + 15) & ~(size_t)15;
+  struct img_arena_chunk *c = t->arena;
+  if (!c || c->cap - c->used < size) {
+    size_t cap = size > ARENA_CHUNK_SIZE ? size : ARENA_CHUNK_SIZE;
+    struct img_arena_chunk *n = calloc(1, sizeof(*n) + cap);
+    if (!n)
+      return NULL;
+    n->cap = cap;
+    n->prev = c;
+    t->arena = c = n;
+  }
+  void *p = c->data + c->used;
+  c->used += size;
+  return p;
+}
+
+struct img_inode *img_inode_new(struct img_tree *t, uint32_t mode, uint32_t uid, uint32_t gid)
+{
+  struct img_inode *ino = arena_alloc(t, sizeof(*ino));
   if (ino) {
     ino->refs = 1; /* the creator's reference */
     ino->mode = mode;
@@ -22,8 +49,10 @@ void img_inode_unref(struct img_inode *ino)
 {
   if (!ino || --ino->refs > 0)
     return;
-  free(ino->target);
-  free(ino);
+  if (S_ISLNK(ino->mode)) {
+    free(ino->target);
+    ino->target = NULL;
+  }
 }
 
 int img_node_is_dir(const struct img_node *n)
@@ -33,29 +62,25 @@ int img_node_is_dir(const struct img_node *n)
 
 static void node_free(struct img_tree *t, struct img_node *n)
 {
-  /* Children first; depth is bounded by IMG_MAX_PATH / 2. */
+  /* Children first; depth is bounded by IMG_MAX_PATH / 2. The node's memory is the arena's. */
   for (size_t i = 0; i < n->nkids; i++)
     node_free(t, n->kids[i]);
-  if (t && t->nodes)
+  if (t->nodes)
     t->nodes--;
   free(n->kids);
-  free(n->name);
+  n->kids = NULL;
+  n->nkids = n->cap = 0;
   img_inode_unref(n->inode);
-  free(n);
 }
 
 kiln_err img_tree_new(struct img_spool *spool, struct img_tree **out, struct kiln_error *err)
 {
   struct img_tree *t = calloc(1, sizeof(*t));
-  struct img_node *root = calloc(1, sizeof(*root));
-  struct img_inode *ino = img_inode_new(S_IFDIR | 0755, 0, 0);
   *out = NULL;
-  if (!t || !root || !ino || !(root->name = strdup(""))) {
-    free(t);
-    if (root)
-      free(root->name);
-    free(root);
-    free(ino);
+  struct img_node *root = t ? arena_alloc(t, sizeof(*root) + 1) : NULL;
+  struct img_inode *ino = root ? img_inode_new(t, S_IFDIR | 0755, 0, 0) : NULL;
+  if (!ino) {
+    img_tree_free(t);
     return kiln_error_set(err, KILN_E_NOMEM, "out of memory creating the image tree");
   }
   root->inode = ino;
@@ -72,7 +97,12 @@ void img_tree_free(struct img_tree *t)
   if (!t)
     return;
   if (t->root)
-    node_free(NULL, t->root);
+    node_free(t, t->root);
+  while (t->arena) {
+    struct img_arena_chunk *prev = t->arena->prev;
+    free(t->arena);
+    t->arena = prev;
+  }
   free(t);
 }
 
@@ -129,18 +159,19 @@ kiln_err img_node_add(struct img_tree *t, struct img_node *dir, const char *name
                           "the image has more than %llu entries (limit); raise /image/max_entries",
                           (unsigned long long)t->max_nodes);
   if (dir->nkids == dir->cap) {
-    size_t cap = dir->cap ? dir->cap * 2 : 4;
+    if (dir->cap >= UINT32_MAX / 2)
+      return kiln_error_set(err, KILN_E_NOMEM, "too many entries in one directory");
+    uint32_t cap = dir->cap ? dir->cap * 2 : 4;
     struct img_node **kids = realloc(dir->kids, cap * sizeof(*kids));
     if (!kids)
       return kiln_error_set(err, KILN_E_NOMEM, "out of memory growing the image tree");
     dir->kids = kids;
     dir->cap = cap;
   }
-  struct img_node *n = calloc(1, sizeof(*n));
-  if (!n || !(n->name = strndup(name, len))) {
-    free(n);
+  struct img_node *n = arena_alloc(t, sizeof(*n) + len + 1);
+  if (!n)
     return kiln_error_set(err, KILN_E_NOMEM, "out of memory growing the image tree");
-  }
+  memcpy(n->name, name, len);
   n->parent = dir;
   n->inode = inode;
   inode->refs++;
@@ -194,7 +225,7 @@ static kiln_err walk(struct img_tree *t, struct img_node *dir, const char *path,
     if (!child) {
       if (!create)
         return KILN_E_NOT_FOUND;
-      struct img_inode *ino = img_inode_new(S_IFDIR | 0755, 0, 0);
+      struct img_inode *ino = img_inode_new(t, S_IFDIR | 0755, 0, 0);
       if (!ino)
         return kiln_error_set(err, KILN_E_NOMEM, "out of memory");
       kiln_err rc = img_node_add(t, dir, comp, clen, ino, layer, &child, err);

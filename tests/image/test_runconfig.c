@@ -17,7 +17,7 @@ static void add(const char *path, uint32_t mode, const char *content)
   struct img_node *dir = NULL;
   const char *slash = strrchr(path, '/');
   img_tree_walk_dirs(tree, tree->root, path, (size_t)(slash - path), 1, 1, &dir, &err);
-  struct img_inode *ino = img_inode_new(mode, 0, 0);
+  struct img_inode *ino = img_inode_new(tree, mode, 0, 0);
   if (S_ISLNK(mode)) {
     ino->target = strdup(content);
   } else if (S_ISREG(mode)) {
