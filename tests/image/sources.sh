@@ -124,6 +124,16 @@ mkdir other && (cd other && "$driver" oci:../oci:img again.cpio >/dev/null 2>&1)
 [ "$(sha256sum < other/again.cpio)" = "$ref" ] && pass "a second run elsewhere is byte-identical" \
   || fail "a second run elsewhere is byte-identical"
 
+# --- determinism across users (as root: run once more as nobody) ---
+if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null; then
+  chmod -R a+rX "$work" && mkdir -m 1777 "$work/nobody"
+  if TMPDIR=$work/nobody setpriv --reuid=65534 --regid=65534 --clear-groups \
+       "$driver" oci:oci:img "$work/nobody/n.cpio" >/dev/null 2>&1 &&
+     [ "$(sha256sum < nobody/n.cpio)" = "$ref" ]; then
+    pass "a run as another user (nobody) is byte-identical"
+  else fail "a run as another user (nobody) is byte-identical"; fi
+fi
+
 # --- dir: source ---
 if "$driver" dir:l3 d.cpio > d.out 2> d.err; then fail "dir: without /enclave/cmd needs a command"; else
   grep -q "no Entrypoint or Cmd" d.err && pass "image with no Entrypoint/Cmd is refused" || { cat d.err; fail "no cmd message"; }
