@@ -44,6 +44,7 @@ struct img_inode {
       uint32_t rdev_major, rdev_minor; /* S_ISCHR, S_ISBLK */
     };
   };
+  uint32_t src; /* S_ISREG: 0 = the spool, k = data read in place from the tree's backing[k-1] */
   /* scratch used while emitting the cpio */
   uint32_t links_final, links_emitted, cpio_ino;
 };
@@ -67,6 +68,10 @@ struct img_tree {
   uint64_t nodes, bytes; /* live counts (bytes: data written to the spool) */
   uint64_t max_nodes, max_bytes;
   struct img_arena_chunk *arena; /* current chunk; older ones chained behind it */
+  int *backing;                  /* uncompressed layer files whose data is read in place (owned) */
+  uint32_t nbacking;
+  uint32_t inplace_src;  /* while applying an uncompressed layer: its backing index */
+  uint64_t inplace_base; /* ... and where the layer starts in that file */
   int keep_devices;
   const char *layer_label; /* the layer being applied, for messages */
   img_warn_fn warn;
@@ -96,6 +101,12 @@ kiln_err img_tree_walk_dirs(struct img_tree *t, struct img_node *dir, const char
  * /etc/passwd); *out NULL when it does not exist. */
 kiln_err img_tree_lookup(struct img_tree *t, const char *path, struct img_node **out,
                          struct kiln_error *err);
+/* Register fd (duplicated) as a place file data is read from in place; *src receives the index
+ * for img_inode.src. The same file registered twice gets the same index. */
+kiln_err img_tree_add_backing(struct img_tree *t, int fd, uint32_t *src, struct kiln_error *err);
+/* Read len bytes of a regular file's data starting at off (relative to the file's start). */
+kiln_err img_tree_read_data(struct img_tree *t, const struct img_inode *ino, uint64_t off,
+                            void *buf, size_t len, struct kiln_error *err);
 /* Read the whole content of a regular file node (at most max bytes); caller frees. */
 kiln_err img_tree_read_file(struct img_tree *t, const struct img_node *n, size_t max, char **out,
                             size_t *len, struct kiln_error *err);

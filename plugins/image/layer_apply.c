@@ -98,14 +98,19 @@ static kiln_err spool_put(struct img_tree *t, struct img_inode *ino, const void 
   return rc;
 }
 
-/* Copy the entry's data into the spool. *truncated_after_data is set when the stream ended right
- * after all declared data (no padding, no end blocks): umoci 0.4.7 writes such layers. */
+/* Copy the entry's data into the spool, or, in an uncompressed layer file, only note where the
+ * data lies (it is read in place later; the bytes still stream through the digest). Sets
+ * *truncated_after_data when the stream ended right after all declared data (no padding, no end
+ * blocks): umoci 0.4.7 writes such layers. */
 static kiln_err copy_data(struct img_tree *t, struct archive *a, struct archive_entry *e,
                           struct img_inode *ino, int *truncated_after_data, struct kiln_error *err)
 {
   static const char zeros[4096];
   int64_t declared = archive_entry_size_is_set(e) ? archive_entry_size(e) : -1;
-  ino->spool_off = img_spool_tell(t->spool);
+  int in_place = t->inplace_src && archive_entry_sparse_count(e) == 0;
+  ino->src = in_place ? t->inplace_src : 0;
+  ino->spool_off =
+      in_place ? t->inplace_base + (uint64_t)archive_filter_bytes(a, 0) : img_spool_tell(t->spool);
   ino->size = 0;
   for (;;) {
     const void *buf;
@@ -121,6 +126,14 @@ static kiln_err copy_data(struct img_tree *t, struct archive *a, struct archive_
       }
       return kiln_error_set(err, KILN_E_INVALID, "reading the data failed: %s",
                             archive_error_string(a) ? archive_error_string(a) : "unknown error");
+    }
+    if (in_place) {
+      if (offset != (la_int64_t)ino->size || t->bytes + n > t->max_bytes)
+        return kiln_error_set(err, KILN_E_INVALID,
+                              "file data is not contiguous or over /image/max_bytes");
+      ino->size += n;
+      t->bytes += n;
+      continue;
     }
     /* Sparse members: holes become zeros. */
     while (offset > (la_int64_t)ino->size) {
@@ -331,6 +344,11 @@ kiln_err img_layer_apply(struct img_tree *t, const struct img_blob *blob, uint32
                         archive_error_string(a));
     goto out;
   }
+  /* Uncompressed layer files are not copied: their file data is read in place when emitting. */
+  if (archive_filter_count(a) <= 1 &&
+      (rc = img_tree_add_backing(t, blob->fd, &t->inplace_src, err)))
+    goto out;
+  t->inplace_base = blob->offset;
   while (!truncated) {
     struct archive_entry *e;
     int ar = archive_read_next_header(a, &e);
@@ -355,6 +373,7 @@ kiln_err img_layer_apply(struct img_tree *t, const struct img_blob *blob, uint32
   if ((rc = blob_verify(r, uncompressed, err)))
     goto out;
 out:
+  t->inplace_src = 0;
   if (a)
     archive_read_free(a);
   if (r)

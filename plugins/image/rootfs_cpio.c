@@ -97,10 +97,10 @@ static kiln_err emit_node(struct emitter *em, struct img_node *n, struct kiln_er
   em->files++;
   if (S_ISLNK(ino->mode))
     return kiln_cpio_write_data(em->c, ino->target, e.size, err);
-  uint64_t off = ino->spool_off;
+  uint64_t off = 0;
   while (data > 0) {
     size_t n_read = data < EMIT_COPY_SIZE ? (size_t)data : EMIT_COPY_SIZE;
-    if ((rc = img_spool_read(em->t->spool, off, em->buf, n_read, err)) ||
+    if ((rc = img_tree_read_data(em->t, ino, off, em->buf, n_read, err)) ||
         (rc = kiln_cpio_write_data(em->c, em->buf, n_read, err)))
       return rc;
     off += n_read;

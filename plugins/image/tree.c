@@ -1,8 +1,11 @@
 /* The in-memory merged filesystem: nodes with sorted children, shared inodes for hard links, and
  * chroot-style path resolution that can never reach the host filesystem. */
+#include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "image.h"
 
@@ -98,6 +101,9 @@ void img_tree_free(struct img_tree *t)
     return;
   if (t->root)
     node_free(t, t->root);
+  for (uint32_t i = 0; i < t->nbacking; i++)
+    close(t->backing[i]);
+  free(t->backing);
   while (t->arena) {
     struct img_arena_chunk *prev = t->arena->prev;
     free(t->arena);
@@ -291,7 +297,7 @@ kiln_err img_tree_read_file(struct img_tree *t, const struct img_node *n, size_t
   char *buf = malloc(size + 1);
   if (!buf)
     return kiln_error_set(err, KILN_E_NOMEM, "out of memory reading %s", n->name);
-  kiln_err rc = size ? img_spool_read(t->spool, n->inode->spool_off, buf, size, err) : KILN_OK;
+  kiln_err rc = size ? img_tree_read_data(t, n->inode, 0, buf, size, err) : KILN_OK;
   if (rc) {
     free(buf);
     return rc;
@@ -299,5 +305,52 @@ kiln_err img_tree_read_file(struct img_tree *t, const struct img_node *n, size_t
   buf[size] = '\0';
   *out = buf;
   *len = size;
+  return KILN_OK;
+}
+
+kiln_err img_tree_add_backing(struct img_tree *t, int fd, uint32_t *src, struct kiln_error *err)
+{
+  struct stat st, have;
+  if (fstat(fd, &st) != 0)
+    return kiln_error_set(err, KILN_E_IO, "cannot stat a layer file: %s", strerror(errno));
+  for (uint32_t i = 0; i < t->nbacking; i++) {
+    if (fstat(t->backing[i], &have) == 0 && have.st_dev == st.st_dev && have.st_ino == st.st_ino) {
+      *src = i + 1;
+      return KILN_OK;
+    }
+  }
+  int *grown = realloc(t->backing, (t->nbacking + 1) * sizeof(*grown));
+  if (!grown)
+    return kiln_error_set(err, KILN_E_NOMEM, "out of memory");
+  t->backing = grown;
+  int dup_fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+  if (dup_fd < 0)
+    return kiln_error_set(err, KILN_E_IO, "cannot keep a layer file open: %s", strerror(errno));
+  t->backing[t->nbacking++] = dup_fd;
+  *src = t->nbacking;
+  return KILN_OK;
+}
+
+kiln_err img_tree_read_data(struct img_tree *t, const struct img_inode *ino, uint64_t off,
+                            void *buf, size_t len, struct kiln_error *err)
+{
+  if (ino->src == 0)
+    return img_spool_read(t->spool, ino->spool_off + off, buf, len, err);
+  if (ino->src > t->nbacking)
+    return kiln_error_set(err, KILN_E_INTERNAL, "file data refers to an unknown layer file");
+  int fd = t->backing[ino->src - 1];
+  unsigned char *p = buf;
+  off += ino->spool_off;
+  while (len > 0) {
+    ssize_t n = pread(fd, p, len, (off_t)off);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0)
+      return kiln_error_set(err, KILN_E_IO, "reading file data from a layer failed: %s",
+                            n < 0 ? strerror(errno) : "the layer file shrank");
+    p += n;
+    off += (uint64_t)n;
+    len -= (size_t)n;
+  }
   return KILN_OK;
 }
