@@ -30,6 +30,18 @@ kiln_err reg_get(struct reg *r, const char *path, const char *accept, FILE *sink
                  const char *want_digest, struct reg_result *out, struct kiln_error *err);
 void reg_result_clear(struct reg_result *res);
 
+/* A parsed docker:// reference: host "docker.io" for Docker Hub (API host registry-1.docker.io),
+ * "library/" added to one-component Hub names, tag "latest" when neither tag nor digest is given.
+ */
+struct img_registry_ref {
+  char *host, *repo, *tag, *digest;
+};
+kiln_err img_registry_ref_parse(const char *text, struct img_registry_ref *ref,
+                                struct kiln_error *err);
+void img_registry_ref_clear(struct img_registry_ref *r);
+/* 1 for localhost, [::1] and 127.x.y.z (with or without :port): plain HTTP is allowed there. */
+int img_registry_is_loopback(const char *host);
+
 /* credentials.c: base64 "user:secret" for host from the Docker config ($DOCKER_CONFIG/config.json
  * or ~/.docker/config.json): credHelpers/credsStore via `docker-credential-<name> get`, else
  * auths.<host>.auth. NULL when there are none (anonymous). Caller frees. */

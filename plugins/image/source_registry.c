@@ -17,11 +17,7 @@
   "application/vnd.oci.image.manifest.v1+json, "                                                   \
   "application/vnd.docker.distribution.manifest.v2+json"
 
-struct reg_ref {
-  char *host, *repo, *tag, *digest;
-};
-
-static void ref_clear(struct reg_ref *r)
+void img_registry_ref_clear(struct img_registry_ref *r)
 {
   free(r->host);
   free(r->repo);
@@ -29,7 +25,8 @@ static void ref_clear(struct reg_ref *r)
   free(r->digest);
 }
 
-static kiln_err ref_parse(const char *text, struct reg_ref *ref, struct kiln_error *err)
+kiln_err img_registry_ref_parse(const char *text, struct img_registry_ref *ref,
+                                struct kiln_error *err)
 {
   memset(ref, 0, sizeof(*ref));
   char *s = strdup(text);
@@ -70,10 +67,23 @@ static kiln_err ref_parse(const char *text, struct reg_ref *ref, struct kiln_err
   return KILN_OK;
 }
 
-static int is_loopback(const char *host)
+int img_registry_is_loopback(const char *host)
 {
-  return strncmp(host, "127.", 4) == 0 || strncmp(host, "localhost", 9) == 0 ||
-         strncmp(host, "[::1]", 5) == 0;
+  /* host[:port] -> the name alone; only literal loopback addresses and "localhost" count */
+  size_t len = host[0] == '[' ? strcspn(host, "]") + 1 : strcspn(host, ":");
+  if (len == 9 && strncmp(host, "localhost", 9) == 0)
+    return 1;
+  if (len == 5 && strncmp(host, "[::1]", 5) == 0)
+    return 1;
+  unsigned a, b, c, d;
+  char tail;
+  char ip[16];
+  if (len >= sizeof(ip))
+    return 0;
+  memcpy(ip, host, len);
+  ip[len] = '\0';
+  return sscanf(ip, "%u.%u.%u.%u%c", &a, &b, &c, &d, &tail) == 4 && a == 127 && b < 256 &&
+         c < 256 && d < 256;
 }
 
 static int insecure_allowed(const cJSON *list, const char *host)
@@ -132,7 +142,7 @@ kiln_err img_registry_pull(const char *reference, const struct img_source_env *e
                            char **dir, struct img_manifest *m, struct kiln_error *err)
 {
   kiln_err rc;
-  struct reg_ref ref;
+  struct img_registry_ref ref;
   struct reg r = {.log = env->log, .log_ctx = env->log_ctx};
   struct reg_result res = {0};
   struct img_store *store = NULL;
@@ -140,10 +150,10 @@ kiln_err img_registry_pull(const char *reference, const struct img_source_env *e
   struct kiln_buf path = KILN_BUF_INIT, idx = KILN_BUF_INIT, tmp = KILN_BUF_INIT;
   *dir = NULL;
   memset(m, 0, sizeof(*m));
-  if ((rc = ref_parse(reference, &ref, err)))
+  if ((rc = img_registry_ref_parse(reference, &ref, err)))
     goto out;
   const char *api_host = strcmp(ref.host, "docker.io") == 0 ? "registry-1.docker.io" : ref.host;
-  int plain = is_loopback(ref.host) || insecure_allowed(env->insecure, ref.host);
+  int plain = img_registry_is_loopback(ref.host) || insecure_allowed(env->insecure, ref.host);
   kiln_buf_printf(&tmp, "%s://%s", plain ? "http" : "https", api_host);
   r.base = kiln_buf_detach(&tmp);
   r.host = strdup(ref.host);
@@ -267,6 +277,6 @@ out:
   free(r.repo);
   free(r.basic);
   free(r.auth);
-  ref_clear(&ref);
+  img_registry_ref_clear(&ref);
   return rc;
 }
