@@ -38,17 +38,31 @@ struct stage_run {
   const struct kiln_host *host;
 };
 
-static void stage_warn(void *ud, const char *fmt, ...)
+static void stage_vlog(void *ud, enum kiln_log_level level, const char *fmt, va_list ap)
 {
   struct stage_run *sr = ud;
   struct kiln_buf b = KILN_BUF_INIT;
+  if (!kiln_buf_vprintf(&b, fmt, ap))
+    sr->host->log(sr->ctx, level, "%s", b.data);
+  kiln_buf_free(&b);
+}
+
+/* Problems in the image that kiln works around (tree->warn). */
+static void stage_warn(void *ud, const char *fmt, ...)
+{
   va_list ap;
   va_start(ap, fmt);
-  kiln_err rc = kiln_buf_vprintf(&b, fmt, ap);
+  stage_vlog(ud, KILN_LOG_WARN, fmt, ap);
   va_end(ap);
-  if (!rc)
-    sr->host->log(sr->ctx, KILN_LOG_WARN, "%s", b.data);
-  kiln_buf_free(&b);
+}
+
+/* What the sources are doing: pulls, exports, retries (env->log). */
+static void stage_info(void *ud, const char *fmt, ...)
+{
+  va_list ap;
+  va_start(ap, fmt);
+  stage_vlog(ud, KILN_LOG_INFO, fmt, ap);
+  va_end(ap);
 }
 
 static int stage_cancelled(void *ud)
@@ -151,7 +165,7 @@ static kiln_err image_run(struct kiln_stage_ctx *ctx, const struct kiln_host *ho
                                .insecure =
                                    cJSON_GetObjectItemCaseSensitive(opts, "insecure_registries"),
                                .locked_digest = locked_digest(ctx, host, &src),
-                               .log = stage_warn,
+                               .log = stage_info,
                                .log_ctx = &sr,
                                .cancelled = stage_cancelled,
                                .progress = stage_progress};
