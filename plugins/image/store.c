@@ -13,6 +13,7 @@
 #include "util/hash.h"
 
 #define STORE_MAX_LINK_HOPS 8
+#define STORE_MAX_MEMBERS (1u << 20) /* an image archive holds blobs and a few JSON files */
 
 struct store_entry {
   char *name;
@@ -108,6 +109,12 @@ kiln_err img_store_open_tar(const char *file, struct img_store **out, struct kil
     const char *name = archive_entry_pathname(e);
     if (!name)
       continue;
+    if (s->n >= STORE_MAX_MEMBERS) {
+      rc = kiln_error_set(err, KILN_E_INVALID,
+                          "%s has more than %u members; it is not an image archive", file,
+                          STORE_MAX_MEMBERS);
+      goto out;
+    }
     if (s->n == cap) {
       size_t ncap = cap ? cap * 2 : 32;
       struct store_entry *grown = realloc(s->ents, ncap * sizeof(*grown));
