@@ -29,6 +29,7 @@ echo lib > l1/usr/lib/libx.so
 ln -s /usr/lib/libx.so l1/bin/abs-link
 ln l1/data/kept l1/data/kept-hardlink
 chmod 4755 l1/bin/app
+chown 1000:1001 l1/data/kept l1/usr/lib 2>/dev/null || true # owners must survive (as root)
 mkdir -p l3/new; echo new > l3/new/file
 umoci init --layout oci >/dev/null
 umoci new --image oci:img >/dev/null
