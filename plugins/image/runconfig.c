@@ -140,6 +140,19 @@ static kiln_err resolve_argv0(struct img_tree *t, struct img_runconfig *rc, stru
                        "the command %s is not an executable regular file in the image", cand.data);
     goto out;
   }
+  /* "/app/./run.sh" -> "/app/run.sh" (paths with ".." stay as written: they resolved above). */
+  struct kiln_buf clean = KILN_BUF_INIT;
+  struct kiln_error ignored = KILN_ERROR_INIT;
+  if (img_path_normalise(cand.data, &clean, &ignored) == KILN_OK && clean.len) {
+    kiln_buf_reset(&cand);
+    r = kiln_buf_printf(&cand, "/%s", clean.data);
+  }
+  kiln_buf_free(&clean);
+  kiln_error_clear(&ignored);
+  if (r) {
+    r = kiln_error_set(err, KILN_E_NOMEM, "out of memory");
+    goto out;
+  }
   free(rc->argv[0]);
   rc->argv[0] = kiln_buf_detach(&cand);
 out:
