@@ -47,7 +47,8 @@ static int set_string(struct kiln_cli *cli, struct kiln *k, struct kiln_pipeline
 static void print_human(const cJSON *m, const char *out)
 {
   const cJSON *it;
-  printf("image:   %s\n", cJSON_GetStringValue(cJSON_GetObjectItem(m, "image_digest")));
+  const char *digest = cJSON_GetStringValue(cJSON_GetObjectItem(m, "image_digest"));
+  printf("image:   %s\n", digest && digest[0] ? digest : "(a directory: no digest)");
   printf("argv:   ");
   cJSON_ArrayForEach(it, cJSON_GetObjectItem(m, "argv")) printf(" %s", it->valuestring);
   printf("\nenv:\n");
