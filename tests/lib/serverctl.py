@@ -91,14 +91,19 @@ def stop(args):
 
 
 def main():
-    p = argparse.ArgumentParser(description=__doc__)
+    p = argparse.ArgumentParser(description=__doc__, allow_abbrev=False)
     p.add_argument("action", choices=["start", "stop"])
     p.add_argument("--dir", required=True)
     p.add_argument("--name", required=True)
     p.add_argument("--timeout", type=float, default=60)
     p.add_argument("--env", action="append", help="KEY=VALUE for the server's environment")
-    p.add_argument("command", nargs="*")
-    args = p.parse_args()
+    argv = sys.argv[1:]
+    if "--" in argv:  # "ACTION [options] -- command...": everything after "--" is the command
+        i = argv.index("--")
+        args = p.parse_args(argv[:i])
+        args.command = argv[i + 1:]
+    else:  # "[options] ACTION command...": what is not an option of ours is the command
+        args, args.command = p.parse_known_args(argv)
     return start(args) if args.action == "start" else stop(args)
 
 
