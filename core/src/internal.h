@@ -85,9 +85,11 @@ kiln_err kiln_store_commit(struct kiln *k, const char *staging_root, const char 
                            const cJSON *meta, struct kiln_stored_artifact **out);
 kiln_err kiln_store_open(struct kiln *k, const char *digest, struct kiln_stored_artifact **out);
 void kiln_stored_artifact_free(struct kiln_stored_artifact *a);
-/* Step cache index: outputs (array of {"kind","digest"}) recorded for a cache key. */
-kiln_err kiln_store_index_get(struct kiln *k, const char *key, cJSON **outputs);
-kiln_err kiln_store_index_put(struct kiln *k, const char *key, const cJSON *outputs);
+/* Step cache index: the outputs (array of {"kind","digest"}) and the values the stage recorded
+ * for kiln.lock ("resolved", may be NULL) under a cache key. get: *resolved may be NULL. */
+kiln_err kiln_store_index_get(struct kiln *k, const char *key, cJSON **outputs, cJSON **resolved);
+kiln_err kiln_store_index_put(struct kiln *k, const char *key, const cJSON *outputs,
+                              const cJSON *resolved);
 
 /* lockfile.c */
 struct kiln_lock;

@@ -190,7 +190,8 @@ static kiln_err run_step(struct kiln_pipeline *p, struct kiln_lock *lock, size_t
   struct kiln *k = p->k;
   const struct kiln_step *s = &p->steps[index];
   struct kiln_stage_ctx ctx;
-  cJSON *options = NULL, *cached_outputs = NULL, *index_outputs = cJSON_CreateArray();
+  cJSON *options = NULL, *cached_outputs = NULL, *cached_resolved = NULL;
+  cJSON *index_outputs = cJSON_CreateArray();
   cJSON *step_json = cJSON_CreateObject();
   struct timespec t0;
   clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -212,17 +213,17 @@ static kiln_err run_step(struct kiln_pipeline *p, struct kiln_lock *lock, size_t
     goto out;
 
   int cacheable = !(STAGE_FLAGS(s->stage) & KILN_STAGE_NO_CACHE);
-  if (cacheable && !k->no_cache && kiln_store_index_get(k, key, &cached_outputs) == KILN_OK) {
+  if (cacheable && !k->no_cache &&
+      kiln_store_index_get(k, key, &cached_outputs, &cached_resolved) == KILN_OK) {
     cJSON *digests = cJSON_CreateArray();
     kiln_err hit = load_hit(p, cached_outputs, digests);
     cJSON_Delete(digests);
     if (hit == KILN_OK) {
       cached = 1;
       kiln_log(k, KILN_LOG_INFO, "%s: cached (step key %.12s)", s->stage->name, key);
-      /* Keep the resolved values of the run that made these outputs. */
-      const cJSON *prev_key = cJSON_GetObjectItemCaseSensitive(prev, "cache_key");
-      if (cJSON_IsString(prev_key) && strcmp(prev_key->valuestring, key) == 0 && ctx.lock_prev)
-        ctx.lock_resolved = cJSON_Duplicate(ctx.lock_prev, 1);
+      /* Keep the values recorded by the run that made these outputs. */
+      ctx.lock_resolved = cached_resolved;
+      cached_resolved = NULL;
     } else {
       while (p->nartifacts > first_output)
         kiln_stored_artifact_free(p->artifacts[--p->nartifacts]);
@@ -247,7 +248,8 @@ static kiln_err run_step(struct kiln_pipeline *p, struct kiln_lock *lock, size_t
     if ((rc = commit_outputs(p, &ctx, index_outputs)))
       goto out;
     if (cacheable)
-      kiln_store_index_put(k, key, index_outputs); /* a cache that cannot be written is a miss */
+      /* a cache that cannot be written is only a miss next time */
+      kiln_store_index_put(k, key, index_outputs, ctx.lock_resolved);
   }
   rc = kiln_lock_set_stage(lock, s->stage->name,
                            lock_entry(s, key, ctx.lock_resolved, p, first_output));
@@ -260,6 +262,7 @@ static kiln_err run_step(struct kiln_pipeline *p, struct kiln_lock *lock, size_t
   cJSON_AddItemToArray(steps_json, step_json);
   step_json = NULL;
 out:
+  cJSON_Delete(cached_resolved);
   cJSON_Delete(step_json);
   cJSON_Delete(options);
   cJSON_Delete(cached_outputs);
@@ -296,7 +299,7 @@ static kiln_err plan_step(struct kiln_pipeline *p, struct kiln_lock *lock, size_
   if (*inputs_known && cacheable && !(rc = run_identify(&ctx)) &&
       !(rc = step_cache_key(p, s, options, &ctx, key))) {
     cJSON *outs = NULL, *digests = cJSON_CreateArray();
-    if (!k->no_cache && kiln_store_index_get(k, key, &outs) == KILN_OK &&
+    if (!k->no_cache && kiln_store_index_get(k, key, &outs, NULL) == KILN_OK &&
         load_hit(p, outs, digests) == KILN_OK)
       status = "cached";
     cJSON_Delete(outs);

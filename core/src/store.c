@@ -239,9 +239,11 @@ static kiln_err index_path(struct kiln *k, const char *key, char **out)
   return rc;
 }
 
-kiln_err kiln_store_index_get(struct kiln *k, const char *key, cJSON **outputs)
+kiln_err kiln_store_index_get(struct kiln *k, const char *key, cJSON **outputs, cJSON **resolved)
 {
   *outputs = NULL;
+  if (resolved)
+    *resolved = NULL;
   char *path = NULL;
   if (index_path(k, key, &path))
     return KILN_E_NOMEM;
@@ -253,7 +255,12 @@ kiln_err kiln_store_index_get(struct kiln *k, const char *key, cJSON **outputs)
   if (rc)
     return KILN_E_NOT_FOUND; /* no entry, or an unreadable one: treated as a miss */
   cJSON *o = cJSON_DetachItemFromObjectCaseSensitive(doc, "outputs");
+  cJSON *r = cJSON_DetachItemFromObjectCaseSensitive(doc, "resolved");
   cJSON_Delete(doc);
+  if (resolved && cJSON_IsObject(r))
+    *resolved = r;
+  else
+    cJSON_Delete(r);
   if (!cJSON_IsArray(o)) {
     cJSON_Delete(o);
     return KILN_E_NOT_FOUND;
@@ -262,13 +269,16 @@ kiln_err kiln_store_index_get(struct kiln *k, const char *key, cJSON **outputs)
   return KILN_OK;
 }
 
-kiln_err kiln_store_index_put(struct kiln *k, const char *key, const cJSON *outputs)
+kiln_err kiln_store_index_put(struct kiln *k, const char *key, const cJSON *outputs,
+                              const cJSON *resolved)
 {
   char *path = NULL;
   if (index_path(k, key, &path))
     return KILN_E_NOMEM;
   cJSON *doc = cJSON_CreateObject();
   cJSON_AddItemToObject(doc, "outputs", cJSON_Duplicate(outputs, 1));
+  if (resolved)
+    cJSON_AddItemToObject(doc, "resolved", cJSON_Duplicate(resolved, 1));
   struct kiln_buf text = KILN_BUF_INIT;
   kiln_json_pretty(doc, &text);
   struct kiln_error e = KILN_ERROR_INIT;

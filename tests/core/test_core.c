@@ -355,6 +355,15 @@ static int test_lockfile(void)
   free(run_pipeline(app, cache, NULL, &cached));
   char *second = read_all(app, "kiln.lock");
   CHECK_STR(first, second);
+  CHECK_CASE("a deleted lock is rebuilt from cache hits, resolved values included");
+  char *lock_path = kiln_path_join(app, "kiln.lock");
+  unlink(lock_path);
+  free(lock_path);
+  free(run_pipeline(app, cache, NULL, &cached));
+  CHECK_INT(2, cached);
+  char *rebuilt = read_all(app, "kiln.lock");
+  CHECK_STR(first, rebuilt);
+  free(rebuilt);
   CHECK_CASE("a fresh cache gives the same lock");
   char *lock = kiln_path_join(app, "kiln.lock");
   unlink(lock);
