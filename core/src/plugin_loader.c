@@ -242,7 +242,8 @@ static kiln_err load_dir(struct kiln *k, const char *dir)
     n++;
   }
   closedir(d);
-  qsort(names, n, sizeof *names, compare_strings);
+  if (n > 1)
+    qsort(names, n, sizeof *names, compare_strings);
   for (size_t i = 0; i < n && !rc; i++)
     rc = load_file(k, names[i], 1);
   for (size_t i = 0; i < n; i++)

@@ -126,7 +126,8 @@ static kiln_err digest_tree(EVP_MD_CTX *md, const char *dir, const char *rel, in
     }
     count++;
   }
-  qsort(names, count, sizeof *names, compare_names);
+  if (count > 1)
+    qsort(names, count, sizeof *names, compare_names);
   for (size_t i = 0; i < count && rc == KILN_OK; i++) {
     char *full = kiln_path_join(dir, names[i]);
     char *relname = rel[0] ? kiln_path_join(rel, names[i]) : strdup(names[i]);
