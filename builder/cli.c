@@ -62,6 +62,20 @@ int kiln_cli_apply_set(struct kiln_cli *cli, struct kiln *k, struct kiln_pipelin
   return rc ? kiln_cli_usage(cli, "%s", kiln_errmsg(k)) : 0;
 }
 
+int kiln_cli_run_pipeline(struct kiln_cli *cli, struct kiln *k, struct kiln_pipeline *p,
+                          const char *kind, const struct kiln_artifact **out)
+{
+  cJSON *result = NULL;
+  kiln_err rc = kiln_pipeline_run(p, &result);
+  cJSON_Delete(result);
+  if (rc)
+    return kiln_cli_fail(cli, k, rc);
+  *out = kiln_pipeline_output(p, kind);
+  if (!*out)
+    return kiln_cli_fail_msg(cli, KILN_E_INTERNAL, "the pipeline produced no %s artifact", kind);
+  return 0;
+}
+
 static int exit_code_for(kiln_err rc)
 {
   return (rc == KILN_E_CANCELLED || kiln_cancelled()) ? KILN_EXIT_INTERRUPTED : KILN_EXIT_FAILURE;

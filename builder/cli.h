@@ -38,6 +38,10 @@ struct kiln *kiln_cli_open_app(struct kiln_cli *cli, int config_required, int *e
  * Returns 0, or an exit code. */
 int kiln_cli_apply_set(struct kiln_cli *cli, struct kiln *k, struct kiln_pipeline *p,
                        const char *stage, const char *assignment);
+/* Run the pipeline and return its newest artifact of kind in *out (result JSON freed). On failure
+ * prints the error and returns the exit code; 0 on success. */
+int kiln_cli_run_pipeline(struct kiln_cli *cli, struct kiln *k, struct kiln_pipeline *p,
+                          const char *kind, const struct kiln_artifact **out);
 /* Print the failure of rc (message from k, or msg when k is NULL) as text on stderr, or as a JSON
  * error document on stdout with --json; returns the exit code (1, or 130 when interrupted). */
 int kiln_cli_fail(struct kiln_cli *cli, struct kiln *k, kiln_err rc);

@@ -73,7 +73,7 @@ int kiln_cmd_image(struct kiln_cli *cli)
   if (!k)
     return code;
   struct kiln_pipeline *p = NULL;
-  cJSON *result = NULL, *insecure = cJSON_CreateArray();
+  cJSON *insecure = cJSON_CreateArray();
   const char *stages[] = {"image", NULL};
   kiln_err rc = kiln_pipeline_new(k, stages, &p);
   if (rc) {
@@ -125,15 +125,9 @@ int kiln_cmd_image(struct kiln_cli *cli)
   }
   if (code)
     goto out;
-  if ((rc = kiln_pipeline_run(p, &result))) {
-    code = kiln_cli_fail(cli, k, rc);
+  const struct kiln_artifact *rootfs = NULL;
+  if ((code = kiln_cli_run_pipeline(cli, k, p, "rootfs", &rootfs)))
     goto out;
-  }
-  const struct kiln_artifact *rootfs = kiln_pipeline_output(p, "rootfs");
-  if (!rootfs) {
-    code = kiln_cli_fail_msg(cli, KILN_E_INTERNAL, "the image stage produced no rootfs artifact");
-    goto out;
-  }
   if ((rc = kiln_artifact_export(k, rootfs, "rootfs.cpio", out))) {
     code = kiln_cli_fail(cli, k, rc);
     goto out;
@@ -147,7 +141,6 @@ int kiln_cmd_image(struct kiln_cli *cli)
   }
 out:
   cJSON_Delete(insecure);
-  cJSON_Delete(result);
   kiln_pipeline_free(p);
   kiln_free(k);
   return code;

@@ -76,7 +76,6 @@ int kiln_cmd_size(struct kiln_cli *cli)
   if (!k)
     return code;
   struct kiln_pipeline *p = NULL;
-  cJSON *result = NULL;
   const char *stages[] = {"size", NULL};
   kiln_err rc = kiln_pipeline_new(k, stages, &p);
   if (rc) {
@@ -130,17 +129,14 @@ int kiln_cmd_size(struct kiln_cli *cli)
   }
   if (code)
     goto out;
-  if ((rc = kiln_pipeline_run(p, &result))) {
-    code = kiln_cli_fail(cli, k, rc);
+  const struct kiln_artifact *sizing = NULL;
+  if ((code = kiln_cli_run_pipeline(cli, k, p, "sizing", &sizing)))
     goto out;
-  }
-  const struct kiln_artifact *sizing = kiln_pipeline_output(p, "sizing");
   if (cli->json)
     kiln_cli_print_json(cJSON_Duplicate(sizing->meta, 1));
   else
     print_human(sizing->meta);
 out:
-  cJSON_Delete(result);
   kiln_pipeline_free(p);
   kiln_free(k);
   return code;
