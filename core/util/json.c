@@ -53,7 +53,7 @@ static kiln_err print_number(const cJSON *v, struct kiln_buf *out)
   return kiln_buf_puts(out, text);
 }
 
-static kiln_err print_value(const cJSON *v, struct kiln_buf *out, int indent, int depth)
+static kiln_err print_value(const cJSON *v, struct kiln_buf *out, int indent, int depth, int sort)
 {
   kiln_err rc = KILN_OK;
   if (depth > 256)
@@ -80,7 +80,7 @@ static kiln_err print_value(const cJSON *v, struct kiln_buf *out, int indent, in
   size_t i = 0;
   for (const cJSON *c = v->child; c; c = c->next)
     items[i++] = c;
-  if (is_object && n > 1)
+  if (sort && is_object && n > 1)
     qsort(items, n, sizeof *items, compare_keys);
   rc = kiln_buf_putc(out, is_object ? '{' : '[');
   for (i = 0; i < n && rc == KILN_OK; i++) {
@@ -92,7 +92,7 @@ static kiln_err print_value(const cJSON *v, struct kiln_buf *out, int indent, in
       rc = rc ? rc : kiln_json_quote(items[i]->string, out);
       rc = rc ? rc : kiln_buf_puts(out, indent ? ": " : ":");
     }
-    rc = rc ? rc : print_value(items[i], out, indent, depth + 1);
+    rc = rc ? rc : print_value(items[i], out, indent, depth + 1, sort);
   }
   if (indent && n && rc == KILN_OK)
     rc = kiln_buf_printf(out, "\n%*s", indent * depth, "");
@@ -103,12 +103,18 @@ static kiln_err print_value(const cJSON *v, struct kiln_buf *out, int indent, in
 
 kiln_err kiln_json_canonical(const cJSON *value, struct kiln_buf *out)
 {
-  return print_value(value, out, 0, 0);
+  return print_value(value, out, 0, 0, 1);
 }
 
 kiln_err kiln_json_pretty(const cJSON *value, struct kiln_buf *out)
 {
-  kiln_err rc = print_value(value, out, 2, 0);
+  kiln_err rc = print_value(value, out, 2, 0, 1);
+  return rc ? rc : kiln_buf_putc(out, '\n');
+}
+
+kiln_err kiln_json_pretty_ordered(const cJSON *value, struct kiln_buf *out)
+{
+  kiln_err rc = print_value(value, out, 2, 0, 0);
   return rc ? rc : kiln_buf_putc(out, '\n');
 }
 

@@ -11,6 +11,8 @@
 kiln_err kiln_json_canonical(const cJSON *value, struct kiln_buf *out);
 /* Pretty JSON (2-space indent) with sorted keys and a final newline; appended to out. */
 kiln_err kiln_json_pretty(const cJSON *value, struct kiln_buf *out);
+/* Pretty JSON keeping the objects' key order (for formats defined by another tool). */
+kiln_err kiln_json_pretty_ordered(const cJSON *value, struct kiln_buf *out);
 /* Parse text; on error the message names `name`, the line and the column. Caller frees *out. */
 kiln_err kiln_json_parse(const char *text, size_t len, const char *name, cJSON **out,
                          struct kiln_error *err);
