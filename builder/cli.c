@@ -164,6 +164,16 @@ void kiln_cli_print_json(cJSON *doc)
   cJSON_Delete(doc);
 }
 
+void kiln_cli_print_json_ordered(cJSON *doc)
+{
+  struct kiln_buf b = KILN_BUF_INIT;
+  kiln_json_pretty_ordered(doc, &b);
+  fwrite(kiln_buf_str(&b), 1, b.len, stdout);
+  fflush(stdout);
+  kiln_buf_free(&b);
+  cJSON_Delete(doc);
+}
+
 int kiln_cli_wants_help(const struct kiln_cli *cli)
 {
   for (int i = 1; i < cli->argc; i++) {

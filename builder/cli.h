@@ -51,6 +51,8 @@ int kiln_cli_fail_msg(struct kiln_cli *cli, kiln_err rc, const char *fmt, ...) K
 int kiln_cli_usage(struct kiln_cli *cli, const char *fmt, ...) KILN_PRINTF(2, 3);
 /* Print a JSON document on stdout (pretty, sorted keys). Takes ownership of doc. */
 void kiln_cli_print_json(cJSON *doc);
+/* Same, keeping the document's key order (formats defined by other tools, e.g. nitro-cli). */
+void kiln_cli_print_json_ordered(cJSON *doc);
 /* 1 when argv has -h/--help before any "--". */
 int kiln_cli_wants_help(const struct kiln_cli *cli);
 /* Parse a size such as 512M, 14G, 14GiB, 2048 (MiB); returns 0 on success. */

@@ -22,8 +22,8 @@ static const char usage[] =
 
 static const char *section_name(uint16_t t)
 {
-  static const char *const names[] = {"invalid", "kernel", "cmdline", "ramdisk", "signature",
-                                      "metadata"};
+  static const char *const names[] = {"invalid", "kernel",    "cmdline",
+                                      "ramdisk", "signature", "metadata"};
   return t <= 5 ? names[t] : "unknown";
 }
 
@@ -54,9 +54,8 @@ int kiln_cmd_describe(struct kiln_cli *cli)
   }
   cJSON *doc = kiln_eif_describe_json(&info);
   if (cli->json) {
-    char *text = cJSON_Print(doc); /* nitro-cli's key order, not sorted */
-    printf("%s\n", text ? text : "{}");
-    free(text);
+    kiln_cli_print_json_ordered(doc); /* nitro-cli's key order, not sorted */
+    doc = NULL;
   } else {
     printf("%s: EIF version %u, %s, %u sections, %llu bytes, CRC %s\n", file, info.version,
            (info.flags & 1) ? "aarch64" : "x86_64", info.num_sections,

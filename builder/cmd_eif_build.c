@@ -11,6 +11,7 @@
 #include "cli.h"
 #include "eif_json.h"
 #include "util/fs.h"
+#include "util/json.h"
 
 static const char usage[] =
     "Usage: kiln eif-build --kernel FILE --cmdline TEXT --ramdisk FILE [--ramdisk FILE]...\n"
@@ -54,9 +55,26 @@ int kiln_cmd_eif_build(struct kiln_cli *cli)
     fputs(usage, stdout);
     return KILN_EXIT_OK;
   }
-  enum { O_KERNEL = 256, O_CONFIG, O_CMDLINE, O_RAMDISK, O_OUTPUT, O_CERT, O_KEY, O_NAME,
-         O_VERSION, O_METADATA, O_ARCH, O_TIME, O_TOOL, O_TOOL_VERSION, O_OS, O_IMG_KERNEL,
-         O_ALGO, O_PCRS };
+  enum {
+    O_KERNEL = 256,
+    O_CONFIG,
+    O_CMDLINE,
+    O_RAMDISK,
+    O_OUTPUT,
+    O_CERT,
+    O_KEY,
+    O_NAME,
+    O_VERSION,
+    O_METADATA,
+    O_ARCH,
+    O_TIME,
+    O_TOOL,
+    O_TOOL_VERSION,
+    O_OS,
+    O_IMG_KERNEL,
+    O_ALGO,
+    O_PCRS
+  };
   static const struct option options[] = {
       {"kernel", required_argument, NULL, O_KERNEL},
       {"kernel_config", required_argument, NULL, O_CONFIG},
@@ -114,8 +132,10 @@ int kiln_cmd_eif_build(struct kiln_cli *cli)
       break;
     case O_TIME:
       if (parse_time(optarg, &b.metadata.build_time) != 0)
-        return kiln_cli_usage(cli, "--build-time takes RFC 3339 (1970-01-01T00:00:00+00:00) or "
-                                   "seconds, got \"%s\"", optarg);
+        return kiln_cli_usage(cli,
+                              "--build-time takes RFC 3339 (1970-01-01T00:00:00+00:00) or "
+                              "seconds, got \"%s\"",
+                              optarg);
       break;
     case O_TOOL: b.metadata.build_tool = optarg; break;
     case O_TOOL_VERSION: b.metadata.build_tool_version = optarg; break;
@@ -167,15 +187,15 @@ int kiln_cmd_eif_build(struct kiln_cli *cli)
   }
   cJSON *doc = kiln_eif_measurements_json(&pcrs);
   if (pcrs_out) {
-    char *text = cJSON_Print(doc);
-    if (!text || kiln_write_file_atomic(pcrs_out, text, strlen(text), 0644, &e) != KILN_OK)
+    struct kiln_buf text = KILN_BUF_INIT;
+    kiln_json_pretty_ordered(doc, &text);
+    if (kiln_write_file_atomic(pcrs_out, kiln_buf_str(&text), text.len, 0644, &e) != KILN_OK)
       code = kiln_cli_fail_msg(cli, KILN_E_IO, "--pcrs-output: %s", kiln_error_msg(&e));
-    free(text);
+    kiln_buf_free(&text);
   }
   if (!code) {
-    char *text = cJSON_Print(doc);
-    printf("%s\n", text ? text : "{}");
-    free(text);
+    kiln_cli_print_json_ordered(doc);
+    doc = NULL;
   }
   cJSON_Delete(doc);
 out:

@@ -19,8 +19,9 @@ const char *kiln_eif_hash_name(enum kiln_eif_hash h)
 kiln_err eif_measure_init(struct eif_measure *m, enum kiln_eif_hash hash, struct kiln_error *err)
 {
   memset(m, 0, sizeof *m);
-  m->md = hash == KILN_EIF_SHA256 ? EVP_sha256() : hash == KILN_EIF_SHA512 ? EVP_sha512()
-                                                                          : EVP_sha384();
+  m->md = hash == KILN_EIF_SHA256   ? EVP_sha256()
+          : hash == KILN_EIF_SHA512 ? EVP_sha512()
+                                    : EVP_sha384();
   m->crc = (uint32_t)crc32(0L, Z_NULL, 0);
   for (int i = 0; i < 3; i++) {
     m->pcr[i] = EVP_MD_CTX_new();

@@ -9,7 +9,11 @@
 #include "kiln/eif.h"
 
 /* Which PCRs a section's bytes go into. */
-enum eif_feed { EIF_FEED_NONE = 0, EIF_FEED_BOOT = 1 /* PCR0 + PCR1 */, EIF_FEED_APP = 2 /* PCR0 + PCR2 */ };
+enum eif_feed {
+  EIF_FEED_NONE = 0,
+  EIF_FEED_BOOT = 1 /* PCR0 + PCR1 */,
+  EIF_FEED_APP = 2 /* PCR0 + PCR2 */
+};
 
 struct eif_measure {
   const EVP_MD *md;

@@ -23,7 +23,10 @@ static uint64_t get64(const uint8_t *p)
   return v;
 }
 
-static uint16_t get16(const uint8_t *p) { return (uint16_t)((p[0] << 8) | p[1]); }
+static uint16_t get16(const uint8_t *p)
+{
+  return (uint16_t)((p[0] << 8) | p[1]);
+}
 
 static uint32_t get32(const uint8_t *p)
 {
@@ -63,9 +66,10 @@ static kiln_err read_section(int fd, const char *path, const struct kiln_eif_sec
   uint64_t left = s->size, pos = s->offset + KILN_EIF_SECTION_HEADER_SIZE;
   struct kiln_buf keep = KILN_BUF_INIT;
   if (text && s->size > EIF_TEXT_MAX)
-    return kiln_error_set(err, KILN_E_INVALID, "%s: section at %llu is %llu bytes, too large for "
-                          "its type", path, (unsigned long long)s->offset,
-                          (unsigned long long)s->size);
+    return kiln_error_set(err, KILN_E_INVALID,
+                          "%s: section at %llu is %llu bytes, too large for "
+                          "its type",
+                          path, (unsigned long long)s->offset, (unsigned long long)s->size);
   kiln_err rc = KILN_OK;
   while (left && !rc) {
     size_t want = left < EIF_CHUNK ? (size_t)left : EIF_CHUNK;
@@ -89,8 +93,8 @@ static kiln_err read_section(int fd, const char *path, const struct kiln_eif_sec
 
 static const char *type_name(uint16_t t)
 {
-  static const char *const names[] = {"invalid", "kernel", "cmdline", "ramdisk", "signature",
-                                      "metadata"};
+  static const char *const names[] = {"invalid", "kernel",    "cmdline",
+                                      "ramdisk", "signature", "metadata"};
   return t <= 5 ? names[t] : "unknown";
 }
 
@@ -182,9 +186,8 @@ kiln_err kiln_eif_read(const char *path, int check_crc, enum kiln_eif_hash hash,
                           "%s: section table entry %u (offset %llu, size %llu) disagrees with the "
                           "sections as laid out (offset %llu, size %llu): overlapping or "
                           "misplaced sections",
-                          path, i, (unsigned long long)table_offset,
-                          (unsigned long long)table_size, (unsigned long long)pos,
-                          (unsigned long long)s->size);
+                          path, i, (unsigned long long)table_offset, (unsigned long long)table_size,
+                          (unsigned long long)pos, (unsigned long long)s->size);
       break;
     }
     eif_measure_crc(&m, sh, sizeof sh);
@@ -205,8 +208,8 @@ kiln_err kiln_eif_read(const char *path, int check_crc, enum kiln_eif_hash hash,
   }
   for (uint16_t i = info->num_sections; !rc && i < KILN_EIF_MAX_SECTIONS; i++)
     if (get64(h + 28 + 8 * i) || get64(h + 28 + 8 * KILN_EIF_MAX_SECTIONS + 8 * i))
-      rc = kiln_error_set(err, KILN_E_INVALID, "%s: unused section table slot %u is not zero",
-                          path, i);
+      rc = kiln_error_set(err, KILN_E_INVALID, "%s: unused section table slot %u is not zero", path,
+                          i);
   if (!rc && pos != info->file_size)
     rc = kiln_error_set(err, KILN_E_INVALID, "%s: %llu bytes after the last section", path,
                         (unsigned long long)(info->file_size - pos));

@@ -21,7 +21,7 @@
 struct section_src {
   uint16_t type;
   enum eif_feed feed;
-  const char *path;   /* file, or NULL for in-memory data */
+  const char *path; /* file, or NULL for in-memory data */
   const char *data;
   uint64_t size;
 };
@@ -102,8 +102,8 @@ kiln_err kiln_eif_write(const struct kiln_eif_build *b, const char *out_path,
   if (b->nramdisks == 0)
     return kiln_error_set(err, KILN_E_INVALID, "an EIF needs at least one ramdisk");
   if (b->nramdisks + 3 > KILN_EIF_MAX_SECTIONS)
-    return kiln_error_set(err, KILN_E_INVALID, "too many ramdisks (%zu; at most %d)",
-                          b->nramdisks, KILN_EIF_MAX_SECTIONS - 3);
+    return kiln_error_set(err, KILN_E_INVALID, "too many ramdisks (%zu; at most %d)", b->nramdisks,
+                          KILN_EIF_MAX_SECTIONS - 3);
   struct section_src s[KILN_EIF_MAX_SECTIONS];
   size_t n = 0;
   char *metadata = NULL, *tmp = NULL;
@@ -114,8 +114,8 @@ kiln_err kiln_eif_write(const struct kiln_eif_build *b, const char *out_path,
   if ((rc = input_size("kernel", b->kernel, &s[n++].size, err)))
     return rc;
   const char *cmdline = b->cmdline ? b->cmdline : "";
-  s[n++] = (struct section_src){KILN_EIF_SECTION_CMDLINE, EIF_FEED_BOOT, NULL, cmdline,
-                                strlen(cmdline)};
+  s[n++] =
+      (struct section_src){KILN_EIF_SECTION_CMDLINE, EIF_FEED_BOOT, NULL, cmdline, strlen(cmdline)};
   if ((rc = kiln_eif_metadata_json(&b->metadata, b->kernel, &metadata, err)))
     return rc;
   s[n++] = (struct section_src){KILN_EIF_SECTION_METADATA, EIF_FEED_NONE, NULL, metadata,

@@ -39,14 +39,14 @@ struct kiln_eif_metadata {
   const char *build_tool;    /* default "kiln" */
   const char *build_tool_version;
   const char *operating_system; /* default "OS", or from the kernel config's third line */
-  const char *kernel_version;    /* default "kernel", or from the kernel config */
-  const char *docker_info_json;  /* JSON value or NULL (null) */
-  const char *custom_json;       /* JSON value or NULL (null) */
+  const char *kernel_version;   /* default "kernel", or from the kernel config */
+  const char *docker_info_json; /* JSON value or NULL (null) */
+  const char *custom_json;      /* JSON value or NULL (null) */
 };
 
 struct kiln_eif_build {
-  const char *kernel;        /* bzImage (x86_64) or Image (aarch64) */
-  const char *cmdline;       /* exact bytes (no trailing newline) */
+  const char *kernel;          /* bzImage (x86_64) or Image (aarch64) */
+  const char *cmdline;         /* exact bytes (no trailing newline) */
   const char *const *ramdisks; /* the first is the bootstrap ramdisk */
   size_t nramdisks;
   int aarch64;
@@ -84,8 +84,8 @@ struct kiln_eif_info {
   uint32_t crc_computed;
   int crc_ok;
   uint64_t file_size;
-  char *metadata;     /* metadata section text (NUL-terminated), or NULL; owned */
-  char *cmdline;      /* owned */
+  char *metadata; /* metadata section text (NUL-terminated), or NULL; owned */
+  char *cmdline;  /* owned */
   int has_signature;
   struct kiln_eif_pcrs pcrs;
 };
