@@ -1,0 +1,220 @@
+/* The eif stage: rootfs + kernel artifacts -> a measured EIF (bootstrap ramdisk with kiln's init
+ * and the kernel's modules, then the application ramdisk) and its PCRs. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <kiln/eif.h>
+#include <kiln/plugin.h>
+
+#include "bootstrap.h"
+#include "util/buf.h"
+#include "util/fs.h"
+#include "util/hash.h"
+#include "util/json.h"
+
+#define EIF_STAGE_VERSION "0.1.0"
+
+static const char options_schema[] =
+    "{\"type\":\"object\",\"additionalProperties\":false,\"properties\":{"
+    "\"name\":{\"type\":\"string\",\"minLength\":1,\"description\":\"ImageName in the EIF "
+    "metadata (default: the app name)\"},"
+    "\"version\":{\"type\":\"string\",\"minLength\":1,\"default\":\"1.0\","
+    "\"description\":\"ImageVersion in the EIF metadata\"},"
+    "\"init\":{\"type\":\"string\",\"enum\":[\"kiln\",\"blobs\"],\"default\":\"kiln\","
+    "\"description\":\"Bootstrap init: kiln's, or the init file of a blobs: kernel\"},"
+    "\"algo\":{\"type\":\"string\",\"enum\":[\"sha256\",\"sha384\",\"sha512\"],"
+    "\"default\":\"sha384\",\"description\":\"PCR hash algorithm\"}}}";
+
+static const char *str_option(const cJSON *o, const char *key, const char *fallback)
+{
+  const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+  return cJSON_IsString(v) ? v->valuestring : fallback;
+}
+
+static int64_t build_time(void)
+{
+  const char *sde = getenv("SOURCE_DATE_EPOCH");
+  char *end = NULL;
+  long long t = sde ? strtoll(sde, &end, 10) : 0;
+  return (sde && *sde && end && *end == '\0' && t >= 0) ? (int64_t)t : 0;
+}
+
+static cJSON *pcrs_json(const struct kiln_eif_pcrs *p)
+{
+  cJSON *m = cJSON_CreateObject();
+  cJSON_AddStringToObject(m, "HashAlgorithm", kiln_eif_hash_name(p->hash));
+  cJSON_AddStringToObject(m, "PCR0", p->pcr0);
+  cJSON_AddStringToObject(m, "PCR1", p->pcr1);
+  cJSON_AddStringToObject(m, "PCR2", p->pcr2);
+  if (p->pcr8[0])
+    cJSON_AddStringToObject(m, "PCR8", p->pcr8);
+  return m;
+}
+
+/* The init binary: kiln's (lib_dir/kiln-init) or the kernel artifact's blobs init. */
+static char *find_init(struct kiln_stage_ctx *ctx, const struct kiln_host *host,
+                       const struct kiln_artifact *kernel, const char *which)
+{
+  char *path = strcmp(which, "blobs") == 0 ? kiln_path_join(kernel->path, "init")
+                                           : kiln_path_join(host->lib_dir(ctx), "kiln-init");
+  if (path && !kiln_path_exists(path)) {
+    if (strcmp(which, "blobs") == 0)
+      host->fail(ctx, KILN_E_NOT_FOUND,
+                 "/eif/init is \"blobs\" but the kernel artifact has no init file (use a "
+                 "blobs:DIR kernel source, or set /eif/init to \"kiln\")");
+    else
+      host->fail(ctx, KILN_E_NOT_FOUND,
+                 "kiln's enclave init is missing (%s): rebuild or reinstall kiln", path);
+    free(path);
+    return NULL;
+  }
+  return path;
+}
+
+static kiln_err eif_run(struct kiln_stage_ctx *ctx, const struct kiln_host *host)
+{
+  const cJSON *opts = host->options(ctx);
+  const struct kiln_artifact *rootfs = host->input(ctx, "rootfs");
+  const struct kiln_artifact *kernel = host->input(ctx, "kernel");
+  struct kiln_error err = KILN_ERROR_INIT;
+  struct kiln_buf cmdline = KILN_BUF_INIT;
+  char *init = NULL, *bootstrap = NULL, *app = NULL, *kernel_file = NULL, *config = NULL;
+  char *modules = NULL, *order = NULL, *eif = NULL, *pcrs_file = NULL, *cmdline_text = NULL;
+  char *os = NULL, *kver = NULL;
+  kiln_err rc = KILN_OK;
+  const char *dir = NULL, *tmp = host->temp_dir(ctx);
+  if (!tmp)
+    return host->fail(ctx, KILN_E_IO, "no temporary directory for the bootstrap ramdisk");
+  const char *which_init = str_option(opts, "init", "kiln");
+  if (!(init = find_init(ctx, host, kernel, which_init)))
+    return KILN_E_NOT_FOUND;
+  const cJSON *kfile = cJSON_GetObjectItemCaseSensitive(kernel->meta, "kernel_file");
+  kernel_file = kiln_path_join(kernel->path, cJSON_IsString(kfile) ? kfile->valuestring : "bzImage");
+  config = kiln_path_join(kernel->path, "config");
+  modules = kiln_path_join(kernel->path, "modules");
+  order = kiln_path_join(kernel->path, "modules.order");
+  bootstrap = kiln_path_join(tmp, "bootstrap.cpio");
+  app = kiln_path_join(rootfs->path, "rootfs.cpio");
+  char *cmdline_path = kiln_path_join(kernel->path, "cmdline");
+  if (!kernel_file || !config || !modules || !order || !bootstrap || !app || !cmdline_path) {
+    free(cmdline_path);
+    rc = kiln_error_set(&err, KILN_E_NOMEM, "out of memory");
+    goto fail;
+  }
+  rc = kiln_read_file(cmdline_path, 4096, &cmdline_text, NULL, &err);
+  free(cmdline_path);
+  if (rc)
+    goto fail;
+  size_t n = strlen(cmdline_text);
+  while (n && (cmdline_text[n - 1] == '\n' || cmdline_text[n - 1] == '\r'))
+    cmdline_text[--n] = '\0'; /* as nitro-cli trims the blobs' cmdline */
+  int64_t mtime = build_time();
+  if ((rc = kiln_bootstrap_write(bootstrap, init, modules, order, mtime, &err)))
+    goto fail;
+  if ((rc = host->output(ctx, "eif", &dir)))
+    goto out;
+  eif = kiln_path_join(dir, "image.eif");
+  pcrs_file = kiln_path_join(dir, "pcrs.json");
+  const char *arch = str_option(rootfs->meta, "arch", "x86_64");
+  const char *algo = str_option(opts, "algo", "sha384");
+  const char *name = str_option(opts, "name", str_option(host->config(ctx), "name", "app"));
+  if (kiln_path_exists(config))
+    kiln_eif_kernel_config_words(config, &os, &kver, &err);
+  kiln_error_clear(&err);
+  const char *ramdisks[] = {bootstrap, app};
+  struct kiln_eif_build b = {
+      .kernel = kernel_file,
+      .cmdline = cmdline_text,
+      .ramdisks = ramdisks,
+      .nramdisks = 2,
+      .aarch64 = strcmp(arch, "aarch64") == 0,
+      .hash = strcmp(algo, "sha256") == 0   ? KILN_EIF_SHA256
+              : strcmp(algo, "sha512") == 0 ? KILN_EIF_SHA512
+                                            : KILN_EIF_SHA384,
+      .metadata = {.image_name = name,
+                   .image_version = str_option(opts, "version", "1.0"),
+                   .build_time = mtime,
+                   .build_tool = "kiln",
+                   .build_tool_version = EIF_STAGE_VERSION,
+                   .operating_system = os,
+                   .kernel_version = kver},
+  };
+  struct kiln_eif_pcrs pcrs;
+  host->log(ctx, KILN_LOG_INFO, "assembling %s.eif", name);
+  if ((rc = kiln_eif_write(&b, eif, &pcrs, &err)))
+    goto fail;
+  char sha[KILN_SHA256_HEX_LEN + 1];
+  uint64_t size = 0;
+  if ((rc = kiln_sha256_file(eif, sha, &size, &err)))
+    goto fail;
+  cJSON *measurements = pcrs_json(&pcrs);
+  struct kiln_buf text = KILN_BUF_INIT;
+  kiln_json_pretty(measurements, &text);
+  rc = kiln_write_file_atomic(pcrs_file, text.data, text.len, 0644, &err);
+  kiln_buf_free(&text);
+  if (rc) {
+    cJSON_Delete(measurements);
+    goto fail;
+  }
+  host->lock_set(ctx, "measurements", cJSON_Duplicate(measurements, 1));
+  host->lock_set(ctx, "eif_sha256", cJSON_CreateString(sha));
+  cJSON *meta = cJSON_CreateObject();
+  cJSON_AddStringToObject(meta, "name", name);
+  cJSON_AddStringToObject(meta, "file", "image.eif");
+  cJSON_AddNumberToObject(meta, "size", (double)size);
+  cJSON_AddStringToObject(meta, "sha256", sha);
+  cJSON_AddStringToObject(meta, "arch", arch);
+  cJSON_AddBoolToObject(meta, "signed", 0);
+  cJSON_AddItemToObject(meta, "measurements", measurements);
+  rc = host->output_meta(ctx, "eif", meta);
+  goto out;
+fail:
+  rc = host->fail(ctx, rc ? rc : err.code, "%s", kiln_error_msg(&err));
+out:
+  kiln_error_clear(&err);
+  kiln_buf_free(&cmdline);
+  free(init);
+  free(bootstrap);
+  free(app);
+  free(kernel_file);
+  free(config);
+  free(modules);
+  free(order);
+  free(eif);
+  free(pcrs_file);
+  free(cmdline_text);
+  free(os);
+  free(kver);
+  return rc;
+}
+
+static const char *const consumes[] = {"rootfs", "kernel", NULL};
+static const char *const produces[] = {"eif", NULL};
+
+static const struct kiln_stage eif_stage = {
+    .struct_size = sizeof(struct kiln_stage),
+    .name = "eif",
+    .summary = "Assemble a byte-reproducible EIF and its PCRs from a rootfs and a kernel",
+    .consumes = consumes,
+    .produces = produces,
+    .options_schema = options_schema,
+    .run = eif_run,
+};
+
+static const struct kiln_stage *const stages[] = {&eif_stage, NULL};
+
+static const struct kiln_plugin plugin = {
+    .abi_version = KILN_ABI_VERSION,
+    .struct_size = sizeof(struct kiln_plugin),
+    .name = "eif",
+    .version = EIF_STAGE_VERSION,
+    .license = "Apache-2.0",
+    .stages = stages,
+};
+
+KILN_PLUGIN_EXPORT const struct kiln_plugin *kiln_plugin_entry(uint32_t host_abi_version)
+{
+  return host_abi_version == KILN_ABI_VERSION ? &plugin : NULL;
+}
