@@ -53,11 +53,24 @@ int kiln_cli_apply_set(struct kiln_cli *cli, struct kiln *k, struct kiln_pipelin
 {
   const char *eq = strchr(assignment, '=');
   if (!eq || eq == assignment)
-    return kiln_cli_usage(cli, "--set takes key=value, got \"%s\"", assignment);
+    return kiln_cli_usage(cli, "--set takes %s=value, got \"%s\"", stage ? "key" : "stage.key",
+                          assignment);
   char *key = strndup(assignment, (size_t)(eq - assignment));
   if (!key)
     return KILN_EXIT_FAILURE;
-  kiln_err rc = kiln_pipeline_set(p, stage, key, eq + 1);
+  char *name = key;
+  char *dot = stage ? NULL : strchr(key, '.');
+  if (!stage) {
+    if (!dot || dot == key || !dot[1]) {
+      free(key);
+      return kiln_cli_usage(cli, "--set takes stage.key=value (e.g. kernel.source=...), got \"%s\"",
+                            assignment);
+    }
+    *dot = '\0';
+    stage = key;
+    name = dot + 1;
+  }
+  kiln_err rc = kiln_pipeline_set(p, stage, name, eq + 1);
   free(key);
   return rc ? kiln_cli_usage(cli, "%s", kiln_errmsg(k)) : 0;
 }

@@ -34,7 +34,7 @@ struct kiln *kiln_cli_open(struct kiln_cli *cli);
 /* Open the core, read kiln.json (config_required: it must exist) and load plugins. On failure
  * prints the error, sets *exit_code and returns NULL. */
 struct kiln *kiln_cli_open_app(struct kiln_cli *cli, int config_required, int *exit_code);
-/* Apply "key=value" (or "stage.key=value" when stage is NULL) to a pipeline; prints usage errors.
+/* Apply "key=value" to a stage (or "stage.key=value" when stage is NULL); prints usage errors.
  * Returns 0, or an exit code. */
 int kiln_cli_apply_set(struct kiln_cli *cli, struct kiln *k, struct kiln_pipeline *p,
                        const char *stage, const char *assignment);
