@@ -1,0 +1,285 @@
+/* Kernel source debian-build:6.12: compile Debian's pinned linux-source-6.12 with kiln's enclave
+ * config (share/kernel/enclave-x86_64.config on top of tinyconfig), reproducibly (fixed
+ * KBUILD_BUILD_* values), showing progress; the result is cached by the step cache. */
+#define _GNU_SOURCE
+#include <archive.h>
+#include <archive_entry.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "kernel.h"
+#include "util/buf.h"
+#include "util/fs.h"
+#include "util/hash.h"
+
+#define BUILD_STEPS_ESTIMATE 1300 /* lines make prints for this config (measured) */
+
+static kiln_err check_tools(struct kiln_error *err)
+{
+  static const char *const tools[] = {"gcc", "make", "flex", "bison", "bc", "perl", NULL};
+  static const char *const headers[] = {"/usr/include/gelf.h", "/usr/include/openssl/ssl.h", NULL};
+  struct kiln_buf missing = KILN_BUF_INIT;
+  for (int i = 0; tools[i]; i++) {
+    struct kiln_buf cmd = KILN_BUF_INIT;
+    kiln_buf_printf(&cmd, "command -v %s >/dev/null 2>&1", tools[i]);
+    if (system(cmd.data) != 0)
+      kiln_buf_printf(&missing, " %s", tools[i]);
+    kiln_buf_free(&cmd);
+  }
+  for (int i = 0; headers[i]; i++)
+    if (!kiln_path_exists(headers[i]))
+      kiln_buf_printf(&missing, " %s", headers[i]);
+  kiln_err rc = KILN_OK;
+  if (missing.len)
+    rc = kiln_error_set(err, KILN_E_NOT_FOUND,
+                        "compiling the enclave kernel needs build tools that are missing:%s; "
+                        "install them with: apt-get install build-essential flex bison bc "
+                        "libelf-dev libssl-dev",
+                        kiln_buf_str(&missing));
+  kiln_buf_free(&missing);
+  return rc;
+}
+
+struct source_select {
+  const char *dest;
+  int found;
+};
+
+static char *select_tarball(void *arg, const char *member)
+{
+  struct source_select *s = arg;
+  const char *m = strncmp(member, "./", 2) == 0 ? member + 2 : member;
+  if (strcmp(m, "usr/src/" KILN_DEBIAN_SOURCE_PACKAGE ".tar.xz") != 0)
+    return NULL;
+  s->found = 1;
+  return strdup(s->dest);
+}
+
+/* Unpack the kernel source tarball under dir with libarchive, refusing unsafe paths. */
+static kiln_err untar(const char *tarball, const char *dir, struct kiln_error *err)
+{
+  struct archive *in = archive_read_new(), *out = archive_write_disk_new();
+  archive_read_support_format_tar(in);
+  archive_read_support_filter_xz(in);
+  archive_write_disk_set_options(out, ARCHIVE_EXTRACT_TIME | ARCHIVE_EXTRACT_PERM |
+                                          ARCHIVE_EXTRACT_SECURE_SYMLINKS |
+                                          ARCHIVE_EXTRACT_SECURE_NODOTDOT |
+                                          ARCHIVE_EXTRACT_SECURE_NOABSOLUTEPATHS);
+  kiln_err rc = KILN_OK;
+  if (archive_read_open_filename(in, tarball, 1 << 20) != ARCHIVE_OK) {
+    rc = kiln_error_set(err, KILN_E_INVALID, "%s: %s", tarball, archive_error_string(in));
+    goto out;
+  }
+  struct archive_entry *e;
+  int r;
+  while ((r = archive_read_next_header(in, &e)) == ARCHIVE_OK) {
+    struct kiln_buf p = KILN_BUF_INIT;
+    kiln_buf_printf(&p, "%s/%s", dir, archive_entry_pathname(e));
+    archive_entry_set_pathname(e, p.data);
+    const char *hl = archive_entry_hardlink(e);
+    if (hl) {
+      struct kiln_buf h = KILN_BUF_INIT;
+      kiln_buf_printf(&h, "%s/%s", dir, hl);
+      archive_entry_set_hardlink(e, h.data);
+      kiln_buf_free(&h);
+    }
+    kiln_buf_free(&p);
+    if (archive_write_header(out, e) != ARCHIVE_OK) {
+      rc = kiln_error_set(err, KILN_E_IO, "unpacking %s: %s", tarball, archive_error_string(out));
+      goto out;
+    }
+    const void *buf;
+    size_t size;
+    la_int64_t off;
+    while ((r = archive_read_data_block(in, &buf, &size, &off)) == ARCHIVE_OK)
+      if (archive_write_data_block(out, buf, size, off) != ARCHIVE_OK)
+        break;
+    if (r != ARCHIVE_EOF && r != ARCHIVE_OK) {
+      rc = kiln_error_set(err, KILN_E_IO, "unpacking %s: %s", tarball, archive_error_string(in));
+      goto out;
+    }
+    archive_write_finish_entry(out);
+  }
+  if (r != ARCHIVE_EOF)
+    rc = kiln_error_set(err, KILN_E_INVALID, "%s: %s", tarball, archive_error_string(in));
+out:
+  archive_read_free(in);
+  archive_write_free(out);
+  return rc;
+}
+
+/* Run a command in dir with the reproducibility environment; stdout lines count as progress. */
+static kiln_err run_make(struct kiln_stage_ctx *ctx, const struct kiln_host *host, const char *dir,
+                         char *const argv[], const char *what, struct kiln_error *err)
+{
+  int pipefd[2];
+  if (pipe(pipefd) != 0)
+    return kiln_error_set(err, KILN_E_IO, "pipe: %s", strerror(errno));
+  pid_t pid = fork();
+  if (pid == 0) {
+    close(pipefd[0]);
+    dup2(pipefd[1], STDOUT_FILENO);
+    if (chdir(dir) != 0)
+      _exit(126);
+    setenv("KBUILD_BUILD_TIMESTAMP", "Thu Jan  1 00:00:00 UTC 1970", 1);
+    setenv("KBUILD_BUILD_USER", "kiln", 1);
+    setenv("KBUILD_BUILD_HOST", "kiln", 1);
+    setenv("KBUILD_BUILD_VERSION", "1", 1);
+    setenv("LC_ALL", "C", 1);
+    execvp(argv[0], argv);
+    _exit(127);
+  }
+  close(pipefd[1]);
+  FILE *f = fdopen(pipefd[0], "r");
+  char line[4096];
+  uint64_t lines = 0;
+  int killed = 0;
+  while (f && fgets(line, sizeof line, f)) {
+    lines++;
+    host->progress(ctx, lines < BUILD_STEPS_ESTIMATE ? lines : BUILD_STEPS_ESTIMATE - 1,
+                   strcmp(what, "compiling") == 0 ? BUILD_STEPS_ESTIMATE : 0, what);
+    if (!killed && host->cancelled(ctx)) {
+      kill(pid, SIGTERM);
+      killed = 1;
+    }
+  }
+  if (f)
+    fclose(f);
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+    ;
+  if (killed)
+    return kiln_error_set(err, KILN_E_CANCELLED, "kernel build interrupted");
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+    return kiln_error_set(err, KILN_E_INVALID, "%s the kernel failed (%s %s exited with %d; its "
+                          "errors are above)", what, argv[0], argv[1] ? argv[1] : "",
+                          WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+  return KILN_OK;
+}
+
+/* Every CONFIG_X=y of the fragment must survive olddefconfig. */
+static kiln_err check_config(const char *fragment, const char *config, struct kiln_error *err)
+{
+  char *want = NULL, *have = NULL;
+  kiln_err rc = kiln_read_file(fragment, 1u << 20, &want, NULL, err);
+  if (!rc)
+    rc = kiln_read_file(config, 16u << 20, &have, NULL, err);
+  char *save = NULL;
+  for (char *l = rc ? NULL : strtok_r(want, "\n", &save); l && !rc; l = strtok_r(NULL, "\n", &save)) {
+    if (strncmp(l, "CONFIG_", 7) != 0)
+      continue;
+    struct kiln_buf needle = KILN_BUF_INIT;
+    kiln_buf_printf(&needle, "\n%s\n", l);
+    if (!strstr(have, needle.data))
+      rc = kiln_error_set(err, KILN_E_INVALID,
+                          "kernel config: %s was dropped by olddefconfig (a dependency is "
+                          "missing from %s)",
+                          l, fragment);
+    kiln_buf_free(&needle);
+  }
+  free(want);
+  free(have);
+  return rc;
+}
+
+kiln_err kiln_kernel_debian_build(struct kiln_stage_ctx *ctx, const struct kiln_host *host,
+                                  const char *out_dir, struct kernel_result *r)
+{
+  struct kiln_error err = KILN_ERROR_INIT;
+  struct kiln_buf debs = KILN_BUF_INIT, tarball = KILN_BUF_INIT, src = KILN_BUF_INIT;
+  struct kiln_buf jobs = KILN_BUF_INIT;
+  char *deb = NULL, *fragment = NULL, *config = NULL;
+  char sha[KILN_SHA256_HEX_LEN + 1];
+  const char *tmp = host->temp_dir(ctx);
+  kiln_err rc = tmp ? check_tools(&err) : kiln_error_set(&err, KILN_E_IO, "no temp dir");
+  if (!rc) {
+    kiln_buf_printf(&debs, "%s/debs", host->state_dir(ctx));
+    rc = kiln_mkdir_p(kiln_buf_str(&debs), 0755, &err);
+  }
+  if (!rc) {
+    host->log(ctx, KILN_LOG_INFO, "fetching %s %s (153 MB)", KILN_DEBIAN_SOURCE_PACKAGE,
+              KILN_DEBIAN_PACKAGE_VERSION);
+    rc = kiln_deb_fetch(KILN_DEBIAN_SOURCE_PACKAGE, KILN_DEBIAN_PACKAGE_VERSION,
+                        kiln_buf_str(&debs), &deb, &err);
+  }
+  if (!rc)
+    rc = kiln_sha256_file(deb, sha, NULL, &err);
+  kiln_buf_printf(&tarball, "%s/linux-source.tar.xz", tmp);
+  kiln_buf_printf(&src, "%s/src", tmp);
+  struct source_select sel = {kiln_buf_str(&tarball), 0};
+  if (!rc)
+    rc = kiln_deb_extract(deb, select_tarball, &sel, &err);
+  if (!rc && !sel.found)
+    rc = kiln_error_set(&err, KILN_E_INVALID, "%s has no kernel source tarball", deb);
+  if (!rc) {
+    host->log(ctx, KILN_LOG_INFO, "unpacking the kernel source");
+    rc = kiln_mkdir_p(kiln_buf_str(&src), 0755, &err);
+  }
+  if (!rc)
+    rc = untar(kiln_buf_str(&tarball), kiln_buf_str(&src), &err);
+  unlink(kiln_buf_str(&tarball));
+  kiln_buf_printf(&src, "/%s", KILN_DEBIAN_SOURCE_PACKAGE);
+  fragment = kiln_path_join(host->share_dir(ctx), "kernel/enclave-x86_64.config");
+  config = kiln_path_join(kiln_buf_str(&src), ".config");
+  long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+  kiln_buf_printf(&jobs, "-j%ld", ncpu > 0 ? ncpu : 1);
+  if (!rc) {
+    host->log(ctx, KILN_LOG_INFO, "configuring (tinyconfig + %s)", fragment);
+    char *const tiny[] = {"make", "tinyconfig", NULL};
+    char *const merge[] = {"scripts/kconfig/merge_config.sh", "-m", ".config", fragment, NULL};
+    char *const olddef[] = {"make", "olddefconfig", NULL};
+    rc = run_make(ctx, host, kiln_buf_str(&src), tiny, "configuring", &err);
+    if (!rc)
+      rc = run_make(ctx, host, kiln_buf_str(&src), merge, "configuring", &err);
+    if (!rc)
+      rc = run_make(ctx, host, kiln_buf_str(&src), olddef, "configuring", &err);
+    if (!rc)
+      rc = check_config(fragment, config, &err);
+  }
+  if (!rc) {
+    host->log(ctx, KILN_LOG_INFO, "compiling the enclave kernel (about 3-5 minutes on 2 cores)");
+    char *const build[] = {"make", jobs.data, "bzImage", NULL};
+    rc = run_make(ctx, host, kiln_buf_str(&src), build, "compiling", &err);
+  }
+  if (!rc) {
+    char *image = kiln_path_join(kiln_buf_str(&src), "arch/x86/boot/bzImage");
+    char *dst = kiln_path_join(out_dir, "bzImage");
+    char *cfg = kiln_path_join(out_dir, "config");
+    char *order = kiln_path_join(out_dir, "modules.order");
+    rc = kiln_copy_file(image, dst, &err);
+    if (!rc)
+      rc = kiln_copy_file(config, cfg, &err);
+    if (!rc)
+      rc = kiln_write_file_atomic(order, "", 0, 0644, &err); /* everything is built in */
+    free(image);
+    free(dst);
+    free(cfg);
+    free(order);
+  }
+  if (rc) {
+    rc = host->fail(ctx, rc, "kernel debian-build:6.12: %s",
+                    kiln_error_msg(&err));
+  } else {
+    r->package = cJSON_CreateObject();
+    cJSON_AddStringToObject(r->package, "name", KILN_DEBIAN_SOURCE_PACKAGE);
+    cJSON_AddStringToObject(r->package, "version", KILN_DEBIAN_PACKAGE_VERSION);
+    cJSON_AddStringToObject(r->package, "sha256", sha);
+    r->meta = cJSON_CreateObject();
+    cJSON_AddStringToObject(r->meta, "version", "6.12.117 (kiln enclave config)");
+  }
+  kiln_error_clear(&err);
+  kiln_buf_free(&debs);
+  kiln_buf_free(&tarball);
+  kiln_buf_free(&src);
+  kiln_buf_free(&jobs);
+  free(deb);
+  free(fragment);
+  free(config);
+  return rc;
+}
