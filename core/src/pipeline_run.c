@@ -64,6 +64,14 @@ static kiln_err step_cache_key(struct kiln_pipeline *p, const struct kiln_step *
       const struct kiln_artifact *a = kiln_pipeline_output(p, lists[l][i]);
       kiln_buf_printf(&b, "%s=%s\n", lists[l][i], a ? a->digest : "-");
     }
+  const char *const *reads = STAGE_FN(s->stage, config_reads);
+  for (size_t i = 0; reads && reads[i]; i++) {
+    kiln_buf_printf(&b, "config %s=", reads[i]);
+    const cJSON *v = kiln_json_pointer(p->k->config, reads[i]);
+    if (v)
+      kiln_json_canonical(v, &b);
+    kiln_buf_putc(&b, '\n');
+  }
   kiln_buf_append(&b, ctx->identity.data ? ctx->identity.data : "", ctx->identity.len);
   if (!b.data) {
     kiln_buf_free(&b);

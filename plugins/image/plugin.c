@@ -264,6 +264,9 @@ static kiln_err image_identify(struct kiln_stage_ctx *ctx, const struct kiln_hos
 
 static const char *const image_produces[] = {"rootfs", NULL};
 
+/* The run configuration in kiln.json overrides the image's: part of the cache key. */
+static const char *const image_config_reads[] = {"/enclave/cmd", "/enclave/env", NULL};
+
 static const struct kiln_stage image_stage = {
     .struct_size = sizeof(struct kiln_stage),
     .name = "image",
@@ -272,6 +275,7 @@ static const struct kiln_stage image_stage = {
     .options_schema = image_schema,
     .run = image_run,
     .identify = image_identify,
+    .config_reads = image_config_reads,
 };
 
 static const struct kiln_stage *const image_stages[] = {&image_stage, NULL};

@@ -120,6 +120,7 @@ out:
 
 static const char *const accepts[] = {"eif", NULL};
 static const char *const produces[] = {"sizing", NULL};
+static const char *const config_reads[] = {"/enclave/cpus", "/enclave/memory_mib", NULL};
 
 static const struct kiln_stage size_stage = {
     .struct_size = sizeof(struct kiln_stage),
@@ -130,6 +131,7 @@ static const struct kiln_stage size_stage = {
     .produces = produces,
     .options_schema = options_schema,
     .run = size_run,
+    .config_reads = config_reads,
 };
 
 static const struct kiln_stage *const stages[] = {&size_stage, NULL};

@@ -110,6 +110,7 @@ static const char produce_schema[] =
     "\"text\":{\"type\":\"string\",\"default\":\"hello\"},"
     "\"count\":{\"type\":\"integer\",\"minimum\":1}}}";
 static const char *const note_kind[] = {"note", NULL};
+static const char *const produce_reads[] = {"/enclave/cmd", NULL};
 static const char *const report_kind[] = {"report", NULL};
 
 __attribute__((unused)) static const struct kiln_stage produce = {sizeof(struct kiln_stage),
@@ -123,7 +124,8 @@ __attribute__((unused)) static const struct kiln_stage produce = {sizeof(struct 
                                                                   produce_plan,
                                                                   NULL,
                                                                   produce_identify,
-                                                                  0};
+                                                                  0,
+                                                                  produce_reads};
 __attribute__((unused)) static const struct kiln_stage consume = {sizeof(struct kiln_stage),
                                                                   "consume",
                                                                   "Report on a note",
@@ -135,7 +137,8 @@ __attribute__((unused)) static const struct kiln_stage consume = {sizeof(struct 
                                                                   NULL,
                                                                   NULL,
                                                                   NULL,
-                                                                  0};
+                                                                  0,
+                                                                  NULL};
 __attribute__((unused)) static const struct kiln_stage failing = {sizeof(struct kiln_stage),
                                                                   "failing",
                                                                   "Always fails",
@@ -147,7 +150,8 @@ __attribute__((unused)) static const struct kiln_stage failing = {sizeof(struct 
                                                                   NULL,
                                                                   NULL,
                                                                   NULL,
-                                                                  0};
+                                                                  0,
+                                                                  NULL};
 __attribute__((unused)) static const struct kiln_stage sneaky = {sizeof(struct kiln_stage),
                                                                  "sneaky",
                                                                  "Produces an undeclared kind",
@@ -159,7 +163,8 @@ __attribute__((unused)) static const struct kiln_stage sneaky = {sizeof(struct k
                                                                  NULL,
                                                                  NULL,
                                                                  NULL,
-                                                                 0};
+                                                                 0,
+                                                                 NULL};
 __attribute__((unused)) static const struct kiln_stage slow = {sizeof(struct kiln_stage),
                                                                "slow",
                                                                "Waits to be interrupted",
@@ -171,7 +176,8 @@ __attribute__((unused)) static const struct kiln_stage slow = {sizeof(struct kil
                                                                NULL,
                                                                NULL,
                                                                NULL,
-                                                               KILN_STAGE_NO_CACHE};
+                                                               KILN_STAGE_NO_CACHE,
+                                                               NULL};
 
 #if FIXTURE_VARIANT == VARIANT_DUP
 static const struct kiln_stage *const stages[] = {&produce, NULL};

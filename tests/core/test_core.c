@@ -298,6 +298,13 @@ static int test_pipeline_cache(void)
   char *d4 = run_pipeline(app, cache, NULL, &cached);
   CHECK_INT(1, cached); /* produce re-ran; consume hit: the note it made is identical */
   unsetenv("FIXTURE_IDENTITY");
+  CHECK_CASE("a kiln.json setting the stage declares in config_reads changes the key");
+  write_file(app, "kiln.json",
+             "{\"name\":\"demo\",\"produce\":{\"text\":\"first\"},\"enclave\":{\"cmd\":[\"/x\"]}}");
+  free(run_pipeline(app, cache, NULL, &cached));
+  CHECK_INT(1, cached); /* produce re-ran (its key changed); consume hit on the same note */
+  free(run_pipeline(app, cache, NULL, &cached));
+  CHECK_INT(2, cached);
   CHECK_CASE("missing input kind is a clear error");
   struct kiln *k = open_kiln(app, cache);
   kiln_plugin_load_file(k, KILN_FIXTURE_DIR "/good/good.so");

@@ -152,6 +152,9 @@ struct kiln_stage {
   kiln_stage_fn undo;          /* optional: remove external side effects (teardown) */
   kiln_stage_fn identify;      /* optional: add external input identity to the cache key */
   uint32_t flags;              /* KILN_STAGE_* */
+  /* NULL-terminated JSON pointers of kiln.json settings outside the stage's own section that the
+   * stage reads through host->config() (e.g. "/enclave/cmd"); their values join the cache key. */
+  const char *const *config_reads;
 };
 
 struct kiln_plugin {
