@@ -22,8 +22,9 @@ static const char options_schema[] =
     "metadata (default: the app name)\"},"
     "\"version\":{\"type\":\"string\",\"minLength\":1,\"default\":\"1.0\","
     "\"description\":\"ImageVersion in the EIF metadata\"},"
-    "\"init\":{\"type\":\"string\",\"enum\":[\"kiln\",\"blobs\"],\"default\":\"kiln\","
-    "\"description\":\"Bootstrap init: kiln's, or the init file of a blobs: kernel\"},"
+    "\"init\":{\"type\":\"string\",\"enum\":[\"kiln\",\"blobs\"],"
+    "\"description\":\"Bootstrap init: kiln's (default), or the init file of a blobs: kernel "
+    "(also settable as /kernel/init)\"},"
     "\"algo\":{\"type\":\"string\",\"enum\":[\"sha256\",\"sha384\",\"sha512\"],"
     "\"default\":\"sha384\",\"description\":\"PCR hash algorithm\"}}}";
 
@@ -87,7 +88,8 @@ static kiln_err eif_run(struct kiln_stage_ctx *ctx, const struct kiln_host *host
   const char *dir = NULL, *tmp = host->temp_dir(ctx);
   if (!tmp)
     return host->fail(ctx, KILN_E_IO, "no temporary directory for the bootstrap ramdisk");
-  const char *which_init = str_option(opts, "init", "kiln");
+  const cJSON *kernel_section = cJSON_GetObjectItemCaseSensitive(host->config(ctx), "kernel");
+  const char *which_init = str_option(opts, "init", str_option(kernel_section, "init", "kiln"));
   if (!(init = find_init(ctx, host, kernel, which_init)))
     return KILN_E_NOT_FOUND;
   const cJSON *kfile = cJSON_GetObjectItemCaseSensitive(kernel->meta, "kernel_file");
@@ -192,6 +194,7 @@ out:
 
 static const char *const consumes[] = {"rootfs", "kernel", NULL};
 static const char *const produces[] = {"eif", NULL};
+static const char *const config_reads[] = {"/name", "/kernel/init", NULL};
 
 static const struct kiln_stage eif_stage = {
     .struct_size = sizeof(struct kiln_stage),
@@ -201,6 +204,7 @@ static const struct kiln_stage eif_stage = {
     .produces = produces,
     .options_schema = options_schema,
     .run = eif_run,
+    .config_reads = config_reads,
 };
 
 static const struct kiln_stage *const stages[] = {&eif_stage, NULL};

@@ -69,8 +69,7 @@ static kiln_err untar(const char *tarball, const char *dir, struct kiln_error *e
   archive_read_support_filter_xz(in);
   archive_write_disk_set_options(out, ARCHIVE_EXTRACT_TIME | ARCHIVE_EXTRACT_PERM |
                                           ARCHIVE_EXTRACT_SECURE_SYMLINKS |
-                                          ARCHIVE_EXTRACT_SECURE_NODOTDOT |
-                                          ARCHIVE_EXTRACT_SECURE_NOABSOLUTEPATHS);
+                                          ARCHIVE_EXTRACT_SECURE_NODOTDOT);
   kiln_err rc = KILN_OK;
   if (archive_read_open_filename(in, tarball, 1 << 20) != ARCHIVE_OK) {
     rc = kiln_error_set(err, KILN_E_INVALID, "%s: %s", tarball, archive_error_string(in));
@@ -79,8 +78,14 @@ static kiln_err untar(const char *tarball, const char *dir, struct kiln_error *e
   struct archive_entry *e;
   int r;
   while ((r = archive_read_next_header(in, &e)) == ARCHIVE_OK) {
+    const char *name = archive_entry_pathname(e);
+    if (!name || name[0] == '/' || strstr(name, "..")) {
+      rc = kiln_error_set(err, KILN_E_INVALID, "%s: unsafe path \"%s\"", tarball,
+                          name ? name : "");
+      goto out;
+    }
     struct kiln_buf p = KILN_BUF_INIT;
-    kiln_buf_printf(&p, "%s/%s", dir, archive_entry_pathname(e));
+    kiln_buf_printf(&p, "%s/%s", dir, name);
     archive_entry_set_pathname(e, p.data);
     const char *hl = archive_entry_hardlink(e);
     if (hl) {
