@@ -79,7 +79,9 @@ static kiln_err untar(const char *tarball, const char *dir, struct kiln_error *e
   int r;
   while ((r = archive_read_next_header(in, &e)) == ARCHIVE_OK) {
     const char *name = archive_entry_pathname(e);
-    if (!name || name[0] == '/' || strstr(name, "..")) {
+    size_t nl = name ? strlen(name) : 0;
+    if (!name || name[0] == '/' || strcmp(name, "..") == 0 || strncmp(name, "../", 3) == 0 ||
+        strstr(name, "/../") || (nl >= 3 && strcmp(name + nl - 3, "/..") == 0)) {
       rc = kiln_error_set(err, KILN_E_INVALID, "%s: unsafe path \"%s\"", tarball,
                           name ? name : "");
       goto out;
