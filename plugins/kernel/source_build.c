@@ -170,24 +170,40 @@ static kiln_err run_make(struct kiln_stage_ctx *ctx, const struct kiln_host *hos
   return KILN_OK;
 }
 
-/* Every CONFIG_X=y of the fragment must survive olddefconfig. */
-static kiln_err check_config(const char *fragment, const char *config, struct kiln_error *err)
+/* Options an enclave cannot boot or be reached without: dropping one is an error. */
+static const char *const essential_options[] = {
+    "CONFIG_VIRTIO_MMIO=y", "CONFIG_VIRTIO_MMIO_CMDLINE_DEVICES=y", "CONFIG_VSOCKETS=y",
+    "CONFIG_VIRTIO_VSOCKETS=y", "CONFIG_NSM=y", "CONFIG_BLK_DEV_INITRD=y", "CONFIG_DEVTMPFS=y",
+    "CONFIG_SERIAL_8250_CONSOLE=y", "CONFIG_BINFMT_ELF=y", NULL};
+
+/* Compare the fragment with the final .config: essential options must survive olddefconfig;
+ * others that did not (menus, renamed symbols) are reported as warnings. */
+static kiln_err check_config(struct kiln_stage_ctx *ctx, const struct kiln_host *host,
+                             const char *fragment, const char *config, struct kiln_error *err)
 {
   char *want = NULL, *have = NULL;
   kiln_err rc = kiln_read_file(fragment, 1u << 20, &want, NULL, err);
   if (!rc)
     rc = kiln_read_file(config, 16u << 20, &have, NULL, err);
   char *save = NULL;
-  for (char *l = rc ? NULL : strtok_r(want, "\n", &save); l && !rc; l = strtok_r(NULL, "\n", &save)) {
+  for (char *l = rc ? NULL : strtok_r(want, "\n", &save); l && !rc;
+       l = strtok_r(NULL, "\n", &save)) {
     if (strncmp(l, "CONFIG_", 7) != 0)
       continue;
     struct kiln_buf needle = KILN_BUF_INIT;
     kiln_buf_printf(&needle, "\n%s\n", l);
-    if (!strstr(have, needle.data))
-      rc = kiln_error_set(err, KILN_E_INVALID,
-                          "kernel config: %s was dropped by olddefconfig (a dependency is "
-                          "missing from %s)",
-                          l, fragment);
+    if (!strstr(have, needle.data)) {
+      int essential = 0;
+      for (int i = 0; essential_options[i]; i++)
+        essential |= strcmp(l, essential_options[i]) == 0;
+      if (essential)
+        rc = kiln_error_set(err, KILN_E_INVALID,
+                            "kernel config: %s was dropped by olddefconfig (a dependency is "
+                            "missing from %s)",
+                            l, fragment);
+      else
+        host->log(ctx, KILN_LOG_WARN, "kernel config: %s is not in the final configuration", l);
+    }
     kiln_buf_free(&needle);
   }
   free(want);
@@ -247,7 +263,7 @@ kiln_err kiln_kernel_debian_build(struct kiln_stage_ctx *ctx, const struct kiln_
     if (!rc)
       rc = run_make(ctx, host, kiln_buf_str(&src), olddef, "configuring", &err);
     if (!rc)
-      rc = check_config(fragment, config, &err);
+      rc = check_config(ctx, host, fragment, config, &err);
   }
   if (!rc) {
     host->log(ctx, KILN_LOG_INFO, "compiling the enclave kernel (about 3-5 minutes on 2 cores)");
