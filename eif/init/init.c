@@ -181,7 +181,10 @@ static int is_compressed(int fd)
 {
   unsigned char m[6] = {0};
   ssize_t n = pread(fd, m, sizeof m, 0);
-  if (n >= 6 && memcmp(m, "\xfd" "7zXZ\0", 6) == 0)
+  if (n >= 6 && memcmp(m,
+                       "\xfd"
+                       "7zXZ\0",
+                       6) == 0)
     return 1;
   if (n >= 2 && m[0] == 0x1f && m[1] == 0x8b)
     return 1;
@@ -232,6 +235,38 @@ static void load_modules(const char *cmdline)
   if (access("/nsm.ko", F_OK) == 0)
     load_module("/nsm.ko", "nsm.ko", cmdline);
   unlink("/nsm.ko");
+}
+
+/* One console line naming the virtio devices the kernel found and their drivers (on Nitro: the
+ * vsock and NSM devices announced on the command line). */
+static void list_virtio(void)
+{
+  char line[512] = "";
+  size_t used = 0;
+  for (int i = 0; i < 16; i++) {
+    char path[128], id[32] = "", driver[256] = "";
+    snprintf(path, sizeof path, "/sys/bus/virtio/devices/virtio%d/device", i);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+      continue;
+    ssize_t n = read(fd, id, sizeof id - 1);
+    close(fd);
+    id[n > 0 ? n : 0] = '\0';
+    id[strcspn(id, "\n")] = '\0';
+    snprintf(path, sizeof path, "/sys/bus/virtio/devices/virtio%d/driver", i);
+    char target[256];
+    ssize_t t = readlink(path, target, sizeof target - 1);
+    if (t > 0) {
+      target[t] = '\0';
+      const char *slash = strrchr(target, '/');
+      snprintf(driver, sizeof driver, "%s", slash ? slash + 1 : target);
+    }
+    int w = snprintf(line + used, sizeof line - used, " virtio%d(device %s, driver %s)", i, id,
+                     driver[0] ? driver : "none");
+    if (w > 0 && (size_t)w < sizeof line - used)
+      used += (size_t)w;
+  }
+  say("virtio devices:%s", used ? line : " none");
 }
 
 static void heartbeat(void)
@@ -358,7 +393,9 @@ int main(int argc, char **argv)
   char *cmdline = read_text("/proc/cmdline", NULL);
   if (!cmdline)
     cmdline = strdup("");
+  mount_fs("sysfs", "/sys", "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
   load_modules(cmdline);
+  list_virtio();
   if (cmdline_has(cmdline, "kiln.heartbeat=off"))
     say("heartbeat skipped (kiln.heartbeat=off on the kernel command line)");
   else
