@@ -173,6 +173,60 @@ def case_bad_input():
     check(not leftovers, "no temp files left: %s" % leftovers)
 
 
+def example_app(name, cache, umask=0o022):
+    """A copy of the bundled example (debian-cloud kernel: fast) with the static hello built."""
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    app = path(name)
+    shutil.copytree(os.path.join(root, "share/examples/hello"), app)
+    os.makedirs(os.path.join(app, "rootfs/bin"))
+    cc = os.environ.get("CC", "cc")
+    subprocess.run([cc, "-static", "-Os", "-o", os.path.join(app, "rootfs/bin/hello"),
+                    os.path.join(app, "hello.c")], check=True)
+    cfg = json.load(open(os.path.join(app, "kiln.json")))
+    cfg["kernel"]["source"] = "debian-cloud:6.12"
+    json.dump(cfg, open(os.path.join(app, "kiln.json"), "w"))
+    old = os.umask(umask)
+    p = kiln("-C", app, "build", "--json", env={"KILN_CACHE_DIR": cache})
+    os.umask(old)
+    check(p.returncode == 0, "%s: kiln build: %s" % (name, p.stderr.strip()[-500:]))
+    return app, (json.loads(p.stdout) if p.returncode == 0 else {})
+
+
+def case_reproducible_build():
+    shared = os.environ.get("KILN_TEST_SHARED_CACHE")
+    a, ra = example_app("app-a", os.path.join(work, "cache-a"), 0o022)
+    b, rb = example_app("elsewhere/deeper/app-b", os.path.join(work, "cache-b"), 0o077)
+    check(ra.get("sha256") and ra.get("sha256") == rb.get("sha256"),
+          "two builds (other directories, caches, umasks) give the same EIF bytes: %s vs %s"
+          % (ra.get("sha256"), rb.get("sha256")))
+    check(ra.get("Measurements") == rb.get("Measurements"), "and the same PCRs")
+    del shared
+
+
+def case_verify():
+    cache = os.path.join(work, "cache")
+    app, r = example_app("app", cache)
+    eif = r.get("eif", "")
+    p = kiln("-C", app, "verify", eif, env={"KILN_CACHE_DIR": cache})
+    check(p.returncode == 0 and "verified" in p.stdout, "verify of an unchanged build: %s" % p.stderr)
+    # another copy of the EIF, edited where no PCR looks (metadata): bytes differ, PCRs match
+    data = bytearray(open(eif, "rb").read())
+    i = data.find(b"\"ImageVersion\":\"1.0\"")
+    data[i + 16:i + 19] = b"9.9"
+    data = fix_crc(data)
+    tampered = write("tampered.eif", bytes(data))
+    p = kiln("-C", app, "verify", tampered, "--json", env={"KILN_CACHE_DIR": cache})
+    doc = json.loads(p.stdout) if p.stdout else {}
+    check(p.returncode == 1 and doc.get("bytes_match") is False and doc.get("verified") is False,
+          "verify reports different bytes: %s" % p.stdout)
+    expected = write("expected.json", json.dumps({"Measurements": r.get("Measurements", {})}).encode())
+    check(kiln("verify", tampered, "--pcrs", expected).returncode == 0, "--pcrs: same PCRs verify")
+    wrong = dict(r.get("Measurements", {}), PCR2="00" * 48)
+    bad = write("wrong.json", json.dumps(wrong).encode())
+    p = kiln("verify", eif, "--pcrs", bad)
+    check(p.returncode == 1 and "PCR2 differs" in p.stderr, "--pcrs names the differing PCR: %s" % p.stderr)
+
+
 CASES = {n[5:]: f for n, f in globals().items() if n.startswith("case_")}
 try:
     CASES[CASE]()
