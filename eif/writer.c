@@ -1,6 +1,7 @@
 /* The EIF writer: header, sections in eif_build's order, CRC and PCRs in one streaming pass,
  * written to a temp file that is renamed into place only when complete. */
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,19 +27,97 @@ struct section_src {
   uint64_t size;
 };
 
+/* Application ramdisks are hashed twice (PCR0 and PCR2): a helper thread takes the PCR2 stream
+ * and the CRC of those chunks while the main thread hashes PCR0 and writes, double-buffered. */
+struct hash_worker {
+  pthread_t thread;
+  pthread_mutex_t lock;
+  pthread_cond_t cond;
+  struct eif_measure *m;
+  const char *data; /* chunk to process, or NULL when idle */
+  size_t len;
+  int stop;
+  int started;
+};
+
 struct out_file {
   int fd;
   const char *name;
   struct eif_measure m;
-  char *chunk;
+  char *chunk[2];
+  struct hash_worker w;
 };
 
-static kiln_err emit(struct out_file *o, const void *data, size_t len, enum eif_feed feed,
-                     struct kiln_error *err)
+static void *hash_worker_main(void *arg)
 {
-  eif_measure_crc(&o->m, data, len);
-  eif_measure_feed(&o->m, feed, data, len);
-  const char *p = data;
+  struct hash_worker *w = arg;
+  pthread_mutex_lock(&w->lock);
+  for (;;) {
+    while (!w->data && !w->stop)
+      pthread_cond_wait(&w->cond, &w->lock);
+    if (!w->data && w->stop)
+      break;
+    const char *data = w->data;
+    size_t len = w->len;
+    pthread_mutex_unlock(&w->lock);
+    EVP_DigestUpdate(w->m->pcr[2], data, len);
+    eif_measure_crc(w->m, data, len);
+    pthread_mutex_lock(&w->lock);
+    w->data = NULL;
+    pthread_cond_broadcast(&w->cond);
+  }
+  pthread_mutex_unlock(&w->lock);
+  return NULL;
+}
+
+/* Wait until the worker has finished its chunk (so the buffer and the CRC are ours again). */
+static void worker_drain(struct hash_worker *w)
+{
+  if (!w->started)
+    return;
+  pthread_mutex_lock(&w->lock);
+  while (w->data)
+    pthread_cond_wait(&w->cond, &w->lock);
+  pthread_mutex_unlock(&w->lock);
+}
+
+static void worker_submit(struct hash_worker *w, const char *data, size_t len)
+{
+  pthread_mutex_lock(&w->lock);
+  while (w->data)
+    pthread_cond_wait(&w->cond, &w->lock);
+  w->data = data;
+  w->len = len;
+  pthread_cond_broadcast(&w->cond);
+  pthread_mutex_unlock(&w->lock);
+}
+
+static int worker_start(struct hash_worker *w, struct eif_measure *m)
+{
+  memset(w, 0, sizeof *w);
+  w->m = m;
+  pthread_mutex_init(&w->lock, NULL);
+  pthread_cond_init(&w->cond, NULL);
+  w->started = pthread_create(&w->thread, NULL, hash_worker_main, w) == 0;
+  return w->started;
+}
+
+static void worker_stop(struct hash_worker *w)
+{
+  if (w->started) {
+    pthread_mutex_lock(&w->lock);
+    w->stop = 1;
+    pthread_cond_broadcast(&w->cond);
+    pthread_mutex_unlock(&w->lock);
+    pthread_join(w->thread, NULL);
+  }
+  pthread_mutex_destroy(&w->lock);
+  pthread_cond_destroy(&w->cond);
+  w->started = 0;
+}
+
+static kiln_err write_out(struct out_file *o, const char *p, size_t len, struct kiln_error *err)
+{
   while (len) {
     ssize_t n = write(o->fd, p, len);
     if (n < 0 && errno == EINTR)
@@ -52,17 +131,27 @@ static kiln_err emit(struct out_file *o, const void *data, size_t len, enum eif_
   return KILN_OK;
 }
 
+static kiln_err emit(struct out_file *o, const void *data, size_t len, enum eif_feed feed,
+                     struct kiln_error *err)
+{
+  eif_measure_crc(&o->m, data, len);
+  eif_measure_feed(&o->m, feed, data, len);
+  return write_out(o, data, len, err);
+}
+
 static kiln_err copy_file_section(struct out_file *o, const struct section_src *s,
                                   struct kiln_error *err)
 {
   int fd = kiln_open_regular(s->path, NULL, err);
   if (fd < 0)
     return err ? err->code : KILN_E_IO;
+  int parallel = s->feed == EIF_FEED_APP && o->w.started;
   uint64_t left = s->size;
   kiln_err rc = KILN_OK;
-  while (left && !rc) {
+  for (int turn = 0; left && !rc; turn ^= 1) {
+    char *buf = o->chunk[parallel ? turn : 0];
     size_t want = left < EIF_CHUNK ? (size_t)left : EIF_CHUNK;
-    ssize_t n = read(fd, o->chunk, want);
+    ssize_t n = read(fd, buf, want);
     if (n < 0 && errno == EINTR)
       continue;
     if (n <= 0) {
@@ -70,9 +159,16 @@ static kiln_err copy_file_section(struct out_file *o, const struct section_src *
                           n < 0 ? strerror(errno) : "file shrank while the EIF was being written");
       break;
     }
-    rc = emit(o, o->chunk, (size_t)n, s->feed, err);
+    if (parallel) {
+      worker_submit(&o->w, buf, (size_t)n); /* PCR2 + CRC on the other core */
+      EVP_DigestUpdate(o->m.pcr[0], buf, (size_t)n);
+      rc = write_out(o, buf, (size_t)n, err);
+    } else {
+      rc = emit(o, buf, (size_t)n, s->feed, err);
+    }
     left -= (uint64_t)n;
   }
+  worker_drain(&o->w); /* the CRC must be complete before the next section's bytes */
   char extra;
   if (!rc && read(fd, &extra, 1) > 0)
     rc = kiln_error_set(err, KILN_E_IO, "%s grew while the EIF was being written", s->path);
@@ -107,7 +203,10 @@ kiln_err kiln_eif_write(const struct kiln_eif_build *b, const char *out_path,
   struct section_src s[KILN_EIF_MAX_SECTIONS];
   size_t n = 0;
   char *metadata = NULL, *tmp = NULL;
-  struct out_file o = {-1, out_path, {0}, NULL};
+  struct out_file o;
+  memset(&o, 0, sizeof o);
+  o.fd = -1;
+  o.name = out_path;
   kiln_err rc = KILN_OK;
 
   s[n] = (struct section_src){KILN_EIF_SECTION_KERNEL, EIF_FEED_BOOT, b->kernel, NULL, 0};
@@ -144,11 +243,14 @@ kiln_err kiln_eif_write(const struct kiln_eif_build *b, const char *out_path,
 
   if ((rc = eif_measure_init(&o.m, b->hash, err)))
     goto out;
-  o.chunk = malloc(EIF_CHUNK);
+  o.chunk[0] = malloc(EIF_CHUNK);
+  o.chunk[1] = malloc(EIF_CHUNK);
+  if (b->nramdisks > 1)
+    worker_start(&o.w, &o.m); /* without a thread, everything runs on this one */
   struct kiln_buf t = KILN_BUF_INIT;
   kiln_buf_printf(&t, "%s.tmp.XXXXXX", out_path);
   tmp = kiln_buf_detach(&t);
-  if (!o.chunk || !tmp) {
+  if (!o.chunk[0] || !o.chunk[1] || !tmp) {
     rc = kiln_error_set(err, KILN_E_NOMEM, "out of memory");
     goto out;
   }
@@ -195,8 +297,10 @@ out:
     close(o.fd);
   if (rc && tmp)
     unlink(tmp);
+  worker_stop(&o.w);
   eif_measure_free(&o.m);
-  free(o.chunk);
+  free(o.chunk[0]);
+  free(o.chunk[1]);
   free(tmp);
   free(metadata);
   return rc;
