@@ -71,8 +71,8 @@ int kiln_cmd_build(struct kiln_cli *cli)
   if (cli->json) {
     cJSON *doc = cJSON_CreateObject();
     cJSON_AddStringToObject(doc, "eif", kiln_buf_str(&dest));
-    cJSON_AddItemToObject(doc, "sha256",
-                          cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(eif->meta, "sha256"), 1));
+    cJSON_AddItemToObject(
+        doc, "sha256", cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(eif->meta, "sha256"), 1));
     cJSON_AddItemToObject(doc, "size",
                           cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(eif->meta, "size"), 1));
     cJSON_AddItemToObject(doc, "Measurements", cJSON_Duplicate(m, 1));

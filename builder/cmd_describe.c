@@ -65,6 +65,11 @@ int kiln_cmd_describe(struct kiln_cli *cli)
              section_name(info.sections[i].type), (unsigned long long)info.sections[i].offset,
              (unsigned long long)info.sections[i].size);
     printf("PCR0 %s\nPCR1 %s\nPCR2 %s\n", info.pcrs.pcr0, info.pcrs.pcr1, info.pcrs.pcr2);
+    if (info.has_signature && info.pcrs.pcr8[0])
+      printf("PCR8 %s\n", info.pcrs.pcr8);
+    if (info.has_signature)
+      printf("signature: %s\n",
+             info.signature_ok ? "valid (COSE_Sign1 ES384 over PCR0)" : info.signature_error);
     if (info.cmdline)
       printf("cmdline: %s\n", info.cmdline);
     if (info.metadata)

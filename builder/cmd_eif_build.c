@@ -160,10 +160,10 @@ int kiln_cmd_eif_build(struct kiln_cli *cli)
     return kiln_cli_usage(cli, "unexpected argument \"%s\"", cli->argv[optind]);
   if (!b.kernel || !output || b.nramdisks == 0)
     return kiln_cli_usage(cli, "--kernel, --ramdisk and --output are required");
-  if (cert || key)
-    return kiln_cli_fail_msg(cli, KILN_E_UNSUPPORTED,
-                             "signing (--signing-certificate/--private-key) is not built in this "
-                             "version of kiln yet; nothing was written");
+  if ((cert != NULL) != (key != NULL))
+    return kiln_cli_usage(cli, "--signing-certificate and --private-key go together");
+  b.signing_certificate = cert;
+  b.private_key = key;
   b.ramdisks = ramdisks;
   struct kiln_error e = KILN_ERROR_INIT;
   if (config && kiln_eif_kernel_config_words(config, &os, &kver, &e) == KILN_OK) {

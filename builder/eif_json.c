@@ -40,6 +40,8 @@ cJSON *kiln_eif_describe_json(const struct kiln_eif_info *info)
   cJSON_AddItemToObject(doc, "Measurements", kiln_eif_pcrs_json(&info->pcrs));
   cJSON_AddBoolToObject(doc, "IsSigned", info->has_signature);
   cJSON_AddBoolToObject(doc, "CheckCRC", info->crc_ok);
+  if (info->has_signature)
+    cJSON_AddBoolToObject(doc, "SignatureCheck", info->signature_ok);
   cJSON *meta = info->metadata ? cJSON_Parse(info->metadata) : NULL;
   copy_member(doc, meta, "ImageName", 0);
   copy_member(doc, meta, "ImageVersion", 0);

@@ -66,6 +66,8 @@ void eif_measure_finish(struct eif_measure *m, struct kiln_eif_pcrs *pcrs)
     EVP_DigestUpdate(ext, inner, n);
     EVP_DigestFinal_ex(ext, outer, &o);
     EVP_MD_CTX_free(ext);
+    memcpy(m->raw[i], outer, o);
+    m->raw_len = o;
     kiln_hex_encode(outer, o, out[i]);
   }
   pcrs->pcr8[0] = '\0';

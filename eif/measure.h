@@ -19,6 +19,8 @@ struct eif_measure {
   const EVP_MD *md;
   EVP_MD_CTX *pcr[3];
   uint32_t crc;
+  uint8_t raw[3][EVP_MAX_MD_SIZE]; /* PCR values after eif_measure_finish */
+  unsigned int raw_len;
 };
 
 kiln_err eif_measure_init(struct eif_measure *m, enum kiln_eif_hash hash, struct kiln_error *err);

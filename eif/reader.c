@@ -9,6 +9,7 @@
 
 #include "kiln/eif.h"
 #include "measure.h"
+#include "sign.h"
 #include "util/buf.h"
 #include "util/fs.h"
 
@@ -53,6 +54,7 @@ static kiln_err read_exact(int fd, void *buf, size_t len, uint64_t offset, const
 
 void kiln_eif_info_clear(struct kiln_eif_info *info)
 {
+  free(info->signature_error);
   free(info->metadata);
   free(info->cmdline);
   memset(info, 0, sizeof *info);
@@ -110,6 +112,8 @@ kiln_err kiln_eif_read(const char *path, int check_crc, enum kiln_eif_hash hash,
   struct eif_measure m;
   char *chunk = NULL;
   uint8_t h[KILN_EIF_HEADER_SIZE];
+  char *signature = NULL;
+  uint64_t signature_len = 0;
   kiln_err rc = KILN_OK;
   memset(&m, 0, sizeof m);
   if (info->file_size < KILN_EIF_HEADER_SIZE) {
@@ -201,8 +205,11 @@ kiln_err kiln_eif_read(const char *path, int check_crc, enum kiln_eif_hash hash,
       text = &info->cmdline;
     if (s->type == KILN_EIF_SECTION_METADATA)
       text = &info->metadata;
-    if (s->type == KILN_EIF_SECTION_SIGNATURE)
+    if (s->type == KILN_EIF_SECTION_SIGNATURE) {
       info->has_signature = 1;
+      text = &signature;
+      signature_len = s->size;
+    }
     rc = read_section(fd, path, s, feed, &m, chunk, text, err);
     pos += KILN_EIF_SECTION_HEADER_SIZE + s->size;
   }
@@ -221,12 +228,21 @@ kiln_err kiln_eif_read(const char *path, int check_crc, enum kiln_eif_hash hash,
   info->crc_ok = info->version < 2 || info->crc_stored == info->crc_computed;
   eif_measure_finish(&m, &info->pcrs);
   info->pcrs.hash = hash;
+  if (signature) {
+    struct kiln_error serr = KILN_ERROR_INIT;
+    info->signature_ok = eif_sign_check((const uint8_t *)signature, (size_t)signature_len, m.raw[0],
+                                        m.raw_len, hash, info->pcrs.pcr8, &serr) == KILN_OK;
+    if (!info->signature_ok)
+      info->signature_error = strdup(kiln_error_msg(&serr));
+    kiln_error_clear(&serr);
+  }
   if (!info->crc_ok && check_crc)
     rc = kiln_error_set(err, KILN_E_INVALID,
                         "%s: CRC mismatch (stored %08x, computed %08x): the file is damaged; "
                         "--no-crc-check describes it anyway",
                         path, info->crc_stored, info->crc_computed);
 out:
+  free(signature);
   eif_measure_free(&m);
   free(chunk);
   close(fd);

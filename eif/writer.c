@@ -11,6 +11,9 @@
 
 #include "kiln/eif.h"
 #include "measure.h"
+#include "sign.h"
+
+#include <zlib.h>
 #include "util/buf.h"
 #include "util/fs.h"
 
@@ -104,6 +107,8 @@ static int worker_start(struct hash_worker *w, struct eif_measure *m)
 
 static void worker_stop(struct hash_worker *w)
 {
+  if (!w->m)
+    return; /* never started */
   if (w->started) {
     pthread_mutex_lock(&w->lock);
     w->stop = 1;
@@ -203,20 +208,31 @@ kiln_err kiln_eif_write(const struct kiln_eif_build *b, const char *out_path,
   struct section_src s[KILN_EIF_MAX_SECTIONS];
   size_t n = 0;
   char *metadata = NULL, *tmp = NULL;
+  struct eif_signer *signer = NULL;
+  uint8_t *signature = NULL;
+  size_t signature_len = 0;
   struct out_file o;
   memset(&o, 0, sizeof o);
   o.fd = -1;
   o.name = out_path;
   kiln_err rc = KILN_OK;
 
+  if ((b->signing_certificate != NULL) != (b->private_key != NULL))
+    return kiln_error_set(err, KILN_E_INVALID,
+                          "signing needs both a certificate and its private key");
+  kiln_err rc0 = b->signing_certificate
+                     ? eif_signer_load(b->signing_certificate, b->private_key, &signer, err)
+                     : KILN_OK;
+  if (rc0)
+    return rc0;
   s[n] = (struct section_src){KILN_EIF_SECTION_KERNEL, EIF_FEED_BOOT, b->kernel, NULL, 0};
   if ((rc = input_size("kernel", b->kernel, &s[n++].size, err)))
-    return rc;
+    goto out;
   const char *cmdline = b->cmdline ? b->cmdline : "";
   s[n++] =
       (struct section_src){KILN_EIF_SECTION_CMDLINE, EIF_FEED_BOOT, NULL, cmdline, strlen(cmdline)};
   if ((rc = kiln_eif_metadata_json(&b->metadata, b->kernel, &metadata, err)))
-    return rc;
+    goto out;
   s[n++] = (struct section_src){KILN_EIF_SECTION_METADATA, EIF_FEED_NONE, NULL, metadata,
                                 strlen(metadata)};
   for (size_t i = 0; i < b->nramdisks; i++) {
@@ -233,7 +249,7 @@ kiln_err kiln_eif_write(const struct kiln_eif_build *b, const char *out_path,
   eif_put16(header + 6, b->aarch64 ? 1 : 0);
   eif_put64(header + 8, EIF_DEFAULT_MEM);
   eif_put64(header + 16, EIF_DEFAULT_CPUS);
-  eif_put16(header + 26, (uint16_t)n);
+  eif_put16(header + 26, (uint16_t)(n + (signer ? 1 : 0)));
   uint64_t offset = KILN_EIF_HEADER_SIZE;
   for (size_t i = 0; i < n; i++) {
     eif_put64(header + 28 + 8 * i, offset);
@@ -261,11 +277,10 @@ kiln_err kiln_eif_write(const struct kiln_eif_build *b, const char *out_path,
     tmp = NULL;
     goto out;
   }
-  /* The CRC covers the header without its last 4 bytes (the CRC itself), then every section. */
-  rc = emit(&o, header, KILN_EIF_HEADER_SIZE - 4, EIF_FEED_NONE, err);
-  uint8_t crc_placeholder[4] = {0, 0, 0, 0};
-  if (!rc && write(o.fd, crc_placeholder, 4) != 4)
-    rc = kiln_error_set(err, KILN_E_IO, "cannot write %s: %s", out_path, strerror(errno));
+  /* The header is written again at the end (a signature's size is known only after PCR0); the
+   * CRC covers header-but-CRC and then every section, so the sections' CRC is kept apart and
+   * combined with the final header's at the end. */
+  rc = write_out(&o, (const char *)header, KILN_EIF_HEADER_SIZE, err);
   for (size_t i = 0; i < n && !rc; i++) {
     uint8_t sh[KILN_EIF_SECTION_HEADER_SIZE];
     eif_put16(sh, s[i].type);
@@ -276,11 +291,32 @@ kiln_err kiln_eif_write(const struct kiln_eif_build *b, const char *out_path,
       rc = s[i].path ? copy_file_section(&o, &s[i], err)
                      : emit(&o, s[i].data, (size_t)s[i].size, s[i].feed, err);
   }
+  struct kiln_eif_pcrs measured;
   if (!rc) {
-    uint8_t crc[4];
-    eif_put32(crc, o.m.crc);
-    if (pwrite(o.fd, crc, 4, KILN_EIF_HEADER_SIZE - 4) != 4 || fchmod(o.fd, 0644) != 0 ||
-        fsync(o.fd) != 0)
+    eif_measure_finish(&o.m, &measured);
+    measured.hash = b->hash;
+  }
+  if (!rc && signer) {
+    rc = eif_sign_section(signer, o.m.raw[0], o.m.raw_len, &signature, &signature_len, err);
+    eif_put64(header + 28 + 8 * n, offset);
+    eif_put64(header + 28 + 8 * KILN_EIF_MAX_SECTIONS + 8 * n, signature_len);
+    uint8_t sh[KILN_EIF_SECTION_HEADER_SIZE];
+    eif_put16(sh, KILN_EIF_SECTION_SIGNATURE);
+    eif_put16(sh + 2, 0);
+    eif_put64(sh + 4, signature_len);
+    if (!rc)
+      rc = emit(&o, sh, sizeof sh, EIF_FEED_NONE, err);
+    if (!rc)
+      rc = emit(&o, signature, signature_len, EIF_FEED_NONE, err);
+    eif_signer_pcr8(signer, b->hash, measured.pcr8);
+    offset += KILN_EIF_SECTION_HEADER_SIZE + signature_len;
+  }
+  if (!rc) {
+    uLong crc = crc32(0L, header, KILN_EIF_HEADER_SIZE - 4);
+    crc = crc32_combine(crc, o.m.crc, (z_off_t)(offset - KILN_EIF_HEADER_SIZE));
+    eif_put32(header + KILN_EIF_HEADER_SIZE - 4, (uint32_t)crc);
+    if (pwrite(o.fd, header, KILN_EIF_HEADER_SIZE, 0) != KILN_EIF_HEADER_SIZE ||
+        fchmod(o.fd, 0644) != 0 || fsync(o.fd) != 0)
       rc = kiln_error_set(err, KILN_E_IO, "cannot write %s: %s", out_path, strerror(errno));
   }
   if (close(o.fd) != 0 && !rc)
@@ -288,10 +324,8 @@ kiln_err kiln_eif_write(const struct kiln_eif_build *b, const char *out_path,
   o.fd = -1;
   if (!rc && rename(tmp, out_path) != 0)
     rc = kiln_error_set(err, KILN_E_IO, "cannot write %s: %s", out_path, strerror(errno));
-  if (!rc && pcrs) {
-    eif_measure_finish(&o.m, pcrs);
-    pcrs->hash = b->hash;
-  }
+  if (!rc && pcrs)
+    *pcrs = measured;
 out:
   if (o.fd >= 0)
     close(o.fd);
@@ -303,5 +337,7 @@ out:
   free(o.chunk[1]);
   free(tmp);
   free(metadata);
+  free(signature);
+  eif_signer_free(signer);
   return rc;
 }

@@ -227,6 +227,50 @@ def case_verify():
     check(p.returncode == 1 and "PCR2 differs" in p.stderr, "--pcrs names the differing PCR: %s" % p.stderr)
 
 
+def openssl(*args):
+    subprocess.run(["openssl"] + list(args), check=True, capture_output=True)
+
+
+def case_signing():
+    key, cert = path("key.pem"), path("cert.pem")
+    openssl("ecparam", "-name", "secp384r1", "-genkey", "-noout", "-out", key)
+    openssl("req", "-new", "-x509", "-key", key, "-out", cert, "-days", "30", "-subj", "/CN=kiln test")
+    der = path("cert.der")
+    openssl("x509", "-in", cert, "-outform", "DER", "-out", der)
+    import hashlib
+    pcr8 = hashlib.sha384(b"\0" * 48 + hashlib.sha384(open(der, "rb").read()).digest()).hexdigest()
+    kernel, rd1, rd2 = write("k", b"K" * 999), write("r1", b"boot"), write("r2", b"app" * 1000)
+    p = build(kernel, "console=ttyS0", [rd1, rd2], out="signed.eif",
+              extra=["--signing-certificate", cert, "--private-key", key])
+    check(p.returncode == 0, "signed eif-build: %s" % p.stderr)
+    m = json.loads(p.stdout)["Measurements"] if p.returncode == 0 else {}
+    check(m.get("PCR8") == pcr8, "PCR8 is the certificate's measurement")
+    d = kiln("describe", path("signed.eif"), "--json")
+    doc = json.loads(d.stdout) if d.returncode == 0 else {}
+    check(doc.get("IsSigned") is True and doc.get("SignatureCheck") is True, "signed EIF verifies: %s" % d.stdout)
+    check(doc.get("Measurements", {}).get("PCR8") == pcr8, "describe recomputes PCR8")
+    unsigned = build(kernel, "console=ttyS0", [rd1, rd2], out="unsigned.eif")
+    check(json.loads(unsigned.stdout)["Measurements"]["PCR0"] == m.get("PCR0"), "signing does not change PCR0")
+    # the signature section's bytes, tampered: the check fails (CRC fixed so only the signature is wrong)
+    data = bytearray(open(path("signed.eif"), "rb").read())
+    data[-3] ^= 0x01
+    bad = write("bad-sig.eif", bytes(fix_crc(data)))
+    d = kiln("describe", bad, "--json")
+    check(d.returncode == 0 and json.loads(d.stdout).get("SignatureCheck") is False, "tampered signature is reported")
+    # a signature section that is not CBOR
+    data = bytearray(open(path("signed.eif"), "rb").read())
+    start = len(data) - struct.unpack(">Q", data[28 + 8 * 32 + 8 * 5:28 + 8 * 32 + 8 * 6])[0]
+    data[start] = 0xFF
+    d = kiln("describe", write("junk-sig.eif", bytes(fix_crc(data))))
+    check(d.returncode == 0 and "not CBOR" in d.stdout, "non-CBOR signature section is named: %s" % d.stdout)
+    # a key that does not belong to the certificate
+    other = path("other.pem")
+    openssl("ecparam", "-name", "secp384r1", "-genkey", "-noout", "-out", other)
+    p = build(kernel, "", [rd1], out="x.eif", extra=["--signing-certificate", cert, "--private-key", other])
+    check(p.returncode == 1 and "does not belong" in p.stderr and not os.path.exists(path("x.eif")),
+          "mismatched key is refused: %s" % p.stderr)
+
+
 CASES = {n[5:]: f for n, f in globals().items() if n.startswith("case_")}
 try:
     CASES[CASE]()

@@ -52,6 +52,8 @@ struct kiln_eif_build {
   int aarch64;
   enum kiln_eif_hash hash;
   struct kiln_eif_metadata metadata;
+  const char *signing_certificate; /* PEM; with private_key: add the signature section (PCR8) */
+  const char *private_key;         /* PEM, ECDSA P-384 */
 };
 
 /* Write the EIF to out_path (via a temp file and rename: never a partial file). Each input is
@@ -87,7 +89,9 @@ struct kiln_eif_info {
   char *metadata; /* metadata section text (NUL-terminated), or NULL; owned */
   char *cmdline;  /* owned */
   int has_signature;
-  struct kiln_eif_pcrs pcrs;
+  int signature_ok; /* the COSE signature over PCR0 verifies with the embedded certificate */
+  char *signature_error; /* why it does not, or NULL; owned */
+  struct kiln_eif_pcrs pcrs; /* pcr8 set when signed */
 };
 
 /* Validate and measure an EIF, streaming: magic, version, section table (inside the file, no
