@@ -231,8 +231,14 @@ kiln_err kiln_eif_write(const struct kiln_eif_build *b, const char *out_path,
   const char *cmdline = b->cmdline ? b->cmdline : "";
   s[n++] =
       (struct section_src){KILN_EIF_SECTION_CMDLINE, EIF_FEED_BOOT, NULL, cmdline, strlen(cmdline)};
-  if ((rc = kiln_eif_metadata_json(&b->metadata, b->kernel, &metadata, err)))
+  if (b->metadata_raw)
+    metadata = strdup(b->metadata_raw);
+  else if ((rc = kiln_eif_metadata_json(&b->metadata, b->kernel, &metadata, err)))
     goto out;
+  if (!metadata) {
+    rc = kiln_error_set(err, KILN_E_NOMEM, "out of memory");
+    goto out;
+  }
   s[n++] = (struct section_src){KILN_EIF_SECTION_METADATA, EIF_FEED_NONE, NULL, metadata,
                                 strlen(metadata)};
   for (size_t i = 0; i < b->nramdisks; i++) {

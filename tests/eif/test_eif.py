@@ -263,6 +263,14 @@ def case_signing():
     data[start] = 0xFF
     d = kiln("describe", write("junk-sig.eif", bytes(fix_crc(data))))
     check(d.returncode == 0 and "not CBOR" in d.stdout, "non-CBOR signature section is named: %s" % d.stdout)
+    # kiln sign: an unsigned EIF gets a signature; PCR0/1/2 stay, PCR8 appears
+    p = kiln("sign", path("unsigned.eif"), "--key", key, "--cert", cert, "-o", path("resigned.eif"))
+    check(p.returncode == 0, "kiln sign: %s" % p.stderr)
+    d = json.loads(kiln("describe", path("resigned.eif"), "--json").stdout)
+    check(d["IsSigned"] and d["SignatureCheck"] and d["Measurements"] == m, "kiln sign keeps PCR0-2 and adds PCR8")
+    before = open(path("unsigned.eif"), "rb").read()
+    after = open(path("resigned.eif"), "rb").read()
+    check(after[548:len(before)] == before[548:], "kiln sign keeps every section's bytes")
     # a key that does not belong to the certificate
     other = path("other.pem")
     openssl("ecparam", "-name", "secp384r1", "-genkey", "-noout", "-out", other)

@@ -52,6 +52,7 @@ struct kiln_eif_build {
   int aarch64;
   enum kiln_eif_hash hash;
   struct kiln_eif_metadata metadata;
+  const char *metadata_raw; /* exact metadata section bytes (re-signing keeps them); else built */
   const char *signing_certificate; /* PEM; with private_key: add the signature section (PCR8) */
   const char *private_key;         /* PEM, ECDSA P-384 */
 };
@@ -60,6 +61,11 @@ struct kiln_eif_build {
  * read once; CRC and PCRs are computed in the same pass. pcrs may be NULL. */
 kiln_err kiln_eif_write(const struct kiln_eif_build *b, const char *out_path,
                         struct kiln_eif_pcrs *pcrs, struct kiln_error *err);
+
+/* Copy an EIF's kernel, ramdisks and text sections into dir (kernel, ramdisk0..N) so it can be
+ * rewritten (kiln sign); fills *b (pointing into *strings, which the caller frees). */
+kiln_err kiln_eif_unpack(const char *eif, const char *dir, struct kiln_eif_build *b,
+                         char ***strings, struct kiln_error *err);
 
 /* The metadata section's exact bytes (compact JSON in eif_build's key order); caller frees. */
 kiln_err kiln_eif_metadata_json(const struct kiln_eif_metadata *m, const char *kernel_path,
