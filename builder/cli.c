@@ -75,6 +75,13 @@ int kiln_cli_apply_set(struct kiln_cli *cli, struct kiln *k, struct kiln_pipelin
   return rc ? kiln_cli_usage(cli, "%s", kiln_errmsg(k)) : 0;
 }
 
+int kiln_cli_pipeline(struct kiln_cli *cli, struct kiln *k, const char *const *stages,
+                      struct kiln_pipeline **out)
+{
+  kiln_err rc = kiln_pipeline_new(k, stages, out);
+  return rc ? kiln_cli_fail(cli, k, rc) : 0;
+}
+
 int kiln_cli_run_pipeline(struct kiln_cli *cli, struct kiln *k, struct kiln_pipeline *p,
                           const char *kind, const struct kiln_artifact **out)
 {
@@ -167,24 +174,24 @@ int kiln_cli_usage(struct kiln_cli *cli, const char *fmt, ...)
   return KILN_EXIT_USAGE;
 }
 
-void kiln_cli_print_json(cJSON *doc)
+static void print_json(cJSON *doc, kiln_err (*pretty)(const cJSON *, struct kiln_buf *))
 {
   struct kiln_buf b = KILN_BUF_INIT;
-  kiln_json_pretty(doc, &b);
+  pretty(doc, &b);
   fwrite(kiln_buf_str(&b), 1, b.len, stdout);
   fflush(stdout);
   kiln_buf_free(&b);
   cJSON_Delete(doc);
 }
 
+void kiln_cli_print_json(cJSON *doc)
+{
+  print_json(doc, kiln_json_pretty);
+}
+
 void kiln_cli_print_json_ordered(cJSON *doc)
 {
-  struct kiln_buf b = KILN_BUF_INIT;
-  kiln_json_pretty_ordered(doc, &b);
-  fwrite(kiln_buf_str(&b), 1, b.len, stdout);
-  fflush(stdout);
-  kiln_buf_free(&b);
-  cJSON_Delete(doc);
+  print_json(doc, kiln_json_pretty_ordered);
 }
 
 int kiln_cli_wants_help(const struct kiln_cli *cli)

@@ -38,6 +38,9 @@ struct kiln *kiln_cli_open_app(struct kiln_cli *cli, int config_required, int *e
  * Returns 0, or an exit code. */
 int kiln_cli_apply_set(struct kiln_cli *cli, struct kiln *k, struct kiln_pipeline *p,
                        const char *stage, const char *assignment);
+/* Create the pipeline of these stages; on failure prints the error and returns the exit code. */
+int kiln_cli_pipeline(struct kiln_cli *cli, struct kiln *k, const char *const *stages,
+                      struct kiln_pipeline **out);
 /* Run the pipeline and return its newest artifact of kind in *out (result JSON freed). On failure
  * prints the error and returns the exit code; 0 on success. */
 int kiln_cli_run_pipeline(struct kiln_cli *cli, struct kiln *k, struct kiln_pipeline *p,

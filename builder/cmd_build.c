@@ -37,11 +37,9 @@ int kiln_cmd_build(struct kiln_cli *cli)
   struct kiln_pipeline *p = NULL;
   struct kiln_buf dest = KILN_BUF_INIT;
   const char *stages[] = {"image", "kernel", "eif", NULL};
-  kiln_err rc = kiln_pipeline_new(k, stages, &p);
-  if (rc) {
-    code = kiln_cli_fail(cli, k, rc);
+  kiln_err rc = KILN_OK;
+  if ((code = kiln_cli_pipeline(cli, k, stages, &p)))
     goto out;
-  }
   for (int i = 1; i < cli->argc && !code; i++) {
     const char *a = cli->argv[i];
     if ((strcmp(a, "-o") == 0 || strcmp(a, "--output") == 0) && i + 1 < cli->argc)

@@ -75,11 +75,9 @@ int kiln_cmd_image(struct kiln_cli *cli)
   struct kiln_pipeline *p = NULL;
   cJSON *insecure = cJSON_CreateArray();
   const char *stages[] = {"image", NULL};
-  kiln_err rc = kiln_pipeline_new(k, stages, &p);
-  if (rc) {
-    code = kiln_cli_fail(cli, k, rc);
+  kiln_err rc = KILN_OK;
+  if ((code = kiln_cli_pipeline(cli, k, stages, &p)))
     goto out;
-  }
   int have_source = 0;
   for (int i = 1; i < cli->argc && !code; i++) {
     const char *a = cli->argv[i];

@@ -48,11 +48,9 @@ int kiln_cmd_run(struct kiln_cli *cli)
     return code;
   struct kiln_pipeline *p = NULL;
   const char *stages[] = {stage, NULL};
-  kiln_err rc = kiln_pipeline_new(k, stages, &p);
-  if (rc) {
-    code = kiln_cli_fail(cli, k, rc);
+  kiln_err rc = KILN_OK;
+  if ((code = kiln_cli_pipeline(cli, k, stages, &p)))
     goto out;
-  }
   for (int i = 2; i < cli->argc; i++) {
     const char *a = cli->argv[i];
     if (strcmp(a, "--set") == 0 && i + 1 < cli->argc)

@@ -77,11 +77,9 @@ int kiln_cmd_size(struct kiln_cli *cli)
     return code;
   struct kiln_pipeline *p = NULL;
   const char *stages[] = {"size", NULL};
-  kiln_err rc = kiln_pipeline_new(k, stages, &p);
-  if (rc) {
-    code = kiln_cli_fail(cli, k, rc);
+  kiln_err rc = KILN_OK;
+  if ((code = kiln_cli_pipeline(cli, k, stages, &p)))
     goto out;
-  }
   for (int i = 1; i < cli->argc && !code; i++) {
     const char *a = cli->argv[i];
     const char *v = i + 1 < cli->argc ? cli->argv[i + 1] : NULL;

@@ -102,12 +102,9 @@ int kiln_cmd_verify(struct kiln_cli *cli)
     if (!(k = kiln_cli_open_app(cli, 1, &code)))
       goto out;
     const char *stages[] = {"image", "kernel", "eif", NULL};
-    kiln_err rc = kiln_pipeline_new(k, stages, &p);
     const struct kiln_artifact *eif = NULL;
-    if (rc) {
-      code = kiln_cli_fail(cli, k, rc);
+    if ((code = kiln_cli_pipeline(cli, k, stages, &p)))
       goto out;
-    }
     if ((code = kiln_cli_run_pipeline(cli, k, p, "eif", &eif)))
       goto out;
     char got[KILN_SHA256_HEX_LEN + 1];

@@ -8,8 +8,6 @@
 
 /* {"Measurements": {"HashAlgorithm": "Sha384 { ... }", "PCR0": ..., "PCR1": ..., "PCR2": ...}} */
 cJSON *kiln_eif_measurements_json(const struct kiln_eif_pcrs *pcrs);
-/* The inner Measurements object. */
-cJSON *kiln_eif_pcrs_json(const struct kiln_eif_pcrs *pcrs);
 /* nitro-cli describe-eif's document for a read EIF. */
 cJSON *kiln_eif_describe_json(const struct kiln_eif_info *info);
 

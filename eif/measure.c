@@ -7,6 +7,8 @@
 
 #include "util/hash.h"
 
+#include <cjson/cJSON.h>
+
 const char *kiln_eif_hash_name(enum kiln_eif_hash h)
 {
   switch (h) {
@@ -96,4 +98,19 @@ void eif_put64(uint8_t *p, uint64_t v)
 {
   eif_put32(p, (uint32_t)(v >> 32));
   eif_put32(p + 4, (uint32_t)v);
+}
+
+void *kiln_eif_pcrs_json(const struct kiln_eif_pcrs *p)
+{
+  cJSON *m = cJSON_CreateObject();
+  const char *alg = p->hash == KILN_EIF_SHA256   ? "Sha256 { ... }"
+                    : p->hash == KILN_EIF_SHA512 ? "Sha512 { ... }"
+                                                 : "Sha384 { ... }";
+  cJSON_AddStringToObject(m, "HashAlgorithm", alg);
+  cJSON_AddStringToObject(m, "PCR0", p->pcr0);
+  cJSON_AddStringToObject(m, "PCR1", p->pcr1);
+  cJSON_AddStringToObject(m, "PCR2", p->pcr2);
+  if (p->pcr8[0])
+    cJSON_AddStringToObject(m, "PCR8", p->pcr8);
+  return m;
 }

@@ -42,18 +42,6 @@ static int64_t build_time(void)
   return (sde && *sde && end && *end == '\0' && t >= 0) ? (int64_t)t : 0;
 }
 
-static cJSON *pcrs_json(const struct kiln_eif_pcrs *p)
-{
-  cJSON *m = cJSON_CreateObject();
-  cJSON_AddStringToObject(m, "HashAlgorithm", kiln_eif_hash_name(p->hash));
-  cJSON_AddStringToObject(m, "PCR0", p->pcr0);
-  cJSON_AddStringToObject(m, "PCR1", p->pcr1);
-  cJSON_AddStringToObject(m, "PCR2", p->pcr2);
-  if (p->pcr8[0])
-    cJSON_AddStringToObject(m, "PCR8", p->pcr8);
-  return m;
-}
-
 /* The init binary: kiln's (lib_dir/kiln-init) or the kernel artifact's blobs init. */
 static char *find_init(struct kiln_stage_ctx *ctx, const struct kiln_host *host,
                        const struct kiln_artifact *kernel, const char *which)
@@ -93,7 +81,8 @@ static kiln_err eif_run(struct kiln_stage_ctx *ctx, const struct kiln_host *host
   if (!(init = find_init(ctx, host, kernel, which_init)))
     return KILN_E_NOT_FOUND;
   const cJSON *kfile = cJSON_GetObjectItemCaseSensitive(kernel->meta, "kernel_file");
-  kernel_file = kiln_path_join(kernel->path, cJSON_IsString(kfile) ? kfile->valuestring : "bzImage");
+  kernel_file =
+      kiln_path_join(kernel->path, cJSON_IsString(kfile) ? kfile->valuestring : "bzImage");
   config = kiln_path_join(kernel->path, "config");
   modules = kiln_path_join(kernel->path, "modules");
   order = kiln_path_join(kernel->path, "modules.order");
@@ -151,7 +140,7 @@ static kiln_err eif_run(struct kiln_stage_ctx *ctx, const struct kiln_host *host
   uint64_t size = 0;
   if ((rc = kiln_sha256_file(eif, sha, &size, &err)))
     goto fail;
-  cJSON *measurements = pcrs_json(&pcrs);
+  cJSON *measurements = kiln_eif_pcrs_json(&pcrs);
   struct kiln_buf text = KILN_BUF_INIT;
   kiln_json_pretty(measurements, &text);
   rc = kiln_write_file_atomic(pcrs_file, text.data, text.len, 0644, &err);

@@ -95,7 +95,7 @@ struct kiln_eif_info {
   char *metadata; /* metadata section text (NUL-terminated), or NULL; owned */
   char *cmdline;  /* owned */
   int has_signature;
-  int signature_ok; /* the COSE signature over PCR0 verifies with the embedded certificate */
+  int signature_ok;      /* the COSE signature over PCR0 verifies with the embedded certificate */
   char *signature_error; /* why it does not, or NULL; owned */
   struct kiln_eif_pcrs pcrs; /* pcr8 set when signed */
 };
@@ -108,5 +108,9 @@ kiln_err kiln_eif_read(const char *path, int check_crc, enum kiln_eif_hash hash,
 void kiln_eif_info_clear(struct kiln_eif_info *info);
 
 const char *kiln_eif_hash_name(enum kiln_eif_hash h); /* "SHA384", ... */
+/* nitro-cli's Measurements object: HashAlgorithm ("Sha384 { ... }"), PCR0, PCR1, PCR2[, PCR8].
+ * Returned as a cJSON object the caller frees (declared void* to keep cJSON out of this API's
+ * required includes). */
+void *kiln_eif_pcrs_json(const struct kiln_eif_pcrs *pcrs);
 
 #endif
