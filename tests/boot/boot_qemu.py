@@ -15,17 +15,13 @@ import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "lib"))
+from kilntest import check, run_case  # noqa: E402
+
 KILN, CC, CASE = sys.argv[1], sys.argv[2], sys.argv[3]
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 KERNEL_SOURCE = os.environ.get("KILN_TEST_KERNEL", "debian-cloud:6.12")
-failures = []
 work = tempfile.mkdtemp(prefix="kiln-boot-")
-
-
-def check(cond, what):
-    if not cond:
-        failures.append(what)
-        print("FAIL:", what, file=sys.stderr)
 
 
 def eif_sections(path):
@@ -186,12 +182,6 @@ def case_negative():
     check("\"nope\" is not an executable file" in out and "powering off" in out, "app not found: clear message, power-off")
 
 
-CASES = {n[5:]: f for n, f in globals().items() if n.startswith("case_")}
 if not shutil.which("qemu-system-x86_64"):
     sys.exit("qemu-system-x86_64 is missing: apt-get install qemu-system-x86 (tests/run installs it)")
-try:
-    CASES[CASE]()
-finally:
-    shutil.rmtree(work, ignore_errors=True)
-print("%s: %d failure(s)" % (CASE, len(failures)))
-sys.exit(1 if failures else 0)
+run_case(globals(), CASE, work)

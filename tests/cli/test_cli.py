@@ -13,14 +13,10 @@ import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "lib"))
+from kilntest import check, run_case  # noqa: E402
+
 KILN, FIXTURES, CASE = sys.argv[1], sys.argv[2], sys.argv[3]
-failures = []
-
-
-def check(cond, what):
-    if not cond:
-        failures.append(what)
-        print("FAIL:", what, file=sys.stderr)
 
 
 class App:
@@ -49,7 +45,7 @@ class App:
                 p.doc = json.loads(p.stdout)
             except ValueError:
                 p.doc = None
-                failures.append("stdout is not one JSON document: %r" % p.stdout[:300])
+                check(False, "stdout is not one JSON document: %r" % p.stdout[:300])
         return p
 
     def cleanup(self):
@@ -242,10 +238,4 @@ def case_size_seed_table():
     a.cleanup()
 
 
-CASES = {n[5:]: f for n, f in globals().items() if n.startswith("case_")}
-if CASE not in CASES:
-    print("unknown case; known:", " ".join(sorted(CASES)))
-    sys.exit(2)
-CASES[CASE]()
-print("%s: %d failure(s)" % (CASE, len(failures)))
-sys.exit(1 if failures else 0)
+run_case(globals(), CASE)

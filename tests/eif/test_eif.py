@@ -12,18 +12,14 @@ import sys
 import tempfile
 import zlib
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "lib"))
+from kilntest import check, run_case  # noqa: E402
+
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import reference_eif  # noqa: E402
 
 KILN, CASE = sys.argv[1], sys.argv[2]
-failures = []
 work = tempfile.mkdtemp(prefix="kiln-eif-test-")
-
-
-def check(cond, what):
-    if not cond:
-        failures.append(what)
-        print("FAIL:", what, file=sys.stderr)
 
 
 def path(name):
@@ -279,10 +275,4 @@ def case_signing():
           "mismatched key is refused: %s" % p.stderr)
 
 
-CASES = {n[5:]: f for n, f in globals().items() if n.startswith("case_")}
-try:
-    CASES[CASE]()
-finally:
-    shutil.rmtree(work, ignore_errors=True)
-print("%s: %d failure(s)" % (CASE, len(failures)))
-sys.exit(1 if failures else 0)
+run_case(globals(), CASE, work)
