@@ -67,6 +67,11 @@ def build_app(cmd, env=None):
     if p.returncode != 0:
         print(p.stderr, file=sys.stderr)
         raise SystemExit("kiln build failed")
+    # The kernel stage run again on its own is a cache hit (same source, same pinned package).
+    k = subprocess.run([KILN, "-C", app, "run", "kernel", "--json"], capture_output=True, text=True, env=e,
+                       timeout=1800)
+    steps = json.loads(k.stdout).get("steps", []) if k.returncode == 0 else []
+    check(steps and steps[0]["cached"] is True, "kernel %s: the second run is a cache hit" % KERNEL_SOURCE)
     return json.loads(p.stdout)["eif"]
 
 
