@@ -12,7 +12,7 @@ static const char usage[] =
     "\n"
     "Builds the application's enclave image from kiln.json: the image stage turns the container\n"
     "image into the application ramdisk, the kernel stage provides the enclave kernel (the\n"
-    "default, debian-build:6.12, compiles Debian's linux-source once: about 3-5 minutes on 2\n"
+    "default, debian-build:6.12, compiles Debian's linux-source once: about 10 minutes on 2\n"
     "cores, then cached), and the eif stage assembles the EIF with kiln's init. Unchanged inputs\n"
     "are cache hits and give a bit-identical EIF; kiln.lock records what was resolved.\n"
     "\n"

@@ -266,7 +266,7 @@ kiln_err kiln_kernel_debian_build(struct kiln_stage_ctx *ctx, const struct kiln_
       rc = check_config(ctx, host, fragment, config, &err);
   }
   if (!rc) {
-    host->log(ctx, KILN_LOG_INFO, "compiling the enclave kernel (about 3-5 minutes on 2 cores)");
+    host->log(ctx, KILN_LOG_INFO, "compiling the enclave kernel (about 10 minutes on 2 cores)");
     char *const build[] = {"make", jobs.data, "bzImage", NULL};
     rc = run_make(ctx, host, kiln_buf_str(&src), build, "compiling", &err);
   }
