@@ -107,21 +107,53 @@ void kiln_progress_draw(struct kiln *k, const char *prefix, uint64_t done, uint6
   static struct timespec last;
   struct timespec now;
   clock_gettime(CLOCK_MONOTONIC, &now);
+  double now_s = (double)now.tv_sec + (double)now.tv_nsec / 1e9;
+  if (!k->progress_visible || done < k->progress_first) {
+    k->progress_start = now_s;
+    k->progress_first = done;
+  }
   long ms = (now.tv_sec - last.tv_sec) * 1000 + (now.tv_nsec - last.tv_nsec) / 1000000;
   if (ms < 100 && !(total && done >= total))
     return;
   last = now;
-  char d[32], t[32];
+  char d[32], t[32], r[32], eta[32] = "";
   human_bytes(done, d, sizeof d);
+  double elapsed = now_s - k->progress_start;
+  double rate = elapsed > 0.2 ? (double)(done - k->progress_first) / elapsed : 0;
+  r[0] = '\0';
+  if (rate > 0) {
+    human_bytes((uint64_t)rate, r, sizeof r);
+    strcat(r, "/s");
+  }
   if (total) {
     human_bytes(total, t, sizeof t);
+    if (rate > 0 && done < total) {
+      long left = (long)((double)(total - done) / rate + 0.5);
+      snprintf(eta, sizeof eta, " ETA %ld:%02ld", left / 60, left % 60);
+    }
     int pct = (int)(done * 100 / total);
     int filled = pct / 5;
-    fprintf(stderr, "\r\033[K%s: %s [%.*s%*s] %3d%% %s / %s", prefix, label ? label : "", filled,
-            "####################", 20 - filled, "", pct, d, t);
+    fprintf(stderr, "\r\033[K%s: %s [%.*s%*s] %3d%% %s / %s %s%s", prefix, label ? label : "",
+            filled, "####################", 20 - filled, "", pct, d, t, r, eta);
   } else {
-    fprintf(stderr, "\r\033[K%s: %s %s", prefix, label ? label : "", d);
+    fprintf(stderr, "\r\033[K%s: %s %s %s", prefix, label ? label : "", d, r);
   }
   fflush(stderr);
   k->progress_visible = 1;
+}
+
+void kiln_secret(struct kiln *k, const char *secret)
+{
+  kiln_secret_add(k, secret);
+}
+
+void kiln_progress(struct kiln *k, const char *prefix, uint64_t done, uint64_t total,
+                   const char *label)
+{
+  kiln_progress_draw(k, prefix, done, total, label);
+}
+
+void kiln_progress_end(struct kiln *k)
+{
+  kiln_progress_clear(k);
 }

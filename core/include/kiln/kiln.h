@@ -45,6 +45,15 @@ KILN_API kiln_err kiln_fail(struct kiln *k, kiln_err code, const char *fmt, ...)
 KILN_API void kiln_log(struct kiln *k, enum kiln_log_level level, const char *fmt, ...)
     KILN_PRINTF(3, 4);
 
+/* Mask this secret in every later log line, message and JSON output (commands that talk to AWS
+ * directly register credentials this way). */
+KILN_API void kiln_secret(struct kiln *k, const char *secret);
+/* Draw a progress line (TTY only, like a stage's progress): label, done/total bytes, rate, ETA. */
+KILN_API void kiln_progress(struct kiln *k, const char *prefix, uint64_t done, uint64_t total,
+                            const char *label);
+/* Remove a progress line from the terminal (before printing results). */
+KILN_API void kiln_progress_end(struct kiln *k);
+
 KILN_API const char *kiln_version(void);
 /* The absolute application directory, the cache directory, and the install dirs in use. */
 KILN_API const char *kiln_app_dir(const struct kiln *k);

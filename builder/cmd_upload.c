@@ -1,0 +1,268 @@
+/* kiln upload FILE s3://BUCKET[/KEY]: the s3 stage's upload engine on any file, with resume. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "client.h"
+#include "upload.h"
+#include "util/buf.h"
+#include "util/error.h"
+#include "util/hash.h"
+
+static const char usage[] =
+    "Usage: kiln upload FILE s3://BUCKET[/KEY] [--part-size MIB] [--parallel N]\n"
+    "                   [--resumable] [--region REGION] [--profile NAME] [--json]\n"
+    "\n"
+    "Upload FILE to S3 the way `kiln deploy` uploads EIFs: nothing is sent when the object\n"
+    "already holds the same bytes (SHA-256 kept in x-amz-meta-sha256); files above one part\n"
+    "go up as a parallel multipart upload with a CRC32C checksum per part, read straight from\n"
+    "the file. An interrupted upload (Ctrl-C, kill, network loss) resumes when the same\n"
+    "command runs again and sends only the missing parts; other failures abort the upload\n"
+    "unless --resumable keeps it (`kiln status` lists kept uploads).\n"
+    "\n"
+    "Without KEY (or with KEY ending in '/'), the key is content-addressed:\n"
+    "  [KEY]eifs/<FILE name without .eif>/<sha256>.eif\n"
+    "\n"
+    "Options:\n"
+    "  --part-size MIB   part size in MiB (default 16; at least 5; at most 10,000 parts)\n"
+    "  --parallel N      parts in flight at once (default 8)\n"
+    "  --resumable       keep a failed upload for a later resume instead of aborting it\n"
+    "  --region REGION   when AWS_REGION and the profile name none\n"
+    "  --profile NAME    AWS profile (default: $AWS_PROFILE, else default)\n"
+    "  --json            print the result as JSON\n"
+    "\n"
+    "Credentials, region and endpoint come from the usual AWS settings (AWS_ACCESS_KEY_ID...,\n"
+    "AWS_PROFILE, web identity, container or instance credentials; AWS_ENDPOINT_URL_S3).\n"
+    "\n"
+    "Examples:\n"
+    "  kiln upload app.eif s3://my-eifs/                 (content-addressed key)\n"
+    "  kiln upload app.eif s3://my-eifs/releases/v1.eif --parallel 16\n"
+    "  AWS_ENDPOINT_URL=http://127.0.0.1:9000 kiln upload big.bin s3://test/big.bin --json\n";
+
+struct upload_hooks {
+  struct kiln *k;
+};
+
+static void hook_log(void *p, int level, const char *msg) {
+  struct upload_hooks *h = p;
+  kiln_log(h->k, (enum kiln_log_level)level, "%s", msg);
+}
+
+static void hook_redact(void *p, const char *secret) {
+  struct upload_hooks *h = p;
+  kiln_secret(h->k, secret);
+}
+
+static int hook_cancelled(void *p) {
+  (void)p;
+  return kiln_cancelled();
+}
+
+static void hook_progress(void *p, uint64_t done, uint64_t total) {
+  struct upload_hooks *h = p;
+  kiln_progress(h->k, "upload", done, total, "");
+}
+
+/* "s3://bucket/key" -> bucket and key ("" when absent). */
+static int parse_s3_uri(const char *uri, char **bucket, char **key) {
+  if (strncmp(uri, "s3://", 5) != 0)
+    return -1;
+  const char *b = uri + 5;
+  const char *slash = strchr(b, '/');
+  size_t blen = slash ? (size_t)(slash - b) : strlen(b);
+  if (blen < 3 || blen > 63)
+    return -1;
+  *bucket = strndup(b, blen);
+  *key = strdup(slash ? slash + 1 : "");
+  return *bucket && *key ? 0 : -1;
+}
+
+static char *content_key(const char *prefix, const char *file, const char *sha256) {
+  const char *base = strrchr(file, '/') ? strrchr(file, '/') + 1 : file;
+  size_t n = strlen(base);
+  if (n > 4 && strcmp(base + n - 4, ".eif") == 0)
+    n -= 4;
+  char *name = strndup(base, n ? n : 1);
+  char *key = name ? kiln_s3_content_key(prefix, name, sha256) : NULL;
+  free(name);
+  return key;
+}
+
+static cJSON *result_json(const char *bucket, const char *key, const char *region,
+                          const struct kiln_s3_upload_result *r) {
+  cJSON *m = cJSON_CreateObject();
+  struct kiln_buf uri = KILN_BUF_INIT;
+  kiln_buf_printf(&uri, "s3://%s/%s", bucket, key);
+  cJSON_AddStringToObject(m, "uri", kiln_buf_str(&uri));
+  cJSON_AddStringToObject(m, "bucket", bucket);
+  cJSON_AddStringToObject(m, "key", key);
+  cJSON_AddStringToObject(m, "region", region ? region : "");
+  cJSON_AddStringToObject(m, "sha256", r->sha256);
+  cJSON_AddNumberToObject(m, "bytes", (double)r->bytes);
+  cJSON_AddNumberToObject(m, "bytes_sent", (double)r->bytes_sent);
+  cJSON_AddNumberToObject(m, "part_size", (double)r->part_size);
+  cJSON_AddNumberToObject(m, "parts", r->parts);
+  cJSON_AddNumberToObject(m, "parts_sent", r->parts_sent);
+  cJSON_AddNumberToObject(m, "parts_reused", r->parts_reused);
+  cJSON_AddBoolToObject(m, "skipped", r->skipped);
+  cJSON_AddBoolToObject(m, "resumed", r->resumed);
+  cJSON_AddNumberToObject(m, "seconds", (double)(long long)(r->seconds * 1000) / 1000.0);
+  if (r->etag)
+    cJSON_AddStringToObject(m, "etag", r->etag);
+  if (r->version_id && strcmp(r->version_id, "null") != 0) /* "null": an unversioned bucket */
+    cJSON_AddStringToObject(m, "version_id", r->version_id);
+  if (r->checksum)
+    cJSON_AddStringToObject(m, "checksum_crc32c", r->checksum);
+  kiln_buf_free(&uri);
+  return m;
+}
+
+static int parse_count(const char *v, long min, long max, long *out) {
+  char *end = NULL;
+  long n = v ? strtol(v, &end, 10) : 0;
+  if (!v || !*v || *end || n < min || n > max)
+    return -1;
+  *out = n;
+  return 0;
+}
+
+int kiln_cmd_upload(struct kiln_cli *cli) {
+  if (kiln_cli_wants_help(cli)) {
+    fputs(usage, stdout);
+    return KILN_EXIT_OK;
+  }
+  const char *file = NULL, *uri = NULL, *region = NULL, *profile = NULL;
+  long part_mib = 0, parallel = 0;
+  int resumable = 0;
+  for (int i = 1; i < cli->argc; i++) {
+    const char *a = cli->argv[i];
+    const char *v = i + 1 < cli->argc ? cli->argv[i + 1] : NULL;
+    if (strcmp(a, "--part-size") == 0) {
+      if (parse_count(v, 5, 5120, &part_mib))
+        return kiln_cli_usage(cli, "--part-size takes MiB from 5 to 5120, got \"%s\"",
+                              v ? v : "");
+      i++;
+    } else if (strcmp(a, "--parallel") == 0) {
+      if (parse_count(v, 1, 64, &parallel))
+        return kiln_cli_usage(cli, "--parallel takes a number from 1 to 64, got \"%s\"",
+                              v ? v : "");
+      i++;
+    } else if (strcmp(a, "--region") == 0 || strcmp(a, "--profile") == 0) {
+      if (!v)
+        return kiln_cli_usage(cli, "%s needs a value", a);
+      *(strcmp(a, "--region") == 0 ? &region : &profile) = v;
+      i++;
+    } else if (strcmp(a, "--resumable") == 0) {
+      resumable = 1;
+    } else if (a[0] == '-' && a[1]) {
+      return kiln_cli_usage(cli, "unknown option \"%s\"", a);
+    } else if (!file) {
+      file = a;
+    } else if (!uri) {
+      uri = a;
+    } else {
+      return kiln_cli_usage(cli, "unexpected argument \"%s\"", a);
+    }
+  }
+  if (!file || !uri)
+    return kiln_cli_usage(cli, "give the file and the destination: kiln upload FILE "
+                               "s3://BUCKET[/KEY]");
+  char *bucket = NULL, *key = NULL, *journal_dir = NULL;
+  if (parse_s3_uri(uri, &bucket, &key) != 0) {
+    free(bucket);
+    free(key);
+    return kiln_cli_usage(cli,
+                          "\"%s\" is not an S3 address: write s3://BUCKET/KEY (bucket names "
+                          "have 3 to 63 characters)",
+                          uri);
+  }
+  struct kiln *k = kiln_cli_open(cli);
+  if (!k) {
+    free(bucket);
+    free(key);
+    return KILN_EXIT_FAILURE;
+  }
+  struct upload_hooks hooks = {k};
+  struct kiln_aws_client_options o = {.profile = profile,
+                                      .region = region,
+                                      .log = hook_log,
+                                      .redact = hook_redact,
+                                      .cancelled = hook_cancelled,
+                                      .hook_ctx = &hooks};
+  struct kiln_aws_client *c = NULL;
+  struct kiln_error err = KILN_ERROR_INIT;
+  struct kiln_s3_upload_result res;
+  char sha256[KILN_SHA256_HEX_LEN + 1];
+  int code = KILN_EXIT_OK;
+  kiln_err rc;
+  memset(&res, 0, sizeof(res));
+
+  if ((rc = kiln_aws_client_new(&o, &c, &err)) != KILN_OK ||
+      (rc = kiln_aws_client_credentials(c, NULL, &err)) != KILN_OK)
+    goto fail;
+  if (*key == '\0' || key[strlen(key) - 1] == '/') {
+    if ((rc = kiln_sha256_file(file, sha256, NULL, &err)) != KILN_OK)
+      goto fail;
+    char *addressed = content_key(key, file, sha256);
+    free(key);
+    key = addressed;
+    if (!key) {
+      rc = kiln_error_set(&err, KILN_E_NOMEM, "out of memory");
+      goto fail;
+    }
+  } else {
+    sha256[0] = '\0';
+  }
+  struct kiln_buf jd = KILN_BUF_INIT;
+  kiln_buf_printf(&jd, "%s/state/s3", kiln_cache_dir(k));
+  journal_dir = kiln_buf_detach(&jd);
+  struct kiln_s3_upload_options uo = {.bucket = bucket,
+                                      .key = key,
+                                      .path = file,
+                                      .sha256 = sha256[0] ? sha256 : NULL,
+                                      .part_size = (uint64_t)part_mib << 20,
+                                      .parallel = (unsigned)parallel,
+                                      .journal_dir = journal_dir,
+                                      .keep_on_failure = resumable,
+                                      .progress = cli->json ? NULL : hook_progress,
+                                      .progress_ctx = &hooks};
+  rc = kiln_s3_upload(c, &uo, &res, &err);
+  kiln_progress_end(k);
+  if (rc != KILN_OK)
+    goto fail;
+  if (cli->json) {
+    kiln_cli_print_json(result_json(bucket, key, kiln_aws_client_region(c), &res));
+  } else if (res.skipped) {
+    printf("s3://%s/%s already holds %s (sha256 %s); nothing sent\n", bucket, key, file,
+           res.sha256);
+  } else {
+    double mib = (double)res.bytes_sent / 1048576.0;
+    char how[96];
+    if (res.parts)
+      snprintf(how, sizeof(how), "%u of %u parts sent%s", res.parts_sent, res.parts,
+               res.resumed ? " (resumed)" : "");
+    else
+      snprintf(how, sizeof(how), "one request");
+    printf("uploaded %s to s3://%s/%s\n  %llu bytes, %s, %.1f s (%.1f MiB/s)\n"
+           "  sha256 %s\n",
+           file, bucket, key, (unsigned long long)res.bytes, how, res.seconds,
+           res.seconds > 0 ? mib / res.seconds : 0.0, res.sha256);
+    if (res.version_id && strcmp(res.version_id, "null") != 0)
+      printf("  version %s\n", res.version_id);
+  }
+  goto out;
+fail:
+  kiln_progress_end(k);
+  kiln_fail(k, rc, "%s", kiln_error_msg(&err));
+  code = kiln_cli_fail(cli, k, rc);
+out:
+  kiln_error_clear(&err);
+  kiln_s3_upload_result_clear(&res);
+  kiln_aws_client_free(c);
+  kiln_free(k);
+  free(bucket);
+  free(key);
+  free(journal_dir);
+  return code;
+}

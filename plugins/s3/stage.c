@@ -1,0 +1,311 @@
+/* The s3 stage: the pipeline's EIF to the deployment's S3 bucket under a content-addressed key,
+ * skipped when the object is already there, resumable, never cached (the bucket is checked on every
+ * run). Output: an s3-object artifact describing where the EIF now lives. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <kiln/plugin.h>
+
+#include "client.h"
+#include "deploy.h"
+#include "s3.h"
+#include "upload.h"
+#include "util/buf.h"
+#include "util/fs.h"
+#include "util/json.h"
+
+static const char options_schema[] =
+    "{\"type\":\"object\",\"additionalProperties\":false,\"properties\":{"
+    "\"bucket\":{\"type\":\"string\",\"minLength\":3,\"maxLength\":63,"
+    "\"description\":\"Bucket (default: /aws/bucket, else the deployment's bucket "
+    "kiln-<deployment id>-<account>)\"},"
+    "\"prefix\":{\"type\":\"string\",\"description\":\"Key prefix before eifs/<name>/<sha256>.eif "
+    "(e.g. \\\"team/\\\")\"},"
+    "\"key\":{\"type\":\"string\",\"minLength\":1,\"description\":\"Exact key instead of the "
+    "content address\"},"
+    "\"part_size_mib\":{\"type\":\"integer\",\"minimum\":5,\"maximum\":5120,"
+    "\"description\":\"Multipart part size in MiB (default: 16, more for files above 156 GiB)\"},"
+    "\"parallel\":{\"type\":\"integer\",\"minimum\":1,\"maximum\":64,"
+    "\"description\":\"Parts in flight at once (default 8)\"},"
+    "\"resumable\":{\"type\":\"boolean\",\"description\":\"Keep a failed multipart upload for a "
+    "later resume instead of aborting it (kiln status lists it)\"}}}";
+
+struct hook_ctx {
+  struct kiln_stage_ctx *ctx;
+  const struct kiln_host *host;
+};
+
+static void hook_log(void *p, int level, const char *msg) {
+  struct hook_ctx *h = p;
+  h->host->log(h->ctx, (enum kiln_log_level)level, "%s", msg);
+}
+
+static void hook_redact(void *p, const char *secret) {
+  struct hook_ctx *h = p;
+  h->host->redact(h->ctx, secret);
+}
+
+static int hook_cancelled(void *p) {
+  struct hook_ctx *h = p;
+  return h->host->cancelled(h->ctx);
+}
+
+static void hook_progress(void *p, uint64_t done, uint64_t total) {
+  struct hook_ctx *h = p;
+  h->host->progress(h->ctx, done, total, "upload");
+}
+
+static const char *string_at(const cJSON *obj, const char *key) {
+  const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+  return cJSON_IsString(v) && *v->valuestring ? v->valuestring : NULL;
+}
+
+static int int_at(const cJSON *obj, const char *key, int fallback) {
+  const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+  return cJSON_IsNumber(v) ? v->valueint : fallback;
+}
+
+/* The account id of the credentials (STS GetCallerIdentity), caller frees. */
+static kiln_err caller_account(struct kiln_aws_client *c, char **account, struct kiln_error *err) {
+  struct kiln_xml *doc = NULL;
+  kiln_err rc = kiln_aws_query(c, "sts", "GetCallerIdentity", NULL, &doc, NULL, err);
+  *account = NULL;
+  if (rc == KILN_OK) {
+    const struct kiln_xml *a = kiln_xml_find(doc, "Account");
+    if (!a || !*a->text)
+      rc = kiln_error_set(err, KILN_E_REMOTE, "STS GetCallerIdentity: the answer has no Account");
+    else if (!(*account = strdup(a->text)))
+      rc = kiln_error_set(err, KILN_E_NOMEM, "out of memory");
+  }
+  kiln_xml_free(doc);
+  return rc;
+}
+
+/* The bucket: the stage's option, /aws/bucket, or the deployment's own bucket name. */
+static kiln_err resolve_bucket(struct kiln_aws_client *c, const cJSON *opts, const cJSON *config,
+                               const char *app_dir, char **bucket, struct kiln_error *err) {
+  const char *b = string_at(opts, "bucket");
+  if (!b)
+    b = string_at(cJSON_GetObjectItemCaseSensitive(config, "aws"), "bucket");
+  if (b)
+    return (*bucket = strdup(b)) ? KILN_OK : kiln_error_set(err, KILN_E_NOMEM, "out of memory");
+  struct kiln_deployment d = {0};
+  struct kiln_deployment_names names = {0};
+  char *account = NULL;
+  kiln_err rc = kiln_deployment_resolve(config, app_dir, &d, err);
+  if (rc == KILN_OK && !d.id)
+    rc = kiln_error_set(err, KILN_E_INVALID,
+                        "no bucket for the EIF: set /s3/bucket or /aws/bucket in kiln.json, or "
+                        "run `kiln setup` to create the deployment (and its bucket)");
+  if (rc == KILN_OK)
+    rc = caller_account(c, &account, err);
+  if (rc == KILN_OK)
+    rc = kiln_deployment_names_make(d.id, account, &names, err);
+  if (rc == KILN_OK) {
+    *bucket = names.bucket;
+    names.bucket = NULL;
+  }
+  kiln_deployment_names_clear(&names);
+  kiln_deployment_clear(&d);
+  free(account);
+  return rc;
+}
+
+struct eif_file {
+  char *path;
+  const char *name;
+  const char *sha256;
+};
+
+static kiln_err eif_of(const struct kiln_artifact *eif, struct eif_file *out,
+                       struct kiln_error *err) {
+  const char *file = string_at(eif->meta, "file");
+  out->path = kiln_path_join(eif->path, file ? file : "image.eif");
+  out->name = string_at(eif->meta, "name");
+  out->sha256 = string_at(eif->meta, "sha256");
+  if (!out->name)
+    out->name = "enclave";
+  return out->path ? KILN_OK : kiln_error_set(err, KILN_E_NOMEM, "out of memory");
+}
+
+static kiln_err open_client(struct kiln_stage_ctx *ctx, const struct kiln_host *host,
+                            struct hook_ctx *hooks, struct kiln_aws_client **c,
+                            struct kiln_error *err) {
+  const cJSON *aws = cJSON_GetObjectItemCaseSensitive(host->config(ctx), "aws");
+  struct kiln_aws_client_options o = {
+      .profile = string_at(aws, "profile"),
+      .region = string_at(aws, "region"),
+      .s3_path_style = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(aws, "s3_path_style")),
+      .log = hook_log,
+      .redact = hook_redact,
+      .cancelled = hook_cancelled,
+      .hook_ctx = hooks,
+  };
+  return kiln_aws_client_new(&o, c, err);
+}
+
+static cJSON *object_meta(const char *region, const char *bucket, const char *key,
+                          const struct kiln_s3_upload_result *r) {
+  cJSON *m = cJSON_CreateObject();
+  struct kiln_buf uri = KILN_BUF_INIT;
+  kiln_buf_printf(&uri, "s3://%s/%s", bucket, key);
+  cJSON_AddStringToObject(m, "uri", kiln_buf_str(&uri));
+  cJSON_AddStringToObject(m, "bucket", bucket);
+  cJSON_AddStringToObject(m, "key", key);
+  if (region)
+    cJSON_AddStringToObject(m, "region", region);
+  cJSON_AddStringToObject(m, "sha256", r->sha256);
+  cJSON_AddNumberToObject(m, "size", (double)r->bytes);
+  if (r->etag)
+    cJSON_AddStringToObject(m, "etag", r->etag);
+  if (r->version_id)
+    cJSON_AddStringToObject(m, "version_id", r->version_id);
+  if (r->checksum)
+    cJSON_AddStringToObject(m, "checksum_crc32c", r->checksum);
+  kiln_buf_free(&uri);
+  return m;
+}
+
+static kiln_err s3_run(struct kiln_stage_ctx *ctx, const struct kiln_host *host) {
+  const cJSON *opts = host->options(ctx);
+  const struct kiln_artifact *eif = host->input(ctx, "eif");
+  struct hook_ctx hooks = {ctx, host};
+  struct kiln_aws_client *c = NULL;
+  struct kiln_error err = KILN_ERROR_INIT;
+  struct kiln_s3_upload_result res;
+  struct eif_file file = {0};
+  char *bucket = NULL, *key = NULL, *json_path = NULL;
+  struct kiln_buf text = KILN_BUF_INIT;
+  kiln_err rc;
+  memset(&res, 0, sizeof(res));
+
+  if ((rc = eif_of(eif, &file, &err)) || (rc = open_client(ctx, host, &hooks, &c, &err)) ||
+      (rc = resolve_bucket(c, opts, host->config(ctx), host->app_dir(ctx), &bucket, &err)))
+    goto fail;
+  if (!file.sha256 &&
+      (rc = kiln_error_set(&err, KILN_E_INVALID, "the eif artifact has no sha256 in its metadata")))
+    goto fail;
+  key = string_at(opts, "key") ? strdup(string_at(opts, "key"))
+                               : kiln_s3_content_key(string_at(opts, "prefix"), file.name,
+                                                     file.sha256);
+  if (!key) {
+    rc = kiln_error_set(&err, KILN_E_NOMEM, "out of memory");
+    goto fail;
+  }
+  struct kiln_s3_upload_options uo = {
+      .bucket = bucket,
+      .key = key,
+      .path = file.path,
+      .sha256 = file.sha256,
+      .part_size = (uint64_t)int_at(opts, "part_size_mib", 0) << 20,
+      .parallel = (unsigned)int_at(opts, "parallel", 0),
+      .journal_dir = host->state_dir(ctx),
+      .keep_on_failure = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(opts, "resumable")),
+      .progress = hook_progress,
+      .progress_ctx = &hooks,
+  };
+  if ((rc = kiln_s3_upload(c, &uo, &res, &err)))
+    goto fail;
+  host->log(ctx, KILN_LOG_INFO, "%s s3://%s/%s (%llu bytes, %u parts sent, %.1f s)",
+            res.skipped ? "already in" : "uploaded to", bucket, key,
+            (unsigned long long)res.bytes, res.parts_sent, res.seconds);
+  cJSON *meta = object_meta(kiln_aws_client_region(c), bucket, key, &res);
+  const char *dir = NULL;
+  if ((rc = host->output(ctx, "s3-object", &dir))) {
+    cJSON_Delete(meta);
+    goto out;
+  }
+  kiln_json_pretty(meta, &text);
+  json_path = kiln_path_join(dir, "object.json");
+  if (!json_path || (rc = kiln_write_file_atomic(json_path, text.data, text.len, 0644, &err))) {
+    cJSON_Delete(meta);
+    rc = rc ? rc : KILN_E_NOMEM;
+    goto fail;
+  }
+  rc = host->output_meta(ctx, "s3-object", meta);
+  goto out;
+fail:
+  rc = host->fail(ctx, rc, "%s", kiln_error_msg(&err));
+out:
+  kiln_error_clear(&err);
+  kiln_s3_upload_result_clear(&res);
+  kiln_aws_client_free(c);
+  kiln_buf_free(&text);
+  free(file.path);
+  free(bucket);
+  free(key);
+  free(json_path);
+  return rc;
+}
+
+/* Plan: where the EIF would go and whether it is already there (a read-only HEAD). */
+static kiln_err s3_plan(struct kiln_stage_ctx *ctx, const struct kiln_host *host) {
+  const cJSON *opts = host->options(ctx);
+  const struct kiln_artifact *eif = host->input(ctx, "eif");
+  struct hook_ctx hooks = {ctx, host};
+  struct kiln_aws_client *c = NULL;
+  struct kiln_error err = KILN_ERROR_INIT;
+  struct eif_file file = {0};
+  struct kiln_s3_object obj = {0};
+  char *bucket = NULL, *key = NULL;
+  struct kiln_buf resource = KILN_BUF_INIT;
+  kiln_err rc;
+  if (!eif)
+    return host->plan_action(ctx, "create", "s3 object", "the EIF this run builds");
+  if ((rc = eif_of(eif, &file, &err)) || (rc = open_client(ctx, host, &hooks, &c, &err)) ||
+      (rc = resolve_bucket(c, opts, host->config(ctx), host->app_dir(ctx), &bucket, &err)))
+    goto fail;
+  key = string_at(opts, "key") ? strdup(string_at(opts, "key"))
+                               : kiln_s3_content_key(string_at(opts, "prefix"), file.name,
+                                                     file.sha256 ? file.sha256 : "unknown");
+  if ((rc = kiln_s3_head(c, bucket, key, &obj, &err)))
+    goto fail;
+  kiln_buf_printf(&resource, "s3://%s/%s", bucket, key);
+  int same = obj.exists && obj.meta_sha256 && file.sha256 && !strcmp(obj.meta_sha256, file.sha256);
+  rc = host->plan_action(ctx, same ? "nothing" : "create", kiln_buf_str(&resource),
+                         same ? "the object holds this EIF already" : "upload the EIF");
+  goto out;
+fail:
+  rc = host->fail(ctx, rc, "%s", kiln_error_msg(&err));
+out:
+  kiln_error_clear(&err);
+  kiln_s3_object_clear(&obj);
+  kiln_aws_client_free(c);
+  kiln_buf_free(&resource);
+  free(file.path);
+  free(bucket);
+  free(key);
+  return rc;
+}
+
+static const char *const consumes[] = {"eif", NULL};
+static const char *const produces[] = {"s3-object", NULL};
+
+static const struct kiln_stage s3_stage = {
+    .struct_size = sizeof(struct kiln_stage),
+    .name = "s3",
+    .summary = "Upload the EIF to S3 (content-addressed key, parallel resumable multipart, CRC32C)",
+    .consumes = consumes,
+    .accepts = NULL,
+    .produces = produces,
+    .options_schema = options_schema,
+    .run = s3_run,
+    .plan = s3_plan,
+    .flags = KILN_STAGE_NO_CACHE,
+};
+
+static const struct kiln_stage *const stages[] = {&s3_stage, NULL};
+
+static const struct kiln_plugin plugin = {
+    .abi_version = KILN_ABI_VERSION,
+    .struct_size = sizeof(struct kiln_plugin),
+    .name = "s3",
+    .version = "0.1.0",
+    .license = "Apache-2.0",
+    .stages = stages,
+};
+
+KILN_PLUGIN_EXPORT const struct kiln_plugin *kiln_plugin_entry(uint32_t host_abi_version) {
+  return host_abi_version == KILN_ABI_VERSION ? &plugin : NULL;
+}
