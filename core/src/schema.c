@@ -168,6 +168,14 @@ static kiln_err validate(const cJSON *schema, cJSON *v, const char *file, const 
       strlen(v->valuestring) < (size_t)minlen->valuedouble)
     return minlen->valuedouble <= 1 ? fail(err, file, pointer, "must not be empty")
                                     : fail(err, file, pointer, "is too short");
+  const cJSON *maxlen = cJSON_GetObjectItemCaseSensitive(schema, "maxLength");
+  if (cJSON_IsString(v) && cJSON_IsNumber(maxlen) &&
+      strlen(v->valuestring) > (size_t)maxlen->valuedouble)
+    return fail(err, file, pointer, "is longer than %d characters", maxlen->valueint);
+  const cJSON *maxitems = cJSON_GetObjectItemCaseSensitive(schema, "maxItems");
+  if (cJSON_IsArray(v) && cJSON_IsNumber(maxitems) &&
+      cJSON_GetArraySize(v) > maxitems->valueint)
+    return fail(err, file, pointer, "has more than %d items", maxitems->valueint);
 
   if (cJSON_IsArray(v)) {
     const cJSON *items = cJSON_GetObjectItemCaseSensitive(schema, "items");
@@ -249,7 +257,8 @@ static kiln_err check_keywords(const cJSON *schema, const char *where, struct ki
       "type",      "properties",  "required", "additionalProperties",
       "items",     "enum",        "minimum",  "maximum",
       "minLength", "description", "default",  "title",
-      "examples",  "$schema",     "$id",      NULL};
+      "examples",  "$schema",     "$id",      "maxLength",
+      "maxItems",  NULL};
   if (depth > 32)
     return kiln_error_set(err, KILN_E_PLUGIN, "%s: options schema nested too deeply", where);
   if (!cJSON_IsObject(schema))

@@ -155,7 +155,8 @@ void kiln_deployment_clear(struct kiln_deployment *d)
 static char *name_of(const char *id, const char *suffix)
 {
   struct kiln_buf b = KILN_BUF_INIT;
-  kiln_buf_printf(&b, "kiln-%s%s", id, suffix);
+  /* generated ids already start with "kiln-": no "kiln-kiln-" */
+  kiln_buf_printf(&b, "%s%s%s", strncmp(id, "kiln-", 5) == 0 ? "" : "kiln-", id, suffix);
   return kiln_buf_detach(&b);
 }
 

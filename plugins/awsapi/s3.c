@@ -7,6 +7,7 @@
 #include <openssl/evp.h>
 
 #include "checksum.h"
+#include "util/buf.h"
 
 static char *dup_or_null(const char *s) { return s ? strdup(s) : NULL; }
 
@@ -338,6 +339,15 @@ kiln_err kiln_s3_list_uploads(struct kiln_aws_client *c, const char *bucket, con
     *n = 0;
   }
   return rc;
+}
+
+char *kiln_s3_content_key(const char *prefix, const char *name, const char *sha256) {
+  struct kiln_buf b = KILN_BUF_INIT;
+  if (kiln_buf_printf(&b, "%seifs/%s/%s.eif", prefix ? prefix : "", name, sha256) != KILN_OK) {
+    kiln_buf_free(&b);
+    return NULL;
+  }
+  return kiln_buf_detach(&b);
 }
 
 void kiln_s3_composite_crc32c(const uint32_t *part_crcs, size_t n, char *out, size_t out_size) {

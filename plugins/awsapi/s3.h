@@ -57,6 +57,9 @@ kiln_err kiln_s3_list_uploads(struct kiln_aws_client *c, const char *bucket, con
                               struct kiln_error *err);
 void kiln_s3_upload_entries_free(struct kiln_s3_upload_entry *e, size_t n);
 
+/* The content-addressed key of an EIF: "<prefix>eifs/<name>/<sha256>.eif" (caller frees). */
+char *kiln_s3_content_key(const char *prefix, const char *name, const char *sha256);
+
 /* The composite checksum S3 reports for a multipart object: CRC32C over the parts' binary
  * CRC32C values, base64, "-N" (out >= 16 bytes). */
 void kiln_s3_composite_crc32c(const uint32_t *part_crcs, size_t n, char *out, size_t out_size);

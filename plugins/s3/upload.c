@@ -52,15 +52,6 @@ kiln_err kiln_s3_part_size(uint64_t file_size, uint64_t requested, uint64_t *out
   return KILN_OK;
 }
 
-char *kiln_s3_content_key(const char *prefix, const char *name, const char *sha256) {
-  struct kiln_buf b = KILN_BUF_INIT;
-  if (kiln_buf_printf(&b, "%seifs/%s/%s.eif", prefix ? prefix : "", name, sha256) != KILN_OK) {
-    kiln_buf_free(&b);
-    return NULL;
-  }
-  return kiln_buf_detach(&b);
-}
-
 static double now_s(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);

@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "client.h"
+#include "s3.h"
 
 #define KILN_S3_MIN_PART (5ull << 20)
 #define KILN_S3_MAX_PARTS 10000
@@ -51,8 +52,5 @@ kiln_err kiln_s3_part_size(uint64_t file_size, uint64_t requested, uint64_t *out
 
 kiln_err kiln_s3_upload(struct kiln_aws_client *c, const struct kiln_s3_upload_options *o,
                         struct kiln_s3_upload_result *out, struct kiln_error *err);
-
-/* The content-addressed key the s3 stage uses: "<prefix>eifs/<name>/<sha256>.eif". */
-char *kiln_s3_content_key(const char *prefix, const char *name, const char *sha256);
 
 #endif

@@ -77,9 +77,10 @@ KILN_API const struct kiln_stage *kiln_stage_find(const struct kiln *k, const ch
  * validated fully (top level here, stage sections when a pipeline is built). */
 KILN_API kiln_err kiln_config_load(struct kiln *k, int required);
 /* The loaded configuration (an empty object when there is none). Borrowed. */
-const cJSON *kiln_config(const struct kiln *k);
+KILN_API const cJSON *kiln_config(const struct kiln *k);
 /* The application name: /name, else the app directory's base name. */
 KILN_API const char *kiln_app_name(const struct kiln *k);
+
 
 /* A pipeline: ordered steps (stage + options). */
 struct kiln_pipeline;

@@ -1,0 +1,75 @@
+/* kiln plan: what `kiln deploy` (or setup/teardown with --action) would change, without changing
+ * anything: every AWS effect listed as create, update, delete or nothing, with its reason. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "aws_cli.h"
+
+static const char usage[] =
+    "Usage: kiln plan [--action deploy|setup|teardown] [--eif FILE] [--region REGION]\n"
+    "                 [--profile NAME] [--set STAGE.KEY=VALUE] [--json]\n"
+    "\n"
+    "Resolve everything `kiln deploy` would do (or `kiln setup`, `kiln teardown` with --action)\n"
+    "and list each AWS change as create / update / delete, or nothing when a resource is up to\n"
+    "date. Only read-only AWS calls are made. After setup and deploy with nothing changed, the\n"
+    "plan says \"nothing to do\".\n"
+    "\n"
+    "Examples:\n"
+    "  kiln plan                       (what the next deploy changes)\n"
+    "  kiln plan --action setup        (what setup would create in a fresh account)\n"
+    "  kiln plan --json\n";
+
+int kiln_cmd_plan(struct kiln_cli *cli) {
+  if (kiln_cli_wants_help(cli)) {
+    fputs(usage, stdout);
+    return KILN_EXIT_OK;
+  }
+  const char *action = "deploy";
+  for (int i = 1; i + 1 < cli->argc; i++)
+    if (strcmp(cli->argv[i], "--action") == 0)
+      action = cli->argv[i + 1];
+  if (strcmp(action, "deploy") && strcmp(action, "setup") && strcmp(action, "teardown"))
+    return kiln_cli_usage(cli, "--action takes deploy, setup or teardown, not \"%s\"", action);
+  int code = 0;
+  struct kiln *k = kiln_cli_open_app(cli, 0, &code);
+  if (!k)
+    return code;
+  struct kiln_aws_cli a = {.action = action, .deploy_pipeline = strcmp(action, "deploy") == 0};
+  struct kiln_pipeline *p = NULL;
+  cJSON *result = NULL;
+  if ((code = kiln_aws_cli_pipeline(cli, k, &a, &p)))
+    goto out;
+  for (int i = 1; i < cli->argc && !code; i++) {
+    if (strcmp(cli->argv[i], "--action") == 0) {
+      i++;
+      continue;
+    }
+    int r = kiln_aws_cli_option(cli, k, p, &a, &i);
+    if (r < 0)
+      code = -r;
+    else if (r == 0)
+      code = kiln_cli_usage(cli, "unexpected argument \"%s\"", cli->argv[i]);
+  }
+  if (!code && a.eif_file)
+    code = kiln_aws_cli_add_eif(cli, k, p, a.eif_file);
+  if (code)
+    goto out;
+  kiln_err rc = kiln_pipeline_plan(p, &result);
+  if (rc) {
+    code = kiln_cli_fail(cli, k, rc);
+    goto out;
+  }
+  if (cli->json) {
+    kiln_cli_print_json(result);
+    result = NULL;
+  } else {
+    kiln_aws_cli_print_plan(result);
+  }
+out:
+  cJSON_Delete(result);
+  free(a.eif_storage);
+  kiln_pipeline_free(p);
+  kiln_free(k);
+  return code;
+}

@@ -1,0 +1,103 @@
+/* The BYOC resources of a deployment, each module finding its resources by tag and creating or
+ * updating only what differs: network.c (VPC, subnets, gateway, routes, security group), bucket.c
+ * (the EIF bucket and its settings), iam.c (instance role/profile, scoped deploy user and policy),
+ * fleet.c (launch template versions, Auto Scaling group, instance refresh, Elastic IP),
+ * teardown.c (everything with the tag, in dependency order). */
+#ifndef KILN_AWS_BYOC_H
+#define KILN_AWS_BYOC_H
+
+#include <stddef.h>
+
+#include "awsenv.h"
+
+#define KILN_MAX_SUBNETS 3
+#define KILN_MAX_PORTS 16
+#define KILN_MAX_INSTANCES 16
+
+struct kiln_network {
+  char *vpc_id;
+  int vpc_reused; /* the user's VPC (VPC_ID): never created or deleted by kiln */
+  char *subnet_ids[KILN_MAX_SUBNETS];
+  char subnet_azs[KILN_MAX_SUBNETS][32];
+  int subnet_associated[KILN_MAX_SUBNETS];
+  size_t nsubnets;
+  char *igw_id;
+  int igw_attached;
+  char *route_table_id;
+  int default_route;
+  char *sg_id;
+  int ports[KILN_MAX_PORTS]; /* ingress ports open now */
+  size_t nports;
+};
+kiln_err kiln_network_find(struct kiln_awsenv *env, struct kiln_network *net,
+                           struct kiln_error *err);
+kiln_err kiln_network_ensure(struct kiln_awsenv *env, struct kiln_network *net, const int *ports,
+                             size_t nports, struct kiln_error *err);
+void kiln_network_clear(struct kiln_network *n);
+
+/* The EIF bucket: private, public access blocked, versioned, encrypted, incomplete multipart
+ * uploads aborted after a day, tagged, policy limited to the account. */
+kiln_err kiln_bucket_ensure(struct kiln_awsenv *env, struct kiln_error *err);
+kiln_err kiln_bucket_exists(struct kiln_awsenv *env, int *exists, struct kiln_error *err);
+
+struct kiln_iam {
+  int instance_role;
+  int instance_role_policy;
+  int instance_profile;
+  int profile_has_role;
+  int deploy_user;
+  char *deploy_policy; /* the policy attached now (JSON text), NULL when none */
+  int deploy_keys;     /* access keys the deploy user has */
+};
+kiln_err kiln_iam_find(struct kiln_awsenv *env, struct kiln_iam *iam, struct kiln_error *err);
+/* Render the deploy policy for this deployment (caller frees). */
+kiln_err kiln_iam_render_policy(struct kiln_awsenv *env, const char *vpc_id, char **policy,
+                                struct kiln_error *err);
+/* Instance role + profile, deploy user + policy; a new access key written 0600 to
+ * credentials_file when the file does not exist yet (NULL: no key). */
+kiln_err kiln_iam_ensure(struct kiln_awsenv *env, struct kiln_iam *iam, const char *vpc_id,
+                         const char *credentials_file, struct kiln_error *err);
+void kiln_iam_clear(struct kiln_iam *iam);
+
+/* What to run: from the sizing, s3-object and eif artifacts. */
+struct kiln_release {
+  const char *instance_type;
+  int cpus;
+  long long memory_mib;
+  const char *eif_key;
+  const char *eif_sha256;
+  const char *ami; /* NULL: latest Amazon Linux 2023 from SSM */
+  const int *ports;
+  size_t nports;
+  int count;       /* instances (default 1) */
+  int debug;
+};
+
+struct kiln_fleet {
+  char *lt_id;
+  long lt_latest;       /* newest version number */
+  long lt_default;
+  char *lt_user_data;   /* of the newest version */
+  char *lt_instance_type;
+  char *lt_image_id;
+  int lt_enclave;
+  int asg_exists;
+  char *asg_lt_version; /* the version the ASG launches */
+  int asg_desired;
+  char *instance_ids[KILN_MAX_INSTANCES];
+  size_t ninstances;
+  char *eip_allocation;
+  char *eip_address;
+  char *eip_instance;
+  char *refresh_status;
+};
+kiln_err kiln_fleet_find(struct kiln_awsenv *env, struct kiln_fleet *f, struct kiln_error *err);
+kiln_err kiln_fleet_deploy(struct kiln_awsenv *env, const struct kiln_network *net,
+                           const struct kiln_release *r, struct kiln_fleet *f,
+                           struct kiln_error *err);
+void kiln_fleet_clear(struct kiln_fleet *f);
+
+/* Delete everything tagged with the deployment; the bucket only with delete_bucket. */
+kiln_err kiln_teardown(struct kiln_awsenv *env, int delete_bucket, struct kiln_error *err);
+
+#endif

@@ -1,0 +1,400 @@
+/* The running side of a deployment: the launch template (a new version only when the instance
+ * type, AMI or user data changed), the Auto Scaling group (created, or moved to the new version
+ * with a rolling instance refresh) and the Elastic IP on a serving instance. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "byoc.h"
+#include "util/buf.h"
+
+#define AL2023_PARAMETER "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"
+
+void kiln_fleet_clear(struct kiln_fleet *f) {
+  free(f->lt_id);
+  free(f->lt_user_data);
+  free(f->lt_instance_type);
+  free(f->lt_image_id);
+  free(f->asg_lt_version);
+  for (size_t i = 0; i < f->ninstances; i++)
+    free(f->instance_ids[i]);
+  free(f->eip_allocation);
+  free(f->eip_address);
+  free(f->eip_instance);
+  free(f->refresh_status);
+  memset(f, 0, sizeof(*f));
+}
+
+static char *dup_text(const char *s) { return s ? strdup(s) : NULL; }
+
+static kiln_err find_template(struct kiln_awsenv *env, struct kiln_fleet *f,
+                              struct kiln_error *err) {
+  struct kiln_aws_params p = {0};
+  struct kiln_aws_error_info info;
+  struct kiln_xml *doc = NULL;
+  kiln_aws_params_add(&p, "LaunchTemplateName.1", env->names.launch_template);
+  kiln_err rc = kiln_aws_query(env->c, "ec2", "DescribeLaunchTemplates", &p, &doc, &info, err);
+  kiln_aws_params_clear(&p);
+  if (rc != KILN_OK && strstr(info.code, "NotFound")) {
+    kiln_error_clear(err);
+    return KILN_OK;
+  }
+  if (rc != KILN_OK)
+    return rc;
+  f->lt_id = dup_text(kiln_awsenv_first(doc, "launchTemplateId"));
+  const char *latest = kiln_awsenv_first(doc, "latestVersionNumber");
+  const char *def = kiln_awsenv_first(doc, "defaultVersionNumber");
+  f->lt_latest = latest ? atol(latest) : 0;
+  f->lt_default = def ? atol(def) : 0;
+  kiln_xml_free(doc);
+  if (!f->lt_id)
+    return KILN_OK;
+  kiln_aws_params_add(&p, "LaunchTemplateId", f->lt_id);
+  kiln_aws_params_add(&p, "LaunchTemplateVersion.1", "$Latest");
+  rc = kiln_awsenv_read(env, "ec2", "DescribeLaunchTemplateVersions", &p, &doc, err);
+  kiln_aws_params_clear(&p);
+  if (rc == KILN_OK) {
+    const struct kiln_xml *data = kiln_xml_find(doc, "launchTemplateData");
+    f->lt_user_data = dup_text(kiln_xml_text(data, "userData"));
+    f->lt_instance_type = dup_text(kiln_xml_text(data, "instanceType"));
+    f->lt_image_id = dup_text(kiln_xml_text(data, "imageId"));
+    const char *enclave = kiln_xml_text(data, "enclaveOptions/enabled");
+    f->lt_enclave = enclave && strcmp(enclave, "true") == 0;
+  }
+  kiln_xml_free(doc);
+  return rc;
+}
+
+static kiln_err find_group(struct kiln_awsenv *env, struct kiln_fleet *f,
+                           struct kiln_error *err) {
+  struct kiln_aws_params p = {0};
+  struct kiln_xml *doc = NULL;
+  kiln_aws_params_add(&p, "AutoScalingGroupNames.member.1", env->names.asg);
+  kiln_err rc = kiln_awsenv_read(env, "autoscaling", "DescribeAutoScalingGroups", &p, &doc, err);
+  kiln_aws_params_clear(&p);
+  if (rc != KILN_OK)
+    return rc;
+  const struct kiln_xml *group = kiln_xml_find(doc, "AutoScalingGroups");
+  group = group ? kiln_xml_child(group, "member") : NULL;
+  if (group) {
+    const char *desired = kiln_xml_text(group, "DesiredCapacity");
+    f->asg_exists = 1;
+    f->asg_lt_version = dup_text(kiln_xml_text(group, "LaunchTemplate/Version"));
+    f->asg_desired = desired ? atoi(desired) : 0;
+    for (const struct kiln_xml *i = kiln_awsenv_items(group, "Instances");
+         i && f->ninstances < KILN_MAX_INSTANCES; i = kiln_xml_next_same(i)) {
+      const char *id = kiln_xml_text(i, "InstanceId");
+      if (id)
+        f->instance_ids[f->ninstances++] = strdup(id);
+    }
+  }
+  kiln_xml_free(doc);
+  if (!f->asg_exists)
+    return KILN_OK;
+  kiln_aws_params_add(&p, "AutoScalingGroupName", env->names.asg);
+  struct kiln_aws_error_info info;
+  rc = kiln_aws_query(env->c, "autoscaling", "DescribeInstanceRefreshes", &p, &doc, &info, err);
+  kiln_aws_params_clear(&p);
+  if (rc == KILN_OK)
+    f->refresh_status = dup_text(kiln_awsenv_first(doc, "Status"));
+  else
+    kiln_error_clear(err); /* not every endpoint knows refreshes; status shows none */
+  kiln_xml_free(doc);
+  return KILN_OK;
+}
+
+static kiln_err find_address(struct kiln_awsenv *env, struct kiln_fleet *f,
+                             struct kiln_error *err) {
+  struct kiln_aws_params p = {0};
+  struct kiln_xml *doc = NULL;
+  int n = 1;
+  kiln_awsenv_tag_filter(env, &p, &n);
+  kiln_err rc = kiln_awsenv_read(env, "ec2", "DescribeAddresses", &p, &doc, err);
+  kiln_aws_params_clear(&p);
+  if (rc == KILN_OK) {
+    const struct kiln_xml *a = kiln_awsenv_items(doc, "addressesSet");
+    if (a) {
+      f->eip_allocation = dup_text(kiln_xml_text(a, "allocationId"));
+      f->eip_address = dup_text(kiln_xml_text(a, "publicIp"));
+      const char *inst = kiln_xml_text(a, "instanceId");
+      f->eip_instance = inst && *inst ? strdup(inst) : NULL;
+    }
+  }
+  kiln_xml_free(doc);
+  return rc;
+}
+
+kiln_err kiln_fleet_find(struct kiln_awsenv *env, struct kiln_fleet *f, struct kiln_error *err) {
+  memset(f, 0, sizeof(*f));
+  kiln_err rc = find_template(env, f, err);
+  if (rc == KILN_OK)
+    rc = find_group(env, f, err);
+  if (rc == KILN_OK)
+    rc = find_address(env, f, err);
+  return rc;
+}
+
+static kiln_err latest_ami(struct kiln_awsenv *env, char **ami, struct kiln_error *err) {
+  cJSON *body = cJSON_CreateObject(), *out = NULL;
+  cJSON_AddStringToObject(body, "Name", AL2023_PARAMETER);
+  kiln_err rc = kiln_aws_json(env->c, "ssm", "AmazonSSM.GetParameter", body, &out, NULL, err);
+  cJSON_Delete(body);
+  if (rc != KILN_OK)
+    return kiln_error_prefix(err, "finding the latest Amazon Linux 2023 AMI (pin one with "
+                                  "/aws/ami in kiln.json)");
+  const cJSON *v = cJSON_GetObjectItemCaseSensitive(
+      cJSON_GetObjectItemCaseSensitive(out, "Parameter"), "Value");
+  if (!cJSON_IsString(v))
+    rc = kiln_error_set(err, KILN_E_REMOTE, "SSM GetParameter %s: no value", AL2023_PARAMETER);
+  else if (!(*ami = strdup(v->valuestring)))
+    rc = kiln_error_set(err, KILN_E_NOMEM, "out of memory");
+  cJSON_Delete(out);
+  return rc;
+}
+
+/* LaunchTemplateData.* for this release. */
+static void template_data(struct kiln_awsenv *env, const struct kiln_network *net,
+                          const struct kiln_release *r, const char *ami, const char *user_data,
+                          struct kiln_aws_params *p) {
+  const char *tags[3][2] = {
+      {env->dep.tag_key, env->dep.id}, {"kiln:managed", "true"}, {"Name", env->names.asg}};
+  kiln_aws_params_add(p, "LaunchTemplateData.ImageId", ami);
+  kiln_aws_params_add(p, "LaunchTemplateData.InstanceType", r->instance_type);
+  kiln_aws_params_add(p, "LaunchTemplateData.IamInstanceProfile.Name", env->names.instance_role);
+  kiln_aws_params_add(p, "LaunchTemplateData.SecurityGroupId.1", net->sg_id);
+  kiln_aws_params_add(p, "LaunchTemplateData.UserData", user_data);
+  kiln_aws_params_add(p, "LaunchTemplateData.EnclaveOptions.Enabled", "true");
+  kiln_aws_params_add(p, "LaunchTemplateData.MetadataOptions.HttpTokens", "required");
+  static const char *const types[] = {"instance", "volume"};
+  for (int t = 0; t < 2; t++) {
+    char key[96];
+    snprintf(key, sizeof(key), "LaunchTemplateData.TagSpecification.%d.ResourceType", t + 1);
+    kiln_aws_params_add(p, key, types[t]);
+    for (int i = 0; i < 3; i++) {
+      snprintf(key, sizeof(key), "LaunchTemplateData.TagSpecification.%d.Tag.%d.Key", t + 1,
+               i + 1);
+      kiln_aws_params_add(p, key, tags[i][0]);
+      snprintf(key, sizeof(key), "LaunchTemplateData.TagSpecification.%d.Tag.%d.Value", t + 1,
+               i + 1);
+      kiln_aws_params_add(p, key, tags[i][1]);
+    }
+  }
+}
+
+/* Make the template's newest version describe this release; *version gets its number. */
+static kiln_err ensure_template(struct kiln_awsenv *env, const struct kiln_network *net,
+                                const struct kiln_release *r, struct kiln_fleet *f,
+                                long *version, struct kiln_error *err) {
+  char *ami = NULL, *script = NULL, *user_data = NULL;
+  struct kiln_aws_params p = {0};
+  struct kiln_xml *doc = NULL;
+  kiln_err rc = r->ami ? ((ami = strdup(r->ami)) ? KILN_OK : KILN_E_NOMEM)
+                       : latest_ami(env, &ami, err);
+  struct kiln_userdata_params up = {.deployment_id = env->dep.id,
+                                    .region = env->dep.region,
+                                    .bucket = env->names.bucket,
+                                    .eif_key = r->eif_key,
+                                    .eif_sha256 = r->eif_sha256,
+                                    .cpu_count = r->cpus,
+                                    .memory_mib = r->memory_mib,
+                                    .ports = r->ports,
+                                    .nports = r->nports,
+                                    .debug = r->debug};
+  if (rc == KILN_OK)
+    rc = kiln_userdata_render(env->share_dir, &up, &script, &user_data, err);
+  if (rc != KILN_OK)
+    goto out;
+  int same = f->lt_id && f->lt_user_data && strcmp(f->lt_user_data, user_data) == 0 &&
+             f->lt_instance_type && strcmp(f->lt_instance_type, r->instance_type) == 0 &&
+             f->lt_image_id && strcmp(f->lt_image_id, ami) == 0 && f->lt_enclave;
+  if (same) {
+    kiln_awsenv_announce(env, "nothing", env->names.launch_template,
+                         "version %ld runs this EIF on %s", f->lt_latest, r->instance_type);
+    *version = f->lt_latest;
+    goto out;
+  }
+  template_data(env, net, r, ami, user_data, &p);
+  if (!f->lt_id) {
+    kiln_awsenv_announce(env, "create", env->names.launch_template,
+                         "launch template: %s, %s, enclave %d CPUs / %lld MiB",
+                         r->instance_type, ami, r->cpus, r->memory_mib);
+    kiln_aws_params_add(&p, "LaunchTemplateName", env->names.launch_template);
+    kiln_awsenv_tag_spec(env, &p, 1, "launch-template", env->names.launch_template);
+    rc = kiln_awsenv_mutate(env, "ec2", "CreateLaunchTemplate", &p, env->names.launch_template,
+                            NULL, &doc, err);
+    if (rc == KILN_OK && !env->dry_run)
+      f->lt_id = dup_text(kiln_awsenv_first(doc, "launchTemplateId"));
+    *version = 1;
+  } else {
+    kiln_awsenv_announce(env, "update", env->names.launch_template,
+                         "new version %ld: %s, %s, EIF %.12s…", f->lt_latest + 1,
+                         r->instance_type, ami, r->eif_sha256);
+    kiln_aws_params_add(&p, "LaunchTemplateId", f->lt_id);
+    rc = kiln_awsenv_mutate(env, "ec2", "CreateLaunchTemplateVersion", &p,
+                            env->names.launch_template, NULL, &doc, err);
+    const char *num = doc ? kiln_awsenv_first(doc, "versionNumber") : NULL;
+    *version = num ? atol(num) : f->lt_latest + 1;
+    if (rc == KILN_OK) {
+      struct kiln_aws_params m = {0};
+      kiln_aws_params_add(&m, "LaunchTemplateId", f->lt_id);
+      kiln_aws_params_addf(&m, "SetDefaultVersion", "%ld", *version);
+      rc = kiln_awsenv_mutate(env, "ec2", "ModifyLaunchTemplate", &m, env->names.launch_template,
+                              NULL, NULL, err);
+      kiln_aws_params_clear(&m);
+    }
+  }
+  kiln_xml_free(doc);
+  if (rc == KILN_OK) {
+    f->lt_latest = *version;
+    free(f->lt_user_data);
+    f->lt_user_data = strdup(user_data);
+  }
+out:
+  kiln_aws_params_clear(&p);
+  free(ami);
+  free(script);
+  free(user_data);
+  return rc;
+}
+
+static kiln_err ensure_group(struct kiln_awsenv *env, const struct kiln_network *net,
+                             const struct kiln_release *r, struct kiln_fleet *f, long version,
+                             struct kiln_error *err) {
+  struct kiln_aws_params p = {0};
+  struct kiln_buf zones = KILN_BUF_INIT;
+  char ver[24], count[16];
+  kiln_err rc = KILN_OK;
+  int n = r->count > 0 ? r->count : 1;
+  snprintf(ver, sizeof(ver), "%ld", version);
+  snprintf(count, sizeof(count), "%d", n);
+  for (size_t i = 0; i < net->nsubnets; i++)
+    kiln_buf_printf(&zones, "%s%s", i ? "," : "", net->subnet_ids[i]);
+  if (!f->asg_exists) {
+    kiln_awsenv_announce(env, "create", env->names.asg,
+                         "Auto Scaling group: %d instance(s) from version %s", n, ver);
+    kiln_aws_params_add(&p, "AutoScalingGroupName", env->names.asg);
+    kiln_aws_params_add(&p, "LaunchTemplate.LaunchTemplateId", f->lt_id ? f->lt_id : "(new)");
+    kiln_aws_params_add(&p, "LaunchTemplate.Version", ver);
+    kiln_aws_params_add(&p, "MinSize", count);
+    kiln_aws_params_addf(&p, "MaxSize", "%d", n * 2);
+    kiln_aws_params_add(&p, "DesiredCapacity", count);
+    kiln_aws_params_add(&p, "VPCZoneIdentifier", kiln_buf_str(&zones));
+    const char *tags[2][2] = {{env->dep.tag_key, env->dep.id}, {"kiln:managed", "true"}};
+    for (int i = 0; i < 2; i++) {
+      char key[64];
+      snprintf(key, sizeof(key), "Tags.member.%d.Key", i + 1);
+      kiln_aws_params_add(&p, key, tags[i][0]);
+      snprintf(key, sizeof(key), "Tags.member.%d.Value", i + 1);
+      kiln_aws_params_add(&p, key, tags[i][1]);
+      snprintf(key, sizeof(key), "Tags.member.%d.PropagateAtLaunch", i + 1);
+      kiln_aws_params_add(&p, key, "true");
+    }
+    static const char *const exists[] = {"AlreadyExists", NULL};
+    rc = kiln_awsenv_mutate(env, "autoscaling", "CreateAutoScalingGroup", &p, env->names.asg,
+                            exists, NULL, err);
+  } else if (!f->asg_lt_version || strcmp(f->asg_lt_version, ver) != 0 || f->asg_desired != n) {
+    kiln_awsenv_announce(env, "update", env->names.asg,
+                         "launch template version %s -> %s, %d instance(s), rolling refresh",
+                         f->asg_lt_version ? f->asg_lt_version : "?", ver, n);
+    kiln_aws_params_add(&p, "AutoScalingGroupName", env->names.asg);
+    kiln_aws_params_add(&p, "LaunchTemplate.LaunchTemplateId", f->lt_id);
+    kiln_aws_params_add(&p, "LaunchTemplate.Version", ver);
+    kiln_aws_params_add(&p, "MinSize", count);
+    kiln_aws_params_addf(&p, "MaxSize", "%d", n * 2);
+    kiln_aws_params_add(&p, "DesiredCapacity", count);
+    rc = kiln_awsenv_mutate(env, "autoscaling", "UpdateAutoScalingGroup", &p, env->names.asg,
+                            NULL, NULL, err);
+    kiln_aws_params_clear(&p);
+    if (rc == KILN_OK) {
+      kiln_aws_params_add(&p, "AutoScalingGroupName", env->names.asg);
+      kiln_aws_params_add(&p, "Preferences.MinHealthyPercentage", "100");
+      kiln_aws_params_add(&p, "Preferences.MaxHealthyPercentage", "200");
+      static const char *const busy[] = {"InstanceRefreshInProgress", NULL};
+      rc = kiln_awsenv_mutate(env, "autoscaling", "StartInstanceRefresh", &p, env->names.asg,
+                              busy, NULL, err);
+    }
+  } else {
+    kiln_awsenv_announce(env, "nothing", env->names.asg, "runs version %s with %d instance(s)",
+                         ver, n);
+  }
+  kiln_aws_params_clear(&p);
+  kiln_buf_free(&zones);
+  return rc;
+}
+
+static int in_group(const struct kiln_fleet *f, const char *instance) {
+  for (size_t i = 0; instance && i < f->ninstances; i++)
+    if (strcmp(f->instance_ids[i], instance) == 0)
+      return 1;
+  return 0;
+}
+
+static kiln_err ensure_address(struct kiln_awsenv *env, struct kiln_fleet *f,
+                               struct kiln_error *err) {
+  struct kiln_aws_params p = {0};
+  struct kiln_xml *doc = NULL;
+  kiln_err rc = KILN_OK;
+  if (!f->eip_allocation) {
+    kiln_awsenv_announce(env, "create", "Elastic IP", "tagged %s=%s", env->dep.tag_key,
+                         env->dep.id);
+    kiln_aws_params_add(&p, "Domain", "vpc");
+    kiln_awsenv_tag_spec(env, &p, 1, "elastic-ip", env->names.asg);
+    rc = kiln_awsenv_mutate(env, "ec2", "AllocateAddress", &p, "allocating the Elastic IP", NULL,
+                            &doc, err);
+    kiln_aws_params_clear(&p);
+    if (rc == KILN_OK && !env->dry_run) {
+      f->eip_allocation = dup_text(kiln_awsenv_first(doc, "allocationId"));
+      f->eip_address = dup_text(kiln_awsenv_first(doc, "publicIp"));
+    }
+    kiln_xml_free(doc);
+  }
+  if (rc != KILN_OK || in_group(f, f->eip_instance))
+    return rc;
+  const char *target = f->ninstances ? f->instance_ids[0] : NULL;
+  if (!target) {
+    kiln_awsenv_announce(env, "update", "Elastic IP", "associate with the first instance once "
+                                                       "the group has one");
+    return KILN_OK;
+  }
+  kiln_awsenv_announce(env, "update", f->eip_address ? f->eip_address : "Elastic IP",
+                       "associate with %s", target);
+  kiln_aws_params_add(&p, "AllocationId", f->eip_allocation ? f->eip_allocation : "(new)");
+  kiln_aws_params_add(&p, "InstanceId", target);
+  kiln_aws_params_add(&p, "AllowReassociation", "true");
+  rc = kiln_awsenv_mutate(env, "ec2", "AssociateAddress", &p, "the Elastic IP", NULL, NULL, err);
+  kiln_aws_params_clear(&p);
+  if (rc == KILN_OK) {
+    free(f->eip_instance);
+    f->eip_instance = strdup(target);
+  }
+  return rc;
+}
+
+kiln_err kiln_fleet_deploy(struct kiln_awsenv *env, const struct kiln_network *net,
+                           const struct kiln_release *r, struct kiln_fleet *f,
+                           struct kiln_error *err) {
+  long version = 0;
+  if (!net->sg_id || net->nsubnets == 0)
+    return kiln_error_set(err, KILN_E_NOT_FOUND,
+                          "deployment %s has no network in %s (no tagged subnets or security "
+                          "group): run `kiln setup` first",
+                          env->dep.id, env->dep.region ? env->dep.region : "this region");
+  kiln_err rc = ensure_template(env, net, r, f, &version, err);
+  if (rc == KILN_OK)
+    rc = ensure_group(env, net, r, f, version, err);
+  if (rc == KILN_OK && !env->dry_run) { /* the group's instances after create/refresh */
+    for (size_t i = 0; i < f->ninstances; i++)
+      free(f->instance_ids[i]);
+    f->ninstances = 0;
+    free(f->asg_lt_version);
+    f->asg_lt_version = NULL;
+    f->asg_exists = 0;
+    free(f->refresh_status);
+    f->refresh_status = NULL;
+    rc = find_group(env, f, err);
+  }
+  if (rc == KILN_OK)
+    rc = ensure_address(env, f, err);
+  return rc;
+}

@@ -1,0 +1,546 @@
+/* The aws stage: the BYOC deployment in the user's account. One stage, five actions chosen by the
+ * command (option "action"): setup (network, bucket, IAM, scoped deploy credentials), deploy
+ * (launch template version, Auto Scaling group, instance refresh, Elastic IP for the uploaded EIF),
+ * status, update-policy and teardown. plan() runs the same resolution without mutating calls. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <kiln/plugin.h>
+
+#include "byoc.h"
+#include "s3.h"
+#include "util/buf.h"
+#include "util/fs.h"
+#include "util/json.h"
+
+static const char options_schema[] =
+    "{\"type\":\"object\",\"additionalProperties\":false,\"properties\":{"
+    "\"action\":{\"type\":\"string\",\"enum\":[\"deploy\",\"setup\",\"status\","
+    "\"update-policy\",\"teardown\",\"policy\"],\"description\":\"What to do (set by the kiln command)\"},"
+    "\"region\":{\"type\":\"string\",\"minLength\":1,\"description\":\"AWS region (after "
+    "AWS_REGION and the profile)\"},"
+    "\"profile\":{\"type\":\"string\",\"minLength\":1,\"description\":\"AWS profile\"},"
+    "\"deployment_id\":{\"type\":\"string\",\"minLength\":1,\"maxLength\":32,"
+    "\"description\":\"Deployment id (default: DEPLOYMENT_ID from the environment or .env)\"},"
+    "\"vpc_id\":{\"type\":\"string\",\"minLength\":1,\"description\":\"Use this VPC instead of "
+    "creating one\"},"
+    "\"tag_key\":{\"type\":\"string\",\"minLength\":1,\"maxLength\":127,\"description\":\"Tag key "
+    "marking the deployment's resources (default caution:deployment-id)\"},"
+    "\"bucket\":{\"type\":\"string\",\"minLength\":3,\"maxLength\":63,\"description\":\"EIF "
+    "bucket for the s3 stage (default kiln-<id>-<account>)\"},"
+    "\"ports\":{\"type\":\"array\",\"maxItems\":16,\"items\":{\"type\":\"integer\","
+    "\"minimum\":1,\"maximum\":65535},\"description\":\"TCP ports open to the world and "
+    "forwarded to the enclave over vsock\"},"
+    "\"count\":{\"type\":\"integer\",\"minimum\":1,\"maximum\":16,\"description\":\"Instances "
+    "(default 1)\"},"
+    "\"ami\":{\"type\":\"string\",\"minLength\":1,\"description\":\"Pin the AMI (default: latest "
+    "Amazon Linux 2023)\"},"
+    "\"debug\":{\"type\":\"boolean\",\"description\":\"Run the enclave in debug mode (console "
+    "readable, PCRs zero)\"},"
+    "\"s3_path_style\":{\"type\":\"boolean\",\"description\":\"Path-style S3 addressing\"},"
+    "\"credentials_file\":{\"type\":\"string\",\"minLength\":1,\"description\":\"setup: write "
+    "the scoped deploy credentials here (0600)\"},"
+    "\"delete_bucket\":{\"type\":\"boolean\",\"description\":\"teardown: also delete the bucket "
+    "and its EIFs\"}}}";
+
+struct stage_env {
+  struct kiln_stage_ctx *ctx;
+  const struct kiln_host *host;
+  int plan;
+};
+
+static void hook_log(void *p, int level, const char *msg) {
+  struct stage_env *s = p;
+  s->host->log(s->ctx, (enum kiln_log_level)level, "%s", msg);
+}
+
+static void hook_redact(void *p, const char *secret) {
+  struct stage_env *s = p;
+  s->host->redact(s->ctx, secret);
+}
+
+static int hook_cancelled(void *p) {
+  struct stage_env *s = p;
+  return s->host->cancelled(s->ctx);
+}
+
+static void hook_announce(void *p, const char *action, const char *resource, const char *detail) {
+  struct stage_env *s = p;
+  if (s->plan)
+    s->host->plan_action(s->ctx, action, resource, detail);
+  else if (strcmp(action, "nothing") != 0)
+    s->host->log(s->ctx, KILN_LOG_INFO, "%s %s: %s", action, resource, detail);
+  else
+    s->host->log(s->ctx, KILN_LOG_DEBUG, "up to date: %s: %s", resource, detail);
+}
+
+static const char *string_at(const cJSON *o, const char *key) {
+  const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+  return cJSON_IsString(v) && *v->valuestring ? v->valuestring : NULL;
+}
+
+static const char *action_of(const cJSON *opts) {
+  const char *a = string_at(opts, "action");
+  return a ? a : "deploy";
+}
+
+static size_t ports_of(const cJSON *opts, int *ports, size_t max) {
+  size_t n = 0;
+  const cJSON *p;
+  cJSON_ArrayForEach(p, cJSON_GetObjectItemCaseSensitive(opts, "ports")) {
+    if (cJSON_IsNumber(p) && n < max)
+      ports[n++] = p->valueint;
+  }
+  return n;
+}
+
+/* Open the client and resolve the deployment (a new id for setup when none exists). */
+static kiln_err open_env(struct stage_env *s, struct kiln_awsenv *env, int allow_no_id,
+                         struct kiln_error *err) {
+  const cJSON *opts = s->host->options(s->ctx);
+  struct kiln_aws_client_options o = {.profile = string_at(opts, "profile"),
+                                      .region = string_at(opts, "region"),
+                                      .s3_path_style = cJSON_IsTrue(
+                                          cJSON_GetObjectItemCaseSensitive(opts, "s3_path_style")),
+                                      .log = hook_log,
+                                      .redact = hook_redact,
+                                      .cancelled = hook_cancelled,
+                                      .hook_ctx = s};
+  memset(env, 0, sizeof(*env));
+  env->config = s->host->config(s->ctx);
+  env->app_dir = s->host->app_dir(s->ctx);
+  env->share_dir = s->host->share_dir(s->ctx);
+  env->dry_run = s->plan;
+  env->announce = hook_announce;
+  env->announce_ctx = s;
+  kiln_err rc = kiln_aws_client_new(&o, &env->c, err);
+  if (rc == KILN_OK)
+    rc = kiln_aws_client_credentials(env->c, NULL, err);
+  if (rc == KILN_OK && !kiln_aws_client_region(env->c))
+    rc = kiln_error_set(err, KILN_E_INVALID,
+                        "no AWS region: set AWS_REGION, \"region\" in the AWS profile, or "
+                        "/aws/region in kiln.json");
+  if (rc == KILN_OK)
+    rc = kiln_awsenv_init(env, allow_no_id, err);
+  return rc;
+}
+
+static void close_env(struct kiln_awsenv *env) {
+  kiln_awsenv_clear(env);
+  kiln_aws_client_free(env->c);
+  env->c = NULL;
+}
+
+/* setup on an app without a deployment id: make one and record it in <app>/.env. */
+static kiln_err new_deployment_id(struct stage_env *s, struct kiln_awsenv *env,
+                                  struct kiln_error *err) {
+  char *id = kiln_deployment_id_generate();
+  if (!id)
+    return kiln_error_set(err, KILN_E_INTERNAL, "no random bytes for a deployment id");
+  env->dep.id = id;
+  env->dep.id_source = "new (written to .env)";
+  kiln_err rc = kiln_deployment_names_make(id, env->account_id, &env->names, err);
+  if (rc != KILN_OK || s->plan)
+    return rc;
+  char *dotenv = kiln_path_join(env->app_dir, ".env");
+  FILE *f = dotenv ? fopen(dotenv, "a") : NULL;
+  if (!f) {
+    rc = kiln_error_set(err, KILN_E_IO, "cannot record the deployment id in %s: %s",
+                        dotenv ? dotenv : ".env", strerror(errno));
+  } else {
+    fprintf(f, "DEPLOYMENT_ID=%s\n", id);
+    if (fclose(f) != 0)
+      rc = kiln_error_set(err, KILN_E_IO, "writing %s failed", dotenv);
+    else
+      s->host->log(s->ctx, KILN_LOG_INFO, "new deployment id %s (recorded in %s)", id, dotenv);
+  }
+  free(dotenv);
+  return rc;
+}
+
+static cJSON *string_array(char *const *items, size_t n) {
+  cJSON *a = cJSON_CreateArray();
+  for (size_t i = 0; i < n; i++)
+    cJSON_AddItemToArray(a, cJSON_CreateString(items[i]));
+  return a;
+}
+
+static void add_string(cJSON *o, const char *key, const char *value) {
+  if (value)
+    cJSON_AddStringToObject(o, key, value);
+}
+
+static cJSON *identity_json(const struct kiln_awsenv *env) {
+  cJSON *m = cJSON_CreateObject();
+  add_string(m, "deployment_id", env->dep.id);
+  add_string(m, "region", env->dep.region);
+  add_string(m, "account_id", env->account_id);
+  add_string(m, "tag_key", env->dep.tag_key);
+  add_string(m, "bucket", env->names.bucket);
+  add_string(m, "asg_name", env->names.asg);
+  add_string(m, "instance_role", env->names.instance_role);
+  add_string(m, "deploy_user", env->names.deploy_role);
+  return m;
+}
+
+static void network_json(cJSON *m, const struct kiln_network *net) {
+  add_string(m, "vpc_id", net->vpc_id);
+  cJSON_AddItemToObject(m, "subnet_ids", string_array(net->subnet_ids, net->nsubnets));
+  add_string(m, "security_group_id", net->sg_id);
+}
+
+static void fleet_json(cJSON *m, const struct kiln_fleet *f) {
+  add_string(m, "launch_template_id", f->lt_id);
+  if (f->lt_latest)
+    cJSON_AddNumberToObject(m, "launch_template_version", (double)f->lt_latest);
+  cJSON_AddItemToObject(m, "instance_ids", string_array(f->instance_ids, f->ninstances));
+  add_string(m, "eip", f->eip_address);
+  add_string(m, "eip_instance", f->eip_instance);
+  add_string(m, "instance_refresh", f->refresh_status);
+}
+
+static kiln_err emit(struct stage_env *s, cJSON *meta) {
+  const char *dir = NULL;
+  struct kiln_buf text = KILN_BUF_INIT;
+  struct kiln_error err = KILN_ERROR_INIT;
+  kiln_err rc = s->host->output(s->ctx, "deployment", &dir);
+  if (rc != KILN_OK) {
+    cJSON_Delete(meta);
+    return rc;
+  }
+  kiln_json_pretty(meta, &text);
+  char *path = kiln_path_join(dir, "deployment.json");
+  rc = path ? kiln_write_file_atomic(path, text.data, text.len, 0644, &err) : KILN_E_NOMEM;
+  free(path);
+  kiln_buf_free(&text);
+  if (rc != KILN_OK) {
+    cJSON_Delete(meta);
+    rc = s->host->fail(s->ctx, rc, "%s", kiln_error_msg(&err));
+    kiln_error_clear(&err);
+    return rc;
+  }
+  return s->host->output_meta(s->ctx, "deployment", meta);
+}
+
+static kiln_err do_setup(struct stage_env *s, struct kiln_awsenv *env, cJSON **meta,
+                         struct kiln_error *err) {
+  const cJSON *opts = s->host->options(s->ctx);
+  struct kiln_network net;
+  struct kiln_iam iam;
+  int ports[KILN_MAX_PORTS];
+  size_t nports = ports_of(opts, ports, KILN_MAX_PORTS);
+  char *cred_file = NULL;
+  kiln_err rc = KILN_OK;
+  memset(&iam, 0, sizeof(iam));
+  if (!env->dep.id && (rc = new_deployment_id(s, env, err)) != KILN_OK)
+    return rc;
+  if (string_at(opts, "credentials_file"))
+    cred_file = kiln_path_absolute(env->app_dir, string_at(opts, "credentials_file"));
+  rc = kiln_network_find(env, &net, err);
+  if (rc == KILN_OK)
+    rc = kiln_network_ensure(env, &net, ports, nports, err);
+  if (rc == KILN_OK)
+    rc = kiln_bucket_ensure(env, err);
+  if (rc == KILN_OK)
+    rc = kiln_iam_find(env, &iam, err);
+  if (rc == KILN_OK)
+    rc = kiln_iam_ensure(env, &iam, net.vpc_id, cred_file, err);
+  if (rc == KILN_OK) {
+    *meta = identity_json(env);
+    network_json(*meta, &net);
+    add_string(*meta, "credentials_file", cred_file);
+    cJSON_AddNumberToObject(*meta, "changes", env->mutations);
+  }
+  free(cred_file);
+  kiln_iam_clear(&iam);
+  kiln_network_clear(&net);
+  return rc;
+}
+
+/* The release to run, from the pipeline's sizing, s3-object and eif artifacts. */
+static kiln_err release_of(struct stage_env *s, struct kiln_awsenv *env, struct kiln_release *r,
+                           char **derived_key, struct kiln_error *err) {
+  const cJSON *opts = s->host->options(s->ctx);
+  const struct kiln_artifact *sizing = s->host->input(s->ctx, "sizing");
+  const struct kiln_artifact *object = s->host->input(s->ctx, "s3-object");
+  const struct kiln_artifact *eif = s->host->input(s->ctx, "eif");
+  (void)env;
+  memset(r, 0, sizeof(*r));
+  *derived_key = NULL;
+  if (!sizing)
+    return kiln_error_set(err, KILN_E_INVALID,
+                          "deploy needs the size stage's result (run it through `kiln deploy`)");
+  const cJSON *enclave = cJSON_GetObjectItemCaseSensitive(sizing->meta, "enclave");
+  r->instance_type = string_at(sizing->meta, "instance_type");
+  const cJSON *cpus = cJSON_GetObjectItemCaseSensitive(enclave, "cpus");
+  const cJSON *mem = cJSON_GetObjectItemCaseSensitive(enclave, "memory_mib");
+  r->cpus = cJSON_IsNumber(cpus) ? cpus->valueint : 0;
+  r->memory_mib = cJSON_IsNumber(mem) ? (long long)mem->valuedouble : 0;
+  if (object) {
+    r->eif_key = string_at(object->meta, "key");
+    r->eif_sha256 = string_at(object->meta, "sha256");
+  } else if (eif && s->plan) { /* plan: the s3 stage has not run; its key is content-addressed */
+    const char *name = string_at(eif->meta, "name");
+    r->eif_sha256 = string_at(eif->meta, "sha256");
+    if (r->eif_sha256)
+      *derived_key = kiln_s3_content_key(NULL, name ? name : "enclave", r->eif_sha256);
+    r->eif_key = *derived_key;
+  }
+  if (!r->instance_type || !r->eif_key || !r->eif_sha256)
+    return kiln_error_set(err, KILN_E_INVALID,
+                          "deploy needs the sized instance and the uploaded EIF (size and s3 "
+                          "stages before aws)");
+  static int ports[KILN_MAX_PORTS];
+  r->nports = ports_of(opts, ports, KILN_MAX_PORTS);
+  r->ports = ports;
+  const cJSON *count = cJSON_GetObjectItemCaseSensitive(opts, "count");
+  r->count = cJSON_IsNumber(count) ? count->valueint : 1;
+  r->ami = string_at(opts, "ami");
+  r->debug = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(opts, "debug"));
+  return KILN_OK;
+}
+
+static kiln_err do_deploy(struct stage_env *s, struct kiln_awsenv *env, cJSON **meta,
+                          struct kiln_error *err) {
+  struct kiln_network net;
+  struct kiln_fleet fleet;
+  struct kiln_release r;
+  char *derived_key = NULL;
+  memset(&net, 0, sizeof(net));
+  memset(&fleet, 0, sizeof(fleet));
+  kiln_err rc = release_of(s, env, &r, &derived_key, err);
+  if (rc == KILN_OK && s->plan && !s->host->input(s->ctx, "sizing"))
+    rc = KILN_OK;
+  if (rc == KILN_OK)
+    rc = kiln_network_find(env, &net, err);
+  if (rc == KILN_OK)
+    rc = kiln_fleet_find(env, &fleet, err);
+  if (rc == KILN_OK)
+    rc = kiln_fleet_deploy(env, &net, &r, &fleet, err);
+  if (rc == KILN_OK) {
+    const struct kiln_artifact *eif = s->host->input(s->ctx, "eif");
+    *meta = identity_json(env);
+    network_json(*meta, &net);
+    fleet_json(*meta, &fleet);
+    add_string(*meta, "eif_key", r.eif_key);
+    add_string(*meta, "eif_sha256", r.eif_sha256);
+    add_string(*meta, "instance_type", r.instance_type);
+    cJSON_AddNumberToObject(*meta, "enclave_cpus", r.cpus);
+    cJSON_AddNumberToObject(*meta, "enclave_memory_mib", (double)r.memory_mib);
+    if (eif)
+      cJSON_AddItemToObject(
+          *meta, "measurements",
+          cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(eif->meta, "measurements"), 1));
+    cJSON_AddNumberToObject(*meta, "changes", env->mutations);
+  }
+  free(derived_key);
+  kiln_fleet_clear(&fleet);
+  kiln_network_clear(&net);
+  return rc;
+}
+
+static kiln_err do_status(struct stage_env *s, struct kiln_awsenv *env, cJSON **meta,
+                          struct kiln_error *err) {
+  struct kiln_network net;
+  struct kiln_fleet fleet;
+  struct kiln_iam iam;
+  int bucket = 0;
+  (void)s;
+  memset(&fleet, 0, sizeof(fleet));
+  memset(&iam, 0, sizeof(iam));
+  kiln_err rc = kiln_network_find(env, &net, err);
+  if (rc == KILN_OK)
+    rc = kiln_fleet_find(env, &fleet, err);
+  if (rc == KILN_OK)
+    rc = kiln_iam_find(env, &iam, err);
+  if (rc == KILN_OK)
+    rc = kiln_bucket_exists(env, &bucket, err);
+  if (rc == KILN_OK) {
+    *meta = identity_json(env);
+    network_json(*meta, &net);
+    fleet_json(*meta, &fleet);
+    cJSON_AddBoolToObject(*meta, "bucket_exists", bucket);
+    cJSON_AddBoolToObject(*meta, "instance_role_exists", iam.instance_role);
+    cJSON_AddBoolToObject(*meta, "deploy_user_exists", iam.deploy_user);
+    /* which EIF the newest template version runs: from its user data */
+    cJSON *uploads = cJSON_CreateArray();
+    if (bucket) {
+      struct kiln_s3_upload_entry *e = NULL;
+      size_t n = 0;
+      if (kiln_s3_list_uploads(env->c, env->names.bucket, NULL, &e, &n, err) == KILN_OK) {
+        for (size_t i = 0; i < n; i++) {
+          cJSON *u = cJSON_CreateObject();
+          add_string(u, "key", e[i].key);
+          add_string(u, "upload_id", e[i].upload_id);
+          add_string(u, "initiated", e[i].initiated);
+          cJSON_AddItemToArray(uploads, u);
+        }
+      } else {
+        kiln_error_clear(err);
+      }
+      kiln_s3_upload_entries_free(e, n);
+    }
+    cJSON_AddItemToObject(*meta, "incomplete_uploads", uploads);
+  }
+  kiln_iam_clear(&iam);
+  kiln_fleet_clear(&fleet);
+  kiln_network_clear(&net);
+  return rc;
+}
+
+static kiln_err do_update_policy(struct stage_env *s, struct kiln_awsenv *env, cJSON **meta,
+                                 struct kiln_error *err) {
+  struct kiln_network net;
+  struct kiln_iam iam;
+  char *policy = NULL;
+  memset(&iam, 0, sizeof(iam));
+  kiln_err rc = kiln_network_find(env, &net, err);
+  if (rc == KILN_OK)
+    rc = kiln_iam_find(env, &iam, err);
+  if (rc == KILN_OK && !iam.deploy_user)
+    rc = kiln_error_set(err, KILN_E_NOT_FOUND,
+                        "deployment %s has no deploy user %s: run `kiln setup` first",
+                        env->dep.id, env->names.deploy_role);
+  if (rc == KILN_OK)
+    rc = kiln_iam_render_policy(env, net.vpc_id, &policy, err);
+  if (rc == KILN_OK) {
+    cJSON *old = iam.deploy_policy ? cJSON_Parse(iam.deploy_policy) : NULL;
+    cJSON *now = cJSON_Parse(policy);
+    char *old_text = old ? cJSON_Print(old) : NULL, *new_text = now ? cJSON_Print(now) : NULL;
+    if (!old || !cJSON_Compare(old, now, 1))
+      s->host->log(s->ctx, KILN_LOG_INFO, "policy of %s now:\n%s\nnew:\n%s",
+                   env->names.deploy_role, old_text ? old_text : "(none)",
+                   new_text ? new_text : "");
+    cJSON_Delete(old);
+    cJSON_Delete(now);
+    free(old_text);
+    free(new_text);
+    rc = kiln_iam_ensure(env, &iam, net.vpc_id, NULL, err);
+  }
+  if (rc == KILN_OK) {
+    *meta = identity_json(env);
+    cJSON_AddItemToObject(*meta, "policy", cJSON_Parse(policy));
+    cJSON_AddNumberToObject(*meta, "changes", env->mutations);
+  }
+  free(policy);
+  kiln_iam_clear(&iam);
+  kiln_network_clear(&net);
+  return rc;
+}
+
+/* The deploy policy as setup would attach it (kiln setup --print-policy): nothing is changed. */
+static kiln_err do_policy(struct stage_env *s, struct kiln_awsenv *env, cJSON **meta,
+                          struct kiln_error *err) {
+  struct kiln_network net;
+  char *policy = NULL;
+  memset(&net, 0, sizeof(net));
+  if (!env->dep.id) {
+    s->host->log(s->ctx, KILN_LOG_INFO, "no deployment yet: showing the policy for the "
+                                        "placeholder id \"your-deployment\"");
+    env->dep.id = strdup("your-deployment");
+    kiln_err rc = kiln_deployment_names_make(env->dep.id, env->account_id, &env->names, err);
+    if (rc != KILN_OK)
+      return rc;
+  }
+  kiln_err rc = kiln_network_find(env, &net, err);
+  if (rc == KILN_OK)
+    rc = kiln_iam_render_policy(env, net.vpc_id, &policy, err);
+  if (rc == KILN_OK) {
+    *meta = identity_json(env);
+    cJSON_AddItemToObject(*meta, "policy", cJSON_Parse(policy));
+  }
+  free(policy);
+  kiln_network_clear(&net);
+  return rc;
+}
+
+static kiln_err do_teardown(struct stage_env *s, struct kiln_awsenv *env, cJSON **meta,
+                            struct kiln_error *err) {
+  const cJSON *opts = s->host->options(s->ctx);
+  int delete_bucket = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(opts, "delete_bucket"));
+  kiln_err rc = kiln_teardown(env, delete_bucket, err);
+  if (rc == KILN_OK) {
+    *meta = identity_json(env);
+    cJSON_AddBoolToObject(*meta, "bucket_deleted", delete_bucket);
+    cJSON_AddNumberToObject(*meta, "changes", env->mutations);
+  }
+  return rc;
+}
+
+static kiln_err aws_act(struct kiln_stage_ctx *ctx, const struct kiln_host *host, int plan) {
+  struct stage_env s = {ctx, host, plan};
+  struct kiln_awsenv env;
+  struct kiln_error err = KILN_ERROR_INIT;
+  const char *action = action_of(host->options(ctx));
+  int setup = strcmp(action, "setup") == 0;
+  int no_id_ok = setup || strcmp(action, "policy") == 0;
+  cJSON *meta = NULL;
+  kiln_err rc = open_env(&s, &env, no_id_ok, &err);
+  if (rc == KILN_OK && setup)
+    rc = do_setup(&s, &env, &meta, &err);
+  else if (rc == KILN_OK && strcmp(action, "deploy") == 0)
+    rc = do_deploy(&s, &env, &meta, &err);
+  else if (rc == KILN_OK && strcmp(action, "status") == 0)
+    rc = do_status(&s, &env, &meta, &err);
+  else if (rc == KILN_OK && strcmp(action, "update-policy") == 0)
+    rc = do_update_policy(&s, &env, &meta, &err);
+  else if (rc == KILN_OK && strcmp(action, "teardown") == 0)
+    rc = do_teardown(&s, &env, &meta, &err);
+  else if (rc == KILN_OK && strcmp(action, "policy") == 0)
+    rc = do_policy(&s, &env, &meta, &err);
+  if (rc != KILN_OK) {
+    cJSON_Delete(meta);
+    rc = host->fail(ctx, rc, "%s: %s", action, kiln_error_msg(&err));
+  } else if (plan) {
+    if (env.mutations == 0)
+      host->plan_action(ctx, "nothing", env.dep.id ? env.dep.id : "deployment",
+                        "everything is up to date");
+    cJSON_Delete(meta);
+  } else {
+    rc = emit(&s, meta);
+  }
+  kiln_error_clear(&err);
+  close_env(&env);
+  return rc;
+}
+
+static kiln_err aws_run(struct kiln_stage_ctx *ctx, const struct kiln_host *host) {
+  return aws_act(ctx, host, 0);
+}
+
+static kiln_err aws_plan(struct kiln_stage_ctx *ctx, const struct kiln_host *host) {
+  return aws_act(ctx, host, 1);
+}
+
+static const char *const accepts[] = {"eif", "sizing", "s3-object", NULL};
+static const char *const produces[] = {"deployment", NULL};
+
+static const struct kiln_stage aws_stage = {
+    .struct_size = sizeof(struct kiln_stage),
+    .name = "aws",
+    .summary = "Deploy into your own AWS account: setup, deploy, status, update-policy, teardown",
+    .consumes = NULL,
+    .accepts = accepts,
+    .produces = produces,
+    .options_schema = options_schema,
+    .run = aws_run,
+    .plan = aws_plan,
+    .flags = KILN_STAGE_NO_CACHE,
+};
+
+static const struct kiln_stage *const stages[] = {&aws_stage, NULL};
+
+static const struct kiln_plugin plugin = {
+    .abi_version = KILN_ABI_VERSION,
+    .struct_size = sizeof(struct kiln_plugin),
+    .name = "aws",
+    .version = "0.1.0",
+    .license = "Apache-2.0",
+    .stages = stages,
+};
+
+KILN_PLUGIN_EXPORT const struct kiln_plugin *kiln_plugin_entry(uint32_t host_abi_version) {
+  return host_abi_version == KILN_ABI_VERSION ? &plugin : NULL;
+}
