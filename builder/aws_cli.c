@@ -252,7 +252,8 @@ int kiln_aws_cli_simple(struct kiln_cli *cli, const char *usage, const char *act
     kiln_cli_print_json(cJSON_Duplicate(d->meta, 1));
   } else if (!code) {
     const cJSON *policy = cJSON_GetObjectItemCaseSensitive(d->meta, "policy");
-    if (policy) {
+    const cJSON *done = cJSON_GetObjectItemCaseSensitive(d->meta, "action");
+    if (policy && cJSON_IsString(done) && strcmp(done->valuestring, "policy") == 0) {
       char *text = cJSON_Print(policy);
       printf("%s\n", text ? text : "");
       free(text);

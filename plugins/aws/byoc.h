@@ -25,6 +25,8 @@ struct kiln_network {
   int igw_attached;
   char *route_table_id;
   int default_route;
+  char *associations[KILN_MAX_SUBNETS * 2]; /* the route table's subnet association ids */
+  size_t nassociations;
   char *sg_id;
   int ports[KILN_MAX_PORTS]; /* ingress ports open now */
   size_t nports;

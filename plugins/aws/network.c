@@ -14,6 +14,8 @@ void kiln_network_clear(struct kiln_network *n) {
     free(n->subnet_ids[i]);
   free(n->igw_id);
   free(n->route_table_id);
+  for (size_t i = 0; i < n->nassociations; i++)
+    free(n->associations[i]);
   free(n->sg_id);
   memset(n, 0, sizeof(*n));
 }
@@ -113,6 +115,11 @@ kiln_err kiln_network_find(struct kiln_awsenv *env, struct kiln_network *net,
   for (const struct kiln_xml *a = kiln_awsenv_items(doc, "associationSet"); a;
        a = kiln_xml_next_same(a)) {
     const char *sid = kiln_xml_text(a, "subnetId");
+    const char *assoc = kiln_xml_text(a, "routeTableAssociationId");
+    const char *main_table = kiln_xml_text(a, "main");
+    if (sid && assoc && !(main_table && strcmp(main_table, "true") == 0) &&
+        net->nassociations < KILN_MAX_SUBNETS * 2)
+      net->associations[net->nassociations++] = strdup(assoc);
     for (size_t i = 0; sid && i < net->nsubnets; i++)
       if (strcmp(sid, net->subnet_ids[i]) == 0)
         net->subnet_associated[i] = 1;

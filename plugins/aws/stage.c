@@ -499,6 +499,7 @@ static kiln_err aws_act(struct kiln_stage_ctx *ctx, const struct kiln_host *host
                         "everything is up to date");
     cJSON_Delete(meta);
   } else {
+    cJSON_AddStringToObject(meta, "action", action);
     rc = emit(&s, meta);
   }
   kiln_error_clear(&err);

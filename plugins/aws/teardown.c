@@ -166,7 +166,14 @@ static kiln_err teardown_network(struct kiln_awsenv *env, struct kiln_error *err
     if (rc != KILN_OK)
       return rc;
   }
-  if (net.sg_id)
+  for (size_t i = 0; i < net.nassociations && rc == KILN_OK; i++) {
+    struct kiln_aws_params p = {0};
+    kiln_aws_params_add(&p, "AssociationId", net.associations[i]);
+    rc = kiln_awsenv_mutate(env, "ec2", "DisassociateRouteTable", &p, net.associations[i], gone,
+                            NULL, err);
+    kiln_aws_params_clear(&p);
+  }
+  if (rc == KILN_OK && net.sg_id)
     rc = delete_waiting(env, "DeleteSecurityGroup", "GroupId", net.sg_id, "security group", err);
   for (size_t i = 0; i < net.nsubnets && rc == KILN_OK; i++)
     rc = delete_waiting(env, "DeleteSubnet", "SubnetId", net.subnet_ids[i], "subnet", err);

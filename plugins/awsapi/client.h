@@ -55,6 +55,8 @@ kiln_err kiln_aws_client_credentials(struct kiln_aws_client *c, struct kiln_aws_
 kiln_err kiln_aws_client_set_credentials(struct kiln_aws_client *c,
                                          const struct kiln_aws_credentials *creds,
                                          struct kiln_error *err);
+/* The endpoint base URL for a service ("s3", "ec2", ...), no trailing slash; caller frees. */
+char *kiln_aws_service_endpoint(struct kiln_aws_client *c, const char *service);
 /* Seconds added to the local clock when signing (learned from RequestTimeTooSkewed). */
 long kiln_aws_client_clock_skew(const struct kiln_aws_client *c);
 void kiln_aws_client_log(struct kiln_aws_client *c, int level, const char *fmt, ...)

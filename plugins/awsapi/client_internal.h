@@ -35,8 +35,6 @@ struct kiln_aws_target {
 kiln_err kiln_aws_target_resolve(struct kiln_aws_client *c, const struct kiln_aws_request *req,
                                  struct kiln_aws_target *t, struct kiln_error *err);
 void kiln_aws_target_clear(struct kiln_aws_target *t);
-/* The endpoint base URL for a service (no trailing slash), caller frees. */
-char *kiln_aws_service_endpoint(struct kiln_aws_client *c, const char *service);
 
 /* Fill info from an error answer (XML of S3/Query/EC2, JSON, or only the status for HEAD). */
 void kiln_aws_error_parse(const char *service, const char *operation, long status,
