@@ -225,6 +225,13 @@ static kiln_err form_append(struct kiln_buf *b, const char *name, const char *va
 kiln_err kiln_aws_query(struct kiln_aws_client *c, const char *service, const char *action,
                         const struct kiln_aws_params *params, struct kiln_xml **out,
                         struct kiln_aws_error_info *info, struct kiln_error *err) {
+  return kiln_aws_query_signed(c, service, action, params, 1, out, info, err);
+}
+
+kiln_err kiln_aws_query_signed(struct kiln_aws_client *c, const char *service, const char *action,
+                               const struct kiln_aws_params *params, int sign,
+                               struct kiln_xml **out, struct kiln_aws_error_info *info,
+                               struct kiln_error *err) {
   const char *version = query_api_version(service);
   struct kiln_buf body = KILN_BUF_INIT;
   struct kiln_aws_response resp;
@@ -251,6 +258,7 @@ kiln_err kiln_aws_query(struct kiln_aws_client *c, const char *service, const ch
   req.nheaders = 1;
   req.body = body.data ? body.data : "";
   req.body_len = body.len;
+  req.unsigned_request = !sign;
   rc = kiln_aws_send(c, &req, &resp, info, err);
   kiln_buf_free(&body);
   if (rc == KILN_OK) {

@@ -47,6 +47,12 @@ kiln_err kiln_aws_error_report(const struct kiln_aws_error_info *info, struct ki
 /* A pretty service name for messages: "S3", "EC2", "IAM", "STS", "Auto Scaling", "SSM". */
 const char *kiln_aws_service_title(const char *service);
 
+/* kiln_aws_query, optionally unsigned (STS AssumeRoleWithWebIdentity). */
+kiln_err kiln_aws_query_signed(struct kiln_aws_client *c, const char *service, const char *action,
+                               const struct kiln_aws_params *params, int sign,
+                               struct kiln_xml **out, struct kiln_aws_error_info *info,
+                               struct kiln_error *err);
+
 /* Make sure credentials are present and fresh (refresh 5 minutes before expiry). */
 kiln_err kiln_aws_client_ensure_credentials(struct kiln_aws_client *c, struct kiln_error *err);
 

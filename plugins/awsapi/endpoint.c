@@ -171,7 +171,7 @@ kiln_err kiln_aws_target_resolve(struct kiln_aws_client *c, const struct kiln_aw
   }
   if ((rc = split_url(base, &scheme, &hostport, &host, &prefix, err)) != KILN_OK)
     goto out;
-  if (!c->region && strcmp(req->service, "iam") != 0) {
+  if (!c->region && strcmp(req->service, "iam") != 0 && strcmp(req->service, "sts") != 0) {
     rc = kiln_error_set(err, KILN_E_INVALID,
                         "no AWS region: set AWS_REGION, \"region\" in the AWS profile, or "
                         "/aws/region in kiln.json");
@@ -214,7 +214,8 @@ kiln_err kiln_aws_target_resolve(struct kiln_aws_client *c, const struct kiln_aw
   t->url = kiln_buf_detach(&url);
   t->host = kiln_buf_detach(&authority);
   t->sign_path = kiln_buf_detach(&sign_path);
-  t->signing_region = strdup(strcmp(req->service, "iam") == 0 ? "us-east-1" : c->region);
+  t->signing_region =
+      strdup(strcmp(req->service, "iam") == 0 || !c->region ? "us-east-1" : c->region);
   if (t->url && t->host && t->sign_path && t->signing_region)
     rc = KILN_OK;
 out:
