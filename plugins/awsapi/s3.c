@@ -70,6 +70,20 @@ kiln_err kiln_s3_head(struct kiln_aws_client *c, const char *bucket, const char 
   r.headers = headers;
   r.nheaders = 1;
   kiln_err rc = kiln_aws_send(c, &r, &resp, &info, err);
+  if (rc == KILN_E_AUTH && info.http_status == 403) {
+    /* HEAD answers carry no error body: ask again with a one-byte GET to learn why. */
+    const struct kiln_aws_pair range[] = {{"range", "bytes=0-0"}};
+    struct kiln_aws_response why;
+    kiln_error_clear(err);
+    r.operation = "HeadObject";
+    r.method = "GET";
+    r.headers = range;
+    r.max_response = 1u << 16;
+    rc = kiln_aws_send(c, &r, &why, &info, err);
+    kiln_aws_response_clear(&why);
+    if (rc == KILN_OK) /* allowed now: a transient denial; report it as such */
+      rc = kiln_error_set(err, KILN_E_AUTH, "S3 HeadObject: HTTP 403, then allowed on retry");
+  }
   free(path);
   if (rc == KILN_E_NOT_FOUND) {
     kiln_error_clear(err);
