@@ -94,6 +94,10 @@ struct kiln_fleet {
   char *refresh_status;
 };
 kiln_err kiln_fleet_find(struct kiln_awsenv *env, struct kiln_fleet *f, struct kiln_error *err);
+/* setup's part: the launch template (version 1, no EIF yet), the Auto Scaling group (0
+ * instances) and the Elastic IP, so the scoped deploy credentials only add versions and scale. */
+kiln_err kiln_fleet_prepare(struct kiln_awsenv *env, const struct kiln_network *net,
+                            const char *pinned_ami, struct kiln_fleet *f, struct kiln_error *err);
 kiln_err kiln_fleet_deploy(struct kiln_awsenv *env, const struct kiln_network *net,
                            const struct kiln_release *r, struct kiln_fleet *f,
                            struct kiln_error *err);

@@ -258,6 +258,40 @@ out:
   return rc;
 }
 
+/* A new Auto Scaling group of n instances (0 at setup) from the template's version ver. */
+static kiln_err create_group(struct kiln_awsenv *env, const struct kiln_network *net,
+                             struct kiln_fleet *f, const char *ver, int n, const char *zones,
+                             struct kiln_error *err) {
+  struct kiln_aws_params p = {0};
+  (void)net;
+  kiln_awsenv_announce(env, "create", env->names.asg,
+                       "Auto Scaling group: %d instance(s) from version %s", n, ver);
+  kiln_aws_params_add(&p, "AutoScalingGroupName", env->names.asg);
+  kiln_aws_params_add(&p, "LaunchTemplate.LaunchTemplateId", f->lt_id ? f->lt_id : "(new)");
+  kiln_aws_params_add(&p, "LaunchTemplate.Version", ver);
+  kiln_aws_params_addf(&p, "MinSize", "%d", n);
+  kiln_aws_params_addf(&p, "MaxSize", "%d", n > 0 ? n * 2 : 2);
+  kiln_aws_params_addf(&p, "DesiredCapacity", "%d", n);
+  kiln_aws_params_add(&p, "VPCZoneIdentifier", zones);
+  const char *tags[2][2] = {{env->dep.tag_key, env->dep.id}, {"kiln:managed", "true"}};
+  for (int i = 0; i < 2; i++) {
+    char key[64];
+    snprintf(key, sizeof(key), "Tags.member.%d.Key", i + 1);
+    kiln_aws_params_add(&p, key, tags[i][0]);
+    snprintf(key, sizeof(key), "Tags.member.%d.Value", i + 1);
+    kiln_aws_params_add(&p, key, tags[i][1]);
+    snprintf(key, sizeof(key), "Tags.member.%d.PropagateAtLaunch", i + 1);
+    kiln_aws_params_add(&p, key, "true");
+  }
+  static const char *const exists[] = {"AlreadyExists", NULL};
+  kiln_err rc = kiln_awsenv_mutate(env, "autoscaling", "CreateAutoScalingGroup", &p,
+                                   env->names.asg, exists, NULL, err);
+  kiln_aws_params_clear(&p);
+  if (rc == KILN_OK)
+    f->asg_exists = 1;
+  return rc;
+}
+
 static kiln_err ensure_group(struct kiln_awsenv *env, const struct kiln_network *net,
                              const struct kiln_release *r, struct kiln_fleet *f, long version,
                              struct kiln_error *err) {
@@ -271,28 +305,7 @@ static kiln_err ensure_group(struct kiln_awsenv *env, const struct kiln_network 
   for (size_t i = 0; i < net->nsubnets; i++)
     kiln_buf_printf(&zones, "%s%s", i ? "," : "", net->subnet_ids[i]);
   if (!f->asg_exists) {
-    kiln_awsenv_announce(env, "create", env->names.asg,
-                         "Auto Scaling group: %d instance(s) from version %s", n, ver);
-    kiln_aws_params_add(&p, "AutoScalingGroupName", env->names.asg);
-    kiln_aws_params_add(&p, "LaunchTemplate.LaunchTemplateId", f->lt_id ? f->lt_id : "(new)");
-    kiln_aws_params_add(&p, "LaunchTemplate.Version", ver);
-    kiln_aws_params_add(&p, "MinSize", count);
-    kiln_aws_params_addf(&p, "MaxSize", "%d", n * 2);
-    kiln_aws_params_add(&p, "DesiredCapacity", count);
-    kiln_aws_params_add(&p, "VPCZoneIdentifier", kiln_buf_str(&zones));
-    const char *tags[2][2] = {{env->dep.tag_key, env->dep.id}, {"kiln:managed", "true"}};
-    for (int i = 0; i < 2; i++) {
-      char key[64];
-      snprintf(key, sizeof(key), "Tags.member.%d.Key", i + 1);
-      kiln_aws_params_add(&p, key, tags[i][0]);
-      snprintf(key, sizeof(key), "Tags.member.%d.Value", i + 1);
-      kiln_aws_params_add(&p, key, tags[i][1]);
-      snprintf(key, sizeof(key), "Tags.member.%d.PropagateAtLaunch", i + 1);
-      kiln_aws_params_add(&p, key, "true");
-    }
-    static const char *const exists[] = {"AlreadyExists", NULL};
-    rc = kiln_awsenv_mutate(env, "autoscaling", "CreateAutoScalingGroup", &p, env->names.asg,
-                            exists, NULL, err);
+    rc = create_group(env, net, f, ver, n, kiln_buf_str(&zones), err);
   } else if (!f->asg_lt_version || strcmp(f->asg_lt_version, ver) != 0 || f->asg_desired != n) {
     kiln_awsenv_announce(env, "update", env->names.asg,
                          "launch template version %s -> %s, %d instance(s), rolling refresh",
@@ -352,11 +365,8 @@ static kiln_err ensure_address(struct kiln_awsenv *env, struct kiln_fleet *f,
   if (rc != KILN_OK || in_group(f, f->eip_instance))
     return rc;
   const char *target = f->ninstances ? f->instance_ids[0] : NULL;
-  if (!target) {
-    kiln_awsenv_announce(env, "update", "Elastic IP", "associate with the first instance once "
-                                                       "the group has one");
-    return KILN_OK;
-  }
+  if (!target)
+    return KILN_OK; /* associated by the deploy that starts the first instance */
   kiln_awsenv_announce(env, "update", f->eip_address ? f->eip_address : "Elastic IP",
                        "associate with %s", target);
   kiln_aws_params_add(&p, "AllocationId", f->eip_allocation ? f->eip_allocation : "(new)");
@@ -368,6 +378,58 @@ static kiln_err ensure_address(struct kiln_awsenv *env, struct kiln_fleet *f,
     free(f->eip_instance);
     f->eip_instance = strdup(target);
   }
+  return rc;
+}
+
+#define PLACEHOLDER_TYPE "m5.xlarge"
+/* "#!/bin/sh\necho 'kiln: no EIF deployed yet'\n" in base64 */
+#define PLACEHOLDER_USER_DATA "IyEvYmluL3NoCmVjaG8gJ2tpbG46IG5vIEVJRiBkZXBsb3llZCB5ZXQnCg=="
+
+kiln_err kiln_fleet_prepare(struct kiln_awsenv *env, const struct kiln_network *net,
+                            const char *pinned_ami, struct kiln_fleet *f, struct kiln_error *err) {
+  struct kiln_aws_params p = {0};
+  struct kiln_xml *doc = NULL;
+  struct kiln_buf zones = KILN_BUF_INIT;
+  char *ami = NULL;
+  kiln_err rc = KILN_OK;
+  if (!f->lt_id) {
+    rc = pinned_ami ? ((ami = strdup(pinned_ami)) ? KILN_OK : KILN_E_NOMEM)
+                    : latest_ami(env, &ami, err);
+    struct kiln_release placeholder = {.instance_type = PLACEHOLDER_TYPE};
+    if (rc == KILN_OK) {
+      kiln_awsenv_announce(env, "create", env->names.launch_template,
+                           "launch template (version 1: no EIF yet; deploy adds versions)");
+      template_data(env, net, &placeholder, ami, PLACEHOLDER_USER_DATA, &p);
+      kiln_aws_params_add(&p, "LaunchTemplateName", env->names.launch_template);
+      kiln_awsenv_tag_spec(env, &p, 1, "launch-template", env->names.launch_template);
+      /* a new instance profile takes seconds to be usable: retry while EC2 does not know it */
+      for (int attempt = 0; attempt < 10; attempt++) {
+        rc = kiln_awsenv_mutate(env, "ec2", "CreateLaunchTemplate", &p,
+                                env->names.launch_template, NULL, &doc, err);
+        if (rc == KILN_OK || !strstr(kiln_error_msg(err), "IamInstanceProfile"))
+          break;
+        kiln_error_clear(err);
+        env->mutations--;
+        kiln_aws_client_log(env->c, KILN_LOG_INFO,
+                            "instance profile not visible to EC2 yet; retrying");
+        sleep(3);
+      }
+      if (rc == KILN_OK && !env->dry_run) {
+        f->lt_id = dup_text(kiln_awsenv_first(doc, "launchTemplateId"));
+        f->lt_latest = 1;
+      }
+      kiln_xml_free(doc);
+    }
+    kiln_aws_params_clear(&p);
+  }
+  for (size_t i = 0; i < net->nsubnets; i++)
+    kiln_buf_printf(&zones, "%s%s", i ? "," : "", net->subnet_ids[i]);
+  if (rc == KILN_OK && !f->asg_exists)
+    rc = create_group(env, net, f, "1", 0, kiln_buf_str(&zones), err);
+  if (rc == KILN_OK)
+    rc = ensure_address(env, f, err);
+  kiln_buf_free(&zones);
+  free(ami);
   return rc;
 }
 

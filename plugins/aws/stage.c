@@ -247,13 +247,21 @@ static kiln_err do_setup(struct stage_env *s, struct kiln_awsenv *env, cJSON **m
     rc = kiln_iam_find(env, &iam, err);
   if (rc == KILN_OK)
     rc = kiln_iam_ensure(env, &iam, net.vpc_id, cred_file, err);
+  struct kiln_fleet fleet;
+  memset(&fleet, 0, sizeof(fleet));
+  if (rc == KILN_OK)
+    rc = kiln_fleet_find(env, &fleet, err);
+  if (rc == KILN_OK)
+    rc = kiln_fleet_prepare(env, &net, string_at(opts, "ami"), &fleet, err);
   if (rc == KILN_OK) {
     *meta = identity_json(env);
     network_json(*meta, &net);
+    fleet_json(*meta, &fleet);
     add_string(*meta, "credentials_file", cred_file);
     cJSON_AddNumberToObject(*meta, "changes", env->mutations);
   }
   free(cred_file);
+  kiln_fleet_clear(&fleet);
   kiln_iam_clear(&iam);
   kiln_network_clear(&net);
   return rc;

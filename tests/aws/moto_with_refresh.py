@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
 """moto's AWS server plus the two Auto Scaling calls it lacks: StartInstanceRefresh and
-DescribeInstanceRefreshes (our own test extension, loaded into the real moto server).
+DescribeInstanceRefreshes (our own test extension, loaded into the real moto server), and a fix for
+moto 5.x keeping CreateLaunchTemplateVersion's UserData undecoded (so launching from such a
+version fails an assertion inside moto).
 
 A refresh replaces every instance of the group with one launched from the group's current launch
 template version (moto keeps the version an instance was launched with) and is reported as
@@ -12,6 +14,9 @@ from datetime import datetime, timezone
 
 from moto.autoscaling.exceptions import AutoscalingClientError, ValidationError
 from moto.autoscaling.responses import AutoScalingResponse
+from moto.core.types import Base64EncodedString
+from moto.ec2.models import launch_templates
+from moto.ec2.utils import parse_user_data
 from moto.server import main as moto_main
 
 # (account, region, group name) -> refreshes, newest first
@@ -62,6 +67,17 @@ def describe_instance_refreshes(self):
             "</ResponseMetadata></DescribeInstanceRefreshesResponse>" % (items, uuid.uuid4()))
 
 
+_original_user_data = launch_templates.LaunchTemplateVersion.user_data
+
+
+def _decoded_user_data(self):
+    value = self.data.get("UserData")
+    if value is not None and not isinstance(value, Base64EncodedString):
+        self.data["UserData"] = parse_user_data(value)
+    return _original_user_data.fget(self)
+
+
+launch_templates.LaunchTemplateVersion.user_data = property(_decoded_user_data)
 AutoScalingResponse.start_instance_refresh = start_instance_refresh
 AutoScalingResponse.describe_instance_refreshes = describe_instance_refreshes
 

@@ -88,7 +88,7 @@ class State:
             s["operations"][op] = s["operations"].get(op, 0) + 1
             if fault:
                 s["faults"][fault] = s["faults"].get(fault, 0) + 1
-            elif mutating:
+            if mutating and fault in (None, "delay"):  # delayed requests still reach the server
                 s["mutating"] += 1
             if len(s["log"]) < 20000:
                 s["log"].append({"method": method, "op": op, "fault": fault, "status": status,

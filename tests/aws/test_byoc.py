@@ -1,0 +1,309 @@
+#!/usr/bin/env python3
+"""kiln setup / deploy / plan / status / update-policy / teardown against moto's server (with our
+instance-refresh extension) on 127.0.0.1, through the fault proxy that counts mutating calls.
+
+Usage: test_byoc.py KILN SERVER_DIR CASE
+"""
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from kilntest import check, run_case  # noqa: E402
+
+import boto3  # noqa: E402
+
+KILN, SERVER_DIR, CASE = sys.argv[1:4]
+WORK = tempfile.mkdtemp(prefix="kiln-byoc-test-")
+APP = os.path.join(WORK, "app")
+TAG = "caution:deployment-id"
+ADMIN = {"AWS_ACCESS_KEY_ID": "AKIDADMINTEST", "AWS_SECRET_ACCESS_KEY": "admin-secret"}
+
+
+def env_of(name):
+    with open(os.path.join(SERVER_DIR, name + ".env")) as f:
+        return dict(line.strip().split("=", 1) for line in f if "=" in line)
+
+
+MOTO = env_of("moto-aws")["URL"]
+PROXY = env_of("faults-aws")["URL"]
+
+
+def proxy(path, doc=None):
+    data = json.dumps(doc).encode() if doc is not None else None
+    req = urllib.request.Request(PROXY + "/__faultproxy/" + path, data=data,
+                                 method="POST" if data is not None else "GET")
+    with urllib.request.urlopen(req) as r:
+        return json.loads(r.read())
+
+
+def configure(**settings):
+    base = {"kind": "error", "rate": 0.0, "first_n": None, "match": "", "delay_ms": 0,
+            "kill_after_bytes": None, "respond": None, "reset_stats": True}
+    base.update(settings)
+    proxy("config", base)
+
+
+def client(service, creds=ADMIN, url=MOTO):
+    return boto3.client(service, endpoint_url=url, region_name="us-east-1",
+                        aws_access_key_id=creds["AWS_ACCESS_KEY_ID"],
+                        aws_secret_access_key=creds["AWS_SECRET_ACCESS_KEY"])
+
+
+def kiln_env(creds=ADMIN, endpoint=None, **extra):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_") and k != "DEPLOYMENT_ID"}
+    env.update(creds)
+    env.update(AWS_REGION="us-east-1", AWS_ENDPOINT_URL=endpoint or PROXY, HOME=WORK,
+               KILN_CACHE_DIR=os.path.join(WORK, "cache"), AWS_EC2_METADATA_DISABLED="true",
+               NO_COLOR="1")
+    env.update(extra)
+    return env
+
+
+def kiln(*args, env=None, timeout=300):
+    return subprocess.run([KILN, "-C", APP] + list(args), env=env or kiln_env(),
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def ok(proc, what):
+    check(proc.returncode == 0, "%s: exit %d\n%s" % (what, proc.returncode, proc.stderr[-3000:]))
+    try:
+        return json.loads(proc.stdout) if proc.stdout.strip().startswith("{") else {}
+    except json.JSONDecodeError:
+        return {}
+
+
+def fails(proc, needle, what, code=1):
+    text = proc.stdout + proc.stderr
+    check(proc.returncode == code, "%s: exit %d (want %d)\n%s" % (what, proc.returncode, code, text[-1500:]))
+    check(needle in text, "%s: should say %r, got:\n%s" % (what, needle, text[-1500:]))
+
+
+def make_app(ports=(8080,), extra=None):
+    os.makedirs(APP, exist_ok=True)
+    doc = {"name": "hello", "aws": {"ports": list(ports)}, "enclave": {"cpus": 2, "memory_mib": 1024}}
+    doc.update(extra or {})
+    with open(os.path.join(APP, "kiln.json"), "w") as f:
+        json.dump(doc, f)
+
+
+def make_eif(name, seed):
+    """A small real EIF (random kernel and ramdisk bytes) made with `kiln eif-build`."""
+    d = os.path.join(WORK, "eif-" + name)
+    os.makedirs(d, exist_ok=True)
+    for part, size in (("kernel", 300000), ("boot", 200000), ("app", 500000)):
+        with open(os.path.join(d, part), "wb") as f:
+            f.write(os.urandom(size) if seed is None else bytes((i * seed + 7) % 251 for i in range(size)))
+    out = os.path.join(APP, name + ".eif")
+    subprocess.run([KILN, "eif-build", "--kernel", os.path.join(d, "kernel"), "--cmdline", "console=ttyS0",
+                    "--ramdisk", os.path.join(d, "boot"), "--ramdisk", os.path.join(d, "app"),
+                    "--output", out], check=True, capture_output=True)
+    return out
+
+
+def deployment_id():
+    with open(os.path.join(APP, ".env")) as f:
+        ids = [l.split("=", 1)[1].strip() for l in f if l.startswith("DEPLOYMENT_ID=")]
+    check(len(ids) == 1, "one DEPLOYMENT_ID line in .env: %s" % ids)
+    return ids[-1] if ids else ""
+
+
+def scoped_creds():
+    with open(os.path.join(APP, "deploy.env")) as f:
+        return dict(l.strip().split("=", 1) for l in f if "=" in l and not l.startswith("#"))
+
+
+def tagged(dep):
+    """Every resource carrying the deployment tag, by kind (moto's own Describe* calls)."""
+    ec2 = client("ec2")
+    flt = [{"Name": "tag:" + TAG, "Values": [dep]}]
+    found = {
+        "vpcs": [v["VpcId"] for v in ec2.describe_vpcs(Filters=flt)["Vpcs"]],
+        "subnets": [s["SubnetId"] for s in ec2.describe_subnets(Filters=flt)["Subnets"]],
+        "gateways": [g["InternetGatewayId"] for g in ec2.describe_internet_gateways(Filters=flt)["InternetGateways"]],
+        "route_tables": [r["RouteTableId"] for r in ec2.describe_route_tables(Filters=flt)["RouteTables"]],
+        "security_groups": [g["GroupId"] for g in ec2.describe_security_groups(Filters=flt)["SecurityGroups"]],
+        "addresses": [a["AllocationId"] for a in ec2.describe_addresses(Filters=flt)["Addresses"]],
+        "launch_templates": [t["LaunchTemplateId"] for t in ec2.describe_launch_templates(Filters=flt)["LaunchTemplates"]],
+        "instances": [i["InstanceId"] for r in ec2.describe_instances(Filters=flt + [
+            {"Name": "instance-state-name", "Values": ["pending", "running", "stopping", "stopped"]}])["Reservations"]
+            for i in r["Instances"]],
+    }
+    asg = client("autoscaling").describe_auto_scaling_groups(AutoScalingGroupNames=[dep])["AutoScalingGroups"]
+    found["groups"] = [g["AutoScalingGroupName"] for g in asg]
+    iam = client("iam")
+    found["roles"] = [r["RoleName"] for r in iam.list_roles()["Roles"] if r["RoleName"].startswith(dep)]
+    found["users"] = [u["UserName"] for u in iam.list_users()["Users"] if u["UserName"].startswith(dep)]
+    found["buckets"] = [b["Name"] for b in client("s3").list_buckets()["Buckets"] if b["Name"].startswith(dep)]
+    return found
+
+
+def awscli_vpcs(dep):
+    """Second opinion from the AWS CLI (Debian's awscli)."""
+    env = kiln_env(endpoint=MOTO, AWS_DEFAULT_REGION="us-east-1")
+    out = subprocess.run(["aws", "--endpoint-url", MOTO, "ec2", "describe-vpcs", "--filters",
+                          "Name=tag:%s,Values=%s" % (TAG, dep), "--output", "json"],
+                         env=env, capture_output=True, text=True)
+    check(out.returncode == 0, "awscli describe-vpcs: %s" % out.stderr[-500:])
+    return json.loads(out.stdout or "{}").get("Vpcs", [])
+
+
+def plan_actions(proc):
+    doc = ok(proc, "plan")
+    return [a for s in doc.get("steps", []) for a in s.get("actions", [])]
+
+
+# --- cases -----------------------------------------------------------------------------------
+
+def case_end_to_end():
+    make_app(ports=(8080, 443))
+    configure()
+    fresh = plan_actions(kiln("plan", "--action", "setup", "--json"))
+    check(any(a["action"] == "create" for a in fresh), "a fresh account's plan creates things")
+    print("plan for a fresh account:\n" + "\n".join("  %(action)-7s %(resource)s" % a for a in fresh))
+    check(proxy("stats")["mutating"] == 0, "plan made no mutating call")
+    setup = ok(kiln("setup", "--credentials-file", "deploy.env", "--json"), "setup")
+    dep = deployment_id()
+    check(setup.get("deployment_id") == dep, "setup reports the id it wrote to .env")
+    mode = os.stat(os.path.join(APP, "deploy.env")).st_mode & 0o777
+    check(mode == 0o600, "credentials file is 0600, got %o" % mode)
+    creds = scoped_creds()
+    check(creds.get("AWS_SECRET_ACCESS_KEY", "") not in json.dumps(setup), "secret not printed")
+    found = tagged(dep)
+    check(len(found["vpcs"]) == 1 and len(found["subnets"]) == 3 and len(found["security_groups"]) == 1,
+          "network created once: %s" % found)
+    ingress = client("ec2").describe_security_groups(GroupIds=found["security_groups"])["SecurityGroups"][0]
+    check(sorted(p["FromPort"] for p in ingress["IpPermissions"]) == [443, 8080], "ports open")
+    bucket = setup.get("bucket")
+    s3 = client("s3")
+    check(s3.get_bucket_versioning(Bucket=bucket).get("Status") == "Enabled", "versioning on")
+    rules = s3.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]
+    check(any("AbortIncompleteMultipartUpload" in r for r in rules), "lifecycle aborts uploads")
+    pab = s3.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"]
+    check(all(pab.values()), "public access blocked")
+
+    eif_a = make_eif("a", 3)
+    d1 = ok(kiln("deploy", "--eif", eif_a, "--json", env=kiln_env(creds)), "deploy A")
+    check(d1.get("launch_template_version") == 2, "deploy adds version 2: %s" % d1.get("launch_template_version"))
+    check(len(d1.get("instance_ids", [])) == 1 and d1.get("eip"), "one instance with the EIP: %s" % d1)
+    check(d1.get("measurements", {}).get("PCR0"), "PCRs in the deployment")
+    versions = client("ec2").describe_launch_template_versions(
+        LaunchTemplateId=d1["launch_template_id"], Versions=["$Latest"])["LaunchTemplateVersions"]
+    check(versions[0]["LaunchTemplateData"].get("EnclaveOptions", {}).get("Enabled") is True,
+          "EnclaveOptions.Enabled in the launch template")
+    configure()
+    again = plan_actions(kiln("plan", "--eif", eif_a, "--json", env=kiln_env(creds)))
+    check(all(a["action"] == "nothing" for a in again), "plan after deploy: nothing: %s" % again)
+    print("plan when up to date:\n" + "\n".join("  %(action)-7s %(resource)s" % a for a in again))
+    ok(kiln("deploy", "--eif", eif_a, "--json", env=kiln_env(creds)), "deploy A again")
+    check(proxy("stats")["mutating"] == 0, "re-deploy made no mutating call: %s" % proxy("stats")["operations"])
+
+    eif_b = make_eif("b", 5)
+    d2 = ok(kiln("deploy", "--eif", eif_b, "--json", env=kiln_env(creds)), "deploy B")
+    check(d2.get("launch_template_version") == 3, "new version 3 for the new EIF")
+    asg = client("autoscaling").describe_auto_scaling_groups(AutoScalingGroupNames=[dep])["AutoScalingGroups"][0]
+    check(asg["LaunchTemplate"]["Version"] == "3", "group runs version 3: %s" % asg["LaunchTemplate"])
+    check(d2.get("instance_refresh") == "Successful", "instance refresh ran: %s" % d2.get("instance_refresh"))
+    check(d2.get("eif_sha256") != d1.get("eif_sha256"), "the new EIF is deployed")
+
+    st = ok(kiln("status", "--json", env=kiln_env(creds)), "status")
+    check(st.get("launch_template_version") == 3 and st.get("eip") == d2.get("eip"), "status: %s" % st)
+    ok(kiln("update-policy", "--json"), "update-policy (nothing to change)")
+    ok(kiln("teardown", "--yes", "--delete-bucket", "--json"), "teardown")
+    left = {k: v for k, v in tagged(dep).items() if v}
+    check(not left, "nothing with the tag remains: %s" % left)
+    check(awscli_vpcs(dep) == [], "awscli sees no tagged VPC either")
+    ok(kiln("teardown", "--yes", "--delete-bucket"), "teardown again is safe")
+
+
+def case_zero_mutation_setup():
+    make_app()
+    configure()
+    ok(kiln("setup", "--credentials-file", "deploy.env"), "setup")
+    configure()
+    r = ok(kiln("setup", "--credentials-file", "deploy.env", "--json"), "setup again")
+    stats = proxy("stats")
+    check(stats["mutating"] == 0, "second setup: zero mutating calls, got %d: %s" % (
+        stats["mutating"], [e for e in stats["log"] if e["status"] and e["method"] != "GET"][:10]))
+    check(r.get("changes") == 0, "setup reports no change")
+    print("second setup: %d calls, %d mutating" % (stats["requests"], stats["mutating"]))
+    ok(kiln("teardown", "--yes", "--delete-bucket"), "teardown")
+
+
+def case_interrupted_setup():
+    make_app()
+    configure(kind="delay", rate=1.0, delay_ms=120)
+    proc = subprocess.Popen([KILN, "-C", APP, "setup", "--credentials-file", "deploy.env"],
+                            env=kiln_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None and proxy("stats")["mutating"] < 9:
+        time.sleep(0.05)
+    check(proc.poll() is None, "setup was still running when killed (exit %s, %d mutating calls): %s" % (
+        proc.poll(), proxy("stats")["mutating"], proc.stderr.read().decode()[-1500:] if proc.poll() is not None else ""))
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    dep = deployment_id()
+    configure()
+    ok(kiln("setup", "--credentials-file", "deploy.env"), "setup after the kill")
+    found = tagged(dep)
+    want = {"vpcs": 1, "subnets": 3, "gateways": 1, "route_tables": 1, "security_groups": 1,
+            "addresses": 1, "launch_templates": 1, "groups": 1, "roles": 1, "users": 1, "buckets": 1}
+    counts = {k: len(found[k]) for k in want}
+    check(counts == want, "end state after kill + re-run, nothing twice: %s" % counts)
+    configure()
+    ok(kiln("setup", "--credentials-file", "deploy.env"), "third setup")
+    check(proxy("stats")["mutating"] == 0, "converged: the third setup changes nothing")
+    ok(kiln("teardown", "--yes", "--delete-bucket"), "teardown")
+    check(not any(tagged(dep).values()), "teardown after an interrupted setup removes everything")
+
+
+def case_bad_input():
+    make_app()
+    configure()
+    env = kiln_env()
+    del env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"]
+    fails(kiln("setup", env=env), "no AWS credentials", "no credentials")
+    fails(kiln("deploy", "--eif", make_eif("x", 2)), "run `kiln setup`", "deploy before setup")
+    fails(kiln("setup", env=kiln_env(VPC_ID="vpc-0000000000")), "does not exist", "unknown VPC_ID")
+    fails(kiln("status", env=kiln_env(DEPLOYMENT_ID="Bad_Id!")), "deployment id", "bad id characters")
+    make_app(ports=(0, 70000))
+    fails(kiln("setup"), "/aws/ports/0", "invalid port", code=1)
+    make_app()
+    fails(kiln("teardown"), "--yes", "teardown without --yes", code=2)
+    ok(kiln("setup", "--credentials-file", "deploy.env"), "setup")
+    configure(kind="respond", first_n=1, match="UpdateAutoScalingGroup",
+              respond={"status": 400, "body": "<ErrorResponse><Error><Code>VcpuLimitExceeded</Code>"
+                       "<Message>You have requested more vCPU capacity than your current vCPU limit"
+                       "</Message></Error><RequestId>Q1</RequestId></ErrorResponse>"})
+    fails(kiln("deploy", "--eif", make_eif("q", 4), env=kiln_env(scoped_creds())),
+          "VcpuLimitExceeded", "quota error")
+    configure()
+    ok(kiln("deploy", "--eif", make_eif("q", 4), env=kiln_env(scoped_creds())), "deploy after the quota error")
+    ok(kiln("teardown", "--yes", "--delete-bucket"), "teardown")
+
+
+def case_github_actions_example():
+    """The shipped workflow's command sequence, with the scoped credentials setup wrote."""
+    make_app()
+    configure()
+    ok(kiln("setup", "--credentials-file", "deploy.env"), "setup")
+    wf = open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "share", "ci",
+                           "github-actions.yml")).read()
+    check("kiln deploy --json" in wf and "id-token: write" in wf, "workflow deploys with OIDC")
+    eif = make_eif("ci", 6)
+    with open(os.path.join(APP, "kiln.json")) as f:
+        doc = json.load(f)
+    doc["eif"] = os.path.basename(eif)
+    with open(os.path.join(APP, "kiln.json"), "w") as f:
+        json.dump(doc, f)
+    out = ok(kiln("deploy", "--json", env=kiln_env(scoped_creds())), "kiln deploy --json as in CI")
+    check(out.get("measurements", {}).get("PCR0") and out.get("instance_ids"), "CI output has PCRs and instances")
+    ok(kiln("teardown", "--yes", "--delete-bucket"), "teardown")
+
+
+run_case(globals(), CASE, WORK)
