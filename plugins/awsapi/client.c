@@ -214,12 +214,32 @@ static const char *query_api_version(const char *service) {
   return NULL;
 }
 
+/* application/x-www-form-urlencoded as the AWS SDKs write it: spaces as '+', other reserved
+ * bytes as %XX (servers that re-encode the form to check the signature expect exactly this). */
+static kiln_err form_encode(struct kiln_buf *b, const char *s) {
+  size_t start = b->len;
+  if (kiln_aws_uri_encode(b, s, strlen(s), 0) != KILN_OK)
+    return KILN_E_NOMEM;
+  char *w = b->data + start;
+  for (const char *r = w; *r; r++) {
+    if (r[0] == '%' && r[1] == '2' && r[2] == '0') {
+      *w++ = '+';
+      r += 2;
+    } else {
+      *w++ = *r;
+    }
+  }
+  *w = '\0';
+  b->len = (size_t)(w - b->data);
+  return KILN_OK;
+}
+
 static kiln_err form_append(struct kiln_buf *b, const char *name, const char *value) {
   if (b->len && kiln_buf_putc(b, '&') != KILN_OK)
     return KILN_E_NOMEM;
-  if (kiln_aws_uri_encode(b, name, strlen(name), 0) != KILN_OK || kiln_buf_putc(b, '=') != KILN_OK)
+  if (form_encode(b, name) != KILN_OK || kiln_buf_putc(b, '=') != KILN_OK)
     return KILN_E_NOMEM;
-  return kiln_aws_uri_encode(b, value, strlen(value), 0);
+  return form_encode(b, value);
 }
 
 kiln_err kiln_aws_query(struct kiln_aws_client *c, const char *service, const char *action,
