@@ -44,16 +44,20 @@ static void suite_request_clear(struct suite_request *r) {
   memset(r, 0, sizeof(*r));
 }
 
+/* The file's text (caller frees), or NULL. */
 static char *read_text(const char *dir, const char *name) {
   char *path = kiln_path_join(dir, name);
-  char *data = NULL;
+  char *text = NULL;
   size_t len = 0;
   struct kiln_error e = KILN_ERROR_INIT;
-  if (kiln_read_file(path, 1 << 20, &data, &len, &e) != KILN_OK)
-    data = NULL;
+  kiln_err rc = kiln_read_file(path, 1 << 20, &text, &len, &e);
   kiln_error_clear(&e);
   free(path);
-  return data;
+  if (rc != KILN_OK) {
+    free(text);
+    return NULL;
+  }
+  return text;
 }
 
 static int parse_request(const char *text, struct suite_request *r) {
