@@ -8,6 +8,7 @@ A refresh replaces every instance of the group with one launched from the group'
 template version (moto keeps the version an instance was launched with) and is reported as
 Successful. Usage: moto_with_refresh.py -H 127.0.0.1 -p PORT   (same flags as `moto.server`).
 """
+import os
 import sys
 import uuid
 from datetime import datetime, timezone
@@ -80,6 +81,12 @@ def _decoded_user_data(self):
 launch_templates.LaunchTemplateVersion.user_data = property(_decoded_user_data)
 AutoScalingResponse.start_instance_refresh = start_instance_refresh
 AutoScalingResponse.describe_instance_refreshes = describe_instance_refreshes
+
+if os.environ.get("KILN_MOTO_RESOURCE_POLICIES") == "1":
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import moto_scoped_iam  # noqa: E402
+
+    moto_scoped_iam.install()
 
 if __name__ == "__main__":
     moto_main(sys.argv[1:])

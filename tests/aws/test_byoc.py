@@ -306,4 +306,56 @@ def case_github_actions_example():
     ok(kiln("teardown", "--yes", "--delete-bucket"), "teardown")
 
 
+def case_policy_denial():
+    """moto with IAM enforcement (and our resource/tag-aware evaluation, moto_scoped_iam.py): the
+    scoped credentials setup wrote deploy, and reach nothing else."""
+    url = env_of("moto-iam")["URL"]
+    boot = client("iam", {"AWS_ACCESS_KEY_ID": "AKIDBOOT", "AWS_SECRET_ACCESS_KEY": "x"}, url)
+    boot.create_user(UserName="kiln-test-admin")
+    boot.put_user_policy(UserName="kiln-test-admin", PolicyName="admin", PolicyDocument=json.dumps(
+        {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}))
+    key = boot.create_access_key(UserName="kiln-test-admin")["AccessKey"]
+    admin = {"AWS_ACCESS_KEY_ID": key["AccessKeyId"], "AWS_SECRET_ACCESS_KEY": key["SecretAccessKey"]}
+    make_app()
+    ok(kiln("setup", "--credentials-file", "deploy.env", env=kiln_env(admin, endpoint=url)), "setup (admin)")
+    dep = deployment_id()
+    scoped = scoped_creds()
+    ec2 = client("ec2", admin, url)
+    image = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
+    other = ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1, InstanceType="t3.micro")["Instances"][0]
+    client("s3", admin, url).create_bucket(Bucket="someone-elses-bucket-%s" % dep)
+    lt = ec2.describe_launch_templates(LaunchTemplateNames=[dep])["LaunchTemplates"][0]["LaunchTemplateId"]
+    subnet = ec2.describe_subnets(Filters=[{"Name": "tag:" + TAG, "Values": [dep]}])["Subnets"][0]["SubnetId"]
+    client("autoscaling", admin, url).create_auto_scaling_group(
+        AutoScalingGroupName="other-group", LaunchTemplate={"LaunchTemplateId": lt, "Version": "1"},
+        MinSize=0, MaxSize=1, DesiredCapacity=0, VPCZoneIdentifier=subnet)
+
+    d = ok(kiln("deploy", "--eif", make_eif("p", 8), "--json", env=kiln_env(scoped, endpoint=url)),
+           "deploy with the scoped credentials")
+    check(len(d.get("instance_ids", [])) == 1, "the scoped deploy started the enclave instance")
+
+    def denied(what, call):
+        try:
+            call()
+        except Exception as e:  # botocore ClientError
+            text = str(e)
+            check("AccessDenied" in text or "UnauthorizedOperation" in text or "not authorized" in text,
+                  "%s: denied, got %s" % (what, text[:300]))
+            return
+        check(False, "%s: should be denied for the scoped credentials" % what)
+
+    s_ec2, s_s3 = client("ec2", scoped, url), client("s3", scoped, url)
+    denied("terminate an untagged instance", lambda: s_ec2.terminate_instances(InstanceIds=[other["InstanceId"]]))
+    denied("write to another bucket", lambda: s_s3.put_object(
+        Bucket="someone-elses-bucket-%s" % dep, Key="x", Body=b"x"))
+    denied("scale another Auto Scaling group", lambda: client("autoscaling", scoped, url).update_auto_scaling_group(
+        AutoScalingGroupName="other-group", DesiredCapacity=1))
+    denied("list IAM users", lambda: client("iam", scoped, url).list_users())
+    denied("create an IAM user", lambda: client("iam", scoped, url).create_user(UserName="intruder"))
+    # and the same credentials may act on the deployment's own tagged instance
+    s_ec2.stop_instances(InstanceIds=d["instance_ids"])
+    print("scoped credentials: deploy allowed; untagged instance, other bucket, other group, IAM denied")
+    ok(kiln("teardown", "--yes", "--delete-bucket", env=kiln_env(admin, endpoint=url)), "teardown (admin)")
+
+
 run_case(globals(), CASE, WORK)

@@ -1,0 +1,159 @@
+"""Resource- and tag-aware IAM evaluation for moto's server (our test extension).
+
+moto's IAM enforcement (INITIAL_NO_AUTH_ACTION_COUNT) checks EC2 and Auto Scaling actions against
+Resource "*" only and knows no aws:ResourceTag / aws:RequestTag values, so a tag-scoped policy
+like kiln's deploy policy can be neither satisfied nor violated there. This module replaces that
+check for EC2, Auto Scaling and IAM requests: it derives the ARNs a request touches (launch
+template, instances, Elastic IPs, Auto Scaling group) and their tags from moto's own backends,
+and evaluates the caller's policies with the IAM rules kiln's policy uses (Allow/Deny, Action and
+Resource wildcards, StringEquals / StringLike / ArnLike / Bool conditions on aws:ResourceTag/*,
+aws:RequestTag/*, ec2:CreateAction, ec2:LaunchTemplate, iam:PassedToService). Unknown condition
+keys fail closed. S3 stays with moto's own checks (which already use bucket and object ARNs).
+
+Imported by moto_with_refresh.py when KILN_MOTO_RESOURCE_POLICIES=1.
+"""
+import fnmatch
+import json
+
+from moto.autoscaling.models import autoscaling_backends
+from moto.ec2.models import ec2_backends
+from moto.iam import access_control
+
+SERVICES = ("ec2", "autoscaling", "iam")
+
+
+def _values(data, prefix):
+    """Values of Prefix.1, Prefix.2, ... (moto gives lists or strings)."""
+    out = []
+    for k, v in data.items():
+        if k == prefix or (k.startswith(prefix + ".") and k[len(prefix) + 1:].isdigit()):
+            out.extend(v if isinstance(v, list) else [v])
+    return out
+
+
+def _one(data, key):
+    v = data.get(key)
+    return (v[0] if isinstance(v, list) else v) if v else None
+
+
+def _request_tags(data):
+    tags = {}
+    for k, v in data.items():
+        if k.startswith("TagSpecification.") and k.endswith(".Key"):
+            value = data.get(k[:-4] + ".Value")
+            tags[v[0] if isinstance(v, list) else v] = (value[0] if isinstance(value, list) else value) or ""
+    return tags
+
+
+def _resources(req):
+    """[(arn, tags)] the request acts on; [("*", {})] when it names none."""
+    service, action = req._action.split(":", 1)
+    data, acct, region = req._data, req.account_id, req._region
+    ec2 = ec2_backends[acct][region]
+    arn = "arn:aws:%s:%s:%s:" % (service, region, acct)
+    if service == "ec2":
+        if action in ("CreateLaunchTemplateVersion", "ModifyLaunchTemplate", "DeleteLaunchTemplateVersions",
+                      "DeleteLaunchTemplate"):
+            lt = _one(data, "LaunchTemplateId")
+            return [(arn + "launch-template/%s" % lt, dict(ec2.tags.get(lt, {})))]
+        if action in ("TerminateInstances", "StopInstances", "StartInstances", "RebootInstances"):
+            return [(arn + "instance/%s" % i, dict(ec2.tags.get(i, {})))
+                    for i in _values(data, "InstanceId")]
+        if action in ("AssociateAddress", "DisassociateAddress", "ReleaseAddress"):
+            out = []
+            alloc = _one(data, "AllocationId")
+            if alloc:
+                out.append((arn + "elastic-ip/%s" % alloc, dict(ec2.tags.get(alloc, {}))))
+            inst = _one(data, "InstanceId")
+            if inst:
+                out.append((arn + "instance/%s" % inst, dict(ec2.tags.get(inst, {}))))
+            return out or [("*", {})]
+    if service == "autoscaling" and not action.startswith("Describe"):
+        name = _one(data, "AutoScalingGroupName")
+        if name:
+            group = autoscaling_backends[acct][region].autoscaling_groups.get(name)
+            tags = {t["Key"]: t["Value"] for t in (group.tags if group else [])} if group else {}
+            return [(arn + "autoScalingGroup:%s:autoScalingGroupName/%s" % (
+                getattr(group, "uuid", "0"), name), tags)]
+    return [("*", {})]
+
+
+def _match(pattern, value):
+    return fnmatch.fnmatchcase(value, pattern) or pattern == "*"
+
+
+def _as_list(x):
+    return x if isinstance(x, list) else [x]
+
+
+def _conditions_hold(cond, tags, request_tags, data, action):
+    for op, pairs in (cond or {}).items():
+        for key, wanted in pairs.items():
+            wanted = [str(w) for w in _as_list(wanted)]
+            if key.startswith("aws:ResourceTag/"):
+                have = tags.get(key.split("/", 1)[1])
+            elif key.startswith("aws:RequestTag/"):
+                have = request_tags.get(key.split("/", 1)[1])
+            elif key == "ec2:CreateAction":
+                have = action.split(":", 1)[1]
+            elif key == "iam:PassedToService":
+                have = "ec2.amazonaws.com"
+            else:
+                return False  # unknown to this evaluator: fail closed
+            if have is None:
+                return False
+            if op in ("StringEquals", "Bool"):
+                ok = str(have) in wanted
+            elif op in ("StringLike", "ArnLike"):
+                ok = any(fnmatch.fnmatchcase(str(have), w) for w in wanted)
+            else:
+                return False
+            if not ok:
+                return False
+    return True
+
+
+def _decide(policies, action, arn, tags, request_tags, data):
+    allowed = False
+    for doc in policies:
+        statements = doc.get("Statement", [])
+        for st in statements if isinstance(statements, list) else [statements]:
+            if not any(_match(a, action) for a in _as_list(st.get("Action", []))):
+                continue
+            if not any(_match(r, arn) for r in _as_list(st.get("Resource", "*"))):
+                continue
+            if not _conditions_hold(st.get("Condition"), tags, request_tags, data, action):
+                continue
+            if st.get("Effect") == "Deny":
+                return False
+            allowed = True
+    return allowed
+
+
+def _policy_documents(req):
+    docs = []
+    for p in req._access_key.collect_policies():
+        policy = access_control.IAMPolicy(p)
+        docs.append(policy._policy_json)
+    return docs
+
+
+_original = access_control.IAMRequestBase.check_action_permitted
+
+
+def check_action_permitted(self, resource):
+    service = self._action.split(":", 1)[0]
+    if service not in SERVICES:
+        return _original(self, resource)
+    policies = _policy_documents(self)
+    request_tags = _request_tags(self._data)
+    for arn, tags in _resources(self):
+        if not _decide(policies, self._action, arn, tags, request_tags, self._data):
+            self._raise_access_denied()
+
+
+def install():
+    access_control.IAMRequestBase.check_action_permitted = check_action_permitted
+
+
+__all__ = ["install", "json"]
