@@ -1,4 +1,5 @@
-/* Shared pieces of the AWS commands: their pipelines, common options, plan and deployment output. */
+/* Shared pieces of the AWS commands: their pipelines, common options, plan and deployment output.
+ */
 #include "aws_cli.h"
 
 #include <stdio.h>
@@ -13,14 +14,16 @@
 #include "util/fs.h"
 #include "util/hash.h"
 
-int kiln_aws_cli_set(struct kiln_cli *cli, struct kiln *k, struct kiln_pipeline *p,
-                     const char *key, const char *json_value) {
+int kiln_aws_cli_set(struct kiln_cli *cli, struct kiln *k, struct kiln_pipeline *p, const char *key,
+                     const char *json_value)
+{
   kiln_err rc = kiln_pipeline_set(p, "aws", key, json_value);
   return rc ? kiln_cli_fail(cli, k, rc) : 0;
 }
 
 static int set_string(struct kiln_cli *cli, struct kiln *k, struct kiln_pipeline *p,
-                      const char *key, const char *value) {
+                      const char *key, const char *value)
+{
   cJSON *s = cJSON_CreateString(value);
   char *text = cJSON_PrintUnformatted(s);
   int code = kiln_aws_cli_set(cli, k, p, key, text ? text : "\"\"");
@@ -30,12 +33,13 @@ static int set_string(struct kiln_cli *cli, struct kiln *k, struct kiln_pipeline
 }
 
 int kiln_aws_cli_option(struct kiln_cli *cli, struct kiln *k, struct kiln_pipeline *p,
-                        struct kiln_aws_cli *a, int *i) {
+                        struct kiln_aws_cli *a, int *i)
+{
   const char *arg = cli->argv[*i];
   const char *v = *i + 1 < cli->argc ? cli->argv[*i + 1] : NULL;
   int code = 0;
-  if (strcmp(arg, "--region") == 0 || strcmp(arg, "--profile") == 0 ||
-      strcmp(arg, "--set") == 0 || (a->deploy_pipeline && strcmp(arg, "--eif") == 0)) {
+  if (strcmp(arg, "--region") == 0 || strcmp(arg, "--profile") == 0 || strcmp(arg, "--set") == 0 ||
+      (a->deploy_pipeline && strcmp(arg, "--eif") == 0)) {
     if (!v)
       return -kiln_cli_usage(cli, "%s needs a value", arg);
     (*i)++;
@@ -51,13 +55,15 @@ int kiln_aws_cli_option(struct kiln_cli *cli, struct kiln *k, struct kiln_pipeli
 }
 
 /* kiln.json "eif": "FILE" (a prebuilt EIF, relative to the app directory). */
-static const char *config_eif(struct kiln *k) {
+static const char *config_eif(struct kiln *k)
+{
   const cJSON *v = cJSON_GetObjectItemCaseSensitive(kiln_config(k), "eif");
   return cJSON_IsString(v) && *v->valuestring ? v->valuestring : NULL;
 }
 
 int kiln_aws_cli_pipeline(struct kiln_cli *cli, struct kiln *k, struct kiln_aws_cli *a,
-                          struct kiln_pipeline **out) {
+                          struct kiln_pipeline **out)
+{
   static const char *const build[] = {"image", "kernel", "eif", "size", "s3", "aws", NULL};
   static const char *const prebuilt[] = {"size", "s3", "aws", NULL};
   static const char *const aws_only[] = {"aws", NULL};
@@ -81,7 +87,8 @@ int kiln_aws_cli_pipeline(struct kiln_cli *cli, struct kiln *k, struct kiln_aws_
 }
 
 int kiln_aws_cli_add_eif(struct kiln_cli *cli, struct kiln *k, struct kiln_pipeline *p,
-                         const char *file) {
+                         const char *file)
+{
   struct kiln_error err = KILN_ERROR_INIT;
   struct kiln_eif_info info;
   char sha[KILN_SHA256_HEX_LEN + 1];
@@ -114,16 +121,54 @@ int kiln_aws_cli_add_eif(struct kiln_cli *cli, struct kiln *k, struct kiln_pipel
   return rc ? kiln_cli_fail(cli, k, rc) : 0;
 }
 
-void kiln_aws_cli_print_plan(const cJSON *result) {
+int kiln_aws_cli_args(struct kiln_cli *cli, struct kiln *k, struct kiln_pipeline *p,
+                      struct kiln_aws_cli *a, const char *skip)
+{
+  int code = 0;
+  for (int i = 1; i < cli->argc && !code; i++) {
+    if (skip && strcmp(cli->argv[i], skip) == 0) {
+      i++;
+      continue;
+    }
+    int r = kiln_aws_cli_option(cli, k, p, a, &i);
+    if (r < 0)
+      code = -r;
+    else if (r == 0)
+      code = kiln_cli_usage(cli, "unexpected argument \"%s\"", cli->argv[i]);
+  }
+  if (!code && a->eif_file)
+    code = kiln_aws_cli_add_eif(cli, k, p, a->eif_file);
+  return code;
+}
+
+void kiln_aws_cli_print_result(struct kiln_cli *cli, const cJSON *meta)
+{
+  const cJSON *policy = cJSON_GetObjectItemCaseSensitive(meta, "policy");
+  const cJSON *action = cJSON_GetObjectItemCaseSensitive(meta, "action");
+  if (cli->json) {
+    kiln_cli_print_json(cJSON_Duplicate(meta, 1));
+  } else if (policy && cJSON_IsString(action) && strcmp(action->valuestring, "policy") == 0) {
+    char *text = cJSON_Print(policy);
+    printf("%s\n", text ? text : "");
+    free(text);
+  } else {
+    kiln_aws_cli_print_deployment(meta);
+  }
+}
+
+void kiln_aws_cli_print_plan(const cJSON *result)
+{
   const cJSON *step;
   int changes = 0;
-  cJSON_ArrayForEach(step, cJSON_GetObjectItemCaseSensitive(result, "steps")) {
+  cJSON_ArrayForEach(step, cJSON_GetObjectItemCaseSensitive(result, "steps"))
+  {
     const cJSON *stage = cJSON_GetObjectItemCaseSensitive(step, "stage");
     const cJSON *status = cJSON_GetObjectItemCaseSensitive(step, "status");
     printf("%s (%s)\n", cJSON_IsString(stage) ? stage->valuestring : "?",
            cJSON_IsString(status) ? status->valuestring : "?");
     const cJSON *act;
-    cJSON_ArrayForEach(act, cJSON_GetObjectItemCaseSensitive(step, "actions")) {
+    cJSON_ArrayForEach(act, cJSON_GetObjectItemCaseSensitive(step, "actions"))
+    {
       const char *action = cJSON_GetObjectItemCaseSensitive(act, "action")->valuestring;
       const cJSON *detail = cJSON_GetObjectItemCaseSensitive(act, "detail");
       changes += strcmp(action, "nothing") != 0 && strcmp(action, "call") != 0;
@@ -138,7 +183,8 @@ void kiln_aws_cli_print_plan(const cJSON *result) {
     printf("%d change(s)\n", changes);
 }
 
-static void print_field(const cJSON *m, const char *key, const char *label) {
+static void print_field(const cJSON *m, const char *key, const char *label)
+{
   const cJSON *v = cJSON_GetObjectItemCaseSensitive(m, key);
   if (cJSON_IsString(v))
     printf("%-22s %s\n", label, v->valuestring);
@@ -152,7 +198,8 @@ static void print_field(const cJSON *m, const char *key, const char *label) {
   }
 }
 
-void kiln_aws_cli_print_deployment(const cJSON *m) {
+void kiln_aws_cli_print_deployment(const cJSON *m)
+{
   static const char *const fields[][2] = {
       {"deployment_id", "deployment"},
       {"region", "region"},
@@ -183,7 +230,8 @@ void kiln_aws_cli_print_deployment(const cJSON *m) {
     print_field(pcrs, keys[i], keys[i]);
   const cJSON *uploads = cJSON_GetObjectItemCaseSensitive(m, "incomplete_uploads");
   const cJSON *u;
-  cJSON_ArrayForEach(u, uploads) {
+  cJSON_ArrayForEach(u, uploads)
+  {
     printf("incomplete upload     %s (%s, started %s)\n",
            cJSON_GetObjectItemCaseSensitive(u, "key")->valuestring,
            cJSON_GetObjectItemCaseSensitive(u, "upload_id")->valuestring,
@@ -193,7 +241,8 @@ void kiln_aws_cli_print_deployment(const cJSON *m) {
   }
 }
 
-static int confirmed(struct kiln_cli *cli, int yes) {
+static int confirmed(struct kiln_cli *cli, int yes)
+{
   if (yes)
     return 1;
   if (!isatty(STDIN_FILENO) || cli->json)
@@ -206,7 +255,8 @@ static int confirmed(struct kiln_cli *cli, int yes) {
 }
 
 int kiln_aws_cli_simple(struct kiln_cli *cli, const char *usage, const char *action,
-                        const struct kiln_aws_flag *flags, int confirm) {
+                        const struct kiln_aws_flag *flags, int confirm)
+{
   if (kiln_cli_wants_help(cli)) {
     fputs(usage, stdout);
     return KILN_EXIT_OK;
@@ -248,19 +298,8 @@ int kiln_aws_cli_simple(struct kiln_cli *cli, const char *usage, const char *act
   const struct kiln_artifact *d = NULL;
   if (!code)
     code = kiln_cli_run_pipeline(cli, k, p, "deployment", &d);
-  if (!code && cli->json) {
-    kiln_cli_print_json(cJSON_Duplicate(d->meta, 1));
-  } else if (!code) {
-    const cJSON *policy = cJSON_GetObjectItemCaseSensitive(d->meta, "policy");
-    const cJSON *done = cJSON_GetObjectItemCaseSensitive(d->meta, "action");
-    if (policy && cJSON_IsString(done) && strcmp(done->valuestring, "policy") == 0) {
-      char *text = cJSON_Print(policy);
-      printf("%s\n", text ? text : "");
-      free(text);
-    } else {
-      kiln_aws_cli_print_deployment(d->meta);
-    }
-  }
+  if (!code)
+    kiln_aws_cli_print_result(cli, d->meta);
 out:
   free(a.eif_storage);
   kiln_pipeline_free(p);

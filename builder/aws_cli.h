@@ -25,9 +25,9 @@ int kiln_aws_cli_pipeline(struct kiln_cli *cli, struct kiln *k, struct kiln_aws_
 int kiln_aws_cli_add_eif(struct kiln_cli *cli, struct kiln *k, struct kiln_pipeline *p,
                          const char *file);
 /* Set the aws stage's option key to a JSON value text. */
-int kiln_aws_cli_set(struct kiln_cli *cli, struct kiln *k, struct kiln_pipeline *p,
-                     const char *key, const char *json_value);
-/* A flag of a simple AWS command that sets an aws stage option: "--delete-bucket" -> 
+int kiln_aws_cli_set(struct kiln_cli *cli, struct kiln *k, struct kiln_pipeline *p, const char *key,
+                     const char *json_value);
+/* A flag of a simple AWS command that sets an aws stage option: "--delete-bucket" ->
  * delete_bucket=true, or "--credentials-file FILE" -> credentials_file="FILE". */
 struct kiln_aws_flag {
   const char *flag;
@@ -38,6 +38,14 @@ struct kiln_aws_flag {
  * confirm: ask before changing anything (teardown): --yes, or "y" on a terminal. */
 int kiln_aws_cli_simple(struct kiln_cli *cli, const char *usage, const char *action,
                         const struct kiln_aws_flag *flags, int confirm);
+
+/* Apply every argument (common options; skip names a flag with a value the command handles
+ * itself) and add the prebuilt EIF when there is one. Returns 0 or an exit code. */
+int kiln_aws_cli_args(struct kiln_cli *cli, struct kiln *k, struct kiln_pipeline *p,
+                      struct kiln_aws_cli *a, const char *skip);
+/* Print the aws stage's result: JSON with --json, the policy for `setup --print-policy`, else the
+ * deployment for people. */
+void kiln_aws_cli_print_result(struct kiln_cli *cli, const cJSON *meta);
 
 /* Print a plan result: each step's status and actions. */
 void kiln_aws_cli_print_plan(const cJSON *result);

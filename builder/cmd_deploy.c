@@ -27,7 +27,8 @@ static const char usage[] =
     "\n"
     "See also: kiln plan (what deploy would change), kiln status, kiln teardown.\n";
 
-int kiln_cmd_deploy(struct kiln_cli *cli) {
+int kiln_cmd_deploy(struct kiln_cli *cli)
+{
   if (kiln_cli_wants_help(cli)) {
     fputs(usage, stdout);
     return KILN_EXIT_OK;
@@ -40,22 +41,12 @@ int kiln_cmd_deploy(struct kiln_cli *cli) {
   struct kiln_pipeline *p = NULL;
   if ((code = kiln_aws_cli_pipeline(cli, k, &a, &p)))
     goto out;
-  for (int i = 1; i < cli->argc && !code; i++) {
-    int r = kiln_aws_cli_option(cli, k, p, &a, &i);
-    if (r < 0)
-      code = -r;
-    else if (r == 0)
-      code = kiln_cli_usage(cli, "unexpected argument \"%s\"", cli->argv[i]);
-  }
-  if (!code && a.eif_file)
-    code = kiln_aws_cli_add_eif(cli, k, p, a.eif_file);
+  code = kiln_aws_cli_args(cli, k, p, &a, NULL);
   const struct kiln_artifact *d = NULL;
   if (!code)
     code = kiln_cli_run_pipeline(cli, k, p, "deployment", &d);
-  if (!code && cli->json)
-    kiln_cli_print_json(cJSON_Duplicate(d->meta, 1));
-  else if (!code)
-    kiln_aws_cli_print_deployment(d->meta);
+  if (!code)
+    kiln_aws_cli_print_result(cli, d->meta);
 out:
   free(a.eif_storage);
   kiln_pipeline_free(p);

@@ -20,7 +20,8 @@ static const char usage[] =
     "  kiln plan --action setup        (what setup would create in a fresh account)\n"
     "  kiln plan --json\n";
 
-int kiln_cmd_plan(struct kiln_cli *cli) {
+int kiln_cmd_plan(struct kiln_cli *cli)
+{
   if (kiln_cli_wants_help(cli)) {
     fputs(usage, stdout);
     return KILN_EXIT_OK;
@@ -40,19 +41,7 @@ int kiln_cmd_plan(struct kiln_cli *cli) {
   cJSON *result = NULL;
   if ((code = kiln_aws_cli_pipeline(cli, k, &a, &p)))
     goto out;
-  for (int i = 1; i < cli->argc && !code; i++) {
-    if (strcmp(cli->argv[i], "--action") == 0) {
-      i++;
-      continue;
-    }
-    int r = kiln_aws_cli_option(cli, k, p, &a, &i);
-    if (r < 0)
-      code = -r;
-    else if (r == 0)
-      code = kiln_cli_usage(cli, "unexpected argument \"%s\"", cli->argv[i]);
-  }
-  if (!code && a.eif_file)
-    code = kiln_aws_cli_add_eif(cli, k, p, a.eif_file);
+  code = kiln_aws_cli_args(cli, k, p, &a, "--action");
   if (code)
     goto out;
   kiln_err rc = kiln_pipeline_plan(p, &result);

@@ -24,7 +24,8 @@ static const char usage[] =
     "Example:\n"
     "  kiln setup --credentials-file kiln-deploy.env\n";
 
-int kiln_cmd_setup(struct kiln_cli *cli) {
+int kiln_cmd_setup(struct kiln_cli *cli)
+{
   static const struct kiln_aws_flag flags[] = {
       {"--credentials-file", "credentials_file", 1}, {"--print-policy", "=\"policy\"", 0}, {0}};
   return kiln_aws_cli_simple(cli, usage, "setup", flags, 0);

@@ -8,6 +8,7 @@ static const char usage[] =
     "template's newest version, the Auto Scaling group's instances and refresh, the Elastic IP,\n"
     "and incomplete multipart uploads in the bucket (left by interrupted uploads).\n";
 
-int kiln_cmd_status(struct kiln_cli *cli) {
+int kiln_cmd_status(struct kiln_cli *cli)
+{
   return kiln_aws_cli_simple(cli, usage, "status", NULL, 0);
 }

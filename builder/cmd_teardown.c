@@ -14,7 +14,8 @@ static const char usage[] =
     "Example:\n"
     "  kiln teardown --yes --delete-bucket\n";
 
-int kiln_cmd_teardown(struct kiln_cli *cli) {
+int kiln_cmd_teardown(struct kiln_cli *cli)
+{
   static const struct kiln_aws_flag flags[] = {{"--delete-bucket", "delete_bucket", 0}, {0}};
   return kiln_aws_cli_simple(cli, usage, "teardown", flags, 1);
 }

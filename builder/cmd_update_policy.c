@@ -8,6 +8,7 @@ static const char usage[] =
     "(DEPLOYMENT_ID / VPC_ID from the environment, .env or kiln.json), show the difference to\n"
     "the attached one, and replace it when it differs. Needs IAM rights (like setup).\n";
 
-int kiln_cmd_update_policy(struct kiln_cli *cli) {
+int kiln_cmd_update_policy(struct kiln_cli *cli)
+{
   return kiln_aws_cli_simple(cli, usage, "update-policy", NULL, 0);
 }

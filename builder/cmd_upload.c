@@ -44,28 +44,33 @@ struct upload_hooks {
   struct kiln *k;
 };
 
-static void hook_log(void *p, int level, const char *msg) {
+static void hook_log(void *p, int level, const char *msg)
+{
   struct upload_hooks *h = p;
   kiln_log(h->k, (enum kiln_log_level)level, "%s", msg);
 }
 
-static void hook_redact(void *p, const char *secret) {
+static void hook_redact(void *p, const char *secret)
+{
   struct upload_hooks *h = p;
   kiln_secret(h->k, secret);
 }
 
-static int hook_cancelled(void *p) {
+static int hook_cancelled(void *p)
+{
   (void)p;
   return kiln_cancelled();
 }
 
-static void hook_progress(void *p, uint64_t done, uint64_t total) {
+static void hook_progress(void *p, uint64_t done, uint64_t total)
+{
   struct upload_hooks *h = p;
   kiln_progress(h->k, "upload", done, total, "");
 }
 
 /* "s3://bucket/key" -> bucket and key ("" when absent). */
-static int parse_s3_uri(const char *uri, char **bucket, char **key) {
+static int parse_s3_uri(const char *uri, char **bucket, char **key)
+{
   if (strncmp(uri, "s3://", 5) != 0)
     return -1;
   const char *b = uri + 5;
@@ -78,7 +83,8 @@ static int parse_s3_uri(const char *uri, char **bucket, char **key) {
   return *bucket && *key ? 0 : -1;
 }
 
-static char *content_key(const char *prefix, const char *file, const char *sha256) {
+static char *content_key(const char *prefix, const char *file, const char *sha256)
+{
   const char *base = strrchr(file, '/') ? strrchr(file, '/') + 1 : file;
   size_t n = strlen(base);
   if (n > 4 && strcmp(base + n - 4, ".eif") == 0)
@@ -89,36 +95,8 @@ static char *content_key(const char *prefix, const char *file, const char *sha25
   return key;
 }
 
-static cJSON *result_json(const char *bucket, const char *key, const char *region,
-                          const struct kiln_s3_upload_result *r) {
-  cJSON *m = cJSON_CreateObject();
-  struct kiln_buf uri = KILN_BUF_INIT;
-  kiln_buf_printf(&uri, "s3://%s/%s", bucket, key);
-  cJSON_AddStringToObject(m, "uri", kiln_buf_str(&uri));
-  cJSON_AddStringToObject(m, "bucket", bucket);
-  cJSON_AddStringToObject(m, "key", key);
-  cJSON_AddStringToObject(m, "region", region ? region : "");
-  cJSON_AddStringToObject(m, "sha256", r->sha256);
-  cJSON_AddNumberToObject(m, "bytes", (double)r->bytes);
-  cJSON_AddNumberToObject(m, "bytes_sent", (double)r->bytes_sent);
-  cJSON_AddNumberToObject(m, "part_size", (double)r->part_size);
-  cJSON_AddNumberToObject(m, "parts", r->parts);
-  cJSON_AddNumberToObject(m, "parts_sent", r->parts_sent);
-  cJSON_AddNumberToObject(m, "parts_reused", r->parts_reused);
-  cJSON_AddBoolToObject(m, "skipped", r->skipped);
-  cJSON_AddBoolToObject(m, "resumed", r->resumed);
-  cJSON_AddNumberToObject(m, "seconds", (double)(long long)(r->seconds * 1000) / 1000.0);
-  if (r->etag)
-    cJSON_AddStringToObject(m, "etag", r->etag);
-  if (r->version_id && strcmp(r->version_id, "null") != 0) /* "null": an unversioned bucket */
-    cJSON_AddStringToObject(m, "version_id", r->version_id);
-  if (r->checksum)
-    cJSON_AddStringToObject(m, "checksum_crc32c", r->checksum);
-  kiln_buf_free(&uri);
-  return m;
-}
-
-static int parse_count(const char *v, long min, long max, long *out) {
+static int parse_count(const char *v, long min, long max, long *out)
+{
   char *end = NULL;
   long n = v ? strtol(v, &end, 10) : 0;
   if (!v || !*v || *end || n < min || n > max)
@@ -127,7 +105,8 @@ static int parse_count(const char *v, long min, long max, long *out) {
   return 0;
 }
 
-int kiln_cmd_upload(struct kiln_cli *cli) {
+int kiln_cmd_upload(struct kiln_cli *cli)
+{
   if (kiln_cli_wants_help(cli)) {
     fputs(usage, stdout);
     return KILN_EXIT_OK;
@@ -140,8 +119,7 @@ int kiln_cmd_upload(struct kiln_cli *cli) {
     const char *v = i + 1 < cli->argc ? cli->argv[i + 1] : NULL;
     if (strcmp(a, "--part-size") == 0) {
       if (parse_count(v, 5, 5120, &part_mib))
-        return kiln_cli_usage(cli, "--part-size takes MiB from 5 to 5120, got \"%s\"",
-                              v ? v : "");
+        return kiln_cli_usage(cli, "--part-size takes MiB from 5 to 5120, got \"%s\"", v ? v : "");
       i++;
     } else if (strcmp(a, "--parallel") == 0) {
       if (parse_count(v, 1, 64, &parallel))
@@ -232,7 +210,9 @@ int kiln_cmd_upload(struct kiln_cli *cli) {
   if (rc != KILN_OK)
     goto fail;
   if (cli->json) {
-    kiln_cli_print_json(result_json(bucket, key, kiln_aws_client_region(c), &res));
+    cJSON *doc = kiln_s3_upload_result_json(kiln_aws_client_region(c), bucket, key, &res);
+    kiln_s3_upload_stats_json(doc, &res);
+    kiln_cli_print_json(doc);
   } else if (res.skipped) {
     printf("s3://%s/%s already holds %s (sha256 %s); nothing sent\n", bucket, key, file,
            res.sha256);

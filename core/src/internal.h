@@ -29,9 +29,9 @@ struct kiln {
   int verbosity;
   int progress;
   int color;
-  double progress_start; /* monotonic seconds when the current progress line started */
+  double progress_start;   /* monotonic seconds when the current progress line started */
   uint64_t progress_first; /* done at that time (a resumed transfer starts above 0) */
-  int progress_visible; /* a progress line is on screen and must be cleared before logging */
+  int progress_visible;    /* a progress line is on screen and must be cleared before logging */
 
   struct kiln_error err;
 

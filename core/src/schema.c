@@ -173,8 +173,7 @@ static kiln_err validate(const cJSON *schema, cJSON *v, const char *file, const 
       strlen(v->valuestring) > (size_t)maxlen->valuedouble)
     return fail(err, file, pointer, "is longer than %d characters", maxlen->valueint);
   const cJSON *maxitems = cJSON_GetObjectItemCaseSensitive(schema, "maxItems");
-  if (cJSON_IsArray(v) && cJSON_IsNumber(maxitems) &&
-      cJSON_GetArraySize(v) > maxitems->valueint)
+  if (cJSON_IsArray(v) && cJSON_IsNumber(maxitems) && cJSON_GetArraySize(v) > maxitems->valueint)
     return fail(err, file, pointer, "has more than %d items", maxitems->valueint);
 
   if (cJSON_IsArray(v)) {

@@ -9,7 +9,8 @@
 
 #include "util/buf.h"
 
-kiln_err kiln_awsenv_init(struct kiln_awsenv *env, int allow_no_id, struct kiln_error *err) {
+kiln_err kiln_awsenv_init(struct kiln_awsenv *env, int allow_no_id, struct kiln_error *err)
+{
   struct kiln_xml *doc = NULL;
   kiln_err rc = kiln_deployment_resolve(env->config, env->app_dir, &env->dep, err);
   if (rc != KILN_OK)
@@ -35,7 +36,8 @@ kiln_err kiln_awsenv_init(struct kiln_awsenv *env, int allow_no_id, struct kiln_
   return rc;
 }
 
-void kiln_awsenv_clear(struct kiln_awsenv *env) {
+void kiln_awsenv_clear(struct kiln_awsenv *env)
+{
   kiln_deployment_clear(&env->dep);
   kiln_deployment_names_clear(&env->names);
   free(env->account_id);
@@ -43,7 +45,8 @@ void kiln_awsenv_clear(struct kiln_awsenv *env) {
 }
 
 void kiln_awsenv_announce(struct kiln_awsenv *env, const char *action, const char *resource,
-                          const char *fmt, ...) {
+                          const char *fmt, ...)
+{
   char detail[512];
   va_list ap;
   va_start(ap, fmt);
@@ -53,7 +56,8 @@ void kiln_awsenv_announce(struct kiln_awsenv *env, const char *action, const cha
     env->announce(env->announce_ctx, action, resource, detail);
 }
 
-static int code_in(const char *code, const char *const *codes) {
+static int code_in(const char *code, const char *const *codes)
+{
   for (size_t i = 0; codes && codes[i]; i++)
     if (strcmp(code, codes[i]) == 0)
       return 1;
@@ -63,7 +67,8 @@ static int code_in(const char *code, const char *const *codes) {
 kiln_err kiln_awsenv_mutate(struct kiln_awsenv *env, const char *service, const char *action,
                             const struct kiln_aws_params *p, const char *resource,
                             const char *const *ok_codes, struct kiln_xml **out,
-                            struct kiln_error *err) {
+                            struct kiln_error *err)
+{
   struct kiln_aws_error_info info;
   struct kiln_xml *doc = NULL;
   env->mutations++;
@@ -87,11 +92,13 @@ kiln_err kiln_awsenv_mutate(struct kiln_awsenv *env, const char *service, const 
 
 kiln_err kiln_awsenv_read(struct kiln_awsenv *env, const char *service, const char *action,
                           const struct kiln_aws_params *p, struct kiln_xml **out,
-                          struct kiln_error *err) {
+                          struct kiln_error *err)
+{
   return kiln_aws_query(env->c, service, action, p, out, NULL, err);
 }
 
-kiln_err kiln_awsenv_tag_filter(struct kiln_awsenv *env, struct kiln_aws_params *p, int *n) {
+kiln_err kiln_awsenv_tag_filter(struct kiln_awsenv *env, struct kiln_aws_params *p, int *n)
+{
   char name[48], value[48];
   snprintf(name, sizeof(name), "Filter.%d.Name", *n);
   snprintf(value, sizeof(value), "Filter.%d.Value.1", *n);
@@ -103,7 +110,8 @@ kiln_err kiln_awsenv_tag_filter(struct kiln_awsenv *env, struct kiln_aws_params 
 }
 
 kiln_err kiln_awsenv_tag_spec(struct kiln_awsenv *env, struct kiln_aws_params *p, int n,
-                              const char *resource_type, const char *name) {
+                              const char *resource_type, const char *name)
+{
   char key[96];
   kiln_err rc;
   snprintf(key, sizeof(key), "TagSpecification.%d.ResourceType", n);
@@ -120,12 +128,14 @@ kiln_err kiln_awsenv_tag_spec(struct kiln_awsenv *env, struct kiln_aws_params *p
   return rc;
 }
 
-const char *kiln_awsenv_first(const struct kiln_xml *doc, const char *name) {
+const char *kiln_awsenv_first(const struct kiln_xml *doc, const char *name)
+{
   const struct kiln_xml *x = kiln_xml_find(doc, name);
   return x && *x->text ? x->text : NULL;
 }
 
-const struct kiln_xml *kiln_awsenv_items(const struct kiln_xml *doc, const char *list_name) {
+const struct kiln_xml *kiln_awsenv_items(const struct kiln_xml *doc, const char *list_name)
+{
   const struct kiln_xml *list = kiln_xml_find(doc, list_name);
   return list ? list->child : NULL;
 }

@@ -14,9 +14,9 @@ struct kiln_awsenv {
   char *account_id;
   const char *share_dir;
   const char *app_dir;
-  const cJSON *config;  /* the whole kiln.json */
-  int dry_run;          /* plan: never call a mutating API */
-  unsigned mutations;   /* mutating calls made (or that would be made in a plan) */
+  const cJSON *config; /* the whole kiln.json */
+  int dry_run;         /* plan: never call a mutating API */
+  unsigned mutations;  /* mutating calls made (or that would be made in a plan) */
   /* Report one effect: action "create", "update", "delete", "nothing". */
   void (*announce)(void *ctx, const char *action, const char *resource, const char *detail);
   void *announce_ctx;

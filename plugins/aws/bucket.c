@@ -17,7 +17,8 @@
 static kiln_err s3_call(struct kiln_awsenv *env, const char *op, const char *method,
                         const char *subresource, const char *body, const char *content_type,
                         struct kiln_aws_response *resp, struct kiln_aws_error_info *info,
-                        struct kiln_error *err) {
+                        struct kiln_error *err)
+{
   struct kiln_aws_pair query[1] = {{subresource ? subresource : "", ""}};
   struct kiln_aws_pair headers[2];
   size_t nh = 0;
@@ -47,7 +48,8 @@ static kiln_err s3_call(struct kiln_awsenv *env, const char *op, const char *met
 
 /* GET a bucket setting; *doc is NULL when the setting is absent (404-class answer). */
 static kiln_err get_setting(struct kiln_awsenv *env, const char *op, const char *sub,
-                            struct kiln_xml **doc, char **raw, struct kiln_error *err) {
+                            struct kiln_xml **doc, char **raw, struct kiln_error *err)
+{
   struct kiln_aws_response resp;
   struct kiln_aws_error_info info;
   *doc = NULL;
@@ -68,7 +70,8 @@ static kiln_err get_setting(struct kiln_awsenv *env, const char *op, const char 
 
 static kiln_err put_setting(struct kiln_awsenv *env, const char *op, const char *sub,
                             const char *body, const char *content_type, const char *what,
-                            struct kiln_error *err) {
+                            struct kiln_error *err)
+{
   struct kiln_aws_response resp;
   kiln_awsenv_announce(env, "update", env->names.bucket, "%s", what);
   env->mutations++;
@@ -79,7 +82,8 @@ static kiln_err put_setting(struct kiln_awsenv *env, const char *op, const char 
   return rc == KILN_OK ? KILN_OK : kiln_error_prefix(err, "bucket %s", env->names.bucket);
 }
 
-kiln_err kiln_bucket_exists(struct kiln_awsenv *env, int *exists, struct kiln_error *err) {
+kiln_err kiln_bucket_exists(struct kiln_awsenv *env, int *exists, struct kiln_error *err)
+{
   struct kiln_aws_response resp;
   struct kiln_aws_error_info info;
   kiln_err rc = s3_call(env, "HeadBucket", "HEAD", NULL, NULL, NULL, &resp, &info, err);
@@ -97,7 +101,8 @@ kiln_err kiln_bucket_exists(struct kiln_awsenv *env, int *exists, struct kiln_er
   return rc;
 }
 
-static kiln_err create_bucket(struct kiln_awsenv *env, struct kiln_error *err) {
+static kiln_err create_bucket(struct kiln_awsenv *env, struct kiln_error *err)
+{
   struct kiln_aws_response resp;
   struct kiln_aws_error_info info;
   struct kiln_buf body = KILN_BUF_INIT;
@@ -127,7 +132,8 @@ static kiln_err create_bucket(struct kiln_awsenv *env, struct kiln_error *err) {
   return rc;
 }
 
-static int all_true(const struct kiln_xml *doc, const char *const *names) {
+static int all_true(const struct kiln_xml *doc, const char *const *names)
+{
   for (size_t i = 0; names[i]; i++) {
     const char *v = kiln_xml_text(doc, names[i]);
     if (!v || strcmp(v, "true") != 0)
@@ -136,12 +142,13 @@ static int all_true(const struct kiln_xml *doc, const char *const *names) {
   return 1;
 }
 
-static kiln_err ensure_settings(struct kiln_awsenv *env, struct kiln_error *err) {
+static kiln_err ensure_settings(struct kiln_awsenv *env, struct kiln_error *err)
+{
   struct kiln_xml *doc = NULL;
   char *raw = NULL;
   kiln_err rc;
-  static const char *const blocks[] = {"BlockPublicAcls", "IgnorePublicAcls",
-                                       "BlockPublicPolicy", "RestrictPublicBuckets", NULL};
+  static const char *const blocks[] = {"BlockPublicAcls", "IgnorePublicAcls", "BlockPublicPolicy",
+                                       "RestrictPublicBuckets", NULL};
   if ((rc = get_setting(env, "GetPublicAccessBlock", "publicAccessBlock", &doc, NULL, err)))
     return rc;
   if (!doc || !all_true(doc, blocks))
@@ -172,8 +179,8 @@ static kiln_err ensure_settings(struct kiln_awsenv *env, struct kiln_error *err)
                      "</ServerSideEncryptionConfiguration>",
                      "application/xml", "default encryption (SSE-S3)", err);
   kiln_xml_free(doc);
-  if (rc || (rc = get_setting(env, "GetBucketLifecycleConfiguration", "lifecycle", &doc, NULL,
-                              err)))
+  if (rc ||
+      (rc = get_setting(env, "GetBucketLifecycleConfiguration", "lifecycle", &doc, NULL, err)))
     return rc;
   int has_rule = 0;
   for (const struct kiln_xml *r = doc ? kiln_xml_child(doc, "Rule") : NULL; r;
@@ -250,7 +257,8 @@ static kiln_err ensure_settings(struct kiln_awsenv *env, struct kiln_error *err)
   return rc;
 }
 
-kiln_err kiln_bucket_ensure(struct kiln_awsenv *env, struct kiln_error *err) {
+kiln_err kiln_bucket_ensure(struct kiln_awsenv *env, struct kiln_error *err)
+{
   int exists = 0;
   kiln_err rc = kiln_bucket_exists(env, &exists, err);
   if (rc == KILN_OK && !exists)

@@ -71,15 +71,15 @@ struct kiln_release {
   const char *ami; /* NULL: latest Amazon Linux 2023 from SSM */
   const int *ports;
   size_t nports;
-  int count;       /* instances (default 1) */
+  int count; /* instances (default 1) */
   int debug;
 };
 
 struct kiln_fleet {
   char *lt_id;
-  long lt_latest;       /* newest version number */
+  long lt_latest; /* newest version number */
   long lt_default;
-  char *lt_user_data;   /* of the newest version */
+  char *lt_user_data; /* of the newest version */
   char *lt_instance_type;
   char *lt_image_id;
   int lt_enclave;

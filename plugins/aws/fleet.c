@@ -11,7 +11,8 @@
 
 #define AL2023_PARAMETER "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"
 
-void kiln_fleet_clear(struct kiln_fleet *f) {
+void kiln_fleet_clear(struct kiln_fleet *f)
+{
   free(f->lt_id);
   free(f->lt_user_data);
   free(f->lt_instance_type);
@@ -26,10 +27,13 @@ void kiln_fleet_clear(struct kiln_fleet *f) {
   memset(f, 0, sizeof(*f));
 }
 
-static char *dup_text(const char *s) { return s ? strdup(s) : NULL; }
+static char *dup_text(const char *s)
+{
+  return s ? strdup(s) : NULL;
+}
 
-static kiln_err find_template(struct kiln_awsenv *env, struct kiln_fleet *f,
-                              struct kiln_error *err) {
+static kiln_err find_template(struct kiln_awsenv *env, struct kiln_fleet *f, struct kiln_error *err)
+{
   struct kiln_aws_params p = {0};
   struct kiln_aws_error_info info;
   struct kiln_xml *doc = NULL;
@@ -66,8 +70,8 @@ static kiln_err find_template(struct kiln_awsenv *env, struct kiln_fleet *f,
   return rc;
 }
 
-static kiln_err find_group(struct kiln_awsenv *env, struct kiln_fleet *f,
-                           struct kiln_error *err) {
+static kiln_err find_group(struct kiln_awsenv *env, struct kiln_fleet *f, struct kiln_error *err)
+{
   struct kiln_aws_params p = {0};
   struct kiln_xml *doc = NULL;
   kiln_aws_params_add(&p, "AutoScalingGroupNames.member.1", env->names.asg);
@@ -104,8 +108,8 @@ static kiln_err find_group(struct kiln_awsenv *env, struct kiln_fleet *f,
   return KILN_OK;
 }
 
-static kiln_err find_address(struct kiln_awsenv *env, struct kiln_fleet *f,
-                             struct kiln_error *err) {
+static kiln_err find_address(struct kiln_awsenv *env, struct kiln_fleet *f, struct kiln_error *err)
+{
   struct kiln_aws_params p = {0};
   struct kiln_xml *doc = NULL;
   int n = 1;
@@ -125,7 +129,8 @@ static kiln_err find_address(struct kiln_awsenv *env, struct kiln_fleet *f,
   return rc;
 }
 
-kiln_err kiln_fleet_find(struct kiln_awsenv *env, struct kiln_fleet *f, struct kiln_error *err) {
+kiln_err kiln_fleet_find(struct kiln_awsenv *env, struct kiln_fleet *f, struct kiln_error *err)
+{
   memset(f, 0, sizeof(*f));
   kiln_err rc = find_template(env, f, err);
   if (rc == KILN_OK)
@@ -135,7 +140,8 @@ kiln_err kiln_fleet_find(struct kiln_awsenv *env, struct kiln_fleet *f, struct k
   return rc;
 }
 
-static kiln_err latest_ami(struct kiln_awsenv *env, char **ami, struct kiln_error *err) {
+static kiln_err latest_ami(struct kiln_awsenv *env, char **ami, struct kiln_error *err)
+{
   cJSON *body = cJSON_CreateObject(), *out = NULL;
   cJSON_AddStringToObject(body, "Name", AL2023_PARAMETER);
   kiln_err rc = kiln_aws_json(env->c, "ssm", "AmazonSSM.GetParameter", body, &out, NULL, err);
@@ -143,8 +149,8 @@ static kiln_err latest_ami(struct kiln_awsenv *env, char **ami, struct kiln_erro
   if (rc != KILN_OK)
     return kiln_error_prefix(err, "finding the latest Amazon Linux 2023 AMI (pin one with "
                                   "/aws/ami in kiln.json)");
-  const cJSON *v = cJSON_GetObjectItemCaseSensitive(
-      cJSON_GetObjectItemCaseSensitive(out, "Parameter"), "Value");
+  const cJSON *v =
+      cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(out, "Parameter"), "Value");
   if (!cJSON_IsString(v))
     rc = kiln_error_set(err, KILN_E_REMOTE, "SSM GetParameter %s: no value", AL2023_PARAMETER);
   else if (!(*ami = strdup(v->valuestring)))
@@ -156,7 +162,8 @@ static kiln_err latest_ami(struct kiln_awsenv *env, char **ami, struct kiln_erro
 /* LaunchTemplateData.* for this release. */
 static void template_data(struct kiln_awsenv *env, const struct kiln_network *net,
                           const struct kiln_release *r, const char *ami, const char *user_data,
-                          struct kiln_aws_params *p) {
+                          struct kiln_aws_params *p)
+{
   const char *tags[3][2] = {
       {env->dep.tag_key, env->dep.id}, {"kiln:managed", "true"}, {"Name", env->names.asg}};
   kiln_aws_params_add(p, "LaunchTemplateData.ImageId", ami);
@@ -172,8 +179,7 @@ static void template_data(struct kiln_awsenv *env, const struct kiln_network *ne
     snprintf(key, sizeof(key), "LaunchTemplateData.TagSpecification.%d.ResourceType", t + 1);
     kiln_aws_params_add(p, key, types[t]);
     for (int i = 0; i < 3; i++) {
-      snprintf(key, sizeof(key), "LaunchTemplateData.TagSpecification.%d.Tag.%d.Key", t + 1,
-               i + 1);
+      snprintf(key, sizeof(key), "LaunchTemplateData.TagSpecification.%d.Tag.%d.Key", t + 1, i + 1);
       kiln_aws_params_add(p, key, tags[i][0]);
       snprintf(key, sizeof(key), "LaunchTemplateData.TagSpecification.%d.Tag.%d.Value", t + 1,
                i + 1);
@@ -184,13 +190,14 @@ static void template_data(struct kiln_awsenv *env, const struct kiln_network *ne
 
 /* Make the template's newest version describe this release; *version gets its number. */
 static kiln_err ensure_template(struct kiln_awsenv *env, const struct kiln_network *net,
-                                const struct kiln_release *r, struct kiln_fleet *f,
-                                long *version, struct kiln_error *err) {
+                                const struct kiln_release *r, struct kiln_fleet *f, long *version,
+                                struct kiln_error *err)
+{
   char *ami = NULL, *script = NULL, *user_data = NULL;
   struct kiln_aws_params p = {0};
   struct kiln_xml *doc = NULL;
-  kiln_err rc = r->ami ? ((ami = strdup(r->ami)) ? KILN_OK : KILN_E_NOMEM)
-                       : latest_ami(env, &ami, err);
+  kiln_err rc =
+      r->ami ? ((ami = strdup(r->ami)) ? KILN_OK : KILN_E_NOMEM) : latest_ami(env, &ami, err);
   struct kiln_userdata_params up = {.deployment_id = env->dep.id,
                                     .region = env->dep.region,
                                     .bucket = env->names.bucket,
@@ -217,8 +224,8 @@ static kiln_err ensure_template(struct kiln_awsenv *env, const struct kiln_netwo
   template_data(env, net, r, ami, user_data, &p);
   if (!f->lt_id) {
     kiln_awsenv_announce(env, "create", env->names.launch_template,
-                         "launch template: %s, %s, enclave %d CPUs / %lld MiB",
-                         r->instance_type, ami, r->cpus, r->memory_mib);
+                         "launch template: %s, %s, enclave %d CPUs / %lld MiB", r->instance_type,
+                         ami, r->cpus, r->memory_mib);
     kiln_aws_params_add(&p, "LaunchTemplateName", env->names.launch_template);
     kiln_awsenv_tag_spec(env, &p, 1, "launch-template", env->names.launch_template);
     rc = kiln_awsenv_mutate(env, "ec2", "CreateLaunchTemplate", &p, env->names.launch_template,
@@ -228,8 +235,8 @@ static kiln_err ensure_template(struct kiln_awsenv *env, const struct kiln_netwo
     *version = 1;
   } else {
     kiln_awsenv_announce(env, "update", env->names.launch_template,
-                         "new version %ld: %s, %s, EIF %.12s…", f->lt_latest + 1,
-                         r->instance_type, ami, r->eif_sha256);
+                         "new version %ld: %s, %s, EIF %.12s…", f->lt_latest + 1, r->instance_type,
+                         ami, r->eif_sha256);
     kiln_aws_params_add(&p, "LaunchTemplateId", f->lt_id);
     rc = kiln_awsenv_mutate(env, "ec2", "CreateLaunchTemplateVersion", &p,
                             env->names.launch_template, NULL, &doc, err);
@@ -261,7 +268,8 @@ out:
 /* A new Auto Scaling group of n instances (0 at setup) from the template's version ver. */
 static kiln_err create_group(struct kiln_awsenv *env, const struct kiln_network *net,
                              struct kiln_fleet *f, const char *ver, int n, const char *zones,
-                             struct kiln_error *err) {
+                             struct kiln_error *err)
+{
   struct kiln_aws_params p = {0};
   (void)net;
   kiln_awsenv_announce(env, "create", env->names.asg,
@@ -284,8 +292,8 @@ static kiln_err create_group(struct kiln_awsenv *env, const struct kiln_network 
     kiln_aws_params_add(&p, key, "true");
   }
   static const char *const exists[] = {"AlreadyExists", NULL};
-  kiln_err rc = kiln_awsenv_mutate(env, "autoscaling", "CreateAutoScalingGroup", &p,
-                                   env->names.asg, exists, NULL, err);
+  kiln_err rc = kiln_awsenv_mutate(env, "autoscaling", "CreateAutoScalingGroup", &p, env->names.asg,
+                                   exists, NULL, err);
   kiln_aws_params_clear(&p);
   if (rc == KILN_OK)
     f->asg_exists = 1;
@@ -294,7 +302,8 @@ static kiln_err create_group(struct kiln_awsenv *env, const struct kiln_network 
 
 static kiln_err ensure_group(struct kiln_awsenv *env, const struct kiln_network *net,
                              const struct kiln_release *r, struct kiln_fleet *f, long version,
-                             struct kiln_error *err) {
+                             struct kiln_error *err)
+{
   struct kiln_aws_params p = {0};
   struct kiln_buf zones = KILN_BUF_INIT;
   char ver[24], count[16];
@@ -316,27 +325,28 @@ static kiln_err ensure_group(struct kiln_awsenv *env, const struct kiln_network 
     kiln_aws_params_add(&p, "MinSize", count);
     kiln_aws_params_addf(&p, "MaxSize", "%d", n * 2);
     kiln_aws_params_add(&p, "DesiredCapacity", count);
-    rc = kiln_awsenv_mutate(env, "autoscaling", "UpdateAutoScalingGroup", &p, env->names.asg,
-                            NULL, NULL, err);
+    rc = kiln_awsenv_mutate(env, "autoscaling", "UpdateAutoScalingGroup", &p, env->names.asg, NULL,
+                            NULL, err);
     kiln_aws_params_clear(&p);
     if (rc == KILN_OK) {
       kiln_aws_params_add(&p, "AutoScalingGroupName", env->names.asg);
       kiln_aws_params_add(&p, "Preferences.MinHealthyPercentage", "100");
       kiln_aws_params_add(&p, "Preferences.MaxHealthyPercentage", "200");
       static const char *const busy[] = {"InstanceRefreshInProgress", NULL};
-      rc = kiln_awsenv_mutate(env, "autoscaling", "StartInstanceRefresh", &p, env->names.asg,
-                              busy, NULL, err);
+      rc = kiln_awsenv_mutate(env, "autoscaling", "StartInstanceRefresh", &p, env->names.asg, busy,
+                              NULL, err);
     }
   } else {
-    kiln_awsenv_announce(env, "nothing", env->names.asg, "runs version %s with %d instance(s)",
-                         ver, n);
+    kiln_awsenv_announce(env, "nothing", env->names.asg, "runs version %s with %d instance(s)", ver,
+                         n);
   }
   kiln_aws_params_clear(&p);
   kiln_buf_free(&zones);
   return rc;
 }
 
-static int in_group(const struct kiln_fleet *f, const char *instance) {
+static int in_group(const struct kiln_fleet *f, const char *instance)
+{
   for (size_t i = 0; instance && i < f->ninstances; i++)
     if (strcmp(f->instance_ids[i], instance) == 0)
       return 1;
@@ -344,7 +354,8 @@ static int in_group(const struct kiln_fleet *f, const char *instance) {
 }
 
 static kiln_err ensure_address(struct kiln_awsenv *env, struct kiln_fleet *f,
-                               struct kiln_error *err) {
+                               struct kiln_error *err)
+{
   struct kiln_aws_params p = {0};
   struct kiln_xml *doc = NULL;
   kiln_err rc = KILN_OK;
@@ -386,7 +397,8 @@ static kiln_err ensure_address(struct kiln_awsenv *env, struct kiln_fleet *f,
 #define PLACEHOLDER_USER_DATA "IyEvYmluL3NoCmVjaG8gJ2tpbG46IG5vIEVJRiBkZXBsb3llZCB5ZXQnCg=="
 
 kiln_err kiln_fleet_prepare(struct kiln_awsenv *env, const struct kiln_network *net,
-                            const char *pinned_ami, struct kiln_fleet *f, struct kiln_error *err) {
+                            const char *pinned_ami, struct kiln_fleet *f, struct kiln_error *err)
+{
   struct kiln_aws_params p = {0};
   struct kiln_xml *doc = NULL;
   struct kiln_buf zones = KILN_BUF_INIT;
@@ -404,8 +416,8 @@ kiln_err kiln_fleet_prepare(struct kiln_awsenv *env, const struct kiln_network *
       kiln_awsenv_tag_spec(env, &p, 1, "launch-template", env->names.launch_template);
       /* a new instance profile takes seconds to be usable: retry while EC2 does not know it */
       for (int attempt = 0; attempt < 10; attempt++) {
-        rc = kiln_awsenv_mutate(env, "ec2", "CreateLaunchTemplate", &p,
-                                env->names.launch_template, NULL, &doc, err);
+        rc = kiln_awsenv_mutate(env, "ec2", "CreateLaunchTemplate", &p, env->names.launch_template,
+                                NULL, &doc, err);
         if (rc == KILN_OK || !strstr(kiln_error_msg(err), "IamInstanceProfile"))
           break;
         kiln_error_clear(err);
@@ -435,7 +447,8 @@ kiln_err kiln_fleet_prepare(struct kiln_awsenv *env, const struct kiln_network *
 
 kiln_err kiln_fleet_deploy(struct kiln_awsenv *env, const struct kiln_network *net,
                            const struct kiln_release *r, struct kiln_fleet *f,
-                           struct kiln_error *err) {
+                           struct kiln_error *err)
+{
   long version = 0;
   if (!net->sg_id || net->nsubnets == 0)
     return kiln_error_set(err, KILN_E_NOT_FOUND,

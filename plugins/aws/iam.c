@@ -1,6 +1,7 @@
 /* The deployment's IAM: the instance role (read EIFs from the bucket) and its instance profile, and
  * the scoped deploy user with the tag-scoped policy rendered from share/policies, whose access key
- * is written 0600 to a file the user chose. Each piece is read back and changed only if different. */
+ * is written 0600 to a file the user chose. Each piece is read back and changed only if different.
+ */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -15,12 +16,14 @@
 #define INSTANCE_POLICY_NAME "kiln-read-eifs"
 #define DEPLOY_POLICY_NAME "kiln-deploy"
 
-void kiln_iam_clear(struct kiln_iam *iam) {
+void kiln_iam_clear(struct kiln_iam *iam)
+{
   free(iam->deploy_policy);
   memset(iam, 0, sizeof(*iam));
 }
 
-static kiln_err add_tags(struct kiln_awsenv *env, struct kiln_aws_params *p) {
+static kiln_err add_tags(struct kiln_awsenv *env, struct kiln_aws_params *p)
+{
   kiln_err rc = kiln_aws_params_add(p, "Tags.member.1.Key", env->dep.tag_key);
   if (rc == KILN_OK)
     rc = kiln_aws_params_add(p, "Tags.member.1.Value", env->dep.id);
@@ -34,7 +37,8 @@ static kiln_err add_tags(struct kiln_awsenv *env, struct kiln_aws_params *p) {
 /* A read call where NoSuchEntity means "absent": *found 0, KILN_OK. */
 static kiln_err iam_get(struct kiln_awsenv *env, const char *action, const char *name_key,
                         const char *name, const char *extra_key, const char *extra,
-                        struct kiln_xml **doc, int *found, struct kiln_error *err) {
+                        struct kiln_xml **doc, int *found, struct kiln_error *err)
+{
   struct kiln_aws_params p = {0};
   struct kiln_aws_error_info info;
   kiln_aws_params_add(&p, name_key, name);
@@ -51,7 +55,8 @@ static kiln_err iam_get(struct kiln_awsenv *env, const char *action, const char 
 }
 
 /* The policy document of a Get*Policy answer (IAM URL-encodes it), parsed; NULL when absent. */
-static cJSON *policy_of(const struct kiln_xml *doc) {
+static cJSON *policy_of(const struct kiln_xml *doc)
+{
   const char *encoded = doc ? kiln_awsenv_first(doc, "PolicyDocument") : NULL;
   char *text = encoded ? kiln_aws_uri_decode(encoded, strlen(encoded)) : NULL;
   cJSON *json = text ? cJSON_Parse(text) : NULL;
@@ -62,7 +67,8 @@ static cJSON *policy_of(const struct kiln_xml *doc) {
 }
 
 static kiln_err render(struct kiln_awsenv *env, const char *tmpl, const char *vpc_id, char **out,
-                       struct kiln_error *err) {
+                       struct kiln_error *err)
+{
   cJSON *values = kiln_policy_values(&env->dep, &env->names, env->account_id, vpc_id);
   kiln_err rc = kiln_template_render_file(env->share_dir, tmpl, values, out, err);
   cJSON_Delete(values);
@@ -70,11 +76,13 @@ static kiln_err render(struct kiln_awsenv *env, const char *tmpl, const char *vp
 }
 
 kiln_err kiln_iam_render_policy(struct kiln_awsenv *env, const char *vpc_id, char **policy,
-                                struct kiln_error *err) {
+                                struct kiln_error *err)
+{
   return render(env, "policies/deploy-policy.json.tmpl", vpc_id, policy, err);
 }
 
-kiln_err kiln_iam_find(struct kiln_awsenv *env, struct kiln_iam *iam, struct kiln_error *err) {
+kiln_err kiln_iam_find(struct kiln_awsenv *env, struct kiln_iam *iam, struct kiln_error *err)
+{
   struct kiln_xml *doc = NULL;
   int found = 0;
   memset(iam, 0, sizeof(*iam));
@@ -121,7 +129,8 @@ kiln_err kiln_iam_find(struct kiln_awsenv *env, struct kiln_iam *iam, struct kil
   return rc;
 }
 
-static int same_policy(const char *have, const char *want) {
+static int same_policy(const char *have, const char *want)
+{
   cJSON *a = have ? cJSON_Parse(have) : NULL, *b = want ? cJSON_Parse(want) : NULL;
   int same = a && b && cJSON_Compare(a, b, 1);
   cJSON_Delete(a);
@@ -130,7 +139,8 @@ static int same_policy(const char *have, const char *want) {
 }
 
 static kiln_err write_key_file(const char *path, const char *id, const char *secret,
-                               struct kiln_error *err) {
+                               struct kiln_error *err)
+{
   int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
   if (fd < 0)
     return kiln_error_set(err, KILN_E_IO, "cannot create %s: %s", path, strerror(errno));
@@ -151,7 +161,8 @@ static kiln_err write_key_file(const char *path, const char *id, const char *sec
 }
 
 static kiln_err ensure_instance_role(struct kiln_awsenv *env, struct kiln_iam *iam,
-                                     struct kiln_error *err) {
+                                     struct kiln_error *err)
+{
   struct kiln_aws_params p = {0};
   char *doc_text = NULL;
   kiln_err rc = KILN_OK;
@@ -166,8 +177,8 @@ static kiln_err ensure_instance_role(struct kiln_awsenv *env, struct kiln_iam *i
       kiln_aws_params_add(&p, "AssumeRolePolicyDocument", doc_text);
       kiln_aws_params_add(&p, "Description", "kiln: enclave parent instances of one deployment");
       add_tags(env, &p);
-      rc = kiln_awsenv_mutate(env, "iam", "CreateRole", &p, env->names.instance_role, exists,
-                              NULL, err);
+      rc = kiln_awsenv_mutate(env, "iam", "CreateRole", &p, env->names.instance_role, exists, NULL,
+                              err);
     }
     kiln_aws_params_clear(&p);
     free(doc_text);
@@ -182,8 +193,8 @@ static kiln_err ensure_instance_role(struct kiln_awsenv *env, struct kiln_iam *i
       kiln_aws_params_add(&p, "RoleName", env->names.instance_role);
       kiln_aws_params_add(&p, "PolicyName", INSTANCE_POLICY_NAME);
       kiln_aws_params_add(&p, "PolicyDocument", doc_text);
-      rc = kiln_awsenv_mutate(env, "iam", "PutRolePolicy", &p, env->names.instance_role, NULL,
-                              NULL, err);
+      rc = kiln_awsenv_mutate(env, "iam", "PutRolePolicy", &p, env->names.instance_role, NULL, NULL,
+                              err);
     }
     kiln_aws_params_clear(&p);
     free(doc_text);
@@ -208,7 +219,8 @@ static kiln_err ensure_instance_role(struct kiln_awsenv *env, struct kiln_iam *i
 }
 
 kiln_err kiln_iam_ensure(struct kiln_awsenv *env, struct kiln_iam *iam, const char *vpc_id,
-                         const char *credentials_file, struct kiln_error *err) {
+                         const char *credentials_file, struct kiln_error *err)
+{
   struct kiln_aws_params p = {0};
   struct kiln_xml *doc = NULL;
   char *policy = NULL;
@@ -219,8 +231,8 @@ kiln_err kiln_iam_ensure(struct kiln_awsenv *env, struct kiln_iam *iam, const ch
                          "IAM user for `kiln deploy` (scoped by tag)");
     kiln_aws_params_add(&p, "UserName", env->names.deploy_role);
     add_tags(env, &p);
-    rc = kiln_awsenv_mutate(env, "iam", "CreateUser", &p, env->names.deploy_role, exists, NULL,
-                            err);
+    rc =
+        kiln_awsenv_mutate(env, "iam", "CreateUser", &p, env->names.deploy_role, exists, NULL, err);
     kiln_aws_params_clear(&p);
   }
   if (rc == KILN_OK)

@@ -8,7 +8,8 @@
 #include "byoc.h"
 #include "util/buf.h"
 
-void kiln_network_clear(struct kiln_network *n) {
+void kiln_network_clear(struct kiln_network *n)
+{
   free(n->vpc_id);
   for (size_t i = 0; i < n->nsubnets; i++)
     free(n->subnet_ids[i]);
@@ -20,12 +21,15 @@ void kiln_network_clear(struct kiln_network *n) {
   memset(n, 0, sizeof(*n));
 }
 
-static char *dup_text(const char *s) { return s ? strdup(s) : NULL; }
+static char *dup_text(const char *s)
+{
+  return s ? strdup(s) : NULL;
+}
 
 /* Describe<what> filtered by the deployment tag (plus an optional extra filter); the answer. */
 static kiln_err describe_tagged(struct kiln_awsenv *env, const char *action, const char *filter,
-                                const char *value, struct kiln_xml **out,
-                                struct kiln_error *err) {
+                                const char *value, struct kiln_xml **out, struct kiln_error *err)
+{
   struct kiln_aws_params p = {0};
   int n = 1;
   kiln_err rc = kiln_awsenv_tag_filter(env, &p, &n);
@@ -45,8 +49,8 @@ static kiln_err describe_tagged(struct kiln_awsenv *env, const char *action, con
   return rc;
 }
 
-static kiln_err find_vpc(struct kiln_awsenv *env, struct kiln_network *net,
-                         struct kiln_error *err) {
+static kiln_err find_vpc(struct kiln_awsenv *env, struct kiln_network *net, struct kiln_error *err)
+{
   struct kiln_xml *doc = NULL;
   kiln_err rc;
   if (env->dep.vpc_id) { /* the user's VPC: it must exist */
@@ -76,7 +80,8 @@ static kiln_err find_vpc(struct kiln_awsenv *env, struct kiln_network *net,
 }
 
 kiln_err kiln_network_find(struct kiln_awsenv *env, struct kiln_network *net,
-                           struct kiln_error *err) {
+                           struct kiln_error *err)
+{
   struct kiln_xml *doc = NULL;
   memset(net, 0, sizeof(*net));
   kiln_err rc = find_vpc(env, net, err);
@@ -99,8 +104,8 @@ kiln_err kiln_network_find(struct kiln_awsenv *env, struct kiln_network *net,
     return rc;
   net->igw_id = dup_text(kiln_awsenv_first(doc, "internetGatewayId"));
   const struct kiln_xml *att = kiln_awsenv_items(doc, "attachmentSet");
-  net->igw_attached = att && kiln_xml_text(att, "vpcId") &&
-                      strcmp(kiln_xml_text(att, "vpcId"), net->vpc_id) == 0;
+  net->igw_attached =
+      att && kiln_xml_text(att, "vpcId") && strcmp(kiln_xml_text(att, "vpcId"), net->vpc_id) == 0;
   kiln_xml_free(doc);
   if ((rc = describe_tagged(env, "DescribeRouteTables", "vpc-id", net->vpc_id, &doc, err)) !=
       KILN_OK)
@@ -139,7 +144,8 @@ kiln_err kiln_network_find(struct kiln_awsenv *env, struct kiln_network *net,
   return KILN_OK;
 }
 
-static int has_port(const struct kiln_network *net, int port) {
+static int has_port(const struct kiln_network *net, int port)
+{
   for (size_t i = 0; i < net->nports; i++)
     if (net->ports[i] == port)
       return 1;
@@ -148,7 +154,8 @@ static int has_port(const struct kiln_network *net, int port) {
 
 /* The id a create call returned (or a placeholder in a plan). */
 static kiln_err take_id(struct kiln_awsenv *env, struct kiln_xml *doc, const char *field,
-                        const char *placeholder, char **out, struct kiln_error *err) {
+                        const char *placeholder, char **out, struct kiln_error *err)
+{
   const char *id = env->dry_run ? placeholder : kiln_awsenv_first(doc, field);
   *out = id ? strdup(id) : NULL;
   kiln_xml_free(doc);
@@ -158,7 +165,8 @@ static kiln_err take_id(struct kiln_awsenv *env, struct kiln_xml *doc, const cha
 }
 
 static kiln_err ensure_vpc(struct kiln_awsenv *env, struct kiln_network *net,
-                           struct kiln_error *err) {
+                           struct kiln_error *err)
+{
   struct kiln_aws_params p = {0};
   struct kiln_xml *doc = NULL;
   kiln_err rc;
@@ -185,7 +193,8 @@ static kiln_err ensure_vpc(struct kiln_awsenv *env, struct kiln_network *net,
 }
 
 static kiln_err ensure_subnets(struct kiln_awsenv *env, struct kiln_network *net,
-                               struct kiln_error *err) {
+                               struct kiln_error *err)
+{
   struct kiln_xml *doc = NULL;
   kiln_err rc;
   if (net->nsubnets > 0) {
@@ -235,8 +244,8 @@ static kiln_err ensure_subnets(struct kiln_awsenv *env, struct kiln_network *net
     snprintf(net->subnet_azs[net->nsubnets], sizeof(net->subnet_azs[0]), "%s", zones[i]);
     kiln_aws_params_add(&p, "SubnetId", net->subnet_ids[net->nsubnets]);
     kiln_aws_params_add(&p, "MapPublicIpOnLaunch.Value", "true");
-    rc = kiln_awsenv_mutate(env, "ec2", "ModifySubnetAttribute", &p,
-                            net->subnet_ids[net->nsubnets], NULL, NULL, err);
+    rc = kiln_awsenv_mutate(env, "ec2", "ModifySubnetAttribute", &p, net->subnet_ids[net->nsubnets],
+                            NULL, NULL, err);
     kiln_aws_params_clear(&p);
     net->nsubnets++;
   }
@@ -244,7 +253,8 @@ static kiln_err ensure_subnets(struct kiln_awsenv *env, struct kiln_network *net
 }
 
 static kiln_err ensure_gateway_and_routes(struct kiln_awsenv *env, struct kiln_network *net,
-                                          struct kiln_error *err) {
+                                          struct kiln_error *err)
+{
   struct kiln_aws_params p = {0};
   struct kiln_xml *doc = NULL;
   kiln_err rc = KILN_OK;
@@ -254,8 +264,8 @@ static kiln_err ensure_gateway_and_routes(struct kiln_awsenv *env, struct kiln_n
   if (!net->igw_id) {
     kiln_awsenv_announce(env, "create", "internet gateway", "for %s", net->vpc_id);
     kiln_awsenv_tag_spec(env, &p, 1, "internet-gateway", env->names.asg);
-    rc = kiln_awsenv_mutate(env, "ec2", "CreateInternetGateway", &p, "creating the internet gateway",
-                            NULL, &doc, err);
+    rc = kiln_awsenv_mutate(env, "ec2", "CreateInternetGateway", &p,
+                            "creating the internet gateway", NULL, &doc, err);
     kiln_aws_params_clear(&p);
     if (rc == KILN_OK)
       rc = take_id(env, doc, "internetGatewayId", "igw-(new)", &net->igw_id, err);
@@ -280,21 +290,18 @@ static kiln_err ensure_gateway_and_routes(struct kiln_awsenv *env, struct kiln_n
       rc = take_id(env, doc, "routeTableId", "rtb-(new)", &net->route_table_id, err);
   }
   if (rc == KILN_OK && !net->default_route) {
-    kiln_awsenv_announce(env, "update", net->route_table_id, "route 0.0.0.0/0 via %s",
-                         net->igw_id);
+    kiln_awsenv_announce(env, "update", net->route_table_id, "route 0.0.0.0/0 via %s", net->igw_id);
     kiln_aws_params_add(&p, "RouteTableId", net->route_table_id);
     kiln_aws_params_add(&p, "DestinationCidrBlock", "0.0.0.0/0");
     kiln_aws_params_add(&p, "GatewayId", net->igw_id);
-    rc = kiln_awsenv_mutate(env, "ec2", "CreateRoute", &p, net->route_table_id, already, NULL,
-                            err);
+    rc = kiln_awsenv_mutate(env, "ec2", "CreateRoute", &p, net->route_table_id, already, NULL, err);
     kiln_aws_params_clear(&p);
     net->default_route = rc == KILN_OK;
   }
   for (size_t i = 0; i < net->nsubnets && rc == KILN_OK; i++) {
     if (net->subnet_associated[i])
       continue;
-    kiln_awsenv_announce(env, "update", net->route_table_id, "associate %s",
-                         net->subnet_ids[i]);
+    kiln_awsenv_announce(env, "update", net->route_table_id, "associate %s", net->subnet_ids[i]);
     kiln_aws_params_add(&p, "RouteTableId", net->route_table_id);
     kiln_aws_params_add(&p, "SubnetId", net->subnet_ids[i]);
     rc = kiln_awsenv_mutate(env, "ec2", "AssociateRouteTable", &p, net->route_table_id, already,
@@ -306,7 +313,8 @@ static kiln_err ensure_gateway_and_routes(struct kiln_awsenv *env, struct kiln_n
 }
 
 static kiln_err ensure_security_group(struct kiln_awsenv *env, struct kiln_network *net,
-                                      const int *ports, size_t nports, struct kiln_error *err) {
+                                      const int *ports, size_t nports, struct kiln_error *err)
+{
   struct kiln_aws_params p = {0};
   struct kiln_xml *doc = NULL;
   kiln_err rc = KILN_OK;
@@ -345,7 +353,8 @@ static kiln_err ensure_security_group(struct kiln_awsenv *env, struct kiln_netwo
 }
 
 kiln_err kiln_network_ensure(struct kiln_awsenv *env, struct kiln_network *net, const int *ports,
-                             size_t nports, struct kiln_error *err) {
+                             size_t nports, struct kiln_error *err)
+{
   kiln_err rc = ensure_vpc(env, net, err);
   if (rc == KILN_OK)
     rc = ensure_subnets(env, net, err);

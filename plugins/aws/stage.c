@@ -18,7 +18,8 @@
 static const char options_schema[] =
     "{\"type\":\"object\",\"additionalProperties\":false,\"properties\":{"
     "\"action\":{\"type\":\"string\",\"enum\":[\"deploy\",\"setup\",\"status\","
-    "\"update-policy\",\"teardown\",\"policy\"],\"description\":\"What to do (set by the kiln command)\"},"
+    "\"update-policy\",\"teardown\",\"policy\"],\"description\":\"What to do (set by the kiln "
+    "command)\"},"
     "\"region\":{\"type\":\"string\",\"minLength\":1,\"description\":\"AWS region (after "
     "AWS_REGION and the profile)\"},"
     "\"profile\":{\"type\":\"string\",\"minLength\":1,\"description\":\"AWS profile\"},"
@@ -51,22 +52,26 @@ struct stage_env {
   int plan;
 };
 
-static void hook_log(void *p, int level, const char *msg) {
+static void hook_log(void *p, int level, const char *msg)
+{
   struct stage_env *s = p;
   s->host->log(s->ctx, (enum kiln_log_level)level, "%s", msg);
 }
 
-static void hook_redact(void *p, const char *secret) {
+static void hook_redact(void *p, const char *secret)
+{
   struct stage_env *s = p;
   s->host->redact(s->ctx, secret);
 }
 
-static int hook_cancelled(void *p) {
+static int hook_cancelled(void *p)
+{
   struct stage_env *s = p;
   return s->host->cancelled(s->ctx);
 }
 
-static void hook_announce(void *p, const char *action, const char *resource, const char *detail) {
+static void hook_announce(void *p, const char *action, const char *resource, const char *detail)
+{
   struct stage_env *s = p;
   if (s->plan)
     s->host->plan_action(s->ctx, action, resource, detail);
@@ -76,20 +81,24 @@ static void hook_announce(void *p, const char *action, const char *resource, con
     s->host->log(s->ctx, KILN_LOG_DEBUG, "up to date: %s: %s", resource, detail);
 }
 
-static const char *string_at(const cJSON *o, const char *key) {
+static const char *string_at(const cJSON *o, const char *key)
+{
   const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
   return cJSON_IsString(v) && *v->valuestring ? v->valuestring : NULL;
 }
 
-static const char *action_of(const cJSON *opts) {
+static const char *action_of(const cJSON *opts)
+{
   const char *a = string_at(opts, "action");
   return a ? a : "deploy";
 }
 
-static size_t ports_of(const cJSON *opts, int *ports, size_t max) {
+static size_t ports_of(const cJSON *opts, int *ports, size_t max)
+{
   size_t n = 0;
   const cJSON *p;
-  cJSON_ArrayForEach(p, cJSON_GetObjectItemCaseSensitive(opts, "ports")) {
+  cJSON_ArrayForEach(p, cJSON_GetObjectItemCaseSensitive(opts, "ports"))
+  {
     if (cJSON_IsNumber(p) && n < max)
       ports[n++] = p->valueint;
   }
@@ -98,16 +107,17 @@ static size_t ports_of(const cJSON *opts, int *ports, size_t max) {
 
 /* Open the client and resolve the deployment (a new id for setup when none exists). */
 static kiln_err open_env(struct stage_env *s, struct kiln_awsenv *env, int allow_no_id,
-                         struct kiln_error *err) {
+                         struct kiln_error *err)
+{
   const cJSON *opts = s->host->options(s->ctx);
-  struct kiln_aws_client_options o = {.profile = string_at(opts, "profile"),
-                                      .region = string_at(opts, "region"),
-                                      .s3_path_style = cJSON_IsTrue(
-                                          cJSON_GetObjectItemCaseSensitive(opts, "s3_path_style")),
-                                      .log = hook_log,
-                                      .redact = hook_redact,
-                                      .cancelled = hook_cancelled,
-                                      .hook_ctx = s};
+  struct kiln_aws_client_options o = {
+      .profile = string_at(opts, "profile"),
+      .region = string_at(opts, "region"),
+      .s3_path_style = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(opts, "s3_path_style")),
+      .log = hook_log,
+      .redact = hook_redact,
+      .cancelled = hook_cancelled,
+      .hook_ctx = s};
   memset(env, 0, sizeof(*env));
   env->config = s->host->config(s->ctx);
   env->app_dir = s->host->app_dir(s->ctx);
@@ -127,7 +137,8 @@ static kiln_err open_env(struct stage_env *s, struct kiln_awsenv *env, int allow
   return rc;
 }
 
-static void close_env(struct kiln_awsenv *env) {
+static void close_env(struct kiln_awsenv *env)
+{
   kiln_awsenv_clear(env);
   kiln_aws_client_free(env->c);
   env->c = NULL;
@@ -135,7 +146,8 @@ static void close_env(struct kiln_awsenv *env) {
 
 /* setup on an app without a deployment id: make one and record it in <app>/.env. */
 static kiln_err new_deployment_id(struct stage_env *s, struct kiln_awsenv *env,
-                                  struct kiln_error *err) {
+                                  struct kiln_error *err)
+{
   char *id = kiln_deployment_id_generate();
   if (!id)
     return kiln_error_set(err, KILN_E_INTERNAL, "no random bytes for a deployment id");
@@ -160,19 +172,22 @@ static kiln_err new_deployment_id(struct stage_env *s, struct kiln_awsenv *env,
   return rc;
 }
 
-static cJSON *string_array(char *const *items, size_t n) {
+static cJSON *string_array(char *const *items, size_t n)
+{
   cJSON *a = cJSON_CreateArray();
   for (size_t i = 0; i < n; i++)
     cJSON_AddItemToArray(a, cJSON_CreateString(items[i]));
   return a;
 }
 
-static void add_string(cJSON *o, const char *key, const char *value) {
+static void add_string(cJSON *o, const char *key, const char *value)
+{
   if (value)
     cJSON_AddStringToObject(o, key, value);
 }
 
-static cJSON *identity_json(const struct kiln_awsenv *env) {
+static cJSON *identity_json(const struct kiln_awsenv *env)
+{
   cJSON *m = cJSON_CreateObject();
   add_string(m, "deployment_id", env->dep.id);
   add_string(m, "region", env->dep.region);
@@ -185,13 +200,15 @@ static cJSON *identity_json(const struct kiln_awsenv *env) {
   return m;
 }
 
-static void network_json(cJSON *m, const struct kiln_network *net) {
+static void network_json(cJSON *m, const struct kiln_network *net)
+{
   add_string(m, "vpc_id", net->vpc_id);
   cJSON_AddItemToObject(m, "subnet_ids", string_array(net->subnet_ids, net->nsubnets));
   add_string(m, "security_group_id", net->sg_id);
 }
 
-static void fleet_json(cJSON *m, const struct kiln_fleet *f) {
+static void fleet_json(cJSON *m, const struct kiln_fleet *f)
+{
   add_string(m, "launch_template_id", f->lt_id);
   if (f->lt_latest)
     cJSON_AddNumberToObject(m, "launch_template_version", (double)f->lt_latest);
@@ -201,7 +218,8 @@ static void fleet_json(cJSON *m, const struct kiln_fleet *f) {
   add_string(m, "instance_refresh", f->refresh_status);
 }
 
-static kiln_err emit(struct stage_env *s, cJSON *meta) {
+static kiln_err emit(struct stage_env *s, cJSON *meta)
+{
   const char *dir = NULL;
   struct kiln_buf text = KILN_BUF_INIT;
   struct kiln_error err = KILN_ERROR_INIT;
@@ -225,7 +243,8 @@ static kiln_err emit(struct stage_env *s, cJSON *meta) {
 }
 
 static kiln_err do_setup(struct stage_env *s, struct kiln_awsenv *env, cJSON **meta,
-                         struct kiln_error *err) {
+                         struct kiln_error *err)
+{
   const cJSON *opts = s->host->options(s->ctx);
   struct kiln_network net;
   struct kiln_iam iam;
@@ -269,7 +288,8 @@ static kiln_err do_setup(struct stage_env *s, struct kiln_awsenv *env, cJSON **m
 
 /* The release to run, from the pipeline's sizing, s3-object and eif artifacts. */
 static kiln_err release_of(struct stage_env *s, struct kiln_awsenv *env, struct kiln_release *r,
-                           char **derived_key, struct kiln_error *err) {
+                           char **derived_key, struct kiln_error *err)
+{
   const cJSON *opts = s->host->options(s->ctx);
   const struct kiln_artifact *sizing = s->host->input(s->ctx, "sizing");
   const struct kiln_artifact *object = s->host->input(s->ctx, "s3-object");
@@ -311,7 +331,8 @@ static kiln_err release_of(struct stage_env *s, struct kiln_awsenv *env, struct 
 }
 
 static kiln_err do_deploy(struct stage_env *s, struct kiln_awsenv *env, cJSON **meta,
-                          struct kiln_error *err) {
+                          struct kiln_error *err)
+{
   struct kiln_network net;
   struct kiln_fleet fleet;
   struct kiln_release r;
@@ -350,7 +371,8 @@ static kiln_err do_deploy(struct stage_env *s, struct kiln_awsenv *env, cJSON **
 }
 
 static kiln_err do_status(struct stage_env *s, struct kiln_awsenv *env, cJSON **meta,
-                          struct kiln_error *err) {
+                          struct kiln_error *err)
+{
   struct kiln_network net;
   struct kiln_fleet fleet;
   struct kiln_iam iam;
@@ -399,7 +421,8 @@ static kiln_err do_status(struct stage_env *s, struct kiln_awsenv *env, cJSON **
 }
 
 static kiln_err do_update_policy(struct stage_env *s, struct kiln_awsenv *env, cJSON **meta,
-                                 struct kiln_error *err) {
+                                 struct kiln_error *err)
+{
   struct kiln_network net;
   struct kiln_iam iam;
   char *policy = NULL;
@@ -409,8 +432,8 @@ static kiln_err do_update_policy(struct stage_env *s, struct kiln_awsenv *env, c
     rc = kiln_iam_find(env, &iam, err);
   if (rc == KILN_OK && !iam.deploy_user)
     rc = kiln_error_set(err, KILN_E_NOT_FOUND,
-                        "deployment %s has no deploy user %s: run `kiln setup` first",
-                        env->dep.id, env->names.deploy_role);
+                        "deployment %s has no deploy user %s: run `kiln setup` first", env->dep.id,
+                        env->names.deploy_role);
   if (rc == KILN_OK)
     rc = kiln_iam_render_policy(env, net.vpc_id, &policy, err);
   if (rc == KILN_OK) {
@@ -418,9 +441,8 @@ static kiln_err do_update_policy(struct stage_env *s, struct kiln_awsenv *env, c
     cJSON *now = cJSON_Parse(policy);
     char *old_text = old ? cJSON_Print(old) : NULL, *new_text = now ? cJSON_Print(now) : NULL;
     if (!old || !cJSON_Compare(old, now, 1))
-      s->host->log(s->ctx, KILN_LOG_INFO, "policy of %s now:\n%s\nnew:\n%s",
-                   env->names.deploy_role, old_text ? old_text : "(none)",
-                   new_text ? new_text : "");
+      s->host->log(s->ctx, KILN_LOG_INFO, "policy of %s now:\n%s\nnew:\n%s", env->names.deploy_role,
+                   old_text ? old_text : "(none)", new_text ? new_text : "");
     cJSON_Delete(old);
     cJSON_Delete(now);
     free(old_text);
@@ -440,13 +462,15 @@ static kiln_err do_update_policy(struct stage_env *s, struct kiln_awsenv *env, c
 
 /* The deploy policy as setup would attach it (kiln setup --print-policy): nothing is changed. */
 static kiln_err do_policy(struct stage_env *s, struct kiln_awsenv *env, cJSON **meta,
-                          struct kiln_error *err) {
+                          struct kiln_error *err)
+{
   struct kiln_network net;
   char *policy = NULL;
   memset(&net, 0, sizeof(net));
   if (!env->dep.id) {
-    s->host->log(s->ctx, KILN_LOG_INFO, "no deployment yet: showing the policy for the "
-                                        "placeholder id \"your-deployment\"");
+    s->host->log(s->ctx, KILN_LOG_INFO,
+                 "no deployment yet: showing the policy for the "
+                 "placeholder id \"your-deployment\"");
     env->dep.id = strdup("your-deployment");
     kiln_err rc = kiln_deployment_names_make(env->dep.id, env->account_id, &env->names, err);
     if (rc != KILN_OK)
@@ -465,7 +489,8 @@ static kiln_err do_policy(struct stage_env *s, struct kiln_awsenv *env, cJSON **
 }
 
 static kiln_err do_teardown(struct stage_env *s, struct kiln_awsenv *env, cJSON **meta,
-                            struct kiln_error *err) {
+                            struct kiln_error *err)
+{
   const cJSON *opts = s->host->options(s->ctx);
   int delete_bucket = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(opts, "delete_bucket"));
   kiln_err rc = kiln_teardown(env, delete_bucket, err);
@@ -477,7 +502,8 @@ static kiln_err do_teardown(struct stage_env *s, struct kiln_awsenv *env, cJSON 
   return rc;
 }
 
-static kiln_err aws_act(struct kiln_stage_ctx *ctx, const struct kiln_host *host, int plan) {
+static kiln_err aws_act(struct kiln_stage_ctx *ctx, const struct kiln_host *host, int plan)
+{
   struct stage_env s = {ctx, host, plan};
   struct kiln_awsenv env;
   struct kiln_error err = KILN_ERROR_INIT;
@@ -515,11 +541,13 @@ static kiln_err aws_act(struct kiln_stage_ctx *ctx, const struct kiln_host *host
   return rc;
 }
 
-static kiln_err aws_run(struct kiln_stage_ctx *ctx, const struct kiln_host *host) {
+static kiln_err aws_run(struct kiln_stage_ctx *ctx, const struct kiln_host *host)
+{
   return aws_act(ctx, host, 0);
 }
 
-static kiln_err aws_plan(struct kiln_stage_ctx *ctx, const struct kiln_host *host) {
+static kiln_err aws_plan(struct kiln_stage_ctx *ctx, const struct kiln_host *host)
+{
   return aws_act(ctx, host, 1);
 }
 
@@ -550,6 +578,7 @@ static const struct kiln_plugin plugin = {
     .stages = stages,
 };
 
-KILN_PLUGIN_EXPORT const struct kiln_plugin *kiln_plugin_entry(uint32_t host_abi_version) {
+KILN_PLUGIN_EXPORT const struct kiln_plugin *kiln_plugin_entry(uint32_t host_abi_version)
+{
   return host_abi_version == KILN_ABI_VERSION ? &plugin : NULL;
 }

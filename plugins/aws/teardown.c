@@ -26,7 +26,8 @@ static const char *const gone[] = {"NoSuchEntity",
 
 static kiln_err delete_one(struct kiln_awsenv *env, const char *service, const char *action,
                            const char *key, const char *id, const char *what,
-                           struct kiln_error *err) {
+                           struct kiln_error *err)
+{
   struct kiln_aws_params p = {0};
   kiln_awsenv_announce(env, "delete", id, "%s", what);
   kiln_aws_params_add(&p, key, id);
@@ -37,7 +38,8 @@ static kiln_err delete_one(struct kiln_awsenv *env, const char *service, const c
 
 /* Retry a deletion that fails with DependencyViolation while instances shut down. */
 static kiln_err delete_waiting(struct kiln_awsenv *env, const char *action, const char *key,
-                               const char *id, const char *what, struct kiln_error *err) {
+                               const char *id, const char *what, struct kiln_error *err)
+{
   kiln_err rc = KILN_OK;
   for (int attempt = 0; attempt < 40; attempt++) {
     rc = delete_one(env, "ec2", action, key, id, what, err);
@@ -52,7 +54,8 @@ static kiln_err delete_waiting(struct kiln_awsenv *env, const char *action, cons
 }
 
 static kiln_err tagged_ids(struct kiln_awsenv *env, const char *action, const char *set,
-                           const char *field, char ***ids, size_t *n, struct kiln_error *err) {
+                           const char *field, char ***ids, size_t *n, struct kiln_error *err)
+{
   struct kiln_aws_params p = {0};
   struct kiln_xml *doc = NULL;
   int fn = 1;
@@ -74,9 +77,8 @@ static kiln_err tagged_ids(struct kiln_awsenv *env, const char *action, const ch
   size_t cap = 0;
   /* instances sit one level deeper: reservationSet/item/instancesSet/item */
   for (const struct kiln_xml *it = list ? list->child : NULL; it; it = it->next) {
-    const struct kiln_xml *inner = strcmp(action, "DescribeInstances") == 0
-                                       ? kiln_awsenv_items(it, "instancesSet")
-                                       : it;
+    const struct kiln_xml *inner =
+        strcmp(action, "DescribeInstances") == 0 ? kiln_awsenv_items(it, "instancesSet") : it;
     for (; inner; inner = inner == it ? NULL : kiln_xml_next_same(inner)) {
       const char *id = kiln_xml_text(inner, field);
       if (!id)
@@ -95,13 +97,15 @@ static kiln_err tagged_ids(struct kiln_awsenv *env, const char *action, const ch
   return KILN_OK;
 }
 
-static void free_ids(char **ids, size_t n) {
+static void free_ids(char **ids, size_t n)
+{
   for (size_t i = 0; i < n; i++)
     free(ids[i]);
   free(ids);
 }
 
-static kiln_err teardown_compute(struct kiln_awsenv *env, struct kiln_error *err) {
+static kiln_err teardown_compute(struct kiln_awsenv *env, struct kiln_error *err)
+{
   struct kiln_fleet f;
   kiln_err rc = kiln_fleet_find(env, &f, err);
   if (rc == KILN_OK && f.asg_exists) {
@@ -138,19 +142,20 @@ static kiln_err teardown_compute(struct kiln_awsenv *env, struct kiln_error *err
     if (f.eip_instance) {
       struct kiln_aws_params p = {0};
       kiln_aws_params_add(&p, "PublicIp", f.eip_address ? f.eip_address : "");
-      rc = kiln_awsenv_mutate(env, "ec2", "DisassociateAddress", &p, "the Elastic IP", gone,
-                              NULL, err);
+      rc = kiln_awsenv_mutate(env, "ec2", "DisassociateAddress", &p, "the Elastic IP", gone, NULL,
+                              err);
       kiln_aws_params_clear(&p);
     }
     if (rc == KILN_OK)
-      rc = delete_one(env, "ec2", "ReleaseAddress", "AllocationId", f.eip_allocation,
-                      "Elastic IP", err);
+      rc = delete_one(env, "ec2", "ReleaseAddress", "AllocationId", f.eip_allocation, "Elastic IP",
+                      err);
   }
   kiln_fleet_clear(&f);
   return rc;
 }
 
-static kiln_err teardown_network(struct kiln_awsenv *env, struct kiln_error *err) {
+static kiln_err teardown_network(struct kiln_awsenv *env, struct kiln_error *err)
+{
   struct kiln_network net;
   char *reused = env->dep.vpc_id;
   env->dep.vpc_id = NULL; /* only the tagged VPC is kiln's */
@@ -178,8 +183,8 @@ static kiln_err teardown_network(struct kiln_awsenv *env, struct kiln_error *err
   for (size_t i = 0; i < net.nsubnets && rc == KILN_OK; i++)
     rc = delete_waiting(env, "DeleteSubnet", "SubnetId", net.subnet_ids[i], "subnet", err);
   if (rc == KILN_OK && net.route_table_id)
-    rc = delete_waiting(env, "DeleteRouteTable", "RouteTableId", net.route_table_id,
-                        "route table", err);
+    rc = delete_waiting(env, "DeleteRouteTable", "RouteTableId", net.route_table_id, "route table",
+                        err);
   if (rc == KILN_OK && net.igw_id && net.igw_attached && net.vpc_id) {
     struct kiln_aws_params p = {0};
     kiln_aws_params_add(&p, "InternetGatewayId", net.igw_id);
@@ -198,7 +203,8 @@ static kiln_err teardown_network(struct kiln_awsenv *env, struct kiln_error *err
 
 /* Does the IAM role/user carry the deployment tag? */
 static kiln_err iam_tagged(struct kiln_awsenv *env, const char *action, const char *key,
-                           const char *name, int *tagged, struct kiln_error *err) {
+                           const char *name, int *tagged, struct kiln_error *err)
+{
   struct kiln_aws_params p = {0};
   struct kiln_xml *doc = NULL;
   kiln_aws_params_add(&p, key, name);
@@ -213,7 +219,8 @@ static kiln_err iam_tagged(struct kiln_awsenv *env, const char *action, const ch
   return rc;
 }
 
-static kiln_err teardown_iam(struct kiln_awsenv *env, struct kiln_error *err) {
+static kiln_err teardown_iam(struct kiln_awsenv *env, struct kiln_error *err)
+{
   struct kiln_iam iam;
   struct kiln_aws_params p = {0};
   int tagged = 0;
@@ -257,8 +264,8 @@ static kiln_err teardown_iam(struct kiln_awsenv *env, struct kiln_error *err) {
          k && rc == KILN_OK; k = kiln_xml_next_same(k)) {
       kiln_aws_params_add(&p, "UserName", env->names.deploy_role);
       kiln_aws_params_add(&p, "AccessKeyId", kiln_xml_text(k, "AccessKeyId"));
-      rc = kiln_awsenv_mutate(env, "iam", "DeleteAccessKey", &p, env->names.deploy_role, gone,
-                              NULL, err);
+      rc = kiln_awsenv_mutate(env, "iam", "DeleteAccessKey", &p, env->names.deploy_role, gone, NULL,
+                              err);
       kiln_aws_params_clear(&p);
     }
     kiln_xml_free(doc);
@@ -270,15 +277,16 @@ static kiln_err teardown_iam(struct kiln_awsenv *env, struct kiln_error *err) {
       kiln_aws_params_clear(&p);
     }
     if (rc == KILN_OK)
-      rc = delete_one(env, "iam", "DeleteUser", "UserName", env->names.deploy_role,
-                      "deploy user", err);
+      rc = delete_one(env, "iam", "DeleteUser", "UserName", env->names.deploy_role, "deploy user",
+                      err);
   }
   kiln_iam_clear(&iam);
   return rc;
 }
 
 /* Empty (every version, every incomplete upload) and delete the bucket. */
-static kiln_err teardown_bucket(struct kiln_awsenv *env, struct kiln_error *err) {
+static kiln_err teardown_bucket(struct kiln_awsenv *env, struct kiln_error *err)
+{
   int exists = 0;
   kiln_err rc = kiln_bucket_exists(env, &exists, err);
   if (rc != KILN_OK || !exists)
@@ -352,7 +360,8 @@ static kiln_err teardown_bucket(struct kiln_awsenv *env, struct kiln_error *err)
   return rc;
 }
 
-kiln_err kiln_teardown(struct kiln_awsenv *env, int delete_bucket, struct kiln_error *err) {
+kiln_err kiln_teardown(struct kiln_awsenv *env, int delete_bucket, struct kiln_error *err)
+{
   kiln_err rc = teardown_compute(env, err);
   if (rc == KILN_OK)
     rc = teardown_network(env, err);

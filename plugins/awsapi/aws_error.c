@@ -8,7 +8,8 @@
 
 #include "client_internal.h"
 
-static void copy_str(char *dst, size_t size, const char *src) {
+static void copy_str(char *dst, size_t size, const char *src)
+{
   if (!src)
     return;
   snprintf(dst, size, "%s", src);
@@ -18,30 +19,23 @@ static void copy_str(char *dst, size_t size, const char *src) {
       *p = ' ';
 }
 
-static const char *status_code_name(long status) {
+static const char *status_code_name(long status)
+{
   switch (status) {
-  case 301:
-    return "PermanentRedirect";
-  case 400:
-    return "BadRequest";
-  case 403:
-    return "Forbidden";
-  case 404:
-    return "NotFound";
-  case 409:
-    return "Conflict";
-  case 412:
-    return "PreconditionFailed";
-  case 500:
-    return "InternalError";
-  case 503:
-    return "ServiceUnavailable";
-  default:
-    return "";
+  case 301: return "PermanentRedirect";
+  case 400: return "BadRequest";
+  case 403: return "Forbidden";
+  case 404: return "NotFound";
+  case 409: return "Conflict";
+  case 412: return "PreconditionFailed";
+  case 500: return "InternalError";
+  case 503: return "ServiceUnavailable";
+  default: return "";
   }
 }
 
-static int body_starts_with(const struct kiln_aws_response *r, char c) {
+static int body_starts_with(const struct kiln_aws_response *r, char c)
+{
   for (size_t i = 0; i < r->body.len; i++) {
     char b = r->body.data[i];
     if (b == ' ' || b == '\n' || b == '\r' || b == '\t')
@@ -51,7 +45,8 @@ static int body_starts_with(const struct kiln_aws_response *r, char c) {
   return 0;
 }
 
-static void parse_xml_error(const struct kiln_aws_response *r, struct kiln_aws_error_info *info) {
+static void parse_xml_error(const struct kiln_aws_response *r, struct kiln_aws_error_info *info)
+{
   struct kiln_xml *doc = NULL;
   struct kiln_error ignored = KILN_ERROR_INIT;
   if (kiln_xml_parse(r->body.data, r->body.len, "error", &doc, &ignored) != KILN_OK) {
@@ -73,7 +68,8 @@ static void parse_xml_error(const struct kiln_aws_response *r, struct kiln_aws_e
   kiln_xml_free(doc);
 }
 
-static void parse_json_error(const struct kiln_aws_response *r, struct kiln_aws_error_info *info) {
+static void parse_json_error(const struct kiln_aws_response *r, struct kiln_aws_error_info *info)
+{
   cJSON *doc = cJSON_ParseWithLength(r->body.data, r->body.len);
   if (!doc)
     return;
@@ -91,7 +87,8 @@ static void parse_json_error(const struct kiln_aws_response *r, struct kiln_aws_
 }
 
 void kiln_aws_error_parse(const char *service, const char *operation, long status,
-                          const struct kiln_aws_response *resp, struct kiln_aws_error_info *info) {
+                          const struct kiln_aws_response *resp, struct kiln_aws_error_info *info)
+{
   memset(info, 0, sizeof(*info));
   copy_str(info->service, sizeof(info->service), service);
   copy_str(info->operation, sizeof(info->operation), operation);
@@ -112,7 +109,8 @@ void kiln_aws_error_parse(const char *service, const char *operation, long statu
     copy_str(info->code, sizeof(info->code), status_code_name(status));
 }
 
-int kiln_aws_error_in_ok_body(const struct kiln_aws_response *resp) {
+int kiln_aws_error_in_ok_body(const struct kiln_aws_response *resp)
+{
   if (!resp || resp->body.len == 0 || !body_starts_with(resp, '<'))
     return 0;
   const char *p = resp->body.data;
@@ -135,14 +133,27 @@ int kiln_aws_error_in_ok_body(const struct kiln_aws_response *resp) {
   return 0;
 }
 
-int kiln_aws_retryable(long http_status, const char *code) {
-  static const char *const retry_codes[] = {
-      "Throttling", "ThrottlingException", "ThrottledException", "RequestThrottledException",
-      "TooManyRequestsException", "ProvisionedThroughputExceededException",
-      "TransactionInProgressException", "RequestLimitExceeded", "BandwidthLimitExceeded",
-      "LimitExceededException", "RequestThrottled", "SlowDown", "EC2ThrottledException",
-      "RequestTimeout", "RequestTimeoutException", "PriorRequestNotComplete", "InternalError",
-      "ServiceUnavailable", "RequestTimeTooSkewed"};
+int kiln_aws_retryable(long http_status, const char *code)
+{
+  static const char *const retry_codes[] = {"Throttling",
+                                            "ThrottlingException",
+                                            "ThrottledException",
+                                            "RequestThrottledException",
+                                            "TooManyRequestsException",
+                                            "ProvisionedThroughputExceededException",
+                                            "TransactionInProgressException",
+                                            "RequestLimitExceeded",
+                                            "BandwidthLimitExceeded",
+                                            "LimitExceededException",
+                                            "RequestThrottled",
+                                            "SlowDown",
+                                            "EC2ThrottledException",
+                                            "RequestTimeout",
+                                            "RequestTimeoutException",
+                                            "PriorRequestNotComplete",
+                                            "InternalError",
+                                            "ServiceUnavailable",
+                                            "RequestTimeTooSkewed"};
   if (code)
     for (size_t i = 0; i < sizeof(retry_codes) / sizeof(retry_codes[0]); i++)
       if (strcmp(code, retry_codes[i]) == 0)
@@ -150,12 +161,14 @@ int kiln_aws_retryable(long http_status, const char *code) {
   return http_status == 500 || http_status == 502 || http_status == 503 || http_status == 504;
 }
 
-kiln_err kiln_aws_error_report(const struct kiln_aws_error_info *info, struct kiln_error *err) {
+kiln_err kiln_aws_error_report(const struct kiln_aws_error_info *info, struct kiln_error *err)
+{
   kiln_err code;
   if (info->http_status == 0)
     code = KILN_E_NETWORK;
   else if (info->http_status == 401 || info->http_status == 403 ||
-           strcmp(info->code, "ExpiredToken") == 0 || strcmp(info->code, "InvalidClientTokenId") == 0)
+           strcmp(info->code, "ExpiredToken") == 0 ||
+           strcmp(info->code, "InvalidClientTokenId") == 0)
     code = KILN_E_AUTH;
   else if (info->http_status == 404)
     code = KILN_E_NOT_FOUND;
@@ -165,8 +178,8 @@ kiln_err kiln_aws_error_report(const struct kiln_aws_error_info *info, struct ki
   if (info->http_status == 0)
     return kiln_error_set(err, code, "%s %s: no answer: %s", title, info->operation,
                           info->message[0] ? info->message : "connection failed");
-  return kiln_error_set(err, code, "%s %s: HTTP %ld %s%s%s (request id %s)", title,
-                        info->operation, info->http_status, info->code[0] ? info->code : "error",
+  return kiln_error_set(err, code, "%s %s: HTTP %ld %s%s%s (request id %s)", title, info->operation,
+                        info->http_status, info->code[0] ? info->code : "error",
                         info->message[0] ? ": " : "", info->message,
                         info->request_id[0] ? info->request_id : "none");
 }

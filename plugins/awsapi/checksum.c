@@ -15,7 +15,8 @@
 static uint32_t table[256];
 static int table_ready;
 
-static void make_table(void) {
+static void make_table(void)
+{
   for (uint32_t i = 0; i < 256; i++) {
     uint32_t c = i;
     for (int k = 0; k < 8; k++)
@@ -25,7 +26,8 @@ static void make_table(void) {
   table_ready = 1;
 }
 
-static uint32_t crc32c_table(uint32_t crc, const unsigned char *p, size_t len) {
+static uint32_t crc32c_table(uint32_t crc, const unsigned char *p, size_t len)
+{
   if (!table_ready)
     make_table();
   while (len--)
@@ -34,9 +36,9 @@ static uint32_t crc32c_table(uint32_t crc, const unsigned char *p, size_t len) {
 }
 
 #ifdef KILN_HAVE_SSE42_PATH
-__attribute__((target("sse4.2"))) static uint32_t crc32c_sse42(uint32_t crc,
-                                                               const unsigned char *p,
-                                                               size_t len) {
+__attribute__((target("sse4.2"))) static uint32_t crc32c_sse42(uint32_t crc, const unsigned char *p,
+                                                               size_t len)
+{
   uint64_t c = crc;
   while (len >= 8) {
     uint64_t v;
@@ -52,7 +54,8 @@ __attribute__((target("sse4.2"))) static uint32_t crc32c_sse42(uint32_t crc,
 }
 #endif
 
-uint32_t kiln_crc32c(uint32_t crc, const void *data, size_t len) {
+uint32_t kiln_crc32c(uint32_t crc, const void *data, size_t len)
+{
   crc = ~crc;
 #ifdef KILN_HAVE_SSE42_PATH
   if (__builtin_cpu_supports("sse4.2"))
@@ -61,11 +64,13 @@ uint32_t kiln_crc32c(uint32_t crc, const void *data, size_t len) {
   return ~crc32c_table(crc, data, len);
 }
 
-void kiln_base64(const unsigned char *in, size_t len, char *out) {
+void kiln_base64(const unsigned char *in, size_t len, char *out)
+{
   EVP_EncodeBlock((unsigned char *)out, in, (int)len);
 }
 
-void kiln_crc32c_base64(uint32_t crc, char out[9]) {
+void kiln_crc32c_base64(uint32_t crc, char out[9])
+{
   unsigned char be[4] = {(unsigned char)(crc >> 24), (unsigned char)(crc >> 16),
                          (unsigned char)(crc >> 8), (unsigned char)crc};
   kiln_base64(be, 4, out);

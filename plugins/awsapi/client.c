@@ -11,14 +11,16 @@
 
 #define REFRESH_BEFORE_EXPIRY_S 300
 
-static int parse_attempts(const char *s) {
+static int parse_attempts(const char *s)
+{
   char *end = NULL;
   long v = s && *s ? strtol(s, &end, 10) : 0;
   return end && *end == '\0' && v >= 1 && v <= 20 ? (int)v : 0;
 }
 
-kiln_err kiln_aws_client_new(const struct kiln_aws_client_options *o,
-                             struct kiln_aws_client **out, struct kiln_error *err) {
+kiln_err kiln_aws_client_new(const struct kiln_aws_client_options *o, struct kiln_aws_client **out,
+                             struct kiln_error *err)
+{
   static const struct kiln_aws_client_options defaults = {0};
   struct kiln_aws_client *c = calloc(1, sizeof(*c));
   kiln_err rc;
@@ -72,7 +74,8 @@ fail:
   return rc;
 }
 
-void kiln_aws_client_free(struct kiln_aws_client *c) {
+void kiln_aws_client_free(struct kiln_aws_client *c)
+{
   if (!c)
     return;
   if (c->multi)
@@ -83,15 +86,23 @@ void kiln_aws_client_free(struct kiln_aws_client *c) {
   free(c);
 }
 
-const char *kiln_aws_client_region(const struct kiln_aws_client *c) { return c->region; }
+const char *kiln_aws_client_region(const struct kiln_aws_client *c)
+{
+  return c->region;
+}
 
-const struct kiln_aws_profile *kiln_aws_client_profile(const struct kiln_aws_client *c) {
+const struct kiln_aws_profile *kiln_aws_client_profile(const struct kiln_aws_client *c)
+{
   return &c->profile;
 }
 
-long kiln_aws_client_clock_skew(const struct kiln_aws_client *c) { return c->clock_skew; }
+long kiln_aws_client_clock_skew(const struct kiln_aws_client *c)
+{
+  return c->clock_skew;
+}
 
-void kiln_aws_client_log(struct kiln_aws_client *c, int level, const char *fmt, ...) {
+void kiln_aws_client_log(struct kiln_aws_client *c, int level, const char *fmt, ...)
+{
   char line[1024];
   va_list ap;
   if (!c->opt.log)
@@ -102,7 +113,8 @@ void kiln_aws_client_log(struct kiln_aws_client *c, int level, const char *fmt, 
   c->opt.log(c->opt.hook_ctx, level, line);
 }
 
-static void register_secrets(struct kiln_aws_client *c) {
+static void register_secrets(struct kiln_aws_client *c)
+{
   if (!c->opt.redact)
     return;
   if (c->creds.secret_access_key)
@@ -113,7 +125,8 @@ static void register_secrets(struct kiln_aws_client *c) {
 
 kiln_err kiln_aws_client_set_credentials(struct kiln_aws_client *c,
                                          const struct kiln_aws_credentials *creds,
-                                         struct kiln_error *err) {
+                                         struct kiln_error *err)
+{
   struct kiln_aws_credentials copy;
   if (kiln_aws_credentials_copy(&copy, creds) != KILN_OK)
     return kiln_error_set(err, KILN_E_NOMEM, "out of memory");
@@ -125,7 +138,8 @@ kiln_err kiln_aws_client_set_credentials(struct kiln_aws_client *c,
   return KILN_OK;
 }
 
-kiln_err kiln_aws_client_ensure_credentials(struct kiln_aws_client *c, struct kiln_error *err) {
+kiln_err kiln_aws_client_ensure_credentials(struct kiln_aws_client *c, struct kiln_error *err)
+{
   time_t now = time(NULL) + c->clock_skew;
   if (c->have_creds &&
       (c->creds_fixed || !c->creds.expires || c->creds.expires - now > REFRESH_BEFORE_EXPIRY_S))
@@ -152,7 +166,8 @@ kiln_err kiln_aws_client_ensure_credentials(struct kiln_aws_client *c, struct ki
 }
 
 kiln_err kiln_aws_client_credentials(struct kiln_aws_client *c, struct kiln_aws_credentials *copy,
-                                     struct kiln_error *err) {
+                                     struct kiln_error *err)
+{
   kiln_err rc = kiln_aws_client_ensure_credentials(c, err);
   if (rc != KILN_OK || !copy)
     return rc;
@@ -161,7 +176,8 @@ kiln_err kiln_aws_client_credentials(struct kiln_aws_client *c, struct kiln_aws_
   return KILN_OK;
 }
 
-kiln_err kiln_aws_params_add(struct kiln_aws_params *p, const char *name, const char *value) {
+kiln_err kiln_aws_params_add(struct kiln_aws_params *p, const char *name, const char *value)
+{
   if (p->len == p->cap) {
     size_t cap = p->cap ? p->cap * 2 : 16;
     struct kiln_aws_pair *grown = realloc(p->items, cap * sizeof(*grown));
@@ -181,7 +197,8 @@ kiln_err kiln_aws_params_add(struct kiln_aws_params *p, const char *name, const 
   return KILN_OK;
 }
 
-kiln_err kiln_aws_params_addf(struct kiln_aws_params *p, const char *name, const char *fmt, ...) {
+kiln_err kiln_aws_params_addf(struct kiln_aws_params *p, const char *name, const char *fmt, ...)
+{
   struct kiln_buf b = KILN_BUF_INIT;
   va_list ap;
   va_start(ap, fmt);
@@ -193,7 +210,8 @@ kiln_err kiln_aws_params_addf(struct kiln_aws_params *p, const char *name, const
   return rc;
 }
 
-void kiln_aws_params_clear(struct kiln_aws_params *p) {
+void kiln_aws_params_clear(struct kiln_aws_params *p)
+{
   for (size_t i = 0; i < p->len; i++) {
     free((char *)p->items[i].name);
     free((char *)p->items[i].value);
@@ -202,7 +220,8 @@ void kiln_aws_params_clear(struct kiln_aws_params *p) {
   memset(p, 0, sizeof(*p));
 }
 
-static const char *query_api_version(const char *service) {
+static const char *query_api_version(const char *service)
+{
   if (strcmp(service, "ec2") == 0)
     return "2016-11-15";
   if (strcmp(service, "autoscaling") == 0)
@@ -216,7 +235,8 @@ static const char *query_api_version(const char *service) {
 
 /* application/x-www-form-urlencoded as the AWS SDKs write it: spaces as '+', other reserved
  * bytes as %XX (servers that re-encode the form to check the signature expect exactly this). */
-static kiln_err form_encode(struct kiln_buf *b, const char *s) {
+static kiln_err form_encode(struct kiln_buf *b, const char *s)
+{
   size_t start = b->len;
   if (kiln_aws_uri_encode(b, s, strlen(s), 0) != KILN_OK)
     return KILN_E_NOMEM;
@@ -234,7 +254,8 @@ static kiln_err form_encode(struct kiln_buf *b, const char *s) {
   return KILN_OK;
 }
 
-static kiln_err form_append(struct kiln_buf *b, const char *name, const char *value) {
+static kiln_err form_append(struct kiln_buf *b, const char *name, const char *value)
+{
   if (b->len && kiln_buf_putc(b, '&') != KILN_OK)
     return KILN_E_NOMEM;
   if (form_encode(b, name) != KILN_OK || kiln_buf_putc(b, '=') != KILN_OK)
@@ -244,14 +265,16 @@ static kiln_err form_append(struct kiln_buf *b, const char *name, const char *va
 
 kiln_err kiln_aws_query(struct kiln_aws_client *c, const char *service, const char *action,
                         const struct kiln_aws_params *params, struct kiln_xml **out,
-                        struct kiln_aws_error_info *info, struct kiln_error *err) {
+                        struct kiln_aws_error_info *info, struct kiln_error *err)
+{
   return kiln_aws_query_signed(c, service, action, params, 1, out, info, err);
 }
 
 kiln_err kiln_aws_query_signed(struct kiln_aws_client *c, const char *service, const char *action,
                                const struct kiln_aws_params *params, int sign,
                                struct kiln_xml **out, struct kiln_aws_error_info *info,
-                               struct kiln_error *err) {
+                               struct kiln_error *err)
+{
   const char *version = query_api_version(service);
   struct kiln_buf body = KILN_BUF_INIT;
   struct kiln_aws_response resp;
@@ -292,7 +315,8 @@ kiln_err kiln_aws_query_signed(struct kiln_aws_client *c, const char *service, c
 
 kiln_err kiln_aws_json(struct kiln_aws_client *c, const char *service, const char *target,
                        const cJSON *body, cJSON **out, struct kiln_aws_error_info *info,
-                       struct kiln_error *err) {
+                       struct kiln_error *err)
+{
   char *text = cJSON_PrintUnformatted(body);
   struct kiln_aws_response resp;
   const char *operation = strchr(target, '.') ? strchr(target, '.') + 1 : target;

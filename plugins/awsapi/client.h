@@ -27,12 +27,12 @@ struct kiln_aws_error_info {
 };
 
 struct kiln_aws_client_options {
-  const char *profile;       /* NULL: $AWS_PROFILE, else "default" */
-  const char *region;        /* used when neither the environment nor the profile names one */
-  int s3_path_style;         /* 1 force path-style, 0 automatic (IP/localhost endpoints: path) */
-  int max_attempts;          /* 0: $AWS_MAX_ATTEMPTS, profile max_attempts, else 3 */
-  long connect_timeout_ms;   /* 0: 10 s */
-  long stall_timeout_s;      /* abort a transfer moving < 1 byte/s for this long; 0: 60 s */
+  const char *profile;     /* NULL: $AWS_PROFILE, else "default" */
+  const char *region;      /* used when neither the environment nor the profile names one */
+  int s3_path_style;       /* 1 force path-style, 0 automatic (IP/localhost endpoints: path) */
+  int max_attempts;        /* 0: $AWS_MAX_ATTEMPTS, profile max_attempts, else 3 */
+  long connect_timeout_ms; /* 0: 10 s */
+  long stall_timeout_s;    /* abort a transfer moving < 1 byte/s for this long; 0: 60 s */
   /* Host hooks (all optional): log a line (level = enum kiln_log_level), register a secret that
    * must never be shown, ask whether the user cancelled. */
   void (*log)(void *ctx, int level, const char *msg);
@@ -41,8 +41,8 @@ struct kiln_aws_client_options {
   void *hook_ctx;
 };
 
-kiln_err kiln_aws_client_new(const struct kiln_aws_client_options *o,
-                             struct kiln_aws_client **out, struct kiln_error *err);
+kiln_err kiln_aws_client_new(const struct kiln_aws_client_options *o, struct kiln_aws_client **out,
+                             struct kiln_error *err);
 void kiln_aws_client_free(struct kiln_aws_client *c);
 /* NULL when no region is configured anywhere. */
 const char *kiln_aws_client_region(const struct kiln_aws_client *c);
@@ -68,8 +68,8 @@ struct kiln_aws_request {
   const char *service;   /* signing name and endpoint id: s3, ec2, iam, sts, autoscaling, ssm */
   const char *operation; /* for errors and logs: "UploadPart" */
   const char *method;
-  const char *bucket;    /* S3: the bucket; the client picks virtual-hosted or path-style */
-  const char *path;      /* unencoded ("/" when NULL); for S3 "/KEY" */
+  const char *bucket; /* S3: the bucket; the client picks virtual-hosted or path-style */
+  const char *path;   /* unencoded ("/" when NULL); for S3 "/KEY" */
   const struct kiln_aws_pair *query;
   size_t nquery;
   const struct kiln_aws_pair *headers; /* extra headers (Content-Type, x-amz-checksum-...) */
@@ -80,12 +80,15 @@ struct kiln_aws_request {
   off_t body_offset;
   /* NULL: SHA-256 of the in-memory body; file bodies are sent UNSIGNED-PAYLOAD */
   const char *payload_hash;
-  const char *url;       /* full URL: skip endpoint resolution (IMDS, container credentials) */
-  int unsigned_request;  /* send without a signature (AssumeRoleWithWebIdentity, IMDS) */
-  int no_retry;          /* one attempt only */
-  size_t max_response;   /* response body limit; 0: 16 MiB */
+  const char *url;      /* full URL: skip endpoint resolution (IMDS, container credentials) */
+  int unsigned_request; /* send without a signature (AssumeRoleWithWebIdentity, IMDS) */
+  int no_retry;         /* one attempt only */
+  size_t max_response;  /* response body limit; 0: 16 MiB */
 };
-#define KILN_AWS_REQUEST_INIT {.body_fd = -1}
+#define KILN_AWS_REQUEST_INIT                                                                      \
+  {                                                                                                \
+    .body_fd = -1                                                                                  \
+  }
 
 struct kiln_aws_response {
   long status;

@@ -13,14 +13,14 @@ struct kiln_aws_client {
   struct kiln_aws_profile profile;
   char *region;
   int max_attempts;
-  double retry_base_s;  /* 1 s, the SDKs' base delay */
-  int retry_tokens;     /* the standard mode's retry quota */
-  long clock_skew;      /* seconds to add to the local clock */
+  double retry_base_s; /* 1 s, the SDKs' base delay */
+  int retry_tokens;    /* the standard mode's retry quota */
+  long clock_skew;     /* seconds to add to the local clock */
   struct kiln_aws_credentials creds;
   int have_creds;
-  int creds_fixed;      /* set by kiln_aws_client_set_credentials: never refreshed */
-  int resolving;        /* credential resolution in progress (its own STS calls sign with... none) */
-  CURLM *multi;         /* kept across calls so connections are reused */
+  int creds_fixed; /* set by kiln_aws_client_set_credentials: never refreshed */
+  int resolving;   /* credential resolution in progress (its own STS calls sign with... none) */
+  CURLM *multi;    /* kept across calls so connections are reused */
   CURLSH *share;
 };
 
@@ -28,9 +28,9 @@ struct kiln_aws_client {
 struct kiln_aws_target {
   char *url;
   char *host;
-  char *sign_path;      /* unencoded path as signed (path-style S3 includes "/bucket") */
+  char *sign_path; /* unencoded path as signed (path-style S3 includes "/bucket") */
   char *signing_region;
-  int s3;               /* S3 rules: no path normalisation, x-amz-content-sha256 */
+  int s3; /* S3 rules: no path normalisation, x-amz-content-sha256 */
 };
 kiln_err kiln_aws_target_resolve(struct kiln_aws_client *c, const struct kiln_aws_request *req,
                                  struct kiln_aws_target *t, struct kiln_error *err);

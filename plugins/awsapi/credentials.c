@@ -15,7 +15,8 @@
 
 #define MAX_ROLE_CHAIN 5
 
-time_t kiln_aws_parse_iso8601(const char *s) {
+time_t kiln_aws_parse_iso8601(const char *s)
+{
   struct tm tm;
   int y, mo, d, h, mi, sec;
   memset(&tm, 0, sizeof(tm));
@@ -41,7 +42,8 @@ time_t kiln_aws_parse_iso8601(const char *s) {
   return t;
 }
 
-static kiln_err take_string(const cJSON *doc, const char *a, const char *b, char **out) {
+static kiln_err take_string(const cJSON *doc, const char *a, const char *b, char **out)
+{
   const cJSON *v = cJSON_GetObjectItemCaseSensitive(doc, a);
   if (!cJSON_IsString(v) && b)
     v = cJSON_GetObjectItemCaseSensitive(doc, b);
@@ -52,7 +54,8 @@ static kiln_err take_string(const cJSON *doc, const char *a, const char *b, char
 }
 
 kiln_err kiln_aws_credentials_from_json(const char *json, const char *source,
-                                        struct kiln_aws_credentials *out, struct kiln_error *err) {
+                                        struct kiln_aws_credentials *out, struct kiln_error *err)
+{
   memset(out, 0, sizeof(*out));
   cJSON *doc = json ? cJSON_Parse(json) : NULL;
   if (!doc)
@@ -61,9 +64,9 @@ kiln_err kiln_aws_credentials_from_json(const char *json, const char *source,
   kiln_err rc = KILN_OK;
   if (version && !(cJSON_IsNumber(version) && version->valueint == 1))
     rc = kiln_error_set(err, KILN_E_AUTH, "%s: credentials \"Version\" must be 1", source);
-  if (rc == KILN_OK && (take_string(doc, "AccessKeyId", NULL, &out->access_key_id) != KILN_OK ||
-                        take_string(doc, "SecretAccessKey", NULL, &out->secret_access_key) !=
-                            KILN_OK))
+  if (rc == KILN_OK &&
+      (take_string(doc, "AccessKeyId", NULL, &out->access_key_id) != KILN_OK ||
+       take_string(doc, "SecretAccessKey", NULL, &out->secret_access_key) != KILN_OK))
     rc = kiln_error_set(err, KILN_E_AUTH, "%s: the answer lacks AccessKeyId or SecretAccessKey",
                         source);
   if (rc == KILN_OK)
@@ -72,8 +75,8 @@ kiln_err kiln_aws_credentials_from_json(const char *json, const char *source,
   if (rc == KILN_OK && take_string(doc, "Expiration", NULL, &expiration) == KILN_OK) {
     out->expires = kiln_aws_parse_iso8601(expiration);
     if (out->expires == (time_t)-1)
-      rc = kiln_error_set(err, KILN_E_AUTH, "%s: Expiration \"%s\" is not an ISO 8601 time",
-                          source, expiration);
+      rc = kiln_error_set(err, KILN_E_AUTH, "%s: Expiration \"%s\" is not an ISO 8601 time", source,
+                          expiration);
   }
   free(expiration);
   cJSON_Delete(doc);
@@ -86,7 +89,8 @@ kiln_err kiln_aws_credentials_from_json(const char *json, const char *source,
 
 static kiln_err static_keys(const char *id, const char *secret, const char *token,
                             const char *source, struct kiln_aws_credentials *out,
-                            struct kiln_error *err) {
+                            struct kiln_error *err)
+{
   memset(out, 0, sizeof(*out));
   out->access_key_id = strdup(id);
   out->secret_access_key = strdup(secret);
@@ -101,7 +105,8 @@ static kiln_err static_keys(const char *id, const char *secret, const char *toke
 
 /* STS Credentials element to credentials. */
 static kiln_err from_sts(const struct kiln_xml *doc, const char *source,
-                         struct kiln_aws_credentials *out, struct kiln_error *err) {
+                         struct kiln_aws_credentials *out, struct kiln_error *err)
+{
   const struct kiln_xml *c = kiln_xml_find((struct kiln_xml *)doc, "Credentials");
   const char *id = kiln_xml_text(c, "AccessKeyId"), *secret = kiln_xml_text(c, "SecretAccessKey");
   if (!id || !secret)
@@ -114,7 +119,8 @@ static kiln_err from_sts(const struct kiln_xml *doc, const char *source,
   return rc;
 }
 
-static void session_name(const char *configured, char *out, size_t size) {
+static void session_name(const char *configured, char *out, size_t size)
+{
   if (configured && *configured)
     snprintf(out, size, "%s", configured);
   else
@@ -124,7 +130,8 @@ static void session_name(const char *configured, char *out, size_t size) {
 /* STS AssumeRole signed with the source credentials (on a client of the same settings). */
 static kiln_err assume_role(struct kiln_aws_client *c, const struct kiln_aws_credentials *source,
                             const char *role_arn, const char *session, const char *external_id,
-                            struct kiln_aws_credentials *out, struct kiln_error *err) {
+                            struct kiln_aws_credentials *out, struct kiln_error *err)
+{
   struct kiln_aws_client *sts = NULL;
   struct kiln_aws_params p = {0};
   struct kiln_xml *doc = NULL;
@@ -152,7 +159,8 @@ static kiln_err assume_role(struct kiln_aws_client *c, const struct kiln_aws_cre
 
 static kiln_err web_identity(struct kiln_aws_client *c, const char *token_file,
                              const char *role_arn, const char *session, const char *source,
-                             struct kiln_aws_credentials *out, struct kiln_error *err) {
+                             struct kiln_aws_credentials *out, struct kiln_error *err)
+{
   char *token = NULL;
   size_t len = 0;
   struct kiln_aws_params p = {0};
@@ -181,8 +189,9 @@ static kiln_err web_identity(struct kiln_aws_client *c, const char *token_file,
 }
 
 /* A profile's credentials; depth guards against source_profile loops. */
-static kiln_err from_profile(struct kiln_aws_client *c, const struct kiln_aws_profile *p,
-                             int depth, struct kiln_aws_credentials *out, struct kiln_error *err) {
+static kiln_err from_profile(struct kiln_aws_client *c, const struct kiln_aws_profile *p, int depth,
+                             struct kiln_aws_credentials *out, struct kiln_error *err)
+{
   char label[48];
   snprintf(label, sizeof(label), "profile %s", p->name ? p->name : "default");
   if (depth > MAX_ROLE_CHAIN)
@@ -198,8 +207,8 @@ static kiln_err from_profile(struct kiln_aws_client *c, const struct kiln_aws_pr
     memset(&source, 0, sizeof(source));
     if (p->source_profile && strcmp(p->source_profile, p->name) == 0 && p->aws_access_key_id &&
         p->aws_secret_access_key) {
-      rc = static_keys(p->aws_access_key_id, p->aws_secret_access_key, p->aws_session_token,
-                       label, &source, err);
+      rc = static_keys(p->aws_access_key_id, p->aws_secret_access_key, p->aws_session_token, label,
+                       &source, err);
     } else if (p->source_profile) {
       struct kiln_aws_profile sp;
       rc = kiln_aws_profile_load(p->source_profile, &sp, err);
@@ -225,12 +234,11 @@ static kiln_err from_profile(struct kiln_aws_client *c, const struct kiln_aws_pr
   }
   if (p->aws_access_key_id || p->aws_secret_access_key) {
     if (!p->aws_access_key_id || !p->aws_secret_access_key)
-      return kiln_error_set(err, KILN_E_INVALID,
-                            "profile %s has %s but not %s", p->name,
+      return kiln_error_set(err, KILN_E_INVALID, "profile %s has %s but not %s", p->name,
                             p->aws_access_key_id ? "aws_access_key_id" : "aws_secret_access_key",
                             p->aws_access_key_id ? "aws_secret_access_key" : "aws_access_key_id");
-    return static_keys(p->aws_access_key_id, p->aws_secret_access_key, p->aws_session_token,
-                       label, out, err);
+    return static_keys(p->aws_access_key_id, p->aws_secret_access_key, p->aws_session_token, label,
+                       out, err);
   }
   if (p->credential_process)
     return kiln_aws_credentials_from_process(p->credential_process, label, out, err);
@@ -239,15 +247,15 @@ static kiln_err from_profile(struct kiln_aws_client *c, const struct kiln_aws_pr
 
 kiln_err kiln_aws_credentials_resolve(struct kiln_aws_client *client,
                                       const struct kiln_aws_profile *profile,
-                                      struct kiln_aws_credentials *out, struct kiln_error *err) {
+                                      struct kiln_aws_credentials *out, struct kiln_error *err)
+{
   struct kiln_buf tried = KILN_BUF_INIT;
   kiln_err rc;
   memset(out, 0, sizeof(*out));
   const char *id = getenv("AWS_ACCESS_KEY_ID"), *secret = getenv("AWS_SECRET_ACCESS_KEY");
   if ((id && *id) || (secret && *secret)) {
     if (!(id && *id) || !(secret && *secret))
-      return kiln_error_set(err, KILN_E_INVALID,
-                            "%s is set but %s is not: set both, or neither",
+      return kiln_error_set(err, KILN_E_INVALID, "%s is set but %s is not: set both, or neither",
                             id && *id ? "AWS_ACCESS_KEY_ID" : "AWS_SECRET_ACCESS_KEY",
                             id && *id ? "AWS_SECRET_ACCESS_KEY" : "AWS_ACCESS_KEY_ID");
     return static_keys(id, secret, getenv("AWS_SESSION_TOKEN"), "environment", out, err);
@@ -277,8 +285,8 @@ kiln_err kiln_aws_credentials_resolve(struct kiln_aws_client *client,
     if (!role || !*role)
       return kiln_error_set(err, KILN_E_INVALID,
                             "AWS_WEB_IDENTITY_TOKEN_FILE is set but AWS_ROLE_ARN is not");
-    return web_identity(client, token_file, role, getenv("AWS_ROLE_SESSION_NAME"),
-                        "web identity", out, err);
+    return web_identity(client, token_file, role, getenv("AWS_ROLE_SESSION_NAME"), "web identity",
+                        out, err);
   }
   kiln_buf_puts(&tried, ", web identity (AWS_WEB_IDENTITY_TOKEN_FILE unset)");
   rc = kiln_aws_credentials_from_container(client, out, err);

@@ -21,7 +21,8 @@
 #define CONTAINER_HOST "http://169.254.170.2"
 #define IMDS_DEFAULT "http://169.254.169.254"
 
-static int pipe_cloexec(int fds[2]) {
+static int pipe_cloexec(int fds[2])
+{
   if (pipe(fds) != 0)
     return -1;
   fcntl(fds[0], F_SETFD, FD_CLOEXEC);
@@ -29,7 +30,8 @@ static int pipe_cloexec(int fds[2]) {
   return 0;
 }
 
-static long elapsed_ms(const struct timespec *start) {
+static long elapsed_ms(const struct timespec *start)
+{
   struct timespec now;
   clock_gettime(CLOCK_MONOTONIC, &now);
   return (now.tv_sec - start->tv_sec) * 1000 + (now.tv_nsec - start->tv_nsec) / 1000000;
@@ -37,7 +39,8 @@ static long elapsed_ms(const struct timespec *start) {
 
 /* Read both pipes until EOF, the size limit or the timeout. */
 static int drain(int out_fd, int err_fd, struct kiln_buf *out, struct kiln_buf *errs,
-                 const struct timespec *start) {
+                 const struct timespec *start)
+{
   struct pollfd fds[2] = {{out_fd, POLLIN, 0}, {err_fd, POLLIN, 0}};
   int open_fds = 2;
   char buf[4096];
@@ -65,7 +68,8 @@ static int drain(int out_fd, int err_fd, struct kiln_buf *out, struct kiln_buf *
   return 0;
 }
 
-static const char *last_line(struct kiln_buf *b) {
+static const char *last_line(struct kiln_buf *b)
+{
   while (b->len > 0 && (b->data[b->len - 1] == '\n' || b->data[b->len - 1] == '\r'))
     b->data[--b->len] = '\0';
   const char *s = kiln_buf_str(b);
@@ -74,8 +78,8 @@ static const char *last_line(struct kiln_buf *b) {
 }
 
 kiln_err kiln_aws_credentials_from_process(const char *command, const char *source,
-                                           struct kiln_aws_credentials *out,
-                                           struct kiln_error *err) {
+                                           struct kiln_aws_credentials *out, struct kiln_error *err)
+{
   int out_pipe[2], err_pipe[2];
   struct kiln_buf stdout_text = KILN_BUF_INIT, stderr_text = KILN_BUF_INIT;
   struct timespec start;
@@ -115,12 +119,12 @@ kiln_err kiln_aws_credentials_from_process(const char *command, const char *sour
   while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
     ;
   if (drained == -1)
-    rc = kiln_error_set(err, KILN_E_AUTH, "%s: credential_process \"%s\" did not finish within %d s",
-                        source, command, PROCESS_TIMEOUT_MS / 1000);
+    rc =
+        kiln_error_set(err, KILN_E_AUTH, "%s: credential_process \"%s\" did not finish within %d s",
+                       source, command, PROCESS_TIMEOUT_MS / 1000);
   else if (drained != 0)
-    rc = kiln_error_set(err, KILN_E_AUTH,
-                        "%s: credential_process \"%s\" wrote more than %u bytes", source, command,
-                        PROCESS_MAX_OUTPUT);
+    rc = kiln_error_set(err, KILN_E_AUTH, "%s: credential_process \"%s\" wrote more than %u bytes",
+                        source, command, PROCESS_MAX_OUTPUT);
   else if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
     rc = kiln_error_set(err, KILN_E_AUTH, "%s: credential_process \"%s\" failed (exit %d): %s",
                         source, command, WIFEXITED(status) ? WEXITSTATUS(status) : -1,
@@ -136,8 +140,9 @@ kiln_err kiln_aws_credentials_from_process(const char *command, const char *sour
 
 /* GET or PUT a local metadata URL, one attempt, short timeouts. */
 static kiln_err local_call(struct kiln_aws_client *c, const char *method, const char *url,
-                           const struct kiln_aws_pair *headers, size_t nheaders,
-                           const char *what, char **body, struct kiln_error *err) {
+                           const struct kiln_aws_pair *headers, size_t nheaders, const char *what,
+                           char **body, struct kiln_error *err)
+{
   struct kiln_aws_request r = KILN_AWS_REQUEST_INIT;
   struct kiln_aws_response resp;
   r.service = "metadata";
@@ -162,10 +167,11 @@ static kiln_err local_call(struct kiln_aws_client *c, const char *method, const 
   return rc;
 }
 
-static int loopback_or_https(const char *url) {
+static int loopback_or_https(const char *url)
+{
   if (strncmp(url, "https://", 8) == 0)
     return 1;
-  static const char *const hosts[] = {"http://127.", "http://localhost", "http://[::1]",
+  static const char *const hosts[] = {"http://127.",  "http://localhost",      "http://[::1]",
                                       CONTAINER_HOST, "http://169.254.170.23", NULL};
   for (int i = 0; hosts[i]; i++)
     if (strncmp(url, hosts[i], strlen(hosts[i])) == 0)
@@ -175,7 +181,8 @@ static int loopback_or_https(const char *url) {
 
 kiln_err kiln_aws_credentials_from_container(struct kiln_aws_client *c,
                                              struct kiln_aws_credentials *out,
-                                             struct kiln_error *err) {
+                                             struct kiln_error *err)
+{
   const char *rel = getenv("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI");
   const char *full = getenv("AWS_CONTAINER_CREDENTIALS_FULL_URI");
   struct kiln_buf url = KILN_BUF_INIT;
@@ -223,8 +230,9 @@ out:
   return rc;
 }
 
-kiln_err kiln_aws_credentials_from_imds(struct kiln_aws_client *c,
-                                        struct kiln_aws_credentials *out, struct kiln_error *err) {
+kiln_err kiln_aws_credentials_from_imds(struct kiln_aws_client *c, struct kiln_aws_credentials *out,
+                                        struct kiln_error *err)
+{
   const char *disabled = getenv("AWS_EC2_METADATA_DISABLED");
   const char *base = getenv("AWS_EC2_METADATA_SERVICE_ENDPOINT");
   struct kiln_buf url = KILN_BUF_INIT;
@@ -275,8 +283,8 @@ out:
 }
 
 kiln_err kiln_aws_credentials_from_source(struct kiln_aws_client *c, const char *name,
-                                          struct kiln_aws_credentials *out,
-                                          struct kiln_error *err) {
+                                          struct kiln_aws_credentials *out, struct kiln_error *err)
+{
   if (strcmp(name, "Environment") == 0) {
     const char *id = getenv("AWS_ACCESS_KEY_ID"), *secret = getenv("AWS_SECRET_ACCESS_KEY");
     if (!id || !*id || !secret || !*secret)
@@ -293,11 +301,10 @@ kiln_err kiln_aws_credentials_from_source(struct kiln_aws_client *c, const char 
     return kiln_aws_credentials_from_imds(c, out, err);
   if (strcmp(name, "EcsContainer") == 0) {
     kiln_err rc = kiln_aws_credentials_from_container(c, out, err);
-    return rc == KILN_E_NOT_FOUND
-               ? kiln_error_set(err, KILN_E_AUTH,
-                                "credential_source = EcsContainer, but no "
-                                "AWS_CONTAINER_CREDENTIALS_*_URI is set")
-               : rc;
+    return rc == KILN_E_NOT_FOUND ? kiln_error_set(err, KILN_E_AUTH,
+                                                   "credential_source = EcsContainer, but no "
+                                                   "AWS_CONTAINER_CREDENTIALS_*_URI is set")
+                                  : rc;
   }
   return kiln_error_set(err, KILN_E_INVALID,
                         "credential_source \"%s\" is not Environment, Ec2InstanceMetadata or "

@@ -14,11 +14,10 @@ kiln_err kiln_aws_credentials_from_process(const char *command, const char *sour
 kiln_err kiln_aws_credentials_from_container(struct kiln_aws_client *c,
                                              struct kiln_aws_credentials *out,
                                              struct kiln_error *err);
-kiln_err kiln_aws_credentials_from_imds(struct kiln_aws_client *c,
-                                        struct kiln_aws_credentials *out, struct kiln_error *err);
+kiln_err kiln_aws_credentials_from_imds(struct kiln_aws_client *c, struct kiln_aws_credentials *out,
+                                        struct kiln_error *err);
 /* credential_source = Environment | Ec2InstanceMetadata | EcsContainer */
 kiln_err kiln_aws_credentials_from_source(struct kiln_aws_client *c, const char *name,
-                                          struct kiln_aws_credentials *out,
-                                          struct kiln_error *err);
+                                          struct kiln_aws_credentials *out, struct kiln_error *err);
 
 #endif

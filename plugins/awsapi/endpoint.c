@@ -23,21 +23,24 @@ static const struct {
     {"ssm", "SSM", "ssm", "SSM"},
 };
 
-const char *kiln_aws_service_title(const char *service) {
+const char *kiln_aws_service_title(const char *service)
+{
   for (size_t i = 0; i < sizeof(services) / sizeof(services[0]); i++)
     if (strcmp(services[i].service, service) == 0)
       return services[i].title;
   return service;
 }
 
-static char *strip_slash(char *url) {
+static char *strip_slash(char *url)
+{
   size_t n = url ? strlen(url) : 0;
   while (n > 0 && url[n - 1] == '/')
     url[--n] = '\0';
   return url;
 }
 
-char *kiln_aws_service_endpoint(struct kiln_aws_client *c, const char *service) {
+char *kiln_aws_service_endpoint(struct kiln_aws_client *c, const char *service)
+{
   const char *env_id = NULL, *config_id = service;
   for (size_t i = 0; i < sizeof(services) / sizeof(services[0]); i++)
     if (strcmp(services[i].service, service) == 0) {
@@ -68,7 +71,8 @@ char *kiln_aws_service_endpoint(struct kiln_aws_client *c, const char *service) 
   return kiln_buf_detach(&b);
 }
 
-void kiln_aws_target_clear(struct kiln_aws_target *t) {
+void kiln_aws_target_clear(struct kiln_aws_target *t)
+{
   free(t->url);
   free(t->host);
   free(t->sign_path);
@@ -76,7 +80,8 @@ void kiln_aws_target_clear(struct kiln_aws_target *t) {
   memset(t, 0, sizeof(*t));
 }
 
-static int host_is_ip_or_localhost(const char *host) {
+static int host_is_ip_or_localhost(const char *host)
+{
   unsigned char addr[16];
   char bare[64];
   size_t n = strlen(host);
@@ -92,7 +97,8 @@ static int host_is_ip_or_localhost(const char *host) {
 
 /* Split "scheme://host[:port][/prefix]" into its parts (all owned by the caller). */
 static kiln_err split_url(const char *url, char **scheme, char **hostport, char **host,
-                          char **prefix, struct kiln_error *err) {
+                          char **prefix, struct kiln_error *err)
+{
   const char *sep = strstr(url, "://");
   if (!sep || sep == url)
     return kiln_error_set(err, KILN_E_INVALID,
@@ -128,7 +134,8 @@ static kiln_err split_url(const char *url, char **scheme, char **hostport, char 
 }
 
 static int s3_use_path_style(struct kiln_aws_client *c, const char *scheme, const char *host,
-                             const char *bucket) {
+                             const char *bucket)
+{
   if (c->opt.s3_path_style > 0)
     return 1;
   if (c->profile.s3_addressing_style && strcmp(c->profile.s3_addressing_style, "path") == 0)
@@ -145,7 +152,8 @@ static int s3_use_path_style(struct kiln_aws_client *c, const char *scheme, cons
 }
 
 kiln_err kiln_aws_target_resolve(struct kiln_aws_client *c, const struct kiln_aws_request *req,
-                                 struct kiln_aws_target *t, struct kiln_error *err) {
+                                 struct kiln_aws_target *t, struct kiln_error *err)
+{
   char *base = NULL, *scheme = NULL, *hostport = NULL, *host = NULL, *prefix = NULL;
   struct kiln_buf url = KILN_BUF_INIT, sign_path = KILN_BUF_INIT, authority = KILN_BUF_INIT;
   const char *path = req->path && *req->path ? req->path : "/";

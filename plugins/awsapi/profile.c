@@ -13,7 +13,8 @@
 
 #define INI_MAX_BYTES (1u << 20)
 
-void kiln_aws_profile_clear(struct kiln_aws_profile *p) {
+void kiln_aws_profile_clear(struct kiln_aws_profile *p)
+{
   char **fields[] = {&p->name,
                      &p->region,
                      &p->aws_access_key_id,
@@ -37,7 +38,8 @@ void kiln_aws_profile_clear(struct kiln_aws_profile *p) {
   p->found = 0;
 }
 
-static char *trim(char *s) {
+static char *trim(char *s)
+{
   while (isspace((unsigned char)*s))
     s++;
   size_t n = strlen(s);
@@ -51,7 +53,8 @@ static char *trim(char *s) {
 typedef kiln_err (*ini_entry_fn)(void *ctx, const char *section, const char *parent,
                                  const char *key, const char *value);
 
-static kiln_err ini_parse(const char *path, ini_entry_fn fn, void *ctx, struct kiln_error *err) {
+static kiln_err ini_parse(const char *path, ini_entry_fn fn, void *ctx, struct kiln_error *err)
+{
   char *text = NULL;
   size_t len = 0;
   struct kiln_error read_err = KILN_ERROR_INIT;
@@ -80,8 +83,8 @@ static kiln_err ini_parse(const char *path, ini_entry_fn fn, void *ctx, struct k
     if (*t == '[') {
       char *close = strchr(t, ']');
       if (!close) {
-        rc = kiln_error_set(err, KILN_E_INVALID, "%s:%d: section header without ']'", path,
-                            line_no);
+        rc =
+            kiln_error_set(err, KILN_E_INVALID, "%s:%d: section header without ']'", path, line_no);
         break;
       }
       *close = '\0';
@@ -93,8 +96,7 @@ static kiln_err ini_parse(const char *path, ini_entry_fn fn, void *ctx, struct k
     }
     char *eq = strchr(t, '=');
     if (!eq || !section) {
-      rc = kiln_error_set(err, KILN_E_INVALID,
-                          "%s:%d: expected \"key = value\"%s", path, line_no,
+      rc = kiln_error_set(err, KILN_E_INVALID, "%s:%d: expected \"key = value\"%s", path, line_no,
                           section ? "" : " inside a [section]");
       break;
     }
@@ -123,7 +125,8 @@ struct profile_reader {
   int override;             /* values replace earlier ones (credentials file) */
 };
 
-static kiln_err set_field(char **field, const char *value, int override) {
+static kiln_err set_field(char **field, const char *value, int override)
+{
   if (*field && !override)
     return KILN_OK;
   char *copy = strdup(value);
@@ -135,7 +138,8 @@ static kiln_err set_field(char **field, const char *value, int override) {
 }
 
 static kiln_err on_profile_entry(void *ctx, const char *section, const char *parent,
-                                 const char *key, const char *value) {
+                                 const char *key, const char *value)
+{
   struct profile_reader *r = ctx;
   struct kiln_aws_profile *p = r->p;
   if (strcmp(section, r->want_section) != 0 &&
@@ -172,7 +176,8 @@ static kiln_err on_profile_entry(void *ctx, const char *section, const char *par
   return KILN_OK;
 }
 
-static char *home_file(const char *env, const char *name) {
+static char *home_file(const char *env, const char *name)
+{
   const char *v = getenv(env);
   if (v && *v)
     return strdup(v);
@@ -185,7 +190,8 @@ static char *home_file(const char *env, const char *name) {
 }
 
 kiln_err kiln_aws_profile_load(const char *name, struct kiln_aws_profile *out,
-                               struct kiln_error *err) {
+                               struct kiln_error *err)
+{
   memset(out, 0, sizeof(*out));
   if (!name || !*name)
     name = getenv("AWS_PROFILE");
@@ -221,7 +227,8 @@ struct services_reader {
 };
 
 static kiln_err on_services_entry(void *ctx, const char *section, const char *parent,
-                                  const char *key, const char *value) {
+                                  const char *key, const char *value)
+{
   struct services_reader *r = ctx;
   if (strcmp(section, r->section) == 0 && parent && strcmp(parent, r->service) == 0 &&
       strcmp(key, "endpoint_url") == 0 && !r->found)
@@ -229,7 +236,8 @@ static kiln_err on_services_entry(void *ctx, const char *section, const char *pa
   return KILN_OK;
 }
 
-char *kiln_aws_profile_service_endpoint(const struct kiln_aws_profile *p, const char *service) {
+char *kiln_aws_profile_service_endpoint(const struct kiln_aws_profile *p, const char *service)
+{
   if (!p || !p->services)
     return NULL;
   char *config = home_file("AWS_CONFIG_FILE", "config");

@@ -21,10 +21,10 @@ struct kiln_aws_profile {
   char *external_id;
   char *web_identity_token_file;
   char *endpoint_url;
-  char *services;          /* name of a [services NAME] section */
+  char *services; /* name of a [services NAME] section */
   char *max_attempts;
   char *s3_addressing_style; /* from the "s3 =" sub-section: path, virtual, auto */
-  int found;               /* 1 when either file had a section for this profile */
+  int found;                 /* 1 when either file had a section for this profile */
 };
 
 /* Load profile `name` (NULL: $AWS_PROFILE, else "default") from $AWS_CONFIG_FILE (default

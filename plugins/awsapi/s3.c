@@ -9,9 +9,13 @@
 #include "checksum.h"
 #include "util/buf.h"
 
-static char *dup_or_null(const char *s) { return s ? strdup(s) : NULL; }
+static char *dup_or_null(const char *s)
+{
+  return s ? strdup(s) : NULL;
+}
 
-static char *key_path(const char *key) {
+static char *key_path(const char *key)
+{
   size_t n = strlen(key);
   char *p = malloc(n + 2);
   if (p) {
@@ -21,7 +25,8 @@ static char *key_path(const char *key) {
   return p;
 }
 
-void kiln_s3_object_clear(struct kiln_s3_object *o) {
+void kiln_s3_object_clear(struct kiln_s3_object *o)
+{
   free(o->etag);
   free(o->version_id);
   free(o->checksum_crc32c);
@@ -29,7 +34,8 @@ void kiln_s3_object_clear(struct kiln_s3_object *o) {
   memset(o, 0, sizeof(*o));
 }
 
-void kiln_s3_parts_free(struct kiln_s3_part *parts, size_t n) {
+void kiln_s3_parts_free(struct kiln_s3_part *parts, size_t n)
+{
   for (size_t i = 0; parts && i < n; i++) {
     free(parts[i].etag);
     free(parts[i].checksum_crc32c);
@@ -37,7 +43,8 @@ void kiln_s3_parts_free(struct kiln_s3_part *parts, size_t n) {
   free(parts);
 }
 
-void kiln_s3_upload_entries_free(struct kiln_s3_upload_entry *e, size_t n) {
+void kiln_s3_upload_entries_free(struct kiln_s3_upload_entry *e, size_t n)
+{
   for (size_t i = 0; e && i < n; i++) {
     free(e[i].key);
     free(e[i].upload_id);
@@ -47,7 +54,8 @@ void kiln_s3_upload_entries_free(struct kiln_s3_upload_entry *e, size_t n) {
 }
 
 static struct kiln_aws_request s3_request(const char *op, const char *method, const char *bucket,
-                                          const char *path) {
+                                          const char *path)
+{
   struct kiln_aws_request r = KILN_AWS_REQUEST_INIT;
   r.service = "s3";
   r.operation = op;
@@ -58,7 +66,8 @@ static struct kiln_aws_request s3_request(const char *op, const char *method, co
 }
 
 kiln_err kiln_s3_head(struct kiln_aws_client *c, const char *bucket, const char *key,
-                      struct kiln_s3_object *out, struct kiln_error *err) {
+                      struct kiln_s3_object *out, struct kiln_error *err)
+{
   char *path = key_path(key);
   const struct kiln_aws_pair headers[] = {{"x-amz-checksum-mode", "ENABLED"}};
   struct kiln_aws_response resp;
@@ -104,8 +113,8 @@ kiln_err kiln_s3_head(struct kiln_aws_client *c, const char *bucket, const char 
 }
 
 kiln_err kiln_s3_create_multipart(struct kiln_aws_client *c, const char *bucket, const char *key,
-                                  const char *sha256_hex, char **upload_id,
-                                  struct kiln_error *err) {
+                                  const char *sha256_hex, char **upload_id, struct kiln_error *err)
+{
   char *path = key_path(key);
   const struct kiln_aws_pair query[] = {{"uploads", ""}};
   const struct kiln_aws_pair headers[] = {{"x-amz-checksum-algorithm", "CRC32C"},
@@ -129,7 +138,8 @@ kiln_err kiln_s3_create_multipart(struct kiln_aws_client *c, const char *bucket,
   if (rc == KILN_OK) {
     const char *id = kiln_xml_text(doc, "UploadId");
     if (!id || !*id)
-      rc = kiln_error_set(err, KILN_E_REMOTE, "S3 CreateMultipartUpload: the answer has no UploadId");
+      rc = kiln_error_set(err, KILN_E_REMOTE,
+                          "S3 CreateMultipartUpload: the answer has no UploadId");
     else if (!(*upload_id = strdup(id)))
       rc = kiln_error_set(err, KILN_E_NOMEM, "out of memory");
   }
@@ -139,7 +149,8 @@ kiln_err kiln_s3_create_multipart(struct kiln_aws_client *c, const char *bucket,
 }
 
 static kiln_err append_part(struct kiln_s3_part **parts, size_t *n, size_t *cap,
-                            const struct kiln_xml *p) {
+                            const struct kiln_xml *p)
+{
   if (*n == *cap) {
     size_t grown_cap = *cap ? *cap * 2 : 64;
     struct kiln_s3_part *grown = realloc(*parts, grown_cap * sizeof(*grown));
@@ -162,7 +173,8 @@ static kiln_err append_part(struct kiln_s3_part **parts, size_t *n, size_t *cap,
 
 kiln_err kiln_s3_list_parts(struct kiln_aws_client *c, const char *bucket, const char *key,
                             const char *upload_id, struct kiln_s3_part **parts, size_t *nparts,
-                            struct kiln_error *err) {
+                            struct kiln_error *err)
+{
   char *path = key_path(key);
   char marker[16] = "0";
   size_t cap = 0;
@@ -191,8 +203,8 @@ kiln_err kiln_s3_list_parts(struct kiln_aws_client *c, const char *bucket, const
         rc = kiln_error_set(err, KILN_E_NOMEM, "out of memory");
     const char *truncated = kiln_xml_text(doc, "IsTruncated");
     const char *next = kiln_xml_text(doc, "NextPartNumberMarker");
-    int more = truncated && strcmp(truncated, "true") == 0 && next && *next &&
-               strcmp(next, marker) != 0;
+    int more =
+        truncated && strcmp(truncated, "true") == 0 && next && *next && strcmp(next, marker) != 0;
     if (more)
       snprintf(marker, sizeof(marker), "%s", next);
     kiln_xml_free(doc);
@@ -208,10 +220,11 @@ kiln_err kiln_s3_list_parts(struct kiln_aws_client *c, const char *bucket, const
   return rc;
 }
 
-kiln_err kiln_s3_complete_multipart(struct kiln_aws_client *c, const char *bucket,
-                                    const char *key, const char *upload_id,
-                                    const struct kiln_s3_part *parts, size_t nparts,
-                                    struct kiln_s3_object *out, struct kiln_error *err) {
+kiln_err kiln_s3_complete_multipart(struct kiln_aws_client *c, const char *bucket, const char *key,
+                                    const char *upload_id, const struct kiln_s3_part *parts,
+                                    size_t nparts, struct kiln_s3_object *out,
+                                    struct kiln_error *err)
+{
   struct kiln_buf body = KILN_BUF_INIT;
   char *path = key_path(key);
   kiln_err rc = KILN_OK;
@@ -250,8 +263,8 @@ kiln_err kiln_s3_complete_multipart(struct kiln_aws_client *c, const char *bucke
   r.body_len = body.len;
   rc = kiln_aws_send(c, &r, &resp, NULL, err);
   if (rc == KILN_OK)
-    rc = kiln_xml_parse(resp.body.data, resp.body.len, "S3 CompleteMultipartUpload response",
-                        &doc, err);
+    rc = kiln_xml_parse(resp.body.data, resp.body.len, "S3 CompleteMultipartUpload response", &doc,
+                        err);
   if (rc == KILN_OK) {
     out->exists = 1;
     out->etag = dup_or_null(kiln_xml_text(doc, "ETag"));
@@ -266,7 +279,8 @@ kiln_err kiln_s3_complete_multipart(struct kiln_aws_client *c, const char *bucke
 }
 
 kiln_err kiln_s3_abort_multipart(struct kiln_aws_client *c, const char *bucket, const char *key,
-                                 const char *upload_id, struct kiln_error *err) {
+                                 const char *upload_id, struct kiln_error *err)
+{
   char *path = key_path(key);
   const struct kiln_aws_pair query[] = {{"uploadId", upload_id}};
   struct kiln_aws_response resp;
@@ -286,8 +300,8 @@ kiln_err kiln_s3_abort_multipart(struct kiln_aws_client *c, const char *bucket, 
 }
 
 kiln_err kiln_s3_list_uploads(struct kiln_aws_client *c, const char *bucket, const char *prefix,
-                              struct kiln_s3_upload_entry **out, size_t *n,
-                              struct kiln_error *err) {
+                              struct kiln_s3_upload_entry **out, size_t *n, struct kiln_error *err)
+{
   size_t cap = 0;
   char *key_marker = strdup(""), *id_marker = strdup("");
   kiln_err rc = key_marker && id_marker ? KILN_OK : KILN_E_NOMEM;
@@ -355,7 +369,8 @@ kiln_err kiln_s3_list_uploads(struct kiln_aws_client *c, const char *bucket, con
   return rc;
 }
 
-char *kiln_s3_content_key(const char *prefix, const char *name, const char *sha256) {
+char *kiln_s3_content_key(const char *prefix, const char *name, const char *sha256)
+{
   struct kiln_buf b = KILN_BUF_INIT;
   if (kiln_buf_printf(&b, "%seifs/%s/%s.eif", prefix ? prefix : "", name, sha256) != KILN_OK) {
     kiln_buf_free(&b);
@@ -364,7 +379,8 @@ char *kiln_s3_content_key(const char *prefix, const char *name, const char *sha2
   return kiln_buf_detach(&b);
 }
 
-void kiln_s3_composite_crc32c(const uint32_t *part_crcs, size_t n, char *out, size_t out_size) {
+void kiln_s3_composite_crc32c(const uint32_t *part_crcs, size_t n, char *out, size_t out_size)
+{
   uint32_t crc = 0;
   char b64[9];
   for (size_t i = 0; i < n; i++) {
@@ -376,7 +392,8 @@ void kiln_s3_composite_crc32c(const uint32_t *part_crcs, size_t n, char *out, si
   snprintf(out, out_size, "%s-%zu", b64, n);
 }
 
-int kiln_s3_crc32c_decode(const char *b64, uint32_t *crc) {
+int kiln_s3_crc32c_decode(const char *b64, uint32_t *crc)
+{
   unsigned char raw[8];
   if (!b64 || strlen(b64) != 8)
     return -1;

@@ -31,18 +31,17 @@ struct kiln_s3_part {
 void kiln_s3_parts_free(struct kiln_s3_part *parts, size_t n);
 
 kiln_err kiln_s3_create_multipart(struct kiln_aws_client *c, const char *bucket, const char *key,
-                                  const char *sha256_hex, char **upload_id,
-                                  struct kiln_error *err);
+                                  const char *sha256_hex, char **upload_id, struct kiln_error *err);
 /* All parts the server holds for an upload (every page). KILN_E_NOT_FOUND when the upload is
  * gone (completed or aborted). */
 kiln_err kiln_s3_list_parts(struct kiln_aws_client *c, const char *bucket, const char *key,
                             const char *upload_id, struct kiln_s3_part **parts, size_t *nparts,
                             struct kiln_error *err);
 /* Complete with parts in order; out gets etag, version id and the composite checksum. */
-kiln_err kiln_s3_complete_multipart(struct kiln_aws_client *c, const char *bucket,
-                                    const char *key, const char *upload_id,
-                                    const struct kiln_s3_part *parts, size_t nparts,
-                                    struct kiln_s3_object *out, struct kiln_error *err);
+kiln_err kiln_s3_complete_multipart(struct kiln_aws_client *c, const char *bucket, const char *key,
+                                    const char *upload_id, const struct kiln_s3_part *parts,
+                                    size_t nparts, struct kiln_s3_object *out,
+                                    struct kiln_error *err);
 kiln_err kiln_s3_abort_multipart(struct kiln_aws_client *c, const char *bucket, const char *key,
                                  const char *upload_id, struct kiln_error *err);
 
@@ -53,8 +52,7 @@ struct kiln_s3_upload_entry {
 };
 /* Incomplete multipart uploads under prefix (NULL: all), every page. */
 kiln_err kiln_s3_list_uploads(struct kiln_aws_client *c, const char *bucket, const char *prefix,
-                              struct kiln_s3_upload_entry **out, size_t *n,
-                              struct kiln_error *err);
+                              struct kiln_s3_upload_entry **out, size_t *n, struct kiln_error *err);
 void kiln_s3_upload_entries_free(struct kiln_s3_upload_entry *e, size_t n);
 
 /* The content-addressed key of an EIF: "<prefix>eifs/<name>/<sha256>.eif" (caller frees). */

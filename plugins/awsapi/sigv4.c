@@ -13,7 +13,8 @@
 
 #define SIGV4_ALGORITHM "AWS4-HMAC-SHA256"
 
-void kiln_aws_credentials_clear(struct kiln_aws_credentials *c) {
+void kiln_aws_credentials_clear(struct kiln_aws_credentials *c)
+{
   if (!c)
     return;
   if (c->secret_access_key)
@@ -27,7 +28,8 @@ void kiln_aws_credentials_clear(struct kiln_aws_credentials *c) {
 }
 
 kiln_err kiln_aws_credentials_copy(struct kiln_aws_credentials *dst,
-                                   const struct kiln_aws_credentials *src) {
+                                   const struct kiln_aws_credentials *src)
+{
   memset(dst, 0, sizeof(*dst));
   dst->access_key_id = src->access_key_id ? strdup(src->access_key_id) : NULL;
   dst->secret_access_key = src->secret_access_key ? strdup(src->secret_access_key) : NULL;
@@ -43,7 +45,8 @@ kiln_err kiln_aws_credentials_copy(struct kiln_aws_credentials *dst,
   return KILN_OK;
 }
 
-void kiln_sigv4_result_clear(struct kiln_sigv4_result *r) {
+void kiln_sigv4_result_clear(struct kiln_sigv4_result *r)
+{
   if (!r)
     return;
   free(r->canonical_request);
@@ -54,11 +57,13 @@ void kiln_sigv4_result_clear(struct kiln_sigv4_result *r) {
   memset(r, 0, sizeof(*r));
 }
 
-static int is_unreserved(unsigned char c) {
+static int is_unreserved(unsigned char c)
+{
   return isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~';
 }
 
-kiln_err kiln_aws_uri_encode(struct kiln_buf *out, const char *s, size_t len, int keep_slash) {
+kiln_err kiln_aws_uri_encode(struct kiln_buf *out, const char *s, size_t len, int keep_slash)
+{
   static const char hex[] = "0123456789ABCDEF";
   if (kiln_buf_reserve(out, len * 3) != KILN_OK)
     return KILN_E_NOMEM;
@@ -76,7 +81,8 @@ kiln_err kiln_aws_uri_encode(struct kiln_buf *out, const char *s, size_t len, in
   return KILN_OK;
 }
 
-static int hex_value(char c) {
+static int hex_value(char c)
+{
   if (c >= '0' && c <= '9')
     return c - '0';
   if (c >= 'a' && c <= 'f')
@@ -86,7 +92,8 @@ static int hex_value(char c) {
   return -1;
 }
 
-char *kiln_aws_uri_decode(const char *s, size_t len) {
+char *kiln_aws_uri_decode(const char *s, size_t len)
+{
   char *out = malloc(len + 1);
   size_t n = 0;
   if (!out)
@@ -109,13 +116,15 @@ char *kiln_aws_uri_decode(const char *s, size_t len) {
   return out;
 }
 
-void kiln_aws_amz_date(time_t t, char out[17]) {
+void kiln_aws_amz_date(time_t t, char out[17])
+{
   struct tm tm;
   gmtime_r(&t, &tm);
   strftime(out, 17, "%Y%m%dT%H%M%SZ", &tm);
 }
 
-static void to_hex(const unsigned char *in, size_t len, char *out) {
+static void to_hex(const unsigned char *in, size_t len, char *out)
+{
   static const char hex[] = "0123456789abcdef";
   for (size_t i = 0; i < len; i++) {
     out[2 * i] = hex[in[i] >> 4];
@@ -124,20 +133,23 @@ static void to_hex(const unsigned char *in, size_t len, char *out) {
   out[2 * len] = '\0';
 }
 
-void kiln_aws_sha256_hex(const void *data, size_t len, char out[65]) {
+void kiln_aws_sha256_hex(const void *data, size_t len, char out[65])
+{
   unsigned char md[SHA256_DIGEST_LENGTH];
   SHA256(data, len, md);
   to_hex(md, sizeof(md), out);
 }
 
-static void hmac_sha256(const void *key, size_t key_len, const char *msg, unsigned char out[32]) {
+static void hmac_sha256(const void *key, size_t key_len, const char *msg, unsigned char out[32])
+{
   unsigned int out_len = 32;
   HMAC(EVP_sha256(), key, (int)key_len, (const unsigned char *)msg, strlen(msg), out, &out_len);
 }
 
 /* Remove "." and ".." segments and empty segments, keeping a trailing slash (RFC 3986 style as the
  * SigV4 suite expects). */
-static kiln_err normalize_path(const char *path, struct kiln_buf *out) {
+static kiln_err normalize_path(const char *path, struct kiln_buf *out)
+{
   size_t len = strlen(path);
   const char **segs = calloc(len + 1, sizeof(*segs));
   size_t *lens = calloc(len + 1, sizeof(*lens));
@@ -182,13 +194,15 @@ struct sorted_pair {
   char *value;
 };
 
-static int compare_pairs(const void *a, const void *b) {
+static int compare_pairs(const void *a, const void *b)
+{
   const struct sorted_pair *x = a, *y = b;
   int c = strcmp(x->name, y->name);
   return c ? c : strcmp(x->value, y->value);
 }
 
-static void free_pairs(struct sorted_pair *p, size_t n) {
+static void free_pairs(struct sorted_pair *p, size_t n)
+{
   for (size_t i = 0; i < n; i++) {
     free(p[i].name);
     free(p[i].value);
@@ -197,7 +211,8 @@ static void free_pairs(struct sorted_pair *p, size_t n) {
 }
 
 /* Trim and collapse runs of whitespace (including folded line breaks) to one space. */
-static char *canonical_header_value(const char *v) {
+static char *canonical_header_value(const char *v)
+{
   size_t len = strlen(v);
   char *out = malloc(len + 1);
   size_t n = 0;
@@ -221,7 +236,8 @@ static char *canonical_header_value(const char *v) {
 
 /* Canonical headers block and signed header list; duplicate names join their values with ",". */
 static kiln_err canonical_headers(const struct kiln_aws_pair *h, size_t n, struct kiln_buf *block,
-                                  struct kiln_buf *signed_names) {
+                                  struct kiln_buf *signed_names)
+{
   struct sorted_pair *p = calloc(n ? n : 1, sizeof(*p));
   kiln_err rc = KILN_E_NOMEM;
   if (!p)
@@ -261,7 +277,8 @@ out:
   return rc;
 }
 
-static kiln_err canonical_query(const struct kiln_aws_pair *q, size_t n, struct kiln_buf *out) {
+static kiln_err canonical_query(const struct kiln_aws_pair *q, size_t n, struct kiln_buf *out)
+{
   struct sorted_pair *p = calloc(n ? n : 1, sizeof(*p));
   kiln_err rc = KILN_E_NOMEM;
   if (!p)
@@ -290,7 +307,8 @@ out:
   return rc;
 }
 
-static kiln_err canonical_uri(const char *path, int normalize, struct kiln_buf *out) {
+static kiln_err canonical_uri(const char *path, int normalize, struct kiln_buf *out)
+{
   struct kiln_buf normalized = KILN_BUF_INIT;
   const char *src = path && *path ? path : "/";
   kiln_err rc = KILN_OK;
@@ -306,7 +324,8 @@ static kiln_err canonical_uri(const char *path, int normalize, struct kiln_buf *
 
 /* The derived signing key for date/region/service. */
 static void signing_key(const char *secret, const char *date8, const char *region,
-                        const char *service, unsigned char key[32]) {
+                        const char *service, unsigned char key[32])
+{
   size_t secret_len = strlen(secret);
   char *k = malloc(secret_len + 5);
   unsigned char a[32], b[32], c[32];
@@ -333,20 +352,20 @@ static kiln_err finish_signature(const char *method, const struct kiln_buf *uri,
                                  const struct kiln_buf *signed_names, const char *payload_hash,
                                  const struct kiln_sigv4_params *p,
                                  const struct kiln_aws_credentials *creds,
-                                 struct kiln_sigv4_result *out) {
+                                 struct kiln_sigv4_result *out)
+{
   struct kiln_buf cr = KILN_BUF_INIT, sts = KILN_BUF_INIT;
   char cr_hash[65], date8[9];
   unsigned char key[32], sig[32];
   unsigned int sig_len = sizeof(sig);
-  if (kiln_buf_printf(&cr, "%s\n%s\n%s\n%s\n%s\n%s", method, kiln_buf_str(uri),
-                      kiln_buf_str(query), kiln_buf_str(headers), kiln_buf_str(signed_names),
-                      payload_hash) != KILN_OK)
+  if (kiln_buf_printf(&cr, "%s\n%s\n%s\n%s\n%s\n%s", method, kiln_buf_str(uri), kiln_buf_str(query),
+                      kiln_buf_str(headers), kiln_buf_str(signed_names), payload_hash) != KILN_OK)
     goto oom;
   kiln_aws_sha256_hex(cr.data, cr.len, cr_hash);
   memcpy(date8, out->amz_date, 8);
   date8[8] = '\0';
-  if (kiln_buf_printf(&sts, SIGV4_ALGORITHM "\n%s\n%s/%s/%s/aws4_request\n%s", out->amz_date,
-                      date8, p->region, p->service, cr_hash) != KILN_OK)
+  if (kiln_buf_printf(&sts, SIGV4_ALGORITHM "\n%s\n%s/%s/%s/aws4_request\n%s", out->amz_date, date8,
+                      p->region, p->service, cr_hash) != KILN_OK)
     goto oom;
   signing_key(creds->secret_access_key, date8, p->region, p->service, key);
   HMAC(EVP_sha256(), key, sizeof(key), (const unsigned char *)sts.data, sts.len, sig, &sig_len);
@@ -363,7 +382,8 @@ oom:
 
 static kiln_err check_inputs(const struct kiln_sigv4_request *req,
                              const struct kiln_sigv4_params *p,
-                             const struct kiln_aws_credentials *creds, struct kiln_error *err) {
+                             const struct kiln_aws_credentials *creds, struct kiln_error *err)
+{
   if (!creds || !creds->access_key_id || !creds->secret_access_key)
     return kiln_error_set(err, KILN_E_AUTH, "cannot sign the request: no AWS credentials");
   if (!p->region || !*p->region || !p->service || !*p->service)
@@ -374,7 +394,8 @@ static kiln_err check_inputs(const struct kiln_sigv4_request *req,
 }
 
 static kiln_err add_result_header(struct kiln_sigv4_result *out, const char *name,
-                                  const char *value) {
+                                  const char *value)
+{
   char *copy = strdup(value);
   if (!copy)
     return KILN_E_NOMEM;
@@ -385,7 +406,8 @@ static kiln_err add_result_header(struct kiln_sigv4_result *out, const char *nam
 
 kiln_err kiln_sigv4_sign(const struct kiln_sigv4_request *req, const struct kiln_sigv4_params *p,
                          const struct kiln_aws_credentials *creds, struct kiln_sigv4_result *out,
-                         struct kiln_error *err) {
+                         struct kiln_error *err)
+{
   struct kiln_buf uri = KILN_BUF_INIT, query = KILN_BUF_INIT, headers = KILN_BUF_INIT,
                   names = KILN_BUF_INIT, auth = KILN_BUF_INIT;
   struct kiln_aws_pair *all = NULL;
@@ -447,10 +469,10 @@ out:
   return rc;
 }
 
-kiln_err kiln_sigv4_presign(const struct kiln_sigv4_request *req,
-                            const struct kiln_sigv4_params *p,
-                            const struct kiln_aws_credentials *creds,
-                            struct kiln_sigv4_result *out, struct kiln_error *err) {
+kiln_err kiln_sigv4_presign(const struct kiln_sigv4_request *req, const struct kiln_sigv4_params *p,
+                            const struct kiln_aws_credentials *creds, struct kiln_sigv4_result *out,
+                            struct kiln_error *err)
+{
   struct kiln_buf uri = KILN_BUF_INIT, query = KILN_BUF_INIT, headers = KILN_BUF_INIT,
                   names = KILN_BUF_INIT, final_query = KILN_BUF_INIT, scope = KILN_BUF_INIT;
   struct kiln_aws_pair *q = NULL;
@@ -493,8 +515,8 @@ kiln_err kiln_sigv4_presign(const struct kiln_sigv4_request *req,
     goto oom;
   if (creds->session_token && !sign_token) {
     if (kiln_buf_puts(&final_query, "&X-Amz-Security-Token=") != KILN_OK ||
-        kiln_aws_uri_encode(&final_query, creds->session_token, strlen(creds->session_token),
-                            0) != KILN_OK)
+        kiln_aws_uri_encode(&final_query, creds->session_token, strlen(creds->session_token), 0) !=
+            KILN_OK)
       goto oom;
   }
   out->query = kiln_buf_detach(&final_query);

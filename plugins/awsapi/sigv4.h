@@ -45,10 +45,10 @@ struct kiln_sigv4_params {
   const char *region;
   const char *service;
   time_t when;
-  int normalize_path;      /* every service but S3: remove "." and ".." segments and "//" */
-  int add_content_sha256;  /* add and sign x-amz-content-sha256 (S3 requires it) */
-  int omit_session_token;  /* sign without x-amz-security-token, append it afterwards */
-  long expires_seconds;    /* presigned URLs only */
+  int normalize_path;     /* every service but S3: remove "." and ".." segments and "//" */
+  int add_content_sha256; /* add and sign x-amz-content-sha256 (S3 requires it) */
+  int omit_session_token; /* sign without x-amz-security-token, append it afterwards */
+  long expires_seconds;   /* presigned URLs only */
 };
 
 /* Every step's result, owned by the caller (kiln_sigv4_result_clear). For header signing,
@@ -69,10 +69,9 @@ void kiln_sigv4_result_clear(struct kiln_sigv4_result *r);
 kiln_err kiln_sigv4_sign(const struct kiln_sigv4_request *req, const struct kiln_sigv4_params *p,
                          const struct kiln_aws_credentials *creds, struct kiln_sigv4_result *out,
                          struct kiln_error *err);
-kiln_err kiln_sigv4_presign(const struct kiln_sigv4_request *req,
-                            const struct kiln_sigv4_params *p,
-                            const struct kiln_aws_credentials *creds,
-                            struct kiln_sigv4_result *out, struct kiln_error *err);
+kiln_err kiln_sigv4_presign(const struct kiln_sigv4_request *req, const struct kiln_sigv4_params *p,
+                            const struct kiln_aws_credentials *creds, struct kiln_sigv4_result *out,
+                            struct kiln_error *err);
 
 /* URI-encode per SigV4: unreserved characters (A-Z a-z 0-9 - _ . ~) kept, everything else %XX
  * upper case; '/' kept when keep_slash. Appends to a kiln_buf. */

@@ -32,20 +32,22 @@ struct slot {
   struct kiln_aws_response resp;
   size_t max_response;
   int too_big;
-  int read_errno;  /* pread failed */
-  int short_file;  /* the file ended before body_len bytes */
+  int read_errno; /* pread failed */
+  int short_file; /* the file ended before body_len bytes */
   uint64_t read_pos;
   char payload_hash[65];
   char errbuf[CURL_ERROR_SIZE];
 };
 
-static double now_monotonic(void) {
+static double now_monotonic(void)
+{
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-void kiln_aws_response_clear(struct kiln_aws_response *r) {
+void kiln_aws_response_clear(struct kiln_aws_response *r)
+{
   if (!r)
     return;
   kiln_buf_free(&r->body);
@@ -57,14 +59,16 @@ void kiln_aws_response_clear(struct kiln_aws_response *r) {
   memset(r, 0, sizeof(*r));
 }
 
-const char *kiln_aws_response_header(const struct kiln_aws_response *r, const char *name) {
+const char *kiln_aws_response_header(const struct kiln_aws_response *r, const char *name)
+{
   for (size_t i = 0; r && i < r->nheaders; i++)
     if (strcmp(r->headers[i].name, name) == 0)
       return r->headers[i].value;
   return NULL;
 }
 
-static size_t on_body(char *data, size_t size, size_t n, void *user) {
+static size_t on_body(char *data, size_t size, size_t n, void *user)
+{
   struct slot *s = user;
   size_t len = size * n;
   if (s->resp.body.len + len > s->max_response) {
@@ -74,7 +78,8 @@ static size_t on_body(char *data, size_t size, size_t n, void *user) {
   return kiln_buf_append(&s->resp.body, data, len) == KILN_OK ? len : 0;
 }
 
-static size_t on_header(char *data, size_t size, size_t n, void *user) {
+static size_t on_header(char *data, size_t size, size_t n, void *user)
+{
   struct slot *s = user;
   size_t len = size * n;
   if (len >= 5 && strncmp(data, "HTTP/", 5) == 0) { /* a new response (after 100 Continue) */
@@ -113,7 +118,8 @@ static size_t on_header(char *data, size_t size, size_t n, void *user) {
   return len;
 }
 
-static size_t on_read(char *buf, size_t size, size_t n, void *user) {
+static size_t on_read(char *buf, size_t size, size_t n, void *user)
+{
   struct slot *s = user;
   uint64_t left = s->req.body_len - s->read_pos;
   size_t want = size * n < left ? size * n : (size_t)left;
@@ -140,11 +146,13 @@ static size_t on_read(char *buf, size_t size, size_t n, void *user) {
   return (size_t)got;
 }
 
-static int body_is_file(const struct kiln_aws_request *r) {
+static int body_is_file(const struct kiln_aws_request *r)
+{
   return r->body_fd >= 0 && !r->body && r->body_len > 0;
 }
 
-static void slot_reset_attempt(struct slot *s) {
+static void slot_reset_attempt(struct slot *s)
+{
   if (s->easy && s->running)
     s->running = 0;
   curl_slist_free_all(s->headers);
@@ -156,7 +164,8 @@ static void slot_reset_attempt(struct slot *s) {
   s->errbuf[0] = '\0';
 }
 
-static void slot_release(struct kiln_aws_client *c, struct slot *s) {
+static void slot_release(struct kiln_aws_client *c, struct slot *s)
+{
   if (s->easy) {
     if (s->running)
       curl_multi_remove_handle(c->multi, s->easy);
@@ -168,7 +177,8 @@ static void slot_release(struct kiln_aws_client *c, struct slot *s) {
   memset(s, 0, sizeof(*s));
 }
 
-static kiln_err add_header(struct slot *s, const char *name, const char *value) {
+static kiln_err add_header(struct slot *s, const char *name, const char *value)
+{
   size_t len = strlen(name) + strlen(value) + 3;
   char *line = malloc(len);
   if (!line)
@@ -187,7 +197,8 @@ static kiln_err add_header(struct slot *s, const char *name, const char *value) 
 }
 
 /* Sign the request for this attempt and hand it to the multi handle. */
-static kiln_err slot_start(struct kiln_aws_client *c, struct slot *s, struct kiln_error *err) {
+static kiln_err slot_start(struct kiln_aws_client *c, struct slot *s, struct kiln_error *err)
+{
   const struct kiln_aws_request *r = &s->req;
   kiln_err rc;
   slot_reset_attempt(s);
@@ -201,8 +212,9 @@ static kiln_err slot_start(struct kiln_aws_client *c, struct slot *s, struct kil
   for (size_t i = 0; i < r->nheaders; i++)
     signed_headers[i + 1] = r->headers[i];
   if (!r->unsigned_request) {
-    struct kiln_sigv4_request sreq = {r->method, s->target.sign_path, r->query, r->nquery,
-                                      signed_headers, r->nheaders + 1, s->payload_hash};
+    struct kiln_sigv4_request sreq = {r->method,      s->target.sign_path, r->query,
+                                      r->nquery,      signed_headers,      r->nheaders + 1,
+                                      s->payload_hash};
     struct kiln_sigv4_params p = {.region = s->target.signing_region,
                                   .service = r->service,
                                   .when = time(NULL) + c->clock_skew,
@@ -273,7 +285,8 @@ static kiln_err slot_start(struct kiln_aws_client *c, struct slot *s, struct kil
 }
 
 /* Prepare a newly taken request: target and payload hash (once for all attempts). */
-static kiln_err slot_prepare(struct kiln_aws_client *c, struct slot *s, struct kiln_error *err) {
+static kiln_err slot_prepare(struct kiln_aws_client *c, struct slot *s, struct kiln_error *err)
+{
   kiln_err rc = kiln_aws_target_resolve(c, &s->req, &s->target, err);
   if (rc != KILN_OK)
     return rc;
@@ -291,14 +304,16 @@ static kiln_err slot_prepare(struct kiln_aws_client *c, struct slot *s, struct k
   return KILN_OK;
 }
 
-static double jitter_delay(struct kiln_aws_client *c, int attempt) {
+static double jitter_delay(struct kiln_aws_client *c, int attempt)
+{
   double cap = c->retry_base_s * pow(2.0, attempt - 1);
   if (cap > RETRY_MAX_DELAY_S)
     cap = RETRY_MAX_DELAY_S;
   return cap * ((double)random() / (double)RAND_MAX);
 }
 
-static void learn_clock_skew(struct kiln_aws_client *c, const struct kiln_aws_response *resp) {
+static void learn_clock_skew(struct kiln_aws_client *c, const struct kiln_aws_response *resp)
+{
   const char *date = kiln_aws_response_header(resp, "date");
   time_t server = date ? curl_getdate(date, NULL) : (time_t)-1;
   if (server != (time_t)-1) {
@@ -311,7 +326,8 @@ static void learn_clock_skew(struct kiln_aws_client *c, const struct kiln_aws_re
 
 /* What to do with a finished attempt: 0 success, 1 retry, -1 final failure (err set). */
 static int slot_outcome(struct kiln_aws_client *c, struct slot *s, CURLcode result,
-                        struct kiln_aws_error_info *info, struct kiln_error *err, int *timeout) {
+                        struct kiln_aws_error_info *info, struct kiln_error *err, int *timeout)
+{
   const char *title = kiln_aws_service_title(s->req.service);
   long status = 0;
   *timeout = 0;
@@ -356,7 +372,8 @@ static int slot_outcome(struct kiln_aws_client *c, struct slot *s, CURLcode resu
     return 1;
   }
   if (!c->creds_fixed && !s->req.unsigned_request &&
-      (strcmp(info->code, "ExpiredToken") == 0 || strcmp(info->code, "ExpiredTokenException") == 0 ||
+      (strcmp(info->code, "ExpiredToken") == 0 ||
+       strcmp(info->code, "ExpiredTokenException") == 0 ||
        strcmp(info->code, "RequestExpired") == 0) &&
       s->attempt == 1) {
     c->have_creds = 0; /* resolve again before the next attempt */
@@ -376,7 +393,8 @@ struct batch {
 
 /* A request is over: tell the caller. Returns what done() returned. */
 static kiln_err finish(struct batch *b, struct slot *s, kiln_err result,
-                       const struct kiln_aws_error_info *info, struct kiln_error *err) {
+                       const struct kiln_aws_error_info *info, struct kiln_error *err)
+{
   if (result == KILN_OK && b->ops->sent && s->req.body_len)
     b->ops->sent(b->ctx, s->req.body_len);
   kiln_err rc = b->ops->done(b->ctx, s->tag, result, &s->resp, info, err);
@@ -385,7 +403,8 @@ static kiln_err finish(struct batch *b, struct slot *s, kiln_err result,
 }
 
 static kiln_err handle_done(struct batch *b, struct slot *s, CURLcode result,
-                            struct kiln_error *err) {
+                            struct kiln_error *err)
+{
   struct kiln_aws_client *c = b->c;
   struct kiln_aws_error_info info;
   struct kiln_error attempt_err = KILN_ERROR_INIT;
@@ -400,14 +419,13 @@ static kiln_err handle_done(struct batch *b, struct slot *s, CURLcode result,
                       s->resp.status, elapsed, s->attempt);
   if (outcome == 0) {
     int refund = s->spent_tokens ? s->spent_tokens : 1;
-    c->retry_tokens = c->retry_tokens + refund > RETRY_QUOTA_MAX ? RETRY_QUOTA_MAX
-                                                                  : c->retry_tokens + refund;
+    c->retry_tokens =
+        c->retry_tokens + refund > RETRY_QUOTA_MAX ? RETRY_QUOTA_MAX : c->retry_tokens + refund;
     kiln_error_clear(&attempt_err);
     return finish(b, s, KILN_OK, NULL, err);
   }
   int cost = timeout ? RETRY_TIMEOUT_COST : RETRY_COST;
-  if (outcome == 1 && !s->req.no_retry && s->attempt < c->max_attempts &&
-      c->retry_tokens >= cost) {
+  if (outcome == 1 && !s->req.no_retry && s->attempt < c->max_attempts && c->retry_tokens >= cost) {
     c->retry_tokens -= cost;
     s->spent_tokens += cost;
     double delay = jitter_delay(c, s->attempt);
@@ -428,7 +446,8 @@ static kiln_err handle_done(struct batch *b, struct slot *s, CURLcode result,
 }
 
 /* Fill free slots from next(). */
-static kiln_err fill_slots(struct batch *b, struct kiln_error *err) {
+static kiln_err fill_slots(struct batch *b, struct kiln_error *err)
+{
   for (unsigned i = 0; i < b->nslots && !b->exhausted; i++) {
     struct slot *s = &b->slots[i];
     if (s->busy)
@@ -457,8 +476,8 @@ static kiln_err fill_slots(struct batch *b, struct kiln_error *err) {
 }
 
 kiln_err kiln_aws_batch_run(struct kiln_aws_client *c, unsigned max_in_flight,
-                            const struct kiln_aws_batch_ops *ops, void *ctx,
-                            struct kiln_error *err) {
+                            const struct kiln_aws_batch_ops *ops, void *ctx, struct kiln_error *err)
+{
   struct batch b = {c, ops, ctx, NULL, max_in_flight ? max_in_flight : 1, 0};
   kiln_err rc = KILN_OK;
   b.slots = calloc(b.nslots, sizeof(*b.slots));
@@ -531,7 +550,8 @@ struct single {
   struct kiln_aws_error_info *info;
 };
 
-static int single_next(void *ctx, struct kiln_aws_request *req, void **tag) {
+static int single_next(void *ctx, struct kiln_aws_request *req, void **tag)
+{
   struct single *one = ctx;
   if (one->taken)
     return 0;
@@ -542,7 +562,8 @@ static int single_next(void *ctx, struct kiln_aws_request *req, void **tag) {
 }
 
 static kiln_err single_done(void *ctx, void *tag, kiln_err result, struct kiln_aws_response *resp,
-                            const struct kiln_aws_error_info *info, struct kiln_error *err) {
+                            const struct kiln_aws_error_info *info, struct kiln_error *err)
+{
   struct single *one = ctx;
   (void)tag;
   (void)err;
@@ -558,7 +579,8 @@ static kiln_err single_done(void *ctx, void *tag, kiln_err result, struct kiln_a
 
 kiln_err kiln_aws_send(struct kiln_aws_client *c, const struct kiln_aws_request *req,
                        struct kiln_aws_response *resp, struct kiln_aws_error_info *info,
-                       struct kiln_error *err) {
+                       struct kiln_error *err)
+{
   static const struct kiln_aws_batch_ops ops = {single_next, single_done, NULL};
   struct single one = {req, 0, KILN_OK, resp, info};
   if (resp)

@@ -1,4 +1,5 @@
-/* AWS XML responses parsed with expat into a small bounded tree (names without namespace prefix). */
+/* AWS XML responses parsed with expat into a small bounded tree (names without namespace prefix).
+ */
 #include "xml.h"
 
 #include <stdlib.h>
@@ -23,7 +24,8 @@ struct xml_builder {
   XML_Parser parser;
 };
 
-void kiln_xml_free(struct kiln_xml *x) {
+void kiln_xml_free(struct kiln_xml *x)
+{
   while (x) {
     struct kiln_xml *next = x->next;
     kiln_xml_free(x->child);
@@ -34,13 +36,15 @@ void kiln_xml_free(struct kiln_xml *x) {
   }
 }
 
-static void fail(struct xml_builder *b, int why) {
+static void fail(struct xml_builder *b, int why)
+{
   if (!b->failed)
     b->failed = why;
   XML_StopParser(b->parser, XML_FALSE);
 }
 
-static void on_start(void *data, const XML_Char *name, const XML_Char **attrs) {
+static void on_start(void *data, const XML_Char *name, const XML_Char **attrs)
+{
   struct xml_builder *b = data;
   (void)attrs;
   if (b->failed)
@@ -73,7 +77,8 @@ static void on_start(void *data, const XML_Char *name, const XML_Char **attrs) {
   b->depth++;
 }
 
-static void on_end(void *data, const XML_Char *name) {
+static void on_end(void *data, const XML_Char *name)
+{
   struct xml_builder *b = data;
   (void)name;
   if (b->failed || b->depth == 0)
@@ -85,7 +90,8 @@ static void on_end(void *data, const XML_Char *name) {
     fail(b, 1);
 }
 
-static void on_text(void *data, const XML_Char *s, int len) {
+static void on_text(void *data, const XML_Char *s, int len)
+{
   struct xml_builder *b = data;
   if (b->failed || b->depth == 0)
     return;
@@ -94,7 +100,8 @@ static void on_text(void *data, const XML_Char *s, int len) {
 }
 
 kiln_err kiln_xml_parse(const char *data, size_t len, const char *what, struct kiln_xml **out,
-                        struct kiln_error *err) {
+                        struct kiln_error *err)
+{
   struct xml_builder b;
   kiln_err rc = KILN_OK;
   memset(&b, 0, sizeof(b));
@@ -133,14 +140,16 @@ kiln_err kiln_xml_parse(const char *data, size_t len, const char *what, struct k
   return KILN_OK;
 }
 
-const struct kiln_xml *kiln_xml_child(const struct kiln_xml *x, const char *name) {
+const struct kiln_xml *kiln_xml_child(const struct kiln_xml *x, const char *name)
+{
   for (const struct kiln_xml *c = x ? x->child : NULL; c; c = c->next)
     if (strcmp(c->name, name) == 0)
       return c;
   return NULL;
 }
 
-const struct kiln_xml *kiln_xml_path(const struct kiln_xml *x, const char *path) {
+const struct kiln_xml *kiln_xml_path(const struct kiln_xml *x, const char *path)
+{
   const char *p = path;
   while (x && *p) {
     const char *slash = strchr(p, '/');
@@ -155,19 +164,22 @@ const struct kiln_xml *kiln_xml_path(const struct kiln_xml *x, const char *path)
   return x;
 }
 
-const char *kiln_xml_text(const struct kiln_xml *x, const char *path) {
+const char *kiln_xml_text(const struct kiln_xml *x, const char *path)
+{
   const struct kiln_xml *n = kiln_xml_path(x, path);
   return n ? n->text : NULL;
 }
 
-const struct kiln_xml *kiln_xml_next_same(const struct kiln_xml *x) {
+const struct kiln_xml *kiln_xml_next_same(const struct kiln_xml *x)
+{
   for (const struct kiln_xml *c = x ? x->next : NULL; c; c = c->next)
     if (strcmp(c->name, x->name) == 0)
       return c;
   return NULL;
 }
 
-const struct kiln_xml *kiln_xml_find(const struct kiln_xml *x, const char *name) {
+const struct kiln_xml *kiln_xml_find(const struct kiln_xml *x, const char *name)
+{
   for (; x; x = x->next) {
     if (strcmp(x->name, name) == 0)
       return x;
@@ -178,27 +190,17 @@ const struct kiln_xml *kiln_xml_find(const struct kiln_xml *x, const char *name)
   return NULL;
 }
 
-kiln_err kiln_xml_escape(struct kiln_buf *out, const char *s) {
+kiln_err kiln_xml_escape(struct kiln_buf *out, const char *s)
+{
   kiln_err rc = KILN_OK;
   for (; *s && rc == KILN_OK; s++) {
     switch (*s) {
-    case '&':
-      rc = kiln_buf_puts(out, "&amp;");
-      break;
-    case '<':
-      rc = kiln_buf_puts(out, "&lt;");
-      break;
-    case '>':
-      rc = kiln_buf_puts(out, "&gt;");
-      break;
-    case '"':
-      rc = kiln_buf_puts(out, "&quot;");
-      break;
-    case '\'':
-      rc = kiln_buf_puts(out, "&apos;");
-      break;
-    default:
-      rc = kiln_buf_putc(out, *s);
+    case '&': rc = kiln_buf_puts(out, "&amp;"); break;
+    case '<': rc = kiln_buf_puts(out, "&lt;"); break;
+    case '>': rc = kiln_buf_puts(out, "&gt;"); break;
+    case '"': rc = kiln_buf_puts(out, "&quot;"); break;
+    case '\'': rc = kiln_buf_puts(out, "&apos;"); break;
+    default: rc = kiln_buf_putc(out, *s);
     }
   }
   return rc;

@@ -11,25 +11,29 @@
 #include "util/fs.h"
 #include "util/hash.h"
 
-void kiln_s3_journal_clear(struct kiln_s3_journal *j) {
+void kiln_s3_journal_clear(struct kiln_s3_journal *j)
+{
   free(j->path);
   free(j->upload_id);
   memset(j, 0, sizeof(*j));
 }
 
-void kiln_s3_journal_remove(struct kiln_s3_journal *j) {
+void kiln_s3_journal_remove(struct kiln_s3_journal *j)
+{
   if (j->path)
     unlink(j->path);
   free(j->upload_id);
   j->upload_id = NULL;
 }
 
-static int same_string(const cJSON *doc, const char *name, const char *want) {
+static int same_string(const cJSON *doc, const char *name, const char *want)
+{
   const cJSON *v = cJSON_GetObjectItemCaseSensitive(doc, name);
   return cJSON_IsString(v) && strcmp(v->valuestring, want) == 0;
 }
 
-static int same_number(const cJSON *doc, const char *name, uint64_t want) {
+static int same_number(const cJSON *doc, const char *name, uint64_t want)
+{
   const cJSON *v = cJSON_GetObjectItemCaseSensitive(doc, name);
   return cJSON_IsNumber(v) && (uint64_t)v->valuedouble == want;
 }
@@ -37,7 +41,8 @@ static int same_number(const cJSON *doc, const char *name, uint64_t want) {
 kiln_err kiln_s3_journal_open(const char *dir, const char *bucket, const char *key,
                               const char *sha256, uint64_t size, uint64_t part_size,
                               struct kiln_s3_journal *j, char **stale_upload_id,
-                              struct kiln_error *err) {
+                              struct kiln_error *err)
+{
   char id[65], name[80];
   char *text = NULL;
   size_t len = 0;
@@ -84,7 +89,8 @@ kiln_err kiln_s3_journal_open(const char *dir, const char *bucket, const char *k
 
 kiln_err kiln_s3_journal_record(struct kiln_s3_journal *j, const char *bucket, const char *key,
                                 const char *sha256, uint64_t size, uint64_t part_size,
-                                const char *upload_id, struct kiln_error *err) {
+                                const char *upload_id, struct kiln_error *err)
+{
   if (!j->path)
     return KILN_OK;
   cJSON *doc = cJSON_CreateObject();

@@ -36,38 +36,45 @@ struct hook_ctx {
   const struct kiln_host *host;
 };
 
-static void hook_log(void *p, int level, const char *msg) {
+static void hook_log(void *p, int level, const char *msg)
+{
   struct hook_ctx *h = p;
   h->host->log(h->ctx, (enum kiln_log_level)level, "%s", msg);
 }
 
-static void hook_redact(void *p, const char *secret) {
+static void hook_redact(void *p, const char *secret)
+{
   struct hook_ctx *h = p;
   h->host->redact(h->ctx, secret);
 }
 
-static int hook_cancelled(void *p) {
+static int hook_cancelled(void *p)
+{
   struct hook_ctx *h = p;
   return h->host->cancelled(h->ctx);
 }
 
-static void hook_progress(void *p, uint64_t done, uint64_t total) {
+static void hook_progress(void *p, uint64_t done, uint64_t total)
+{
   struct hook_ctx *h = p;
   h->host->progress(h->ctx, done, total, "upload");
 }
 
-static const char *string_at(const cJSON *obj, const char *key) {
+static const char *string_at(const cJSON *obj, const char *key)
+{
   const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
   return cJSON_IsString(v) && *v->valuestring ? v->valuestring : NULL;
 }
 
-static int int_at(const cJSON *obj, const char *key, int fallback) {
+static int int_at(const cJSON *obj, const char *key, int fallback)
+{
   const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
   return cJSON_IsNumber(v) ? v->valueint : fallback;
 }
 
 /* The account id of the credentials (STS GetCallerIdentity), caller frees. */
-static kiln_err caller_account(struct kiln_aws_client *c, char **account, struct kiln_error *err) {
+static kiln_err caller_account(struct kiln_aws_client *c, char **account, struct kiln_error *err)
+{
   struct kiln_xml *doc = NULL;
   kiln_err rc = kiln_aws_query(c, "sts", "GetCallerIdentity", NULL, &doc, NULL, err);
   *account = NULL;
@@ -84,7 +91,8 @@ static kiln_err caller_account(struct kiln_aws_client *c, char **account, struct
 
 /* The bucket: the stage's option, /aws/bucket, or the deployment's own bucket name. */
 static kiln_err resolve_bucket(struct kiln_aws_client *c, const cJSON *opts, const cJSON *config,
-                               const char *app_dir, char **bucket, struct kiln_error *err) {
+                               const char *app_dir, char **bucket, struct kiln_error *err)
+{
   const char *b = string_at(opts, "bucket");
   if (!b)
     b = string_at(cJSON_GetObjectItemCaseSensitive(config, "aws"), "bucket");
@@ -119,7 +127,8 @@ struct eif_file {
 };
 
 static kiln_err eif_of(const struct kiln_artifact *eif, struct eif_file *out,
-                       struct kiln_error *err) {
+                       struct kiln_error *err)
+{
   const char *file = string_at(eif->meta, "file");
   out->path = kiln_path_join(eif->path, file ? file : "image.eif");
   out->name = string_at(eif->meta, "name");
@@ -131,7 +140,8 @@ static kiln_err eif_of(const struct kiln_artifact *eif, struct eif_file *out,
 
 static kiln_err open_client(struct kiln_stage_ctx *ctx, const struct kiln_host *host,
                             struct hook_ctx *hooks, struct kiln_aws_client **c,
-                            struct kiln_error *err) {
+                            struct kiln_error *err)
+{
   const cJSON *aws = cJSON_GetObjectItemCaseSensitive(host->config(ctx), "aws");
   struct kiln_aws_client_options o = {
       .profile = string_at(aws, "profile"),
@@ -145,29 +155,8 @@ static kiln_err open_client(struct kiln_stage_ctx *ctx, const struct kiln_host *
   return kiln_aws_client_new(&o, c, err);
 }
 
-static cJSON *object_meta(const char *region, const char *bucket, const char *key,
-                          const struct kiln_s3_upload_result *r) {
-  cJSON *m = cJSON_CreateObject();
-  struct kiln_buf uri = KILN_BUF_INIT;
-  kiln_buf_printf(&uri, "s3://%s/%s", bucket, key);
-  cJSON_AddStringToObject(m, "uri", kiln_buf_str(&uri));
-  cJSON_AddStringToObject(m, "bucket", bucket);
-  cJSON_AddStringToObject(m, "key", key);
-  if (region)
-    cJSON_AddStringToObject(m, "region", region);
-  cJSON_AddStringToObject(m, "sha256", r->sha256);
-  cJSON_AddNumberToObject(m, "size", (double)r->bytes);
-  if (r->etag)
-    cJSON_AddStringToObject(m, "etag", r->etag);
-  if (r->version_id)
-    cJSON_AddStringToObject(m, "version_id", r->version_id);
-  if (r->checksum)
-    cJSON_AddStringToObject(m, "checksum_crc32c", r->checksum);
-  kiln_buf_free(&uri);
-  return m;
-}
-
-static kiln_err s3_run(struct kiln_stage_ctx *ctx, const struct kiln_host *host) {
+static kiln_err s3_run(struct kiln_stage_ctx *ctx, const struct kiln_host *host)
+{
   const cJSON *opts = host->options(ctx);
   const struct kiln_artifact *eif = host->input(ctx, "eif");
   struct hook_ctx hooks = {ctx, host};
@@ -186,9 +175,9 @@ static kiln_err s3_run(struct kiln_stage_ctx *ctx, const struct kiln_host *host)
   if (!file.sha256 &&
       (rc = kiln_error_set(&err, KILN_E_INVALID, "the eif artifact has no sha256 in its metadata")))
     goto fail;
-  key = string_at(opts, "key") ? strdup(string_at(opts, "key"))
-                               : kiln_s3_content_key(string_at(opts, "prefix"), file.name,
-                                                     file.sha256);
+  key = string_at(opts, "key")
+            ? strdup(string_at(opts, "key"))
+            : kiln_s3_content_key(string_at(opts, "prefix"), file.name, file.sha256);
   if (!key) {
     rc = kiln_error_set(&err, KILN_E_NOMEM, "out of memory");
     goto fail;
@@ -208,9 +197,9 @@ static kiln_err s3_run(struct kiln_stage_ctx *ctx, const struct kiln_host *host)
   if ((rc = kiln_s3_upload(c, &uo, &res, &err)))
     goto fail;
   host->log(ctx, KILN_LOG_INFO, "%s s3://%s/%s (%llu bytes, %u parts sent, %.1f s)",
-            res.skipped ? "already in" : "uploaded to", bucket, key,
-            (unsigned long long)res.bytes, res.parts_sent, res.seconds);
-  cJSON *meta = object_meta(kiln_aws_client_region(c), bucket, key, &res);
+            res.skipped ? "already in" : "uploaded to", bucket, key, (unsigned long long)res.bytes,
+            res.parts_sent, res.seconds);
+  cJSON *meta = kiln_s3_upload_result_json(kiln_aws_client_region(c), bucket, key, &res);
   const char *dir = NULL;
   if ((rc = host->output(ctx, "s3-object", &dir))) {
     cJSON_Delete(meta);
@@ -240,7 +229,8 @@ out:
 }
 
 /* Plan: where the EIF would go and whether it is already there (a read-only HEAD). */
-static kiln_err s3_plan(struct kiln_stage_ctx *ctx, const struct kiln_host *host) {
+static kiln_err s3_plan(struct kiln_stage_ctx *ctx, const struct kiln_host *host)
+{
   const cJSON *opts = host->options(ctx);
   const struct kiln_artifact *eif = host->input(ctx, "eif");
   struct hook_ctx hooks = {ctx, host};
@@ -306,6 +296,7 @@ static const struct kiln_plugin plugin = {
     .stages = stages,
 };
 
-KILN_PLUGIN_EXPORT const struct kiln_plugin *kiln_plugin_entry(uint32_t host_abi_version) {
+KILN_PLUGIN_EXPORT const struct kiln_plugin *kiln_plugin_entry(uint32_t host_abi_version)
+{
   return host_abi_version == KILN_ABI_VERSION ? &plugin : NULL;
 }

@@ -19,7 +19,8 @@
 
 #define CRC_CHUNK (1u << 20)
 
-void kiln_s3_upload_result_clear(struct kiln_s3_upload_result *r) {
+void kiln_s3_upload_result_clear(struct kiln_s3_upload_result *r)
+{
   free(r->version_id);
   free(r->etag);
   free(r->checksum);
@@ -28,7 +29,8 @@ void kiln_s3_upload_result_clear(struct kiln_s3_upload_result *r) {
 }
 
 kiln_err kiln_s3_part_size(uint64_t file_size, uint64_t requested, uint64_t *out,
-                           struct kiln_error *err) {
+                           struct kiln_error *err)
+{
   const uint64_t mib = 1ull << 20;
   uint64_t min_for_file = (file_size + KILN_S3_MAX_PARTS - 1) / KILN_S3_MAX_PARTS;
   min_for_file = (min_for_file + mib - 1) / mib * mib;
@@ -52,7 +54,8 @@ kiln_err kiln_s3_part_size(uint64_t file_size, uint64_t requested, uint64_t *out
   return KILN_OK;
 }
 
-static double now_s(void) {
+static double now_s(void)
+{
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
@@ -60,7 +63,8 @@ static double now_s(void) {
 
 /* CRC32C of len bytes at offset, read with pread into buf. */
 static kiln_err crc_range(int fd, const char *path, off_t offset, uint64_t len, char *buf,
-                          uint32_t *crc, struct kiln_error *err) {
+                          uint32_t *crc, struct kiln_error *err)
+{
   uint32_t c = 0;
   while (len > 0) {
     size_t want = len < CRC_CHUNK ? (size_t)len : CRC_CHUNK;
@@ -106,11 +110,12 @@ struct upload_run {
   uint64_t bytes_done;
   uint64_t total;
   char *buf;
-  struct stat before; /* the file when the upload started */
+  struct stat before;         /* the file when the upload started */
   struct kiln_error next_err; /* a failure inside next() (reading the file) */
 };
 
-static int part_next(void *ctx, struct kiln_aws_request *req, void **tag) {
+static int part_next(void *ctx, struct kiln_aws_request *req, void **tag)
+{
   struct upload_run *u = ctx;
   while (u->next_job < u->njobs && u->jobs[u->next_job].done)
     u->next_job++;
@@ -118,8 +123,7 @@ static int part_next(void *ctx, struct kiln_aws_request *req, void **tag) {
     return 0;
   struct part_job *j = &u->jobs[u->next_job++];
   if (!j->have_crc) {
-    if (crc_range(u->fd, u->o->path, j->offset, j->size, u->buf, &j->crc, &u->next_err) !=
-        KILN_OK)
+    if (crc_range(u->fd, u->o->path, j->offset, j->size, u->buf, &j->crc, &u->next_err) != KILN_OK)
       return 0;
     j->have_crc = 1;
   }
@@ -145,7 +149,8 @@ static int part_next(void *ctx, struct kiln_aws_request *req, void **tag) {
 }
 
 static kiln_err part_done(void *ctx, void *tag, kiln_err result, struct kiln_aws_response *resp,
-                          const struct kiln_aws_error_info *info, struct kiln_error *err) {
+                          const struct kiln_aws_error_info *info, struct kiln_error *err)
+{
   struct upload_run *u = ctx;
   struct part_job *j = tag;
   (void)info;
@@ -174,7 +179,8 @@ static kiln_err part_done(void *ctx, void *tag, kiln_err result, struct kiln_aws
 }
 
 /* Mark the parts the server already holds (same size and CRC32C as ours) as done. */
-static kiln_err reuse_server_parts(struct upload_run *u, struct kiln_error *err) {
+static kiln_err reuse_server_parts(struct upload_run *u, struct kiln_error *err)
+{
   struct kiln_s3_part *parts = NULL;
   size_t n = 0;
   kiln_err rc = kiln_s3_list_parts(u->c, u->o->bucket, u->o->key, u->upload_id, &parts, &n, err);
@@ -203,7 +209,8 @@ static kiln_err reuse_server_parts(struct upload_run *u, struct kiln_error *err)
   return rc;
 }
 
-static kiln_err complete_upload(struct upload_run *u, struct kiln_error *err) {
+static kiln_err complete_upload(struct upload_run *u, struct kiln_error *err)
+{
   struct kiln_s3_part *parts = calloc(u->njobs, sizeof(*parts));
   uint32_t *crcs = calloc(u->njobs, sizeof(*crcs));
   struct kiln_s3_object obj;
@@ -242,7 +249,8 @@ static kiln_err complete_upload(struct upload_run *u, struct kiln_error *err) {
   return rc;
 }
 
-static kiln_err put_single(struct upload_run *u, struct kiln_error *err) {
+static kiln_err put_single(struct upload_run *u, struct kiln_error *err)
+{
   uint32_t crc = 0;
   char crc_b64[9];
   kiln_err rc = crc_range(u->fd, u->o->path, 0, u->total, u->buf, &crc, err);
@@ -272,8 +280,8 @@ static kiln_err put_single(struct upload_run *u, struct kiln_error *err) {
     const char *server_crc = kiln_aws_response_header(&resp, "x-amz-checksum-crc32c");
     if (server_crc && strcmp(server_crc, crc_b64) != 0)
       rc = kiln_error_set(err, KILN_E_REMOTE,
-                          "S3 PutObject: the server's CRC32C %s differs from ours (%s)",
-                          server_crc, crc_b64);
+                          "S3 PutObject: the server's CRC32C %s differs from ours (%s)", server_crc,
+                          crc_b64);
     const char *etag = kiln_aws_response_header(&resp, "etag");
     const char *version = kiln_aws_response_header(&resp, "x-amz-version-id");
     u->out->etag = etag ? strdup(etag) : NULL;
@@ -285,7 +293,8 @@ static kiln_err put_single(struct upload_run *u, struct kiln_error *err) {
   return rc;
 }
 
-static kiln_err plan_parts(struct upload_run *u) {
+static kiln_err plan_parts(struct upload_run *u)
+{
   uint64_t ps = u->out->part_size;
   u->njobs = (size_t)((u->total + ps - 1) / ps);
   u->jobs = calloc(u->njobs, sizeof(*u->jobs));
@@ -300,7 +309,8 @@ static kiln_err plan_parts(struct upload_run *u) {
   return KILN_OK;
 }
 
-static int file_changed(const struct upload_run *u) {
+static int file_changed(const struct upload_run *u)
+{
   struct stat now;
   return fstat(u->fd, &now) != 0 || now.st_size != u->before.st_size ||
          now.st_mtim.tv_sec != u->before.st_mtim.tv_sec ||
@@ -308,7 +318,8 @@ static int file_changed(const struct upload_run *u) {
 }
 
 static kiln_err multipart(struct upload_run *u, struct kiln_s3_journal *journal,
-                          struct kiln_error *err) {
+                          struct kiln_error *err)
+{
   kiln_err rc = plan_parts(u);
   if (rc != KILN_OK)
     return kiln_error_set(err, KILN_E_NOMEM, "out of memory");
@@ -330,8 +341,8 @@ static kiln_err multipart(struct upload_run *u, struct kiln_s3_journal *journal,
       return rc;
   }
   if (!u->upload_id) {
-    rc = kiln_s3_create_multipart(u->c, u->o->bucket, u->o->key, u->out->sha256, &u->upload_id,
-                                  err);
+    rc =
+        kiln_s3_create_multipart(u->c, u->o->bucket, u->o->key, u->out->sha256, &u->upload_id, err);
     if (rc == KILN_OK)
       rc = kiln_s3_journal_record(journal, u->o->bucket, u->o->key, u->out->sha256, u->total,
                                   u->out->part_size, u->upload_id, err);
@@ -356,7 +367,8 @@ static kiln_err multipart(struct upload_run *u, struct kiln_s3_journal *journal,
   return complete_upload(u, err);
 }
 
-static void run_clear(struct upload_run *u) {
+static void run_clear(struct upload_run *u)
+{
   for (size_t i = 0; i < u->njobs; i++)
     free(u->jobs[i].etag);
   free(u->jobs);
@@ -370,19 +382,20 @@ static void run_clear(struct upload_run *u) {
 
 /* After a failure: abort the upload (nothing left behind) or keep it for a resume. */
 static void after_failure(struct upload_run *u, struct kiln_s3_journal *journal, kiln_err rc,
-                          struct kiln_error *err) {
+                          struct kiln_error *err)
+{
   if (!u->upload_id)
     return;
   if (u->o->keep_on_failure || rc == KILN_E_CANCELLED) {
     u->out->kept_upload_id = strdup(u->upload_id);
-    kiln_error_prefix(err, "upload %s kept for resuming (%u of %zu parts stored; run the same "
-                           "command again to resume)",
+    kiln_error_prefix(err,
+                      "upload %s kept for resuming (%u of %zu parts stored; run the same "
+                      "command again to resume)",
                       u->upload_id, u->out->parts_sent + u->out->parts_reused, u->njobs);
     return;
   }
   struct kiln_error abort_err = KILN_ERROR_INIT;
-  if (kiln_s3_abort_multipart(u->c, u->o->bucket, u->o->key, u->upload_id, &abort_err) ==
-      KILN_OK) {
+  if (kiln_s3_abort_multipart(u->c, u->o->bucket, u->o->key, u->upload_id, &abort_err) == KILN_OK) {
     kiln_s3_journal_remove(journal);
     kiln_aws_client_log(u->c, KILN_LOG_INFO, "aborted multipart upload %s", u->upload_id);
   } else {
@@ -393,7 +406,8 @@ static void after_failure(struct upload_run *u, struct kiln_s3_journal *journal,
 }
 
 kiln_err kiln_s3_upload(struct kiln_aws_client *c, const struct kiln_s3_upload_options *o,
-                        struct kiln_s3_upload_result *out, struct kiln_error *err) {
+                        struct kiln_s3_upload_result *out, struct kiln_error *err)
+{
   struct upload_run u = {.c = c, .o = o, .out = out, .fd = -1};
   struct kiln_s3_journal journal = {0};
   struct kiln_s3_object existing = {0};
@@ -464,10 +478,9 @@ kiln_err kiln_s3_upload(struct kiln_aws_client *c, const struct kiln_s3_upload_o
   kiln_s3_object_clear(&existing);
   if ((rc = kiln_s3_head(c, o->bucket, o->key, &existing, err)) == KILN_OK &&
       (!existing.exists || existing.size != u.total))
-    rc = kiln_error_set(err, KILN_E_REMOTE,
-                        "s3://%s/%s: after the upload S3 reports %llu bytes, the file has %llu",
-                        o->bucket, o->key, (unsigned long long)existing.size,
-                        (unsigned long long)u.total);
+    rc = kiln_error_set(
+        err, KILN_E_REMOTE, "s3://%s/%s: after the upload S3 reports %llu bytes, the file has %llu",
+        o->bucket, o->key, (unsigned long long)existing.size, (unsigned long long)u.total);
   if (rc == KILN_OK && !out->version_id && existing.version_id)
     out->version_id = strdup(existing.version_id);
 out:
@@ -479,4 +492,39 @@ out:
   free(stale);
   run_clear(&u);
   return rc;
+}
+
+cJSON *kiln_s3_upload_result_json(const char *region, const char *bucket, const char *key,
+                                  const struct kiln_s3_upload_result *r)
+{
+  cJSON *m = cJSON_CreateObject();
+  struct kiln_buf uri = KILN_BUF_INIT;
+  kiln_buf_printf(&uri, "s3://%s/%s", bucket, key);
+  cJSON_AddStringToObject(m, "uri", kiln_buf_str(&uri));
+  cJSON_AddStringToObject(m, "bucket", bucket);
+  cJSON_AddStringToObject(m, "key", key);
+  if (region)
+    cJSON_AddStringToObject(m, "region", region);
+  cJSON_AddStringToObject(m, "sha256", r->sha256);
+  cJSON_AddNumberToObject(m, "bytes", (double)r->bytes);
+  if (r->etag)
+    cJSON_AddStringToObject(m, "etag", r->etag);
+  if (r->version_id && strcmp(r->version_id, "null") != 0) /* "null": an unversioned bucket */
+    cJSON_AddStringToObject(m, "version_id", r->version_id);
+  if (r->checksum)
+    cJSON_AddStringToObject(m, "checksum_crc32c", r->checksum);
+  kiln_buf_free(&uri);
+  return m;
+}
+
+void kiln_s3_upload_stats_json(cJSON *m, const struct kiln_s3_upload_result *r)
+{
+  cJSON_AddNumberToObject(m, "bytes_sent", (double)r->bytes_sent);
+  cJSON_AddNumberToObject(m, "part_size", (double)r->part_size);
+  cJSON_AddNumberToObject(m, "parts", r->parts);
+  cJSON_AddNumberToObject(m, "parts_sent", r->parts_sent);
+  cJSON_AddNumberToObject(m, "parts_reused", r->parts_reused);
+  cJSON_AddBoolToObject(m, "skipped", r->skipped);
+  cJSON_AddBoolToObject(m, "resumed", r->resumed);
+  cJSON_AddNumberToObject(m, "seconds", (double)(long long)(r->seconds * 1000) / 1000.0);
 }

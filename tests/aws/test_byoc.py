@@ -11,10 +11,9 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
-from kilntest import check, run_case  # noqa: E402
+from kilntest import check, faultproxy, faultproxy_configure, run_case, server_env  # noqa: E402
 
 import boto3  # noqa: E402
 
@@ -26,8 +25,7 @@ ADMIN = {"AWS_ACCESS_KEY_ID": "AKIDADMINTEST", "AWS_SECRET_ACCESS_KEY": "admin-s
 
 
 def env_of(name):
-    with open(os.path.join(SERVER_DIR, name + ".env")) as f:
-        return dict(line.strip().split("=", 1) for line in f if "=" in line)
+    return server_env(SERVER_DIR, name)
 
 
 MOTO = env_of("moto-aws")["URL"]
@@ -35,18 +33,11 @@ PROXY = env_of("faults-aws")["URL"]
 
 
 def proxy(path, doc=None):
-    data = json.dumps(doc).encode() if doc is not None else None
-    req = urllib.request.Request(PROXY + "/__faultproxy/" + path, data=data,
-                                 method="POST" if data is not None else "GET")
-    with urllib.request.urlopen(req) as r:
-        return json.loads(r.read())
+    return faultproxy(PROXY, path, doc)
 
 
 def configure(**settings):
-    base = {"kind": "error", "rate": 0.0, "first_n": None, "match": "", "delay_ms": 0,
-            "kill_after_bytes": None, "respond": None, "reset_stats": True}
-    base.update(settings)
-    proxy("config", base)
+    faultproxy_configure(PROXY, **settings)
 
 
 def client(service, creds=ADMIN, url=MOTO):

@@ -12,7 +12,8 @@
 #include "upload.h"
 #include "xml.h"
 
-static void test_xml(void) {
+static void test_xml(void)
+{
   struct kiln_xml *doc = NULL;
   struct kiln_error e = KILN_ERROR_INIT;
   CHECK_CASE("xml: namespaces dropped, paths, siblings");
@@ -70,7 +71,8 @@ static void test_xml(void) {
   kiln_buf_free(&b);
 }
 
-static struct kiln_aws_response response_of(const char *body) {
+static struct kiln_aws_response response_of(const char *body)
+{
   struct kiln_aws_response r;
   memset(&r, 0, sizeof(r));
   if (body)
@@ -78,7 +80,8 @@ static struct kiln_aws_response response_of(const char *body) {
   return r;
 }
 
-static void test_errors(void) {
+static void test_errors(void)
+{
   struct kiln_aws_error_info info;
   struct kiln_error e = KILN_ERROR_INIT;
   CHECK_CASE("error: S3 document");
@@ -159,7 +162,8 @@ static void test_errors(void) {
 }
 
 static kiln_err target_of(struct kiln_aws_client *c, const char *service, const char *bucket,
-                          const char *path, struct kiln_aws_target *t) {
+                          const char *path, struct kiln_aws_target *t)
+{
   struct kiln_aws_request r = KILN_AWS_REQUEST_INIT;
   struct kiln_error e = KILN_ERROR_INIT;
   r.service = service;
@@ -170,7 +174,8 @@ static kiln_err target_of(struct kiln_aws_client *c, const char *service, const 
   return rc;
 }
 
-static void test_endpoints(void) {
+static void test_endpoints(void)
+{
   struct kiln_aws_client *c = NULL;
   struct kiln_aws_target t;
   struct kiln_error e = KILN_ERROR_INIT;
@@ -251,7 +256,8 @@ static void test_endpoints(void) {
   unsetenv("AWS_MAX_ATTEMPTS");
 }
 
-static void test_checksums(void) {
+static void test_checksums(void)
+{
   CHECK_CASE("crc32c known answer");
   CHECK_INT(0xE3069283u, kiln_crc32c(0, "123456789", 9));
   CHECK_INT(0, kiln_crc32c(0, "", 0));
@@ -281,7 +287,8 @@ static void test_checksums(void) {
   CHECK_STR(want, comp);
 }
 
-static void test_part_sizes(void) {
+static void test_part_sizes(void)
+{
   struct kiln_error e = KILN_ERROR_INIT;
   uint64_t ps = 0;
   const uint64_t mib = 1ull << 20;
@@ -306,7 +313,8 @@ static void test_part_sizes(void) {
   free(key);
 }
 
-int main(void) {
+int main(void)
+{
   test_xml();
   test_errors();
   test_endpoints();

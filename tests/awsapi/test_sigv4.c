@@ -29,7 +29,8 @@ struct suite_request {
   size_t body_len;
 };
 
-static void suite_request_clear(struct suite_request *r) {
+static void suite_request_clear(struct suite_request *r)
+{
   free(r->method);
   free(r->path);
   for (size_t i = 0; i < r->nquery; i++) {
@@ -45,7 +46,8 @@ static void suite_request_clear(struct suite_request *r) {
 }
 
 /* The file's text (caller frees), or NULL. */
-static char *read_text(const char *dir, const char *name) {
+static char *read_text(const char *dir, const char *name)
+{
   char *path = kiln_path_join(dir, name);
   char *text = NULL;
   size_t len = 0;
@@ -60,7 +62,8 @@ static char *read_text(const char *dir, const char *name) {
   return text;
 }
 
-static int parse_request(const char *text, struct suite_request *r) {
+static int parse_request(const char *text, struct suite_request *r)
+{
   memset(r, 0, sizeof(*r));
   const char *eol = strchr(text, '\n');
   const char *line_end = eol ? eol : text + strlen(text);
@@ -122,7 +125,8 @@ static int parse_request(const char *text, struct suite_request *r) {
   return 0;
 }
 
-static time_t parse_timestamp(const char *iso) {
+static time_t parse_timestamp(const char *iso)
+{
   struct tm tm = {0};
   if (!strptime(iso, "%Y-%m-%dT%H:%M:%SZ", &tm))
     return (time_t)-1;
@@ -130,7 +134,8 @@ static time_t parse_timestamp(const char *iso) {
 }
 
 /* The Authorization value from a signed request's text. */
-static char *authorization_of(const char *signed_request) {
+static char *authorization_of(const char *signed_request)
+{
   const char *a = strstr(signed_request, "\nAuthorization:");
   if (!a)
     return NULL;
@@ -139,7 +144,8 @@ static char *authorization_of(const char *signed_request) {
   return end ? strndup(a, (size_t)(end - a)) : strdup(a);
 }
 
-static char *trimmed(char *s) {
+static char *trimmed(char *s)
+{
   if (!s)
     return s;
   size_t n = strlen(s);
@@ -148,7 +154,8 @@ static char *trimmed(char *s) {
   return s;
 }
 
-static void check_suite_case(const char *suite_dir, const char *name) {
+static void check_suite_case(const char *suite_dir, const char *name)
+{
   char *dir = kiln_path_join(suite_dir, name);
   char *context_text = read_text(dir, "context.json");
   char *request_text = read_text(dir, "request.txt");
@@ -182,7 +189,7 @@ static void check_suite_case(const char *suite_dir, const char *name) {
   };
   char payload_hash[65];
   kiln_aws_sha256_hex(r.body ? r.body : "", r.body_len, payload_hash);
-  struct kiln_sigv4_request req = {r.method, r.path, r.query, r.nquery,
+  struct kiln_sigv4_request req = {r.method,  r.path,     r.query,     r.nquery,
                                    r.headers, r.nheaders, payload_hash};
   struct kiln_sigv4_result res;
   struct kiln_error e = KILN_ERROR_INIT;
@@ -229,11 +236,13 @@ static void check_suite_case(const char *suite_dir, const char *name) {
   free(dir);
 }
 
-static int compare_names(const void *a, const void *b) {
+static int compare_names(const void *a, const void *b)
+{
   return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-static void run_suite(const char *suite_dir) {
+static void run_suite(const char *suite_dir)
+{
   DIR *d = opendir(suite_dir);
   char *names[128];
   size_t n = 0;
@@ -264,7 +273,8 @@ static void run_suite(const char *suite_dir) {
 }
 
 /* The S3 worked examples, rebuilt as requests from the documentation's description. */
-static void run_s3_examples(const char *path) {
+static void run_s3_examples(const char *path)
+{
   char *text = NULL;
   size_t len = 0;
   struct kiln_error e = KILN_ERROR_INIT;
@@ -292,8 +302,9 @@ static void run_s3_examples(const char *path) {
   kiln_aws_sha256_hex(body, strlen(body), body_hash);
   const struct kiln_aws_pair host = {"Host", "examplebucket.s3.amazonaws.com"};
   struct kiln_aws_pair range_headers[] = {host, {"Range", "bytes=0-9"}};
-  struct kiln_aws_pair put_headers[] = {
-      host, {"Date", "Fri, 24 May 2013 00:00:00 GMT"}, {"x-amz-storage-class", "REDUCED_REDUNDANCY"}};
+  struct kiln_aws_pair put_headers[] = {host,
+                                        {"Date", "Fri, 24 May 2013 00:00:00 GMT"},
+                                        {"x-amz-storage-class", "REDUCED_REDUNDANCY"}};
   struct kiln_aws_pair lifecycle_query[] = {{"lifecycle", ""}};
   struct kiln_aws_pair list_query[] = {{"prefix", "J"}, {"max-keys", "2"}};
   struct {
@@ -313,7 +324,8 @@ static void run_s3_examples(const char *path) {
   CHECK_INT(5, cJSON_GetArraySize(want_cases));
   for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
     const cJSON *want = NULL, *w;
-    cJSON_ArrayForEach(w, want_cases) {
+    cJSON_ArrayForEach(w, want_cases)
+    {
       if (strcmp(cJSON_GetObjectItem(w, "name")->valuestring, cases[i].name) == 0)
         want = w;
     }
@@ -338,7 +350,8 @@ static void run_s3_examples(const char *path) {
 }
 
 /* Encoding helpers and refusals. */
-static void run_units(void) {
+static void run_units(void)
+{
   struct kiln_buf b = KILN_BUF_INIT;
   CHECK_CASE("uri encode");
   kiln_aws_uri_encode(&b, "a b/c~d=é", strlen("a b/c~d=é"), 1);
@@ -372,7 +385,8 @@ static void run_units(void) {
   kiln_sigv4_result_clear(&res);
 }
 
-int main(int argc, char **argv) {
+int main(int argc, char **argv)
+{
   if (argc != 3) {
     fprintf(stderr, "usage: test_sigv4 SUITE_DIR S3_EXAMPLES_JSON\n");
     return 2;

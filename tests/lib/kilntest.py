@@ -1,7 +1,10 @@
 """Shared pieces of kiln's Python test scripts: failures are collected (each printed with what was
 expected), and one case runs per invocation so ctest lists every case."""
+import json
+import os
 import shutil
 import sys
+import urllib.request
 
 failures = []
 
@@ -26,3 +29,26 @@ def run_case(namespace, case, work=None):
             shutil.rmtree(work, ignore_errors=True)
     print("%s: %d failure(s)" % (case, len(failures)))
     sys.exit(1 if failures else 0)
+
+
+def server_env(server_dir, name):
+    """The NAME.env a ctest server fixture wrote (PORT, URL, PID, DIR)."""
+    with open(os.path.join(server_dir, name + ".env")) as f:
+        return dict(line.strip().split("=", 1) for line in f if "=" in line)
+
+
+def faultproxy(url, path, doc=None):
+    """GET /__faultproxy/PATH of the fault proxy at url, or POST doc as JSON; the JSON answer."""
+    data = json.dumps(doc).encode() if doc is not None else None
+    req = urllib.request.Request(url + "/__faultproxy/" + path, data=data,
+                                 method="POST" if data is not None else "GET")
+    with urllib.request.urlopen(req) as r:
+        return json.loads(r.read())
+
+
+def faultproxy_configure(url, **settings):
+    """Reset the proxy's counters and set its fault settings (unnamed ones: no faults)."""
+    base = {"kind": "error", "rate": 0.0, "first_n": None, "match": "", "delay_ms": 0,
+            "kill_after_bytes": None, "respond": None, "reset_stats": True}
+    base.update(settings)
+    faultproxy(url, "config", base)

@@ -12,7 +12,8 @@
 
 typedef ssize_t (*pread_fn)(int, void *, size_t, off64_t);
 
-static int is_target(int fd) {
+static int is_target(int fd)
+{
   const char *want = getenv("KILN_EIO_PATH");
   char link[64], path[PATH_MAX];
   if (!want)
@@ -25,7 +26,8 @@ static int is_target(int fd) {
   return strcmp(path, want) == 0;
 }
 
-static ssize_t shim(const char *name, int fd, void *buf, size_t count, off64_t offset) {
+static ssize_t shim(const char *name, int fd, void *buf, size_t count, off64_t offset)
+{
   pread_fn real = (pread_fn)dlsym(RTLD_NEXT, name);
   const char *after = getenv("KILN_EIO_AFTER_BYTES");
   if (after && is_target(fd) && (long long)offset + (long long)count > atoll(after)) {
@@ -35,10 +37,13 @@ static ssize_t shim(const char *name, int fd, void *buf, size_t count, off64_t o
   return real(fd, buf, count, offset);
 }
 
-__attribute__((visibility("default"))) ssize_t pread(int fd, void *buf, size_t count, off_t offset) {
+__attribute__((visibility("default"))) ssize_t pread(int fd, void *buf, size_t count, off_t offset)
+{
   return shim("pread", fd, buf, count, offset);
 }
 
-__attribute__((visibility("default"))) ssize_t pread64(int fd, void *buf, size_t count, off64_t offset) {
+__attribute__((visibility("default"))) ssize_t pread64(int fd, void *buf, size_t count,
+                                                       off64_t offset)
+{
   return shim("pread64", fd, buf, count, offset);
 }

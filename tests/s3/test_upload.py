@@ -13,10 +13,9 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
-from kilntest import check, run_case  # noqa: E402
+from kilntest import check, faultproxy, faultproxy_configure, run_case, server_env  # noqa: E402
 
 import boto3  # noqa: E402  (moto's dependency, installed with it)
 from botocore.config import Config  # noqa: E402
@@ -27,8 +26,7 @@ MIB = 1 << 20
 
 
 def env_of(name):
-    with open(os.path.join(SERVER_DIR, name + ".env")) as f:
-        return dict(line.strip().split("=", 1) for line in f if "=" in line)
+    return server_env(SERVER_DIR, name)
 
 
 UPSTREAM = env_of(SERVER)["URL"]
@@ -45,18 +43,12 @@ def s3():
 
 
 def proxy(path, doc=None):
-    data = json.dumps(doc).encode() if doc is not None else None
-    req = urllib.request.Request(PROXY_URL + "/__faultproxy/" + path, data=data,
-                                 method="POST" if data is not None else "GET")
-    with urllib.request.urlopen(req) as r:
-        return json.loads(r.read())
+    return faultproxy(PROXY_URL, path, doc)
 
 
 def configure(**settings):
-    base = {"kind": "error", "rate": 0.0, "first_n": None, "match": "", "delay_ms": 0,
-            "kill_after_bytes": None, "respond": None, "reset_stats": True, "seed": 7}
-    base.update(settings)
-    proxy("config", base)
+    settings.setdefault("seed", 7)
+    faultproxy_configure(PROXY_URL, **settings)
 
 
 def kiln_env(**extra):

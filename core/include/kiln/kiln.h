@@ -81,7 +81,6 @@ KILN_API const cJSON *kiln_config(const struct kiln *k);
 /* The application name: /name, else the app directory's base name. */
 KILN_API const char *kiln_app_name(const struct kiln *k);
 
-
 /* A pipeline: ordered steps (stage + options). */
 struct kiln_pipeline;
 
