@@ -1,0 +1,36 @@
+/* Test helper: resolve AWS credentials the way kiln does and print where they came from as JSON
+ * ({"source", "access_key_id", "has_session_token", "expires"}; never the secret), or the error on
+ * stderr with exit 1. */
+#include <stdio.h>
+
+#include <cjson/cJSON.h>
+
+#include "client.h"
+
+int main(void)
+{
+  struct kiln_aws_client *c = NULL;
+  struct kiln_aws_credentials creds = {0};
+  struct kiln_error err = KILN_ERROR_INIT;
+  kiln_err rc = kiln_aws_client_new(NULL, &c, &err);
+  if (rc == KILN_OK)
+    rc = kiln_aws_client_credentials(c, &creds, &err);
+  if (rc != KILN_OK) {
+    fprintf(stderr, "%s\n", kiln_error_msg(&err));
+    kiln_error_clear(&err);
+    kiln_aws_client_free(c);
+    return 1;
+  }
+  cJSON *doc = cJSON_CreateObject();
+  cJSON_AddStringToObject(doc, "source", creds.source);
+  cJSON_AddStringToObject(doc, "access_key_id", creds.access_key_id);
+  cJSON_AddBoolToObject(doc, "has_session_token", creds.session_token != NULL);
+  cJSON_AddNumberToObject(doc, "expires", (double)creds.expires);
+  char *text = cJSON_PrintUnformatted(doc);
+  printf("%s\n", text);
+  cJSON_free(text);
+  cJSON_Delete(doc);
+  kiln_aws_credentials_clear(&creds);
+  kiln_aws_client_free(c);
+  return 0;
+}

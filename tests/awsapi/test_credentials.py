@@ -1,0 +1,181 @@
+#!/usr/bin/env python3
+"""The credential chain against real sources: temporary HOME with ~/.aws files, credential_process
+programs, a loopback IMDSv2 and container-credentials responder started by this test, and STS
+(AssumeRole, AssumeRoleWithWebIdentity) on moto's server.
+
+Usage: test_credentials.py CREDS_PROBE SERVER_DIR CASE
+"""
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from kilntest import check, run_case, server_env  # noqa: E402
+
+PROBE, SERVER_DIR, CASE = sys.argv[1:4]
+WORK = tempfile.mkdtemp(prefix="kiln-creds-test-")
+HOME = os.path.join(WORK, "home")
+os.makedirs(os.path.join(HOME, ".aws"))
+
+
+def write(rel, text, mode=0o644):
+    path = os.path.join(HOME, rel)
+    with open(path, "w") as f:
+        f.write(text)
+    os.chmod(path, mode)
+    return path
+
+
+def probe(**env_extra):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(HOME=HOME, AWS_EC2_METADATA_DISABLED="true", AWS_REGION="us-east-1")
+    env.update({k: v for k, v in env_extra.items() if v is not None})
+    for k, v in env_extra.items():
+        if v is None:
+            env.pop(k, None)
+    p = subprocess.run([PROBE], env=env, capture_output=True, text=True, timeout=60)
+    return p.returncode, (json.loads(p.stdout) if p.returncode == 0 else {}), p.stderr
+
+
+def expect(env, key_id, source, what):
+    rc, doc, err = probe(**env)
+    check(rc == 0, "%s: resolved (stderr: %s)" % (what, err.strip()))
+    check(doc.get("access_key_id") == key_id, "%s: key %s, got %s" % (what, key_id, doc.get("access_key_id")))
+    check(source in doc.get("source", ""), "%s: source %r, got %r" % (what, source, doc.get("source")))
+    return doc
+
+
+def refuse(env, needle, what):
+    rc, _, err = probe(**env)
+    check(rc == 1, "%s: fails" % what)
+    check(needle in err, "%s: message should contain %r, got: %s" % (what, needle, err.strip()))
+
+
+class Responder(BaseHTTPRequestHandler):
+    """IMDSv2 (token required) and a container credentials endpoint (Authorization required)."""
+    protocol_version = "HTTP/1.1"
+    token = "imds-token-123"
+
+    def log_message(self, *a):
+        pass
+
+    def reply(self, status, body):
+        data = body.encode()
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def creds(self, key):
+        return json.dumps({"AccessKeyId": key, "SecretAccessKey": "s", "Token": "t",
+                           "Expiration": "2099-01-01T00:00:00Z"})
+
+    def do_PUT(self):
+        if self.path == "/latest/api/token" and self.headers.get("X-aws-ec2-metadata-token-ttl-seconds"):
+            return self.reply(200, self.token)
+        return self.reply(400, "")
+
+    def do_GET(self):
+        if self.path.startswith("/latest/"):
+            if self.headers.get("X-aws-ec2-metadata-token") != self.token:
+                return self.reply(401, "")
+            if self.path == "/latest/meta-data/iam/security-credentials/":
+                return self.reply(200, "enclave-host-role\n")
+            if self.path == "/latest/meta-data/iam/security-credentials/enclave-host-role":
+                return self.reply(200, self.creds("AKIDFROMIMDS"))
+            return self.reply(404, "")
+        if self.path == "/container-creds":
+            if self.headers.get("Authorization") != "container-secret":
+                return self.reply(403, "")
+            return self.reply(200, self.creds("AKIDFROMCONTAINER"))
+        return self.reply(404, "")
+
+
+def responder():
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Responder)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return "http://127.0.0.1:%d" % server.server_address[1]
+
+
+# --- cases -----------------------------------------------------------------------------------
+
+def case_environment_and_files():
+    write(".aws/credentials", "[default]\naws_access_key_id = AKIDDEFAULT\naws_secret_access_key = x\n"
+          "# a comment\n[dev]\naws_access_key_id = AKIDDEV\naws_secret_access_key = y\n"
+          "[half]\naws_access_key_id = AKIDHALF\n")
+    write(".aws/config", "[default]\nregion = eu-west-1\n[profile dev]\nregion = us-west-2\n"
+          "aws_access_key_id = AKIDIGNORED\n")
+    expect({"AWS_ACCESS_KEY_ID": "AKIDENV", "AWS_SECRET_ACCESS_KEY": "z"}, "AKIDENV", "environment",
+           "environment wins over files")
+    expect({}, "AKIDDEFAULT", "profile default", "default profile")
+    expect({"AWS_PROFILE": "dev"}, "AKIDDEV", "profile dev", "AWS_PROFILE; credentials file wins")
+    refuse({"AWS_ACCESS_KEY_ID": "AKIDONLY"}, "AWS_SECRET_ACCESS_KEY", "half the environment pair")
+    refuse({"AWS_PROFILE": "half"}, "aws_secret_access_key", "half a profile")
+    refuse({"AWS_PROFILE": "nosuch"}, "AWS_PROFILE=nosuch", "unknown profile")
+    alt = write("alt-credentials", "[default]\naws_access_key_id = AKIDALT\naws_secret_access_key = a\n")
+    expect({"AWS_SHARED_CREDENTIALS_FILE": alt}, "AKIDALT", "profile default", "AWS_SHARED_CREDENTIALS_FILE")
+    bad = write("bad-config", "[profile x]\nthis line has no equals sign\n")
+    refuse({"AWS_CONFIG_FILE": bad, "AWS_PROFILE": "x"}, "bad-config:2", "malformed INI names file:line")
+    os.remove(os.path.join(HOME, ".aws", "credentials"))
+    os.remove(os.path.join(HOME, ".aws", "config"))
+    refuse({}, "no AWS credentials: tried environment", "nothing anywhere lists what was tried")
+
+
+def case_credential_process():
+    ok_script = write("ok.sh", "#!/bin/sh\necho '{\"Version\": 1, \"AccessKeyId\": \"AKIDPROC\", "
+                      "\"SecretAccessKey\": \"p\", \"SessionToken\": \"st\", "
+                      "\"Expiration\": \"2099-01-01T00:00:00Z\"}'\n", 0o755)
+    fail_script = write("fail.sh", "#!/bin/sh\necho 'vault is sealed' >&2\nexit 3\n", 0o755)
+    junk_script = write("junk.sh", "#!/bin/sh\necho not json\n", 0o755)
+    write(".aws/config", "[profile proc]\ncredential_process = %s\n[profile fail]\ncredential_process = %s\n"
+          "[profile junk]\ncredential_process = %s\n" % (ok_script, fail_script, junk_script))
+    doc = expect({"AWS_PROFILE": "proc"}, "AKIDPROC", "process", "credential_process")
+    check(doc.get("has_session_token") and doc.get("expires") == 4070908800, "token and expiry kept: %s" % doc)
+    refuse({"AWS_PROFILE": "fail"}, "vault is sealed", "failing process shows its stderr")
+    refuse({"AWS_PROFILE": "junk"}, "not JSON", "bad process output")
+
+
+def case_imds_and_container():
+    url = responder()
+    doc = expect({"AWS_EC2_METADATA_DISABLED": None, "AWS_EC2_METADATA_SERVICE_ENDPOINT": url},
+                 "AKIDFROMIMDS", "instance metadata", "IMDSv2 with a token")
+    check(doc.get("expires") == 4070908800, "IMDS credentials expire (refreshed by the client)")
+    expect({"AWS_CONTAINER_CREDENTIALS_FULL_URI": url + "/container-creds",
+            "AWS_CONTAINER_AUTHORIZATION_TOKEN": "container-secret"},
+           "AKIDFROMCONTAINER", "container", "container credentials with a token")
+    token = write("ctoken", "container-secret\n")
+    expect({"AWS_CONTAINER_CREDENTIALS_FULL_URI": url + "/container-creds",
+            "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE": token},
+           "AKIDFROMCONTAINER", "container", "container token from a file")
+    refuse({"AWS_CONTAINER_CREDENTIALS_FULL_URI": url + "/container-creds",
+            "AWS_CONTAINER_AUTHORIZATION_TOKEN": "wrong"}, "HTTP 403", "wrong container token")
+    refuse({"AWS_CONTAINER_CREDENTIALS_FULL_URI": "http://example.com/creds"}, "https or a loopback",
+           "container URI off loopback refused")
+
+
+def case_sts_roles():
+    moto = server_env(SERVER_DIR, "moto-aws")["URL"]
+    write(".aws/credentials", "[base]\naws_access_key_id = AKIDBASE\naws_secret_access_key = b\n")
+    write(".aws/config", "[profile deployer]\nrole_arn = arn:aws:iam::123456789012:role/deployer\n"
+          "source_profile = base\nrole_session_name = kiln-test\n"
+          "[profile loop-a]\nrole_arn = arn:aws:iam::123456789012:role/a\nsource_profile = loop-b\n"
+          "[profile loop-b]\nrole_arn = arn:aws:iam::123456789012:role/b\nsource_profile = loop-a\n")
+    rc, doc, err = probe(AWS_PROFILE="deployer", AWS_ENDPOINT_URL=moto)
+    check(rc == 0, "AssumeRole: %s" % err)
+    check(doc.get("access_key_id") not in ("", None, "AKIDBASE") and doc.get("has_session_token"),
+          "AssumeRole gives new session credentials: %s" % doc)
+    check("assumed role" in doc.get("source", ""), "source says assumed role: %s" % doc)
+    refuse({"AWS_PROFILE": "loop-a", "AWS_ENDPOINT_URL": moto}, "a loop?", "source_profile loop")
+    token = write("web-token", "eyJ-test-oidc-token\n")
+    rc, doc, err = probe(AWS_WEB_IDENTITY_TOKEN_FILE=token, AWS_ROLE_ARN="arn:aws:iam::123456789012:role/ci",
+                         AWS_ENDPOINT_URL=moto)
+    check(rc == 0 and doc.get("has_session_token") and "web identity" in doc.get("source", ""),
+          "AssumeRoleWithWebIdentity: %s %s" % (doc, err))
+    refuse({"AWS_WEB_IDENTITY_TOKEN_FILE": token}, "AWS_ROLE_ARN", "web identity without a role")
+
+
+run_case(globals(), CASE, WORK)
