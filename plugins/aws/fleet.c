@@ -452,9 +452,11 @@ kiln_err kiln_fleet_deploy(struct kiln_awsenv *env, const struct kiln_network *n
   long version = 0;
   if (!net->sg_id || net->nsubnets == 0)
     return kiln_error_set(err, KILN_E_NOT_FOUND,
-                          "deployment %s has no network in %s (no tagged subnets or security "
-                          "group): run `kiln setup` first",
-                          env->dep.id, env->dep.region ? env->dep.region : "this region");
+                          "deployment %s has no network in %s of account %s (no tagged subnets "
+                          "or security group): run `kiln setup` first, or use credentials of the "
+                          "account and region the deployment was set up in",
+                          env->dep.id, env->dep.region ? env->dep.region : "this region",
+                          env->account_id);
   kiln_err rc = ensure_template(env, net, r, f, &version, err);
   if (rc == KILN_OK)
     rc = ensure_group(env, net, r, f, version, err);

@@ -194,8 +194,14 @@ static kiln_err s3_run(struct kiln_stage_ctx *ctx, const struct kiln_host *host)
       .progress = hook_progress,
       .progress_ctx = &hooks,
   };
-  if ((rc = kiln_s3_upload(c, &uo, &res, &err)))
+  if ((rc = kiln_s3_upload(c, &uo, &res, &err))) {
+    if (strstr(kiln_error_msg(&err), "NoSuchBucket"))
+      kiln_error_prefix(&err, "bucket %s does not exist: run `kiln setup` (it creates the "
+                              "deployment's bucket), or check that these credentials belong to "
+                              "the deployment's account",
+                        bucket);
     goto fail;
+  }
   host->log(ctx, KILN_LOG_INFO, "%s s3://%s/%s (%llu bytes, %u parts sent, %.1f s)",
             res.skipped ? "already in" : "uploaded to", bucket, key, (unsigned long long)res.bytes,
             res.parts_sent, res.seconds);
