@@ -1,20 +1,24 @@
 /* Test helper: resolve AWS credentials the way kiln does and print where they came from as JSON
  * ({"source", "access_key_id", "has_session_token", "expires"}; never the secret), or the error on
- * stderr with exit 1. */
+ * stderr with exit 1. An argument N asks N times (expiring credentials are fetched again). */
 #include <stdio.h>
+#include <stdlib.h>
 
 #include <cjson/cJSON.h>
 
 #include "client.h"
 
-int main(void)
+int main(int argc, char **argv)
 {
+  int times = argc > 1 ? atoi(argv[1]) : 1; /* resolve this often: refreshes show at the source */
   struct kiln_aws_client *c = NULL;
   struct kiln_aws_credentials creds = {0};
   struct kiln_error err = KILN_ERROR_INIT;
   kiln_err rc = kiln_aws_client_new(NULL, &c, &err);
-  if (rc == KILN_OK)
+  for (int i = 0; i < times && rc == KILN_OK; i++) {
+    kiln_aws_credentials_clear(&creds);
     rc = kiln_aws_client_credentials(c, &creds, &err);
+  }
   if (rc != KILN_OK) {
     fprintf(stderr, "%s\n", kiln_error_msg(&err));
     kiln_error_clear(&err);

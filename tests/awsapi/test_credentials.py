@@ -30,14 +30,14 @@ def write(rel, text, mode=0o644):
     return path
 
 
-def probe(**env_extra):
+def probe(times=1, **env_extra):
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     env.update(HOME=HOME, AWS_EC2_METADATA_DISABLED="true", AWS_REGION="us-east-1")
     env.update({k: v for k, v in env_extra.items() if v is not None})
     for k, v in env_extra.items():
         if v is None:
             env.pop(k, None)
-    p = subprocess.run([PROBE], env=env, capture_output=True, text=True, timeout=60)
+    p = subprocess.run([PROBE, str(times)], env=env, capture_output=True, text=True, timeout=60)
     return p.returncode, (json.loads(p.stdout) if p.returncode == 0 else {}), p.stderr
 
 
@@ -59,6 +59,8 @@ class Responder(BaseHTTPRequestHandler):
     """IMDSv2 (token required) and a container credentials endpoint (Authorization required)."""
     protocol_version = "HTTP/1.1"
     token = "imds-token-123"
+    expiration = "2099-01-01T00:00:00Z"
+    credential_fetches = 0
 
     def log_message(self, *a):
         pass
@@ -71,8 +73,9 @@ class Responder(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
     def creds(self, key):
+        Responder.credential_fetches += 1
         return json.dumps({"AccessKeyId": key, "SecretAccessKey": "s", "Token": "t",
-                           "Expiration": "2099-01-01T00:00:00Z"})
+                           "Expiration": Responder.expiration})
 
     def do_PUT(self):
         if self.path == "/latest/api/token" and self.headers.get("X-aws-ec2-metadata-token-ttl-seconds"):
@@ -155,6 +158,23 @@ def case_imds_and_container():
             "AWS_CONTAINER_AUTHORIZATION_TOKEN": "wrong"}, "HTTP 403", "wrong container token")
     refuse({"AWS_CONTAINER_CREDENTIALS_FULL_URI": "http://example.com/creds"}, "https or a loopback",
            "container URI off loopback refused")
+
+
+def case_refresh():
+    """Credentials expiring within 5 minutes are fetched again before use; others are not."""
+    import time as _time
+    url = responder()
+    env = {"AWS_EC2_METADATA_DISABLED": None, "AWS_EC2_METADATA_SERVICE_ENDPOINT": url}
+    Responder.expiration = "2099-01-01T00:00:00Z"
+    Responder.credential_fetches = 0
+    rc, _, err = probe(3, **env)
+    check(rc == 0 and Responder.credential_fetches == 1, "far expiry: fetched once, got %d (%s)" % (
+        Responder.credential_fetches, err))
+    Responder.expiration = _time.strftime("%Y-%m-%dT%H:%M:%SZ", _time.gmtime(_time.time() + 120))
+    Responder.credential_fetches = 0
+    rc, _, err = probe(3, **env)
+    check(rc == 0 and Responder.credential_fetches == 3, "expiring: fetched before each use, got %d (%s)" % (
+        Responder.credential_fetches, err))
 
 
 def case_sts_roles():
