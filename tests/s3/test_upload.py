@@ -344,4 +344,23 @@ def case_disk_read_error():
     check(not incomplete_uploads(), "the upload was aborted")
 
 
+def case_secrets_redacted():
+    """Credentials never appear in logs (-vv), messages or --json, on success or failure."""
+    make_bucket()
+    configure()
+    path = make_file("r.bin", 11 * MIB, seed=19)
+    token = "FwoGZXIvYXdzEXAMPLESESSIONTOKEN0123456789"
+    env = kiln_env(AWS_SESSION_TOKEN=token)
+    runs = [upload(path, "s3://%s/r.bin" % BUCKET, "--part-size", "5", "-vv", env=env),
+            upload(path, "s3://kiln-no-such-bucket-%s/r.bin" % BUCKET[-6:], "-vv", env=env)]
+    configure(kind="respond", first_n=1, match="PutObject|UploadPart",
+              respond={"status": 403, "body": "<Error><Code>SignatureDoesNotMatch</Code><Message>"
+                       "The request signature we calculated does not match</Message></Error>"})
+    runs.append(upload(path, "s3://%s/r2.bin" % BUCKET, "-vv", env=env))
+    for i, proc in enumerate(runs):
+        text = proc.stdout + proc.stderr
+        check(SECRET not in text and token not in text, "run %d shows no secret or token" % i)
+        check("Signature=" not in text and "Authorization" not in text, "run %d shows no signature" % i)
+
+
 run_case(globals(), CASE, WORK)
