@@ -80,6 +80,8 @@ struct kiln_fleet {
   long lt_latest; /* newest version number */
   long lt_default;
   char *lt_user_data; /* of the newest version */
+  char *eif_key;      /* the EIF that version runs (read back from its user data) */
+  char *eif_sha256;
   char *lt_instance_type;
   char *lt_image_id;
   int lt_enclave;

@@ -6,6 +6,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <openssl/evp.h>
+
 #include "byoc.h"
 #include "util/buf.h"
 
@@ -15,6 +17,8 @@ void kiln_fleet_clear(struct kiln_fleet *f)
 {
   free(f->lt_id);
   free(f->lt_user_data);
+  free(f->eif_key);
+  free(f->eif_sha256);
   free(f->lt_instance_type);
   free(f->lt_image_id);
   free(f->asg_lt_version);
@@ -30,6 +34,31 @@ void kiln_fleet_clear(struct kiln_fleet *f)
 static char *dup_text(const char *s)
 {
   return s ? strdup(s) : NULL;
+}
+
+/* Which EIF a version's user data fetches: its `s3 cp "s3://BUCKET/KEY"` and `echo "SHA  ` lines.
+ */
+static void eif_of_user_data(struct kiln_fleet *f)
+{
+  size_t len = f->lt_user_data ? strlen(f->lt_user_data) : 0;
+  unsigned char *text = len ? malloc(len + 4) : NULL;
+  if (!text)
+    return;
+  int n = EVP_DecodeBlock(text, (const unsigned char *)f->lt_user_data, (int)len);
+  if (n > 0) {
+    text[n] = '\0';
+    const char *cp = strstr((char *)text, "s3 cp \"s3://");
+    if (cp) {
+      const char *key = strchr(cp + 12, '/');
+      const char *end = key ? strchr(key, '"') : NULL;
+      if (key && end)
+        f->eif_key = strndup(key + 1, (size_t)(end - key - 1));
+    }
+    const char *sha = strstr((char *)text, "\necho \"");
+    if (sha && strlen(sha + 7) > 64 && sha[7 + 64] == ' ')
+      f->eif_sha256 = strndup(sha + 7, 64);
+  }
+  free(text);
 }
 
 static kiln_err find_template(struct kiln_awsenv *env, struct kiln_fleet *f, struct kiln_error *err)
@@ -61,6 +90,7 @@ static kiln_err find_template(struct kiln_awsenv *env, struct kiln_fleet *f, str
   if (rc == KILN_OK) {
     const struct kiln_xml *data = kiln_xml_find(doc, "launchTemplateData");
     f->lt_user_data = dup_text(kiln_xml_text(data, "userData"));
+    eif_of_user_data(f);
     f->lt_instance_type = dup_text(kiln_xml_text(data, "instanceType"));
     f->lt_image_id = dup_text(kiln_xml_text(data, "imageId"));
     const char *enclave = kiln_xml_text(data, "enclaveOptions/enabled");

@@ -392,6 +392,22 @@ static kiln_err do_status(struct stage_env *s, struct kiln_awsenv *env, cJSON **
     network_json(*meta, &net);
     fleet_json(*meta, &fleet);
     cJSON_AddBoolToObject(*meta, "bucket_exists", bucket);
+    add_string(*meta, "eif_key", fleet.eif_key);
+    add_string(*meta, "eif_sha256", fleet.eif_sha256);
+    struct kiln_s3_object obj = {0};
+    if (bucket && fleet.eif_key &&
+        kiln_s3_head(env->c, env->names.bucket, fleet.eif_key, &obj, err) == KILN_OK) {
+      cJSON *m = cJSON_CreateObject();
+      static const char *const pcrs[][2] = {
+          {"pcr0", "PCR0"}, {"pcr1", "PCR1"}, {"pcr2", "PCR2"}, {"pcr8", "PCR8"}};
+      for (size_t i = 0; i < obj.nmeta; i++)
+        for (size_t j = 0; j < 4; j++)
+          if (strcmp(obj.meta[i].name, pcrs[j][0]) == 0)
+            cJSON_AddStringToObject(m, pcrs[j][1], obj.meta[i].value);
+      cJSON_AddItemToObject(*meta, "measurements", m);
+    }
+    kiln_error_clear(err);
+    kiln_s3_object_clear(&obj);
     cJSON_AddBoolToObject(*meta, "instance_role_exists", iam.instance_role);
     cJSON_AddBoolToObject(*meta, "deploy_user_exists", iam.deploy_user);
     /* which EIF the newest template version runs: from its user data */

@@ -107,19 +107,39 @@ kiln_err kiln_s3_head(struct kiln_aws_client *c, const char *bucket, const char 
     out->version_id = dup_or_null(kiln_aws_response_header(&resp, "x-amz-version-id"));
     out->checksum_crc32c = dup_or_null(kiln_aws_response_header(&resp, "x-amz-checksum-crc32c"));
     out->meta_sha256 = dup_or_null(kiln_aws_response_header(&resp, "x-amz-meta-sha256"));
+    for (size_t i = 0; i < resp.nheaders; i++) {
+      if (strncmp(resp.headers[i].name, "x-amz-meta-", 11) != 0)
+        continue;
+      struct kiln_aws_pair *grown = realloc(out->meta, (out->nmeta + 1) * sizeof(*grown));
+      if (!grown)
+        break;
+      out->meta = grown;
+      grown[out->nmeta].name = strdup(resp.headers[i].name + 11);
+      grown[out->nmeta++].value = strdup(resp.headers[i].value);
+    }
   }
   kiln_aws_response_clear(&resp);
   return rc;
 }
 
 kiln_err kiln_s3_create_multipart(struct kiln_aws_client *c, const char *bucket, const char *key,
-                                  const char *sha256_hex, char **upload_id, struct kiln_error *err)
+                                  const char *sha256_hex, const struct kiln_aws_pair *extra,
+                                  size_t nextra, char **upload_id, struct kiln_error *err)
 {
   char *path = key_path(key);
   const struct kiln_aws_pair query[] = {{"uploads", ""}};
-  const struct kiln_aws_pair headers[] = {{"x-amz-checksum-algorithm", "CRC32C"},
-                                          {"content-type", "application/octet-stream"},
-                                          {"x-amz-meta-sha256", sha256_hex ? sha256_hex : ""}};
+  struct kiln_aws_pair *headers = calloc(nextra + 3, sizeof(*headers));
+  size_t nheaders = 0;
+  if (!headers) {
+    free(path);
+    return kiln_error_set(err, KILN_E_NOMEM, "out of memory");
+  }
+  headers[nheaders++] = (struct kiln_aws_pair){"x-amz-checksum-algorithm", "CRC32C"};
+  headers[nheaders++] = (struct kiln_aws_pair){"content-type", "application/octet-stream"};
+  if (sha256_hex)
+    headers[nheaders++] = (struct kiln_aws_pair){"x-amz-meta-sha256", sha256_hex};
+  for (size_t i = 0; i < nextra; i++)
+    headers[nheaders++] = extra[i];
   struct kiln_aws_response resp;
   struct kiln_xml *doc = NULL;
   *upload_id = NULL;
@@ -129,9 +149,10 @@ kiln_err kiln_s3_create_multipart(struct kiln_aws_client *c, const char *bucket,
   r.query = query;
   r.nquery = 1;
   r.headers = headers;
-  r.nheaders = sha256_hex ? 3 : 2;
+  r.nheaders = nheaders;
   kiln_err rc = kiln_aws_send(c, &r, &resp, NULL, err);
   free(path);
+  free(headers);
   if (rc == KILN_OK)
     rc = kiln_xml_parse(resp.body.data, resp.body.len, "S3 CreateMultipartUpload response", &doc,
                         err);

@@ -12,8 +12,10 @@ struct kiln_s3_object {
   uint64_t size;
   char *etag;
   char *version_id;
-  char *checksum_crc32c; /* as S3 reports it, e.g. "AAAAAA==-3" for a multipart object */
-  char *meta_sha256;     /* x-amz-meta-sha256: the whole file's SHA-256 that kiln stored */
+  char *checksum_crc32c;      /* as S3 reports it, e.g. "AAAAAA==-3" for a multipart object */
+  char *meta_sha256;          /* x-amz-meta-sha256: the whole file's SHA-256 that kiln stored */
+  struct kiln_aws_pair *meta; /* every x-amz-meta-* header, names without the prefix; owned */
+  size_t nmeta;
 };
 void kiln_s3_object_clear(struct kiln_s3_object *o);
 
@@ -30,8 +32,10 @@ struct kiln_s3_part {
 };
 void kiln_s3_parts_free(struct kiln_s3_part *parts, size_t n);
 
+/* extra: more headers for the object (x-amz-meta-*), may be NULL. */
 kiln_err kiln_s3_create_multipart(struct kiln_aws_client *c, const char *bucket, const char *key,
-                                  const char *sha256_hex, char **upload_id, struct kiln_error *err);
+                                  const char *sha256_hex, const struct kiln_aws_pair *extra,
+                                  size_t nextra, char **upload_id, struct kiln_error *err);
 /* All parts the server holds for an upload (every page). KILN_E_NOT_FOUND when the upload is
  * gone (completed or aborted). */
 kiln_err kiln_s3_list_parts(struct kiln_aws_client *c, const char *bucket, const char *key,

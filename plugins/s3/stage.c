@@ -182,7 +182,22 @@ static kiln_err s3_run(struct kiln_stage_ctx *ctx, const struct kiln_host *host)
     rc = kiln_error_set(&err, KILN_E_NOMEM, "out of memory");
     goto fail;
   }
+  /* The EIF's PCRs travel with the object (x-amz-meta-pcr0...), so `kiln status` can show what
+   * is deployed from AWS alone. */
+  struct kiln_aws_pair pcr_headers[4];
+  size_t npcr = 0;
+  static const char *const pcr_names[][2] = {{"PCR0", "x-amz-meta-pcr0"},
+                                             {"PCR1", "x-amz-meta-pcr1"},
+                                             {"PCR2", "x-amz-meta-pcr2"},
+                                             {"PCR8", "x-amz-meta-pcr8"}};
+  const cJSON *pcrs = cJSON_GetObjectItemCaseSensitive(eif->meta, "measurements");
+  for (size_t i = 0; i < 4; i++)
+    if (string_at(pcrs, pcr_names[i][0]))
+      pcr_headers[npcr++] =
+          (struct kiln_aws_pair){pcr_names[i][1], string_at(pcrs, pcr_names[i][0])};
   struct kiln_s3_upload_options uo = {
+      .headers = pcr_headers,
+      .nheaders = npcr,
       .bucket = bucket,
       .key = key,
       .path = file.path,
@@ -196,9 +211,10 @@ static kiln_err s3_run(struct kiln_stage_ctx *ctx, const struct kiln_host *host)
   };
   if ((rc = kiln_s3_upload(c, &uo, &res, &err))) {
     if (strstr(kiln_error_msg(&err), "NoSuchBucket"))
-      kiln_error_prefix(&err, "bucket %s does not exist: run `kiln setup` (it creates the "
-                              "deployment's bucket), or check that these credentials belong to "
-                              "the deployment's account",
+      kiln_error_prefix(&err,
+                        "bucket %s does not exist: run `kiln setup` (it creates the "
+                        "deployment's bucket), or check that these credentials belong to "
+                        "the deployment's account",
                         bucket);
     goto fail;
   }

@@ -257,9 +257,14 @@ static kiln_err put_single(struct upload_run *u, struct kiln_error *err)
   if (rc != KILN_OK)
     return rc;
   kiln_crc32c_base64(crc, crc_b64);
-  const struct kiln_aws_pair headers[] = {{"x-amz-checksum-crc32c", crc_b64},
-                                          {"content-type", "application/octet-stream"},
-                                          {"x-amz-meta-sha256", u->out->sha256}};
+  struct kiln_aws_pair *headers = calloc(u->o->nheaders + 3, sizeof(*headers));
+  if (!headers)
+    return kiln_error_set(err, KILN_E_NOMEM, "out of memory");
+  headers[0] = (struct kiln_aws_pair){"x-amz-checksum-crc32c", crc_b64};
+  headers[1] = (struct kiln_aws_pair){"content-type", "application/octet-stream"};
+  headers[2] = (struct kiln_aws_pair){"x-amz-meta-sha256", u->out->sha256};
+  for (size_t i = 0; i < u->o->nheaders; i++)
+    headers[3 + i] = u->o->headers[i];
   struct kiln_aws_request r = KILN_AWS_REQUEST_INIT;
   struct kiln_aws_response resp;
   r.service = "s3";
@@ -268,7 +273,7 @@ static kiln_err put_single(struct upload_run *u, struct kiln_error *err)
   r.bucket = u->o->bucket;
   r.path = u->path_key;
   r.headers = headers;
-  r.nheaders = 3;
+  r.nheaders = 3 + u->o->nheaders;
   r.body_fd = u->fd;
   r.body_len = (size_t)u->total;
   if (u->total == 0) {
@@ -290,6 +295,7 @@ static kiln_err put_single(struct upload_run *u, struct kiln_error *err)
     u->out->bytes_sent = u->total;
   }
   kiln_aws_response_clear(&resp);
+  free(headers);
   return rc;
 }
 
@@ -341,8 +347,8 @@ static kiln_err multipart(struct upload_run *u, struct kiln_s3_journal *journal,
       return rc;
   }
   if (!u->upload_id) {
-    rc =
-        kiln_s3_create_multipart(u->c, u->o->bucket, u->o->key, u->out->sha256, &u->upload_id, err);
+    rc = kiln_s3_create_multipart(u->c, u->o->bucket, u->o->key, u->out->sha256, u->o->headers,
+                                  u->o->nheaders, &u->upload_id, err);
     if (rc == KILN_OK)
       rc = kiln_s3_journal_record(journal, u->o->bucket, u->o->key, u->out->sha256, u->total,
                                   u->out->part_size, u->upload_id, err);

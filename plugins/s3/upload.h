@@ -17,12 +17,14 @@
 struct kiln_s3_upload_options {
   const char *bucket;
   const char *key;
-  const char *path;        /* the file */
-  const char *sha256;      /* its SHA-256 when already known (hex), else computed */
-  uint64_t part_size;      /* 0: chosen from the file size */
-  unsigned parallel;       /* parts in flight; 0: KILN_S3_DEFAULT_PARALLEL */
-  const char *journal_dir; /* where resumable uploads are recorded; NULL: no resume */
-  int keep_on_failure;     /* leave a failed multipart upload for a later resume */
+  const char *path;                    /* the file */
+  const char *sha256;                  /* its SHA-256 when already known (hex), else computed */
+  uint64_t part_size;                  /* 0: chosen from the file size */
+  unsigned parallel;                   /* parts in flight; 0: KILN_S3_DEFAULT_PARALLEL */
+  const char *journal_dir;             /* where resumable uploads are recorded; NULL: no resume */
+  const struct kiln_aws_pair *headers; /* more object headers, e.g. x-amz-meta-pcr0 */
+  size_t nheaders;
+  int keep_on_failure; /* leave a failed multipart upload for a later resume */
   void (*progress)(void *ctx, uint64_t done, uint64_t total);
   void *progress_ctx;
 };

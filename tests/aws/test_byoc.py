@@ -204,6 +204,10 @@ def case_end_to_end():
 
     st = ok(kiln("status", "--json", env=kiln_env(creds)), "status")
     check(st.get("launch_template_version") == 3 and st.get("eip") == d2.get("eip"), "status: %s" % st)
+    check(st.get("eif_sha256") == d2.get("eif_sha256") and st.get("eif_key") == d2.get("eif_key"),
+          "status names the deployed EIF: %s" % st)
+    check(st.get("measurements", {}).get("PCR0") == d2.get("measurements", {}).get("PCR0"),
+          "status shows the deployed PCRs (from the object's metadata)")
     ok(kiln("update-policy", "--json"), "update-policy (nothing to change)")
     ok(kiln("teardown", "--yes", "--delete-bucket", "--json"), "teardown")
     left = {k: v for k, v in tagged(dep).items() if v}
