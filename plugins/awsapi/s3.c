@@ -27,6 +27,11 @@ static char *key_path(const char *key)
 
 void kiln_s3_object_clear(struct kiln_s3_object *o)
 {
+  for (size_t i = 0; i < o->nmeta; i++) {
+    free((char *)o->meta[i].name);
+    free((char *)o->meta[i].value);
+  }
+  free(o->meta);
   free(o->etag);
   free(o->version_id);
   free(o->checksum_crc32c);
