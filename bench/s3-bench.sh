@@ -119,11 +119,17 @@ while kill -0 "$upload_pid" 2>/dev/null; do
 done
 kill -9 "$upload_pid" 2>/dev/null || true
 wait "$upload_pid" 2>/dev/null || true
+# parts the proxy still holds from the killed run reach the server before we count
+for _ in $(seq 200); do
+  [ "$(stats | python3 -c 'import json,sys; print(json.load(sys.stdin)["in_flight"])')" = 0 ] && break
+  sleep 0.05
+done
 first=$(stats | python3 -c 'import json,sys; s=json.load(sys.stdin); print(sum(1 for e in s["log"] if e["op"]=="UploadPart" and e["status"]==200))')
 curl -s -X POST -d '{"reset_stats": true}' "$proxy/__faultproxy/config" >/dev/null
 AWS_ENDPOINT_URL="$proxy" "$kiln" upload "$file" s3://bench-resume/r --part-size 16 --parallel 4 \
   --json >"$work/resume.json"
 second=$(stats | python3 -c 'import json,sys; print(json.load(sys.stdin)["operations"].get("UploadPart",0))')
 parts=$(python3 -c "import json; print(json.load(open('$work/resume.json'))['parts'])")
-echo "resume: killed at 50%: $first of $parts parts were stored; the second run sent $second" \
-  "(= $((parts - first)) missing: $((second - (parts - first))) part(s) re-sent beyond the missing ones)"
+reused=$(python3 -c "import json; print(json.load(open('$work/resume.json'))['parts_reused'])")
+echo "resume: killed at 50%: $first of $parts parts were stored, kiln reused $reused and sent $second" \
+  "($((second - (parts - first))) part(s) re-sent beyond the $((parts - first)) missing ones)"

@@ -15,7 +15,8 @@ static const char usage[] =
     "                   [--resumable] [--region REGION] [--profile NAME] [--json]\n"
     "\n"
     "Upload FILE to S3 the way `kiln deploy` uploads EIFs: nothing is sent when the object\n"
-    "already holds the same bytes (SHA-256 kept in x-amz-meta-sha256); files above one part\n"
+    "already holds the same bytes (its SHA-256 for content-addressed keys, else its CRC32C\n"
+    "checksums as S3 reports them); files above one part\n"
     "go up as a parallel multipart upload with a CRC32C checksum per part, read straight from\n"
     "the file. An interrupted upload (Ctrl-C, kill, network loss) resumes when the same\n"
     "command runs again and sends only the missing parts; other failures abort the upload\n"
@@ -199,6 +200,7 @@ int kiln_cmd_upload(struct kiln_cli *cli)
                                       .key = key,
                                       .path = file,
                                       .sha256 = sha256[0] ? sha256 : NULL,
+                                      .checksum_identity = !sha256[0],
                                       .part_size = (uint64_t)part_mib << 20,
                                       .parallel = (unsigned)parallel,
                                       .journal_dir = journal_dir,
@@ -214,8 +216,7 @@ int kiln_cmd_upload(struct kiln_cli *cli)
     kiln_s3_upload_stats_json(doc, &res);
     kiln_cli_print_json(doc);
   } else if (res.skipped) {
-    printf("s3://%s/%s already holds %s (sha256 %s); nothing sent\n", bucket, key, file,
-           res.sha256);
+    printf("s3://%s/%s already holds %s; nothing sent\n", bucket, key, file);
   } else {
     double mib = (double)res.bytes_sent / 1048576.0;
     char how[96];
@@ -227,7 +228,8 @@ int kiln_cmd_upload(struct kiln_cli *cli)
     printf("uploaded %s to s3://%s/%s\n  %llu bytes, %s, %.1f s (%.1f MiB/s)\n"
            "  sha256 %s\n",
            file, bucket, key, (unsigned long long)res.bytes, how, res.seconds,
-           res.seconds > 0 ? mib / res.seconds : 0.0, res.sha256);
+           res.seconds > 0 ? mib / res.seconds : 0.0,
+           res.sha256[0] ? res.sha256 : "not computed (the key is not content-addressed)");
     if (res.version_id && strcmp(res.version_id, "null") != 0)
       printf("  version %s\n", res.version_id);
   }

@@ -269,13 +269,19 @@ kiln_err kiln_aws_credentials_resolve(struct kiln_aws_client *client,
     }
     kiln_buf_printf(&tried, ", profile \"%s\" (no keys, role or process)", profile->name);
   } else {
-    kiln_buf_printf(&tried, ", profile \"%s\" (not in ~/.aws/config or ~/.aws/credentials)",
-                    profile && profile->name ? profile->name : "default");
+    const char *config = getenv("AWS_CONFIG_FILE"), *shared = getenv("AWS_SHARED_CREDENTIALS_FILE");
+    if (!config || !*config)
+      config = "~/.aws/config";
+    if (!shared || !*shared)
+      shared = "~/.aws/credentials";
+    kiln_buf_printf(&tried, ", profile \"%s\" (not in %s or %s)",
+                    profile && profile->name ? profile->name : "default", config, shared);
     const char *named = getenv("AWS_PROFILE");
     if (named && *named) {
       kiln_buf_free(&tried);
       return kiln_error_set(err, KILN_E_INVALID,
-                            "AWS_PROFILE=%s names a profile that is in neither AWS file", named);
+                            "AWS_PROFILE=%s names a profile that is in neither %s nor %s", named,
+                            config, shared);
     }
   }
   const char *token_file = getenv("AWS_WEB_IDENTITY_TOKEN_FILE");

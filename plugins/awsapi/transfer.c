@@ -270,6 +270,8 @@ static kiln_err slot_start(struct kiln_aws_client *c, struct slot *s, struct kil
     curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
   } else if (has_body || strcmp(r->method, "PUT") == 0 || strcmp(r->method, "POST") == 0) {
     curl_easy_setopt(e, CURLOPT_UPLOAD, 1L);
+    /* large reads and sends: fewer callbacks and system calls per part */
+    curl_easy_setopt(e, CURLOPT_UPLOAD_BUFFERSIZE, 2L * 1024 * 1024);
     curl_easy_setopt(e, CURLOPT_READFUNCTION, on_read);
     curl_easy_setopt(e, CURLOPT_READDATA, s);
     curl_easy_setopt(e, CURLOPT_INFILESIZE_LARGE, (curl_off_t)r->body_len);

@@ -110,7 +110,10 @@ struct upload_run {
   uint64_t bytes_done;
   uint64_t total;
   char *buf;
-  struct stat before;         /* the file when the upload started */
+  struct stat before; /* the file when the upload started */
+  uint32_t whole_crc; /* single PUT: the file's CRC32C, once computed */
+  int have_whole_crc;
+  char crc_identity[48];      /* "crc32c:<S3 checksum text>" when the file is known by its CRCs */
   struct kiln_error next_err; /* a failure inside next() (reading the file) */
 };
 
@@ -253,18 +256,24 @@ static kiln_err put_single(struct upload_run *u, struct kiln_error *err)
 {
   uint32_t crc = 0;
   char crc_b64[9];
-  kiln_err rc = crc_range(u->fd, u->o->path, 0, u->total, u->buf, &crc, err);
-  if (rc != KILN_OK)
+  kiln_err rc = KILN_OK;
+  if (u->have_whole_crc)
+    crc = u->whole_crc;
+  else if ((rc = crc_range(u->fd, u->o->path, 0, u->total, u->buf, &crc, err)) != KILN_OK)
     return rc;
   kiln_crc32c_base64(crc, crc_b64);
-  struct kiln_aws_pair *headers = calloc(u->o->nheaders + 3, sizeof(*headers));
+  struct kiln_aws_pair *headers = calloc(u->o->nheaders + 4, sizeof(*headers));
+  size_t nh = 0;
   if (!headers)
     return kiln_error_set(err, KILN_E_NOMEM, "out of memory");
-  headers[0] = (struct kiln_aws_pair){"x-amz-checksum-crc32c", crc_b64};
-  headers[1] = (struct kiln_aws_pair){"content-type", "application/octet-stream"};
-  headers[2] = (struct kiln_aws_pair){"x-amz-meta-sha256", u->out->sha256};
+  headers[nh++] = (struct kiln_aws_pair){"x-amz-checksum-crc32c", crc_b64};
+  headers[nh++] = (struct kiln_aws_pair){"content-type", "application/octet-stream"};
+  if (u->out->sha256[0])
+    headers[nh++] = (struct kiln_aws_pair){"x-amz-meta-sha256", u->out->sha256};
+  else
+    headers[nh++] = (struct kiln_aws_pair){"x-amz-meta-crc32c", u->crc_identity + 7};
   for (size_t i = 0; i < u->o->nheaders; i++)
-    headers[3 + i] = u->o->headers[i];
+    headers[nh++] = u->o->headers[i];
   struct kiln_aws_request r = KILN_AWS_REQUEST_INIT;
   struct kiln_aws_response resp;
   r.service = "s3";
@@ -273,7 +282,7 @@ static kiln_err put_single(struct upload_run *u, struct kiln_error *err)
   r.bucket = u->o->bucket;
   r.path = u->path_key;
   r.headers = headers;
-  r.nheaders = 3 + u->o->nheaders;
+  r.nheaders = nh;
   r.body_fd = u->fd;
   r.body_len = (size_t)u->total;
   if (u->total == 0) {
@@ -302,6 +311,8 @@ static kiln_err put_single(struct upload_run *u, struct kiln_error *err)
 static kiln_err plan_parts(struct upload_run *u)
 {
   uint64_t ps = u->out->part_size;
+  if (u->jobs)
+    return KILN_OK;
   u->njobs = (size_t)((u->total + ps - 1) / ps);
   u->jobs = calloc(u->njobs, sizeof(*u->jobs));
   if (!u->jobs)
@@ -313,6 +324,74 @@ static kiln_err plan_parts(struct upload_run *u)
   }
   u->out->parts = (unsigned)u->njobs;
   return KILN_OK;
+}
+
+/* CreateMultipartUpload with the object's headers: the caller's, plus the CRC identity (kept as
+ * x-amz-meta-crc32c because servers need not report composite checksums on HEAD). */
+static kiln_err create_upload(struct upload_run *u, struct kiln_error *err)
+{
+  struct kiln_aws_pair *extra = calloc(u->o->nheaders + 1, sizeof(*extra));
+  size_t n = 0;
+  if (!extra)
+    return kiln_error_set(err, KILN_E_NOMEM, "out of memory");
+  for (size_t i = 0; i < u->o->nheaders; i++)
+    extra[n++] = u->o->headers[i];
+  if (!u->out->sha256[0])
+    extra[n++] = (struct kiln_aws_pair){"x-amz-meta-crc32c", u->crc_identity + 7};
+  kiln_err rc = kiln_s3_create_multipart(u->c, u->o->bucket, u->o->key,
+                                         u->out->sha256[0] ? u->out->sha256 : NULL, extra, n,
+                                         &u->upload_id, err);
+  free(extra);
+  return rc;
+}
+
+/* Does the object carry this CRC identity (S3's own checksum, or the x-amz-meta-crc32c kiln set)?
+ */
+static int same_crc_identity(const struct kiln_s3_object *o, const char *checksum)
+{
+  if (o->checksum_crc32c && strcmp(o->checksum_crc32c, checksum) == 0)
+    return 1;
+  for (size_t i = 0; i < o->nmeta; i++)
+    if (strcmp(o->meta[i].name, "crc32c") == 0 && strcmp(o->meta[i].value, checksum) == 0)
+      return 1;
+  return 0;
+}
+
+/* What names the file's content: its SHA-256, or its CRC32C checksums (checksum_identity). */
+static const char *identity_of(const struct upload_run *u)
+{
+  return u->out->sha256[0] ? u->out->sha256 : u->crc_identity;
+}
+
+/* The file's CRC32C identity without a SHA-256 pass: the checksum S3 itself reports for the
+ * object (whole-file CRC for one PUT, the composite of the part CRCs for multipart). The part
+ * CRCs are kept for the upload. */
+static kiln_err crc_identity(struct upload_run *u, struct kiln_error *err)
+{
+  char text[32];
+  kiln_err rc;
+  if (u->total <= u->out->part_size) {
+    rc = crc_range(u->fd, u->o->path, 0, u->total, u->buf, &u->whole_crc, err);
+    u->have_whole_crc = rc == KILN_OK;
+    kiln_crc32c_base64(u->whole_crc, text);
+  } else {
+    if (plan_parts(u) != KILN_OK)
+      return kiln_error_set(err, KILN_E_NOMEM, "out of memory");
+    uint32_t *crcs = calloc(u->njobs, sizeof(*crcs));
+    if (!crcs)
+      return kiln_error_set(err, KILN_E_NOMEM, "out of memory");
+    rc = KILN_OK;
+    for (size_t i = 0; i < u->njobs && rc == KILN_OK; i++) {
+      struct part_job *j = &u->jobs[i];
+      rc = crc_range(u->fd, u->o->path, j->offset, j->size, u->buf, &j->crc, err);
+      j->have_crc = rc == KILN_OK;
+      crcs[i] = j->crc;
+    }
+    kiln_s3_composite_crc32c(crcs, u->njobs, text, sizeof(text));
+    free(crcs);
+  }
+  snprintf(u->crc_identity, sizeof(u->crc_identity), "crc32c:%s", text);
+  return rc;
 }
 
 static int file_changed(const struct upload_run *u)
@@ -347,10 +426,9 @@ static kiln_err multipart(struct upload_run *u, struct kiln_s3_journal *journal,
       return rc;
   }
   if (!u->upload_id) {
-    rc = kiln_s3_create_multipart(u->c, u->o->bucket, u->o->key, u->out->sha256, u->o->headers,
-                                  u->o->nheaders, &u->upload_id, err);
+    rc = create_upload(u, err);
     if (rc == KILN_OK)
-      rc = kiln_s3_journal_record(journal, u->o->bucket, u->o->key, u->out->sha256, u->total,
+      rc = kiln_s3_journal_record(journal, u->o->bucket, u->o->key, identity_of(u), u->total,
                                   u->out->part_size, u->upload_id, err);
     if (rc != KILN_OK)
       return rc;
@@ -442,27 +520,32 @@ kiln_err kiln_s3_upload(struct kiln_aws_client *c, const struct kiln_s3_upload_o
     goto out;
   if (o->sha256 && strlen(o->sha256) == 64)
     memcpy(out->sha256, o->sha256, 65);
-  else if ((rc = kiln_sha256_file(o->path, out->sha256, NULL, err)) != KILN_OK)
+  else if (o->checksum_identity)
+    rc = crc_identity(&u, err);
+  else
+    rc = kiln_sha256_file(o->path, out->sha256, NULL, err);
+  if (rc != KILN_OK)
     goto out;
 
   if ((rc = kiln_s3_head(c, o->bucket, o->key, &existing, err)) != KILN_OK)
     goto out;
-  if (existing.exists && existing.size == u.total && existing.meta_sha256 &&
-      strcmp(existing.meta_sha256, out->sha256) == 0) {
+  int same = out->sha256[0] ? existing.meta_sha256 && !strcmp(existing.meta_sha256, out->sha256)
+                            : same_crc_identity(&existing, u.crc_identity + 7);
+  if (existing.exists && existing.size == u.total && same) {
     out->skipped = 1;
     out->etag = existing.etag;
     out->version_id = existing.version_id;
     out->checksum = existing.checksum_crc32c;
     existing.etag = existing.version_id = existing.checksum_crc32c = NULL;
-    kiln_aws_client_log(c, KILN_LOG_DEBUG, "s3://%s/%s already holds this file (sha256 %.12s…)",
-                        o->bucket, o->key, out->sha256);
+    kiln_aws_client_log(c, KILN_LOG_DEBUG, "s3://%s/%s already holds this file (%.19s…)", o->bucket,
+                        o->key, identity_of(&u));
     goto out;
   }
   if (u.total <= out->part_size) {
     out->part_size = 0;
     rc = put_single(&u, err);
   } else {
-    rc = kiln_s3_journal_open(o->journal_dir, o->bucket, o->key, out->sha256, u.total,
+    rc = kiln_s3_journal_open(o->journal_dir, o->bucket, o->key, identity_of(&u), u.total,
                               out->part_size, &journal, &stale, err);
     if (rc == KILN_OK && stale) { /* an upload of an older version of the file: drop it */
       struct kiln_error ignored = KILN_ERROR_INIT;
@@ -511,7 +594,8 @@ cJSON *kiln_s3_upload_result_json(const char *region, const char *bucket, const 
   cJSON_AddStringToObject(m, "key", key);
   if (region)
     cJSON_AddStringToObject(m, "region", region);
-  cJSON_AddStringToObject(m, "sha256", r->sha256);
+  if (r->sha256[0])
+    cJSON_AddStringToObject(m, "sha256", r->sha256);
   cJSON_AddNumberToObject(m, "bytes", (double)r->bytes);
   if (r->etag)
     cJSON_AddStringToObject(m, "etag", r->etag);

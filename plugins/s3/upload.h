@@ -17,11 +17,13 @@
 struct kiln_s3_upload_options {
   const char *bucket;
   const char *key;
-  const char *path;                    /* the file */
-  const char *sha256;                  /* its SHA-256 when already known (hex), else computed */
-  uint64_t part_size;                  /* 0: chosen from the file size */
-  unsigned parallel;                   /* parts in flight; 0: KILN_S3_DEFAULT_PARALLEL */
-  const char *journal_dir;             /* where resumable uploads are recorded; NULL: no resume */
+  const char *path;        /* the file */
+  const char *sha256;      /* its SHA-256 when already known (hex), else computed */
+  int checksum_identity;   /* without sha256: know the file by its CRC32C checksums (the ones
+                              S3 reports), sparing a SHA-256 pass over it */
+  uint64_t part_size;      /* 0: chosen from the file size */
+  unsigned parallel;       /* parts in flight; 0: KILN_S3_DEFAULT_PARALLEL */
+  const char *journal_dir; /* where resumable uploads are recorded; NULL: no resume */
   const struct kiln_aws_pair *headers; /* more object headers, e.g. x-amz-meta-pcr0 */
   size_t nheaders;
   int keep_on_failure; /* leave a failed multipart upload for a later resume */
@@ -32,8 +34,8 @@ struct kiln_s3_upload_options {
 struct kiln_s3_upload_result {
   char *version_id;
   char *etag;
-  char *checksum; /* x-amz-checksum-crc32c of the object as S3 reports it */
-  char sha256[65];
+  char *checksum;      /* x-amz-checksum-crc32c of the object as S3 reports it */
+  char sha256[65];     /* "" when the file was known by its checksums */
   uint64_t bytes;      /* file size */
   uint64_t bytes_sent; /* body bytes this run sent (0 when skipped) */
   unsigned parts;      /* 0 for a single PUT */

@@ -126,6 +126,9 @@ def case_environment_and_files():
     os.remove(os.path.join(HOME, ".aws", "credentials"))
     os.remove(os.path.join(HOME, ".aws", "config"))
     refuse({}, "no AWS credentials: tried environment", "nothing anywhere lists what was tried")
+    other = write("other-config", "[profile dev]\nregion = us-east-2\n")
+    refuse({"AWS_PROFILE": "ci", "AWS_CONFIG_FILE": other, "AWS_SHARED_CREDENTIALS_FILE": alt},
+           "neither %s nor %s" % (other, alt), "an unknown profile names the files actually read")
 
 
 def case_credential_process():

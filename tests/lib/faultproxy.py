@@ -16,7 +16,7 @@ matching request is faulted with probability --rate (seeded by --seed). --kill-a
 every request once N request-body bytes have been forwarded in total (network loss).
 
 Control (never forwarded): GET /__faultproxy/stats (JSON counters: per method, per operation,
-faults per kind, body bytes forwarded, mutating calls, the request log) and POST
+faults per kind, body bytes forwarded, mutating calls, requests in flight, the request log) and POST
 /__faultproxy/config with a JSON object of the same settings (plus "reset_stats": true).
 
 Usage: faultproxy.py --listen-port PORT (--upstream URL | --upstream-env FILE) [options]
@@ -52,7 +52,8 @@ class State:
 
     def reset_stats(self):
         self.stats = {"requests": 0, "methods": {}, "operations": {}, "faults": {},
-                      "body_bytes": 0, "mutating": 0, "log": []}
+                      "body_bytes": 0, "mutating": 0, "log": [],
+                      "in_flight": getattr(self, "stats", {}).get("in_flight", 0)}
         self.matched = 0
 
     def configure(self, doc):
@@ -93,6 +94,10 @@ class State:
             if len(s["log"]) < 20000:
                 s["log"].append({"method": method, "op": op, "fault": fault, "status": status,
                                  "path": path[:200]})
+
+    def add_in_flight(self, n):
+        with self.lock:
+            self.stats["in_flight"] += n
 
     def add_bytes(self, n):
         with self.lock:
@@ -227,6 +232,13 @@ class Handler(BaseHTTPRequestHandler):
         if self.path.startswith("/__faultproxy/"):
             return self.control()
         state = self.server.state
+        state.add_in_flight(1)
+        try:
+            self.proxy_request(state)
+        finally:
+            state.add_in_flight(-1)
+
+    def proxy_request(self, state):
         length = self.body_length()
         form = None
         buffered = None
@@ -285,8 +297,11 @@ class Handler(BaseHTTPRequestHandler):
                 while left > 0:
                     kill = state.config["kill_after_bytes"]
                     piece = self.rfile.read(min(CHUNK, left))
-                    if not piece:
-                        break
+                    if not piece:  # the client went away mid-body: nothing reaches the server
+                        state.count(self.command, op, False, "client-gone", 0, self.path)
+                        conn.close()
+                        self.close_connection = True
+                        return
                     if kill is not None and state.stats["body_bytes"] + len(piece) > kill:
                         state.count(self.command, op, mutating, "reset", 0, self.path)
                         conn.close()
