@@ -1,4 +1,5 @@
 /* kiln CLI entry point: global options, the command table, help and version. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -191,6 +192,16 @@ int main(int argc, char **argv)
             "done\n",
             c->name, c->summary);
     return KILN_EXIT_USAGE;
+  }
+  /* "as if started in DIR", like git -C and make -C: paths on the command line are relative to it
+   */
+  if (cli.app_dir) {
+    if (chdir(cli.app_dir) != 0) {
+      fprintf(stderr, "kiln: -C %s: %s; give an existing application directory\n", cli.app_dir,
+              strerror(errno));
+      return KILN_EXIT_USAGE;
+    }
+    cli.app_dir = ".";
   }
   kiln_cancel_install_handlers();
   return c->fn(&cli);

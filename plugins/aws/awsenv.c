@@ -32,7 +32,19 @@ kiln_err kiln_awsenv_init(struct kiln_awsenv *env, int allow_no_id, struct kiln_
   if (rc == KILN_OK && !env->dep.region && kiln_aws_client_region(env->c))
     env->dep.region = strdup(kiln_aws_client_region(env->c));
   if (rc == KILN_OK && env->dep.id)
-    rc = kiln_deployment_names_make(env->dep.id, env->account_id, &env->names, err);
+    rc = kiln_awsenv_name_resources(env, env->dep.id, err);
+  return rc;
+}
+
+kiln_err kiln_awsenv_name_resources(struct kiln_awsenv *env, const char *id, struct kiln_error *err)
+{
+  kiln_deployment_names_clear(&env->names);
+  kiln_err rc = kiln_deployment_names_make(id, env->account_id, &env->names, err);
+  if (rc == KILN_OK && env->dep.bucket) {
+    free(env->names.bucket);
+    if (!(env->names.bucket = strdup(env->dep.bucket)))
+      rc = kiln_error_set(err, KILN_E_NOMEM, "out of memory");
+  }
   return rc;
 }
 

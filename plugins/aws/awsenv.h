@@ -25,6 +25,9 @@ struct kiln_awsenv {
 /* Fill env from kiln.json/environment (deployment id required unless allow_no_id) and ask STS for
  * the account. The client must already exist. */
 kiln_err kiln_awsenv_init(struct kiln_awsenv *env, int allow_no_id, struct kiln_error *err);
+/* env->names for deployment `id` (the bucket from /aws/bucket when set). */
+kiln_err kiln_awsenv_name_resources(struct kiln_awsenv *env, const char *id,
+                                    struct kiln_error *err);
 void kiln_awsenv_clear(struct kiln_awsenv *env);
 void kiln_awsenv_announce(struct kiln_awsenv *env, const char *action, const char *resource,
                           const char *fmt, ...) KILN_PRINTF(4, 5);

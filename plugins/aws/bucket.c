@@ -124,11 +124,14 @@ static kiln_err create_bucket(struct kiln_awsenv *env, struct kiln_error *err)
     kiln_error_clear(err);
     return KILN_OK;
   }
-  if (rc != KILN_OK && strcmp(info.code, "BucketAlreadyExists") == 0)
+  if (rc != KILN_OK && strcmp(info.code, "BucketAlreadyExists") == 0) {
+    kiln_error_clear(err);
     return kiln_error_set(err, KILN_E_REMOTE,
-                          "bucket name %s is taken by another AWS account: choose another "
-                          "deployment id (DEPLOYMENT_ID) and run `kiln setup` again",
+                          "bucket name %s is taken by another AWS account: set another bucket "
+                          "name in kiln.json /aws/bucket, or another deployment id, and run "
+                          "`kiln setup` again",
                           env->names.bucket);
+  }
   return rc;
 }
 
@@ -195,27 +198,6 @@ static kiln_err ensure_settings(struct kiln_awsenv *env, struct kiln_error *err)
                      "</AbortIncompleteMultipartUpload></Rule></LifecycleConfiguration>",
                      "application/xml", "abort incomplete multipart uploads after 1 day", err);
   kiln_xml_free(doc);
-  if (rc || (rc = get_setting(env, "GetBucketTagging", "tagging", &doc, NULL, err)))
-    return rc;
-  int tagged = 0;
-  for (const struct kiln_xml *t = doc ? kiln_xml_find(doc, "Tag") : NULL; t;
-       t = kiln_xml_next_same(t))
-    tagged |= kiln_xml_text(t, "Key") && strcmp(kiln_xml_text(t, "Key"), env->dep.tag_key) == 0 &&
-              kiln_xml_text(t, "Value") && strcmp(kiln_xml_text(t, "Value"), env->dep.id) == 0;
-  kiln_xml_free(doc);
-  if (!tagged) {
-    struct kiln_buf body = KILN_BUF_INIT;
-    kiln_buf_puts(&body, "<Tagging xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><TagSet>"
-                         "<Tag><Key>");
-    kiln_xml_escape(&body, env->dep.tag_key);
-    kiln_buf_puts(&body, "</Key><Value>");
-    kiln_xml_escape(&body, env->dep.id);
-    kiln_buf_puts(&body, "</Value></Tag><Tag><Key>kiln:managed</Key><Value>true</Value></Tag>"
-                         "</TagSet></Tagging>");
-    rc = put_setting(env, "PutBucketTagging", "tagging", kiln_buf_str(&body), "application/xml",
-                     "tag the bucket", err);
-    kiln_buf_free(&body);
-  }
   if (rc)
     return rc;
   /* The bucket policy, compared as canonical JSON. */
@@ -257,14 +239,99 @@ static kiln_err ensure_settings(struct kiln_awsenv *env, struct kiln_error *err)
   return rc;
 }
 
+kiln_err kiln_bucket_tag(struct kiln_awsenv *env, char *owner, size_t n, struct kiln_error *err)
+{
+  struct kiln_xml *doc = NULL;
+  owner[0] = '\0';
+  kiln_err rc = get_setting(env, "GetBucketTagging", "tagging", &doc, NULL, err);
+  for (const struct kiln_xml *t = doc ? kiln_xml_find(doc, "Tag") : NULL; t && !rc;
+       t = kiln_xml_next_same(t)) {
+    const char *key = kiln_xml_text(t, "Key"), *value = kiln_xml_text(t, "Value");
+    if (key && value && strcmp(key, env->dep.tag_key) == 0)
+      snprintf(owner, n, "%s", value);
+  }
+  kiln_xml_free(doc);
+  return rc;
+}
+
+static kiln_err put_bucket_tags(struct kiln_awsenv *env, const char *why, struct kiln_error *err)
+{
+  struct kiln_buf body = KILN_BUF_INIT;
+  kiln_buf_puts(&body, "<Tagging xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><TagSet>"
+                       "<Tag><Key>");
+  kiln_xml_escape(&body, env->dep.tag_key);
+  kiln_buf_puts(&body, "</Key><Value>");
+  kiln_xml_escape(&body, env->dep.id);
+  kiln_buf_puts(&body, "</Value></Tag><Tag><Key>kiln:managed</Key><Value>true</Value></Tag>"
+                       "</TagSet></Tagging>");
+  kiln_err rc = put_setting(env, "PutBucketTagging", "tagging", kiln_buf_str(&body),
+                            "application/xml", why, err);
+  kiln_buf_free(&body);
+  return rc;
+}
+
+/* Whether this account owns the bucket (ListBuckets; S3 answers other accounts' buckets to
+ * HeadBucket when their policy lets us in, and local servers always do). */
+static kiln_err owned_by_account(struct kiln_awsenv *env, int *owned, struct kiln_error *err)
+{
+  struct kiln_aws_pair query[1] = {{"prefix", env->names.bucket}};
+  struct kiln_aws_response resp;
+  struct kiln_aws_request r = KILN_AWS_REQUEST_INIT;
+  r.service = "s3";
+  r.operation = "ListBuckets";
+  r.method = "GET";
+  r.path = "/";
+  r.query = query;
+  r.nquery = 1;
+  *owned = 0;
+  kiln_err rc = kiln_aws_send(env->c, &r, &resp, NULL, err);
+  struct kiln_xml *doc = NULL;
+  if (rc == KILN_OK)
+    rc = kiln_xml_parse(resp.body.data, resp.body.len, "ListBuckets", &doc, err);
+  for (const struct kiln_xml *b = doc ? kiln_xml_find(doc, "Bucket") : NULL; b && !*owned;
+       b = kiln_xml_next_same(b))
+    *owned = kiln_xml_text(b, "Name") && strcmp(kiln_xml_text(b, "Name"), env->names.bucket) == 0;
+  kiln_xml_free(doc);
+  kiln_aws_response_clear(&resp);
+  return rc;
+}
+
+/* An existing bucket is used only when it carries this deployment's tag, or is untagged and owned
+ * by this account (a setup interrupted between creating and tagging it). */
+static kiln_err claim_existing(struct kiln_awsenv *env, struct kiln_error *err)
+{
+  char owner[128];
+  int owned = 0;
+  kiln_err rc = kiln_bucket_tag(env, owner, sizeof owner, err);
+  if (rc || strcmp(owner, env->dep.id) == 0)
+    return rc;
+  if ((rc = owned_by_account(env, &owned, err)))
+    return kiln_error_prefix(err, "bucket %s exists without the tag %s=%s; checking its owner",
+                             env->names.bucket, env->dep.tag_key, env->dep.id);
+  if (!owned)
+    return kiln_error_set(err, KILN_E_REMOTE,
+                          "bucket name %s is taken by another AWS account: set another bucket "
+                          "name in kiln.json /aws/bucket, or another deployment id, and run "
+                          "`kiln setup` again",
+                          env->names.bucket);
+  if (owner[0])
+    return kiln_error_set(err, KILN_E_REMOTE,
+                          "bucket %s belongs to deployment %s (tag %s), not %s: kiln does not "
+                          "touch it; set /aws/bucket in kiln.json to another name",
+                          env->names.bucket, owner, env->dep.tag_key, env->dep.id);
+  return put_bucket_tags(env, "tag the bucket (left untagged by an interrupted setup)", err);
+}
+
 kiln_err kiln_bucket_ensure(struct kiln_awsenv *env, struct kiln_error *err)
 {
   int exists = 0;
   kiln_err rc = kiln_bucket_exists(env, &exists, err);
-  if (rc == KILN_OK && !exists)
-    rc = create_bucket(env, err);
-  else if (rc == KILN_OK)
+  if (rc == KILN_OK && !exists) {
+    if ((rc = create_bucket(env, err)) == KILN_OK)
+      rc = put_bucket_tags(env, "tag the bucket", err);
+  } else if (rc == KILN_OK && (rc = claim_existing(env, err)) == KILN_OK) {
     kiln_awsenv_announce(env, "nothing", env->names.bucket, "bucket exists");
+  }
   if (rc == KILN_OK && !(env->dry_run && !exists))
     rc = ensure_settings(env, err);
   return rc;

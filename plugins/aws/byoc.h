@@ -19,6 +19,7 @@ struct kiln_network {
   int vpc_reused; /* the user's VPC (VPC_ID): never created or deleted by kiln */
   char *subnet_ids[KILN_MAX_SUBNETS];
   char subnet_azs[KILN_MAX_SUBNETS][32];
+  int subnet_public[KILN_MAX_SUBNETS]; /* MapPublicIpOnLaunch */
   int subnet_associated[KILN_MAX_SUBNETS];
   size_t nsubnets;
   char *igw_id;
@@ -41,6 +42,8 @@ void kiln_network_clear(struct kiln_network *n);
  * uploads aborted after a day, tagged, policy limited to the account. */
 kiln_err kiln_bucket_ensure(struct kiln_awsenv *env, struct kiln_error *err);
 kiln_err kiln_bucket_exists(struct kiln_awsenv *env, int *exists, struct kiln_error *err);
+/* The value of the bucket's deployment tag in `owner` (size n; empty when untagged). */
+kiln_err kiln_bucket_tag(struct kiln_awsenv *env, char *owner, size_t n, struct kiln_error *err);
 
 struct kiln_iam {
   int instance_role;
@@ -96,10 +99,18 @@ struct kiln_fleet {
   char *refresh_status;
 };
 kiln_err kiln_fleet_find(struct kiln_awsenv *env, struct kiln_fleet *f, struct kiln_error *err);
-/* setup's part: the launch template (version 1, no EIF yet), the Auto Scaling group (0
- * instances) and the Elastic IP, so the scoped deploy credentials only add versions and scale. */
+/* A Nitro Enclave-capable type the region offers (error naming the region when none). */
+kiln_err kiln_offerings_enclave_type(struct kiln_awsenv *env, const char **type,
+                                     struct kiln_error *err);
+/* Error unless one of the network's subnet zones offers `type`. */
+kiln_err kiln_offerings_check_zones(struct kiln_awsenv *env, const struct kiln_network *net,
+                                    const char *type, struct kiln_error *err);
+/* setup's part: the launch template (version 1 on `placeholder_type`, no EIF yet), the Auto
+ * Scaling group (0 instances) and the Elastic IP, so the scoped deploy credentials only add
+ * versions and scale. */
 kiln_err kiln_fleet_prepare(struct kiln_awsenv *env, const struct kiln_network *net,
-                            const char *pinned_ami, struct kiln_fleet *f, struct kiln_error *err);
+                            const char *placeholder_type, const char *pinned_ami,
+                            struct kiln_fleet *f, struct kiln_error *err);
 kiln_err kiln_fleet_deploy(struct kiln_awsenv *env, const struct kiln_network *net,
                            const struct kiln_release *r, struct kiln_fleet *f,
                            struct kiln_error *err);

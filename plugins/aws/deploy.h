@@ -19,6 +19,7 @@ struct kiln_deployment {
   char *vpc_id;
   char *tag_key; /* /aws/tag_key or caution:deployment-id */
   char *region;
+  char *bucket; /* /aws/bucket: the EIF bucket's name when not the derived one */
 };
 
 kiln_err kiln_deployment_resolve(const cJSON *config, const char *app_dir,

@@ -130,6 +130,9 @@ kiln_err kiln_deployment_resolve(const cJSON *config, const char *app_dir,
     rc = kiln_deployment_id_check(out->id, out->id_source, err);
   const char *tag = config_string(config, "tag_key");
   const char *region = config_string(config, "region");
+  const char *bucket = config_string(config, "bucket");
+  if (!rc && bucket && !(out->bucket = strdup(bucket)))
+    rc = KILN_E_NOMEM;
   if (!rc && !(out->tag_key = strdup(tag ? tag : KILN_DEFAULT_TAG_KEY)))
     rc = KILN_E_NOMEM;
   if (!rc && region && !(out->region = strdup(region)))
@@ -148,6 +151,7 @@ void kiln_deployment_clear(struct kiln_deployment *d)
   free(d->vpc_id);
   free(d->tag_key);
   free(d->region);
+  free(d->bucket);
   memset(d, 0, sizeof *d);
 }
 

@@ -422,12 +422,12 @@ static kiln_err ensure_address(struct kiln_awsenv *env, struct kiln_fleet *f,
   return rc;
 }
 
-#define PLACEHOLDER_TYPE "m5.xlarge"
 /* "#!/bin/sh\necho 'kiln: no EIF deployed yet'\n" in base64 */
 #define PLACEHOLDER_USER_DATA "IyEvYmluL3NoCmVjaG8gJ2tpbG46IG5vIEVJRiBkZXBsb3llZCB5ZXQnCg=="
 
 kiln_err kiln_fleet_prepare(struct kiln_awsenv *env, const struct kiln_network *net,
-                            const char *pinned_ami, struct kiln_fleet *f, struct kiln_error *err)
+                            const char *placeholder_type, const char *pinned_ami,
+                            struct kiln_fleet *f, struct kiln_error *err)
 {
   struct kiln_aws_params p = {0};
   struct kiln_xml *doc = NULL;
@@ -437,7 +437,7 @@ kiln_err kiln_fleet_prepare(struct kiln_awsenv *env, const struct kiln_network *
   if (!f->lt_id) {
     rc = pinned_ami ? ((ami = strdup(pinned_ami)) ? KILN_OK : KILN_E_NOMEM)
                     : latest_ami(env, &ami, err);
-    struct kiln_release placeholder = {.instance_type = PLACEHOLDER_TYPE};
+    struct kiln_release placeholder = {.instance_type = placeholder_type};
     if (rc == KILN_OK) {
       kiln_awsenv_announce(env, "create", env->names.launch_template,
                            "launch template (version 1: no EIF yet; deploy adds versions)");
@@ -487,7 +487,9 @@ kiln_err kiln_fleet_deploy(struct kiln_awsenv *env, const struct kiln_network *n
                           "account and region the deployment was set up in",
                           env->dep.id, env->dep.region ? env->dep.region : "this region",
                           env->account_id);
-  kiln_err rc = ensure_template(env, net, r, f, &version, err);
+  kiln_err rc = kiln_offerings_check_zones(env, net, r->instance_type, err);
+  if (rc == KILN_OK)
+    rc = ensure_template(env, net, r, f, &version, err);
   if (rc == KILN_OK)
     rc = ensure_group(env, net, r, f, version, err);
   if (rc == KILN_OK && !env->dry_run) { /* the group's instances after create/refresh */

@@ -96,6 +96,8 @@ kiln_err kiln_network_find(struct kiln_awsenv *env, struct kiln_network *net,
     if (id) {
       net->subnet_ids[net->nsubnets] = strdup(id);
       snprintf(net->subnet_azs[net->nsubnets], sizeof(net->subnet_azs[0]), "%s", az ? az : "");
+      const char *map = kiln_xml_text(it, "mapPublicIpOnLaunch");
+      net->subnet_public[net->nsubnets] = map && strcmp(map, "true") == 0;
       net->nsubnets++;
     }
   }
@@ -192,20 +194,40 @@ static kiln_err ensure_vpc(struct kiln_awsenv *env, struct kiln_network *net,
   return rc;
 }
 
+static kiln_err make_subnet_public(struct kiln_awsenv *env, struct kiln_network *net, size_t i,
+                                   struct kiln_error *err)
+{
+  struct kiln_aws_params p = {0};
+  if (net->subnet_public[i])
+    return KILN_OK;
+  kiln_awsenv_announce(env, "update", net->subnet_ids[i], "public IPs on launch");
+  kiln_aws_params_add(&p, "SubnetId", net->subnet_ids[i]);
+  kiln_aws_params_add(&p, "MapPublicIpOnLaunch.Value", "true");
+  kiln_err rc = kiln_awsenv_mutate(env, "ec2", "ModifySubnetAttribute", &p, net->subnet_ids[i],
+                                   NULL, NULL, err);
+  kiln_aws_params_clear(&p);
+  net->subnet_public[i] = rc == KILN_OK;
+  return rc;
+}
+
+/* One public subnet in each of the region's first zones (up to KILN_MAX_SUBNETS); a setup
+ * interrupted halfway gets the missing ones. A reused VPC's tagged subnets are the user's. */
 static kiln_err ensure_subnets(struct kiln_awsenv *env, struct kiln_network *net,
                                struct kiln_error *err)
 {
   struct kiln_xml *doc = NULL;
   kiln_err rc;
-  if (net->nsubnets > 0) {
-    kiln_awsenv_announce(env, "nothing", "subnets", "%zu subnet(s) exist", net->nsubnets);
-    return KILN_OK;
-  }
-  if (net->vpc_reused)
+  if (net->vpc_reused) {
+    if (net->nsubnets > 0) {
+      kiln_awsenv_announce(env, "nothing", "subnets", "%zu tagged subnet(s) in %s", net->nsubnets,
+                           net->vpc_id);
+      return KILN_OK;
+    }
     return kiln_error_set(err, KILN_E_NOT_FOUND,
                           "VPC %s has no subnet tagged %s=%s: tag the public subnets kiln may use "
                           "(or let kiln create its own VPC)",
                           net->vpc_id, env->dep.tag_key, env->dep.id);
+  }
   struct kiln_aws_params az = {0};
   kiln_aws_params_add(&az, "Filter.1.Name", "state");
   kiln_aws_params_add(&az, "Filter.1.Value.1", "available");
@@ -225,7 +247,15 @@ static kiln_err ensure_subnets(struct kiln_awsenv *env, struct kiln_network *net
   if (nz == 0)
     return kiln_error_set(err, KILN_E_REMOTE, "EC2 lists no available zone in %s",
                           env->dep.region ? env->dep.region : "this region");
-  for (size_t i = 0; i < nz && rc == KILN_OK; i++) {
+  size_t existing = net->nsubnets;
+  for (size_t i = 0; i < existing && rc == KILN_OK; i++)
+    rc = make_subnet_public(env, net, i, err);
+  for (size_t i = 0; i < nz && rc == KILN_OK && net->nsubnets < KILN_MAX_SUBNETS; i++) {
+    int have = 0;
+    for (size_t j = 0; j < existing; j++)
+      have |= strcmp(net->subnet_azs[j], zones[i]) == 0;
+    if (have)
+      continue;
     struct kiln_aws_params p = {0};
     char cidr[32], name[96];
     snprintf(cidr, sizeof(cidr), "10.0.%zu.0/24", i * 16);
@@ -242,13 +272,11 @@ static kiln_err ensure_subnets(struct kiln_awsenv *env, struct kiln_network *net
     if (rc != KILN_OK)
       break;
     snprintf(net->subnet_azs[net->nsubnets], sizeof(net->subnet_azs[0]), "%s", zones[i]);
-    kiln_aws_params_add(&p, "SubnetId", net->subnet_ids[net->nsubnets]);
-    kiln_aws_params_add(&p, "MapPublicIpOnLaunch.Value", "true");
-    rc = kiln_awsenv_mutate(env, "ec2", "ModifySubnetAttribute", &p, net->subnet_ids[net->nsubnets],
-                            NULL, NULL, err);
-    kiln_aws_params_clear(&p);
     net->nsubnets++;
+    rc = make_subnet_public(env, net, net->nsubnets - 1, err);
   }
+  if (rc == KILN_OK && existing == net->nsubnets)
+    kiln_awsenv_announce(env, "nothing", "subnets", "%zu subnet(s) exist", net->nsubnets);
   return rc;
 }
 

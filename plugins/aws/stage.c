@@ -153,7 +153,7 @@ static kiln_err new_deployment_id(struct stage_env *s, struct kiln_awsenv *env,
     return kiln_error_set(err, KILN_E_INTERNAL, "no random bytes for a deployment id");
   env->dep.id = id;
   env->dep.id_source = "new (written to .env)";
-  kiln_err rc = kiln_deployment_names_make(id, env->account_id, &env->names, err);
+  kiln_err rc = kiln_awsenv_name_resources(env, id, err);
   if (rc != KILN_OK || s->plan)
     return rc;
   char *dotenv = kiln_path_join(env->app_dir, ".env");
@@ -251,17 +251,23 @@ static kiln_err do_setup(struct stage_env *s, struct kiln_awsenv *env, cJSON **m
   int ports[KILN_MAX_PORTS];
   size_t nports = ports_of(opts, ports, KILN_MAX_PORTS);
   char *cred_file = NULL;
+  const char *placeholder_type = NULL;
   kiln_err rc = KILN_OK;
   memset(&iam, 0, sizeof(iam));
+  memset(&net, 0, sizeof(net));
+  /* before anything is created (or a new id recorded): can this region run enclaves at all? */
+  if ((rc = kiln_offerings_enclave_type(env, &placeholder_type, err)) != KILN_OK)
+    return rc;
   if (!env->dep.id && (rc = new_deployment_id(s, env, err)) != KILN_OK)
     return rc;
   if (string_at(opts, "credentials_file"))
     cred_file = kiln_path_absolute(env->app_dir, string_at(opts, "credentials_file"));
-  rc = kiln_network_find(env, &net, err);
+  /* the bucket first: a name taken by another account stops setup before anything exists */
+  rc = kiln_bucket_ensure(env, err);
+  if (rc == KILN_OK)
+    rc = kiln_network_find(env, &net, err);
   if (rc == KILN_OK)
     rc = kiln_network_ensure(env, &net, ports, nports, err);
-  if (rc == KILN_OK)
-    rc = kiln_bucket_ensure(env, err);
   if (rc == KILN_OK)
     rc = kiln_iam_find(env, &iam, err);
   if (rc == KILN_OK)
@@ -271,7 +277,7 @@ static kiln_err do_setup(struct stage_env *s, struct kiln_awsenv *env, cJSON **m
   if (rc == KILN_OK)
     rc = kiln_fleet_find(env, &fleet, err);
   if (rc == KILN_OK)
-    rc = kiln_fleet_prepare(env, &net, string_at(opts, "ami"), &fleet, err);
+    rc = kiln_fleet_prepare(env, &net, placeholder_type, string_at(opts, "ami"), &fleet, err);
   if (rc == KILN_OK) {
     *meta = identity_json(env);
     network_json(*meta, &net);
@@ -387,6 +393,14 @@ static kiln_err do_status(struct stage_env *s, struct kiln_awsenv *env, cJSON **
     rc = kiln_iam_find(env, &iam, err);
   if (rc == KILN_OK)
     rc = kiln_bucket_exists(env, &bucket, err);
+  if (rc == KILN_OK && !net.vpc_id && net.nsubnets == 0 && !net.sg_id && !fleet.lt_id &&
+      !fleet.asg_exists && !iam.instance_role && !iam.deploy_user && !bucket)
+    rc = kiln_error_set(err, KILN_E_NOT_FOUND,
+                        "no resource of deployment %s in account %s, region %s: it was never set "
+                        "up there, was torn down, or these credentials belong to another account; "
+                        "run `kiln setup`, or use credentials of the deployment's account",
+                        env->dep.id, env->account_id,
+                        env->dep.region ? env->dep.region : "(default)");
   if (rc == KILN_OK) {
     *meta = identity_json(env);
     network_json(*meta, &net);
@@ -488,7 +502,7 @@ static kiln_err do_policy(struct stage_env *s, struct kiln_awsenv *env, cJSON **
                  "no deployment yet: showing the policy for the "
                  "placeholder id \"your-deployment\"");
     env->dep.id = strdup("your-deployment");
-    kiln_err rc = kiln_deployment_names_make(env->dep.id, env->account_id, &env->names, err);
+    kiln_err rc = kiln_awsenv_name_resources(env, env->dep.id, err);
     if (rc != KILN_OK)
       return rc;
   }

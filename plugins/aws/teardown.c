@@ -288,9 +288,16 @@ static kiln_err teardown_iam(struct kiln_awsenv *env, struct kiln_error *err)
 static kiln_err teardown_bucket(struct kiln_awsenv *env, struct kiln_error *err)
 {
   int exists = 0;
+  char owner[128];
   kiln_err rc = kiln_bucket_exists(env, &exists, err);
-  if (rc != KILN_OK || !exists)
+  if (rc != KILN_OK || !exists || (rc = kiln_bucket_tag(env, owner, sizeof owner, err)))
     return rc;
+  if (strcmp(owner, env->dep.id) != 0) {
+    kiln_awsenv_announce(env, "nothing", env->names.bucket,
+                         "left alone: it does not carry the tag %s=%s", env->dep.tag_key,
+                         env->dep.id);
+    return KILN_OK;
+  }
   kiln_awsenv_announce(env, "delete", env->names.bucket, "bucket with every object version");
   env->mutations++;
   if (env->dry_run)

@@ -218,9 +218,17 @@ static kiln_err s3_run(struct kiln_stage_ctx *ctx, const struct kiln_host *host)
                         bucket);
     goto fail;
   }
-  host->log(ctx, KILN_LOG_INFO, "%s s3://%s/%s (%llu bytes, %u parts sent, %.1f s)",
+  char how[64];
+  if (res.skipped)
+    snprintf(how, sizeof(how), "nothing sent");
+  else if (res.parts)
+    snprintf(how, sizeof(how), "%u of %u parts sent%s", res.parts_sent, res.parts,
+             res.resumed ? ", resumed" : "");
+  else
+    snprintf(how, sizeof(how), "one request");
+  host->log(ctx, KILN_LOG_INFO, "%s s3://%s/%s (%llu bytes, %s, %.1f s)",
             res.skipped ? "already in" : "uploaded to", bucket, key, (unsigned long long)res.bytes,
-            res.parts_sent, res.seconds);
+            how, res.seconds);
   cJSON *meta = kiln_s3_upload_result_json(kiln_aws_client_region(c), bucket, key, &res);
   const char *dir = NULL;
   if ((rc = host->output(ctx, "s3-object", &dir))) {

@@ -21,6 +21,7 @@ KILN, SERVER_DIR, CASE = sys.argv[1:4]
 WORK = tempfile.mkdtemp(prefix="kiln-byoc-test-")
 APP = os.path.join(WORK, "app")
 TAG = "caution:deployment-id"
+OTHER_ACCOUNT = "111111111111"
 ADMIN = {"AWS_ACCESS_KEY_ID": "AKIDADMINTEST", "AWS_SECRET_ACCESS_KEY": "admin-secret"}
 
 
@@ -40,10 +41,19 @@ def configure(**settings):
     faultproxy_configure(PROXY, **settings)
 
 
-def client(service, creds=ADMIN, url=MOTO):
-    return boto3.client(service, endpoint_url=url, region_name="us-east-1",
+def client(service, creds=ADMIN, url=MOTO, region="us-east-1"):
+    return boto3.client(service, endpoint_url=url, region_name=region,
                         aws_access_key_id=creds["AWS_ACCESS_KEY_ID"],
-                        aws_secret_access_key=creds["AWS_SECRET_ACCESS_KEY"])
+                        aws_secret_access_key=creds["AWS_SECRET_ACCESS_KEY"],
+                        aws_session_token=creds.get("AWS_SESSION_TOKEN"))
+
+
+def other_account():
+    """Credentials of another AWS account (moto: a role assumed there)."""
+    c = client("sts").assume_role(RoleArn="arn:aws:iam::%s:role/other" % OTHER_ACCOUNT,
+                                  RoleSessionName="kiln-test")["Credentials"]
+    return {"AWS_ACCESS_KEY_ID": c["AccessKeyId"], "AWS_SECRET_ACCESS_KEY": c["SecretAccessKey"],
+            "AWS_SESSION_TOKEN": c["SessionToken"]}
 
 
 def kiln_env(creds=ADMIN, endpoint=None, **extra):
@@ -230,13 +240,16 @@ def case_zero_mutation_setup():
     ok(kiln("teardown", "--yes", "--delete-bucket"), "teardown")
 
 
-def case_interrupted_setup():
+def interrupted_setup(kill_at):
     make_app()
+    dotenv = os.path.join(APP, ".env")
+    if os.path.exists(dotenv):
+        os.remove(dotenv)
     configure(kind="delay", rate=1.0, delay_ms=120)
     proc = subprocess.Popen([KILN, "-C", APP, "setup", "--credentials-file", "deploy.env"],
                             env=kiln_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.time() + 120
-    while time.time() < deadline and proc.poll() is None and proxy("stats")["mutating"] < 9:
+    while time.time() < deadline and proc.poll() is None and proxy("stats")["mutating"] < kill_at:
         time.sleep(0.05)
     check(proc.poll() is None, "setup was still running when killed (exit %s, %d mutating calls): %s" % (
         proc.poll(), proxy("stats")["mutating"], proc.stderr.read().decode()[-1500:] if proc.poll() is not None else ""))
@@ -249,12 +262,19 @@ def case_interrupted_setup():
     want = {"vpcs": 1, "subnets": 3, "gateways": 1, "route_tables": 1, "security_groups": 1,
             "addresses": 1, "launch_templates": 1, "groups": 1, "roles": 1, "users": 1, "buckets": 1}
     counts = {k: len(found[k]) for k in want}
-    check(counts == want, "end state after kill + re-run, nothing twice: %s" % counts)
+    check(counts == want, "killed after %d changes: end state after the re-run, nothing twice: %s" % (
+        kill_at, counts))
     configure()
     ok(kiln("setup", "--credentials-file", "deploy.env"), "third setup")
-    check(proxy("stats")["mutating"] == 0, "converged: the third setup changes nothing")
+    check(proxy("stats")["mutating"] == 0, "killed after %d changes: the third setup changes nothing" % kill_at)
     ok(kiln("teardown", "--yes", "--delete-bucket"), "teardown")
     check(not any(tagged(dep).values()), "teardown after an interrupted setup removes everything")
+
+
+def case_interrupted_setup():
+    # in the bucket's settings, in the network, in IAM (setup makes about 35 changes)
+    for kill_at in (3, 10, 26):
+        interrupted_setup(kill_at)
 
 
 def case_bad_input():
@@ -265,12 +285,36 @@ def case_bad_input():
     fails(kiln("setup", env=env), "no AWS credentials", "no credentials")
     fails(kiln("deploy", "--eif", make_eif("x", 2)), "run `kiln setup`", "deploy before setup")
     fails(kiln("setup", env=kiln_env(VPC_ID="vpc-0000000000")), "does not exist", "unknown VPC_ID")
+    # a region without Nitro Enclave-capable types (moto offers no instance type in mx-central-1)
+    dotenv = os.path.join(APP, ".env")
+    if os.path.exists(dotenv):
+        os.remove(dotenv)
+    fails(kiln("setup", env=kiln_env(AWS_REGION="mx-central-1")),
+          "region mx-central-1 offers none of the Nitro Enclave-capable", "region without Nitro types")
+    check(not os.path.exists(dotenv), "no deployment id recorded for the refused region")
+    check(not client("ec2", region="mx-central-1").describe_vpcs(
+        Filters=[{"Name": "tag-key", "Values": [TAG]}])["Vpcs"], "nothing created in mx-central-1")
+    # the bucket name is taken by another account: refused before anything is created
+    other = other_account()
+    client("s3", other).create_bucket(Bucket="kiln-taken-123456789012")
+    fails(kiln("setup", env=kiln_env(DEPLOYMENT_ID="kiln-taken")),
+          "bucket name kiln-taken-123456789012 is taken by another AWS account", "bucket name taken")
+    check(not any(tagged("kiln-taken").values()), "nothing created for kiln-taken: %s" % tagged("kiln-taken"))
+    fails(kiln("teardown", "--yes", "--delete-bucket", env=kiln_env(DEPLOYMENT_ID="kiln-taken")),
+          "", "teardown of the refused id", code=0)
+    check(client("s3", other).head_bucket(Bucket="kiln-taken-123456789012"),
+          "teardown left the other account's bucket alone")
     fails(kiln("status", env=kiln_env(DEPLOYMENT_ID="Bad_Id!")), "deployment id", "bad id characters")
     make_app(ports=(0, 70000))
     fails(kiln("setup"), "/aws/ports/0", "invalid port", code=1)
     make_app()
     fails(kiln("teardown"), "--yes", "teardown without --yes", code=2)
     ok(kiln("setup", "--credentials-file", "deploy.env"), "setup")
+    # credentials of another account for this deployment: told so, nothing created there
+    proc = kiln("deploy", "--eif", make_eif("w", 9), env=kiln_env(other))
+    fails(proc, OTHER_ACCOUNT, "deploy with another account's credentials")
+    check("account" in proc.stderr and "kiln setup" in proc.stderr, "says what to do: %s" % proc.stderr[-800:])
+    fails(kiln("status", env=kiln_env(other)), OTHER_ACCOUNT, "status with another account's credentials")
     configure(kind="respond", first_n=1, match="UpdateAutoScalingGroup",
               respond={"status": 400, "body": "<ErrorResponse><Error><Code>VcpuLimitExceeded</Code>"
                        "<Message>You have requested more vCPU capacity than your current vCPU limit"
@@ -283,20 +327,35 @@ def case_bad_input():
 
 
 def case_github_actions_example():
-    """The shipped workflow's command sequence, with the scoped credentials setup wrote."""
+    """The shipped CI examples' command sequence: a clean checkout (only kiln.json and the .env
+    setup wrote), web-identity credentials from the CI's OIDC token file, `kiln deploy --json`."""
     make_app()
     configure()
-    ok(kiln("setup", "--credentials-file", "deploy.env"), "setup")
-    wf = open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "share", "ci",
-                           "github-actions.yml")).read()
-    check("kiln deploy --json" in wf and "id-token: write" in wf, "workflow deploys with OIDC")
+    ok(kiln("setup"), "setup")
+    share_ci = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "share", "ci")
+    gh = open(os.path.join(share_ci, "github-actions.yml")).read()
+    gl = open(os.path.join(share_ci, "gitlab-ci.yml")).read()
+    check("kiln deploy --json" in gh and "id-token: write" in gh, "GitHub workflow deploys with OIDC")
+    check("kiln deploy --json" in gl and "id_tokens:" in gl, "GitLab job deploys with OIDC")
+    for wf in (gh, gl):
+        check("AWS_WEB_IDENTITY_TOKEN_FILE" in wf and "AWS_ROLE_ARN" in wf, "web identity variables set")
     eif = make_eif("ci", 6)
     with open(os.path.join(APP, "kiln.json")) as f:
         doc = json.load(f)
     doc["eif"] = os.path.basename(eif)
     with open(os.path.join(APP, "kiln.json"), "w") as f:
         json.dump(doc, f)
-    out = ok(kiln("deploy", "--json", env=kiln_env(scoped_creds())), "kiln deploy --json as in CI")
+    token = os.path.join(WORK, "oidc-token")
+    with open(token, "w") as f:  # moto does not verify the token's signature
+        f.write("eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJyZXBvOmV4YW1wbGUvYXBwIn0.c2lnbmF0dXJl")
+    ci = kiln_env({}, AWS_ROLE_ARN="arn:aws:iam::123456789012:role/kiln-ci-deploy",
+                  AWS_WEB_IDENTITY_TOKEN_FILE=token,
+                  KILN_CACHE_DIR=os.path.join(WORK, "ci-cache"))
+    configure()
+    out = ok(kiln("deploy", "--json", env=ci), "kiln deploy --json as in CI")
+    # one exchange per stage that talks to AWS (s3 and aws each hold their own client)
+    check(proxy("stats")["operations"].get("AssumeRoleWithWebIdentity", 0) in (1, 2),
+          "credentials came from the OIDC token: %s" % proxy("stats")["operations"])
     check(out.get("measurements", {}).get("PCR0") and out.get("instance_ids"), "CI output has PCRs and instances")
     ok(kiln("teardown", "--yes", "--delete-bucket"), "teardown")
 

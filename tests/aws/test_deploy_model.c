@@ -168,8 +168,10 @@ static int test_templates(void)
   cJSON_Delete(v);
 
   CHECK_CASE("every policy template renders to valid JSON with the tag scoping");
-  struct kiln_deployment d = {strdup("prod"), "test", NULL, strdup(KILN_DEFAULT_TAG_KEY),
-                              strdup("us-east-1")};
+  struct kiln_deployment d = {.id = strdup("prod"),
+                              .id_source = "test",
+                              .tag_key = strdup(KILN_DEFAULT_TAG_KEY),
+                              .region = strdup("us-east-1")};
   struct kiln_deployment_names n;
   kiln_deployment_names_make("prod", "123456789012", &n, &e);
   cJSON *values = kiln_policy_values(&d, &n, "123456789012", "vpc-0abc");
