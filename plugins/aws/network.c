@@ -257,7 +257,7 @@ static kiln_err ensure_subnets(struct kiln_awsenv *env, struct kiln_network *net
     if (have)
       continue;
     struct kiln_aws_params p = {0};
-    char cidr[32], name[96];
+    char cidr[32], name[160];
     snprintf(cidr, sizeof(cidr), "10.0.%zu.0/24", i * 16);
     snprintf(name, sizeof(name), "%s-%s", env->names.asg, zones[i]);
     kiln_awsenv_announce(env, "create", "subnet", "%s in %s", cidr, zones[i]);
@@ -271,7 +271,7 @@ static kiln_err ensure_subnets(struct kiln_awsenv *env, struct kiln_network *net
       rc = take_id(env, doc, "subnetId", "subnet-(new)", &net->subnet_ids[net->nsubnets], err);
     if (rc != KILN_OK)
       break;
-    snprintf(net->subnet_azs[net->nsubnets], sizeof(net->subnet_azs[0]), "%s", zones[i]);
+    memcpy(net->subnet_azs[net->nsubnets], zones[i], sizeof(net->subnet_azs[0]));
     net->nsubnets++;
     rc = make_subnet_public(env, net, net->nsubnets - 1, err);
   }
