@@ -99,6 +99,10 @@ struct kiln_fleet {
   char *refresh_status;
 };
 kiln_err kiln_fleet_find(struct kiln_awsenv *env, struct kiln_fleet *f, struct kiln_error *err);
+/* The statements update-policy adds, removes or changes, as [{change, statement, old, new}]
+ * (statements matched by Sid, else by position), and as lines for the terminal (caller frees). */
+cJSON *kiln_policy_diff(const cJSON *old, const cJSON *now);
+char *kiln_policy_diff_text(const cJSON *changes);
 /* A Nitro Enclave-capable type the region offers (error naming the region when none). */
 kiln_err kiln_offerings_enclave_type(struct kiln_awsenv *env, const char **type,
                                      struct kiln_error *err);

@@ -456,6 +456,7 @@ static kiln_err do_update_policy(struct stage_env *s, struct kiln_awsenv *env, c
   struct kiln_network net;
   struct kiln_iam iam;
   char *policy = NULL;
+  cJSON *diff = NULL;
   memset(&iam, 0, sizeof(iam));
   kiln_err rc = kiln_network_find(env, &net, err);
   if (rc == KILN_OK)
@@ -469,21 +470,30 @@ static kiln_err do_update_policy(struct stage_env *s, struct kiln_awsenv *env, c
   if (rc == KILN_OK) {
     cJSON *old = iam.deploy_policy ? cJSON_Parse(iam.deploy_policy) : NULL;
     cJSON *now = cJSON_Parse(policy);
-    char *old_text = old ? cJSON_Print(old) : NULL, *new_text = now ? cJSON_Print(now) : NULL;
-    if (!old || !cJSON_Compare(old, now, 1))
-      s->host->log(s->ctx, KILN_LOG_INFO, "policy of %s now:\n%s\nnew:\n%s", env->names.deploy_role,
-                   old_text ? old_text : "(none)", new_text ? new_text : "");
+    diff = kiln_policy_diff(old, now);
+    char *text = kiln_policy_diff_text(diff);
+    if (!old)
+      s->host->log(s->ctx, KILN_LOG_INFO, "%s has no kiln-deploy policy: it will be attached",
+                   env->names.deploy_role);
+    else if (cJSON_GetArraySize(diff) > 0)
+      s->host->log(s->ctx, KILN_LOG_INFO, "policy kiln-deploy of %s differs from kiln's:\n%s",
+                   env->names.deploy_role, text ? text : "");
+    else
+      s->host->log(s->ctx, KILN_LOG_INFO, "policy kiln-deploy of %s is up to date",
+                   env->names.deploy_role);
     cJSON_Delete(old);
     cJSON_Delete(now);
-    free(old_text);
-    free(new_text);
+    free(text);
     rc = kiln_iam_ensure(env, &iam, net.vpc_id, NULL, err);
   }
   if (rc == KILN_OK) {
     *meta = identity_json(env);
     cJSON_AddItemToObject(*meta, "policy", cJSON_Parse(policy));
+    cJSON_AddItemToObject(*meta, "policy_changes", diff ? diff : cJSON_CreateArray());
+    diff = NULL;
     cJSON_AddNumberToObject(*meta, "changes", env->mutations);
   }
+  cJSON_Delete(diff);
   free(policy);
   kiln_iam_clear(&iam);
   kiln_network_clear(&net);

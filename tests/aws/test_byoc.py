@@ -218,7 +218,21 @@ def case_end_to_end():
           "status names the deployed EIF: %s" % st)
     check(st.get("measurements", {}).get("PCR0") == d2.get("measurements", {}).get("PCR0"),
           "status shows the deployed PCRs (from the object's metadata)")
-    ok(kiln("update-policy", "--json"), "update-policy (nothing to change)")
+    up = ok(kiln("update-policy", "--json"), "update-policy (nothing to change)")
+    check(up.get("policy_changes") == [] and up.get("changes") == 0, "policy up to date: %s" % up.get("policy_changes"))
+    # someone widened the deploy policy by hand: update-policy shows the difference and restores it
+    iam = client("iam")
+    user = dep + "-deploy"
+    doc = iam.get_user_policy(UserName=user, PolicyName="kiln-deploy")["PolicyDocument"]
+    doc["Statement"].append({"Sid": "HandMade", "Effect": "Allow", "Action": "iam:*", "Resource": "*"})
+    iam.put_user_policy(UserName=user, PolicyName="kiln-deploy", PolicyDocument=json.dumps(doc))
+    proc = kiln("update-policy", "--json")
+    up = ok(proc, "update-policy after a hand edit")
+    check([(c["change"], c["statement"]) for c in up.get("policy_changes", [])] == [("removed", "HandMade")],
+          "the diff names the hand-made statement: %s" % up.get("policy_changes"))
+    check("removed statement HandMade" in proc.stderr, "the diff is shown: %s" % proc.stderr[-600:])
+    restored = iam.get_user_policy(UserName=user, PolicyName="kiln-deploy")["PolicyDocument"]
+    check(not any(st.get("Sid") == "HandMade" for st in restored["Statement"]), "policy restored")
     ok(kiln("teardown", "--yes", "--delete-bucket", "--json"), "teardown")
     left = {k: v for k, v in tagged(dep).items() if v}
     check(not left, "nothing with the tag remains: %s" % left)
