@@ -295,13 +295,19 @@ int kiln_aws_cli_simple(struct kiln_cli *cli, const char *usage, const char *act
   }
   if (!code && confirm && !confirmed(cli, yes))
     code = kiln_cli_usage(cli, "refusing to %s without confirmation: add --yes", action);
+out:
+  return kiln_aws_cli_finish(cli, k, p, &a, code);
+}
+
+int kiln_aws_cli_finish(struct kiln_cli *cli, struct kiln *k, struct kiln_pipeline *p,
+                        struct kiln_aws_cli *a, int code)
+{
   const struct kiln_artifact *d = NULL;
   if (!code)
     code = kiln_cli_run_pipeline(cli, k, p, "deployment", &d);
   if (!code)
     kiln_aws_cli_print_result(cli, d->meta);
-out:
-  free(a.eif_storage);
+  free(a->eif_storage);
   kiln_pipeline_free(p);
   kiln_free(k);
   return code;

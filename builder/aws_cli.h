@@ -39,6 +39,11 @@ struct kiln_aws_flag {
 int kiln_aws_cli_simple(struct kiln_cli *cli, const char *usage, const char *action,
                         const struct kiln_aws_flag *flags, int confirm);
 
+/* Unless code is already an exit code, run the pipeline and print its deployment; then free
+ * k, p and a's storage. Returns the exit code. */
+int kiln_aws_cli_finish(struct kiln_cli *cli, struct kiln *k, struct kiln_pipeline *p,
+                        struct kiln_aws_cli *a, int code);
+
 /* Apply every argument (common options; skip names a flag with a value the command handles
  * itself) and add the prebuilt EIF when there is one. Returns 0 or an exit code. */
 int kiln_aws_cli_args(struct kiln_cli *cli, struct kiln *k, struct kiln_pipeline *p,

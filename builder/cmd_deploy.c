@@ -42,14 +42,6 @@ int kiln_cmd_deploy(struct kiln_cli *cli)
   if ((code = kiln_aws_cli_pipeline(cli, k, &a, &p)))
     goto out;
   code = kiln_aws_cli_args(cli, k, p, &a, NULL);
-  const struct kiln_artifact *d = NULL;
-  if (!code)
-    code = kiln_cli_run_pipeline(cli, k, p, "deployment", &d);
-  if (!code)
-    kiln_aws_cli_print_result(cli, d->meta);
 out:
-  free(a.eif_storage);
-  kiln_pipeline_free(p);
-  kiln_free(k);
-  return code;
+  return kiln_aws_cli_finish(cli, k, p, &a, code);
 }
