@@ -231,6 +231,13 @@ def case_size_seed_table():
     p = a.run("size", "--cpus", "2", "--memory", "1G", "--eif", eif, "--json", plugins=())
     check(p.doc and p.doc["enclave"]["memory_mib"] == 601 * 4, "memory raised to 4x the EIF size")
     check(p.doc and any("E26" in n for n in p.doc["notes"]), "the output says why memory was raised")
+    # -C DIR works as if started in DIR: relative paths on the command line are the app's
+    os.rename(eif, os.path.join(a.dir, "in-app.eif"))
+    check(not os.path.exists("in-app.eif"), "the test's own directory has no in-app.eif")
+    p = a.run("size", "--cpus", "2", "--memory", "1G", "--eif", "in-app.eif", "--json", plugins=())
+    check(p.doc and p.doc["enclave"]["memory_mib"] == 601 * 4, "-C: --eif relative to the app directory")
+    p = subprocess.run([KILN, "-C", os.path.join(a.root, "no-such-app"), "size"], capture_output=True, text=True)
+    expect(p, 2, "no-such-app: No such file or directory")
     # from kiln.json /enclave
     a.write("kiln.json", json.dumps({"enclave": {"cpus": 6, "memory_mib": 30720}, "size": {"family": "m5"}}))
     p = a.run("size", "--json", plugins=())
