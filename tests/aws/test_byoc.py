@@ -374,6 +374,44 @@ def case_github_actions_example():
     ok(kiln("teardown", "--yes", "--delete-bucket"), "teardown")
 
 
+def case_build_and_deploy():
+    """`kiln deploy` from the app's sources, as a CI job runs it: image -> kernel -> eif -> size ->
+    s3 -> aws; the second run is all cache hits and changes nothing in AWS."""
+    example = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "share", "examples",
+                           "hello")
+    os.makedirs(os.path.join(APP, "rootfs", "bin"))
+    subprocess.run([os.environ.get("CC", "cc"), "-static", "-Os", "-o", os.path.join(APP, "rootfs", "bin", "hello"),
+                    os.path.join(example, "hello.c")], check=True)
+    with open(os.path.join(example, "kiln.json")) as f:
+        cfg = json.load(f)
+    cfg["kernel"]["source"] = "debian-cloud:6.12"  # Debian's prebuilt kernel: no compile in this test
+    cfg["aws"] = {"ports": [8080]}
+    with open(os.path.join(APP, "kiln.json"), "w") as f:
+        json.dump(cfg, f)
+    configure()
+    ok(kiln("setup", "--credentials-file", "deploy.env"), "setup")
+    creds = scoped_creds()
+    configure()
+    proc = kiln("deploy", "--json", env=kiln_env(creds), timeout=900)
+    d1 = ok(proc, "kiln deploy building from kiln.json")
+    check(proxy("stats")["operations"].get("PutObject", 0) + proxy("stats")["operations"].get("UploadPart", 0) > 0,
+          "the built EIF was uploaded")
+    built = ok(kiln("build", "--json"), "kiln build after the deploy")
+    pcrs = {k.upper(): v for k, v in (built.get("Measurements") or built.get("measurements") or {}).items()
+            if k.upper().startswith("PCR")}
+    check(pcrs.get("PCR0") and d1.get("measurements", {}).get("PCR0") == pcrs.get("PCR0"),
+          "deploy reports the PCRs of the EIF kiln build makes: %s vs %s" % (d1.get("measurements"), pcrs))
+    check(d1.get("eif_sha256") == built.get("sha256"), "the deployed EIF is the built one")
+    configure()
+    proc = kiln("deploy", "--json", env=kiln_env(creds), timeout=900)
+    d2 = ok(proc, "second kiln deploy")
+    for stage in ("image", "kernel", "eif"):
+        check("%s: cached" % stage in proc.stderr, "%s is a cache hit the second time: %s" % (stage, proc.stderr[-800:]))
+    check(proxy("stats")["mutating"] == 0, "the second deploy changes nothing: %s" % proxy("stats")["operations"])
+    check(d2.get("launch_template_version") == d1.get("launch_template_version"), "same template version")
+    ok(kiln("teardown", "--yes", "--delete-bucket"), "teardown")
+
+
 def case_policy_denial():
     """moto with IAM enforcement (and our resource/tag-aware evaluation, moto_scoped_iam.py): the
     scoped credentials setup wrote deploy, and reach nothing else."""
