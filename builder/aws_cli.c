@@ -210,6 +210,7 @@ void kiln_aws_cli_print_deployment(const cJSON *m)
       {"bucket", "bucket"},
       {"instance_role", "instance role"},
       {"deploy_user", "deploy user"},
+      {"deploy_role_arn", "CI deploy role"},
       {"credentials_file", "deploy credentials"},
       {"launch_template_id", "launch template"},
       {"launch_template_version", "  version"},

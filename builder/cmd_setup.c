@@ -2,8 +2,9 @@
 #include "aws_cli.h"
 
 static const char usage[] =
-    "Usage: kiln setup [--credentials-file FILE] [--print-policy] [--region REGION]\n"
-    "                  [--profile NAME] [--json]\n"
+    "Usage: kiln setup [--credentials-file FILE] [--github-repo OWNER/REPO]\n"
+    "                  [--gitlab-project GROUP/PROJECT [--gitlab-url URL]] [--print-policy]\n"
+    "                  [--region REGION] [--profile NAME] [--json]\n"
     "\n"
     "Create (or complete) the deployment's environment in your AWS account, every resource\n"
     "tagged caution:deployment-id=<id>: a VPC with one public subnet per zone (up to 3),\n"
@@ -17,16 +18,24 @@ static const char usage[] =
     "Options:\n"
     "  --credentials-file FILE   write the deploy user's new access key here (0600, KEY=VALUE\n"
     "                            lines); never printed. Existing files are left alone.\n"
+    "  --github-repo OWNER/REPO  also a deploy role that only GitHub Actions of OWNER/REPO can\n"
+    "                            assume with their OIDC token (no stored keys; the account's\n"
+    "                            OIDC provider is created when missing); its ARN is printed\n"
+    "  --gitlab-project G/P      the same for GitLab CI jobs of project G/P (--gitlab-url for\n"
+    "                            a self-managed instance, default https://gitlab.com)\n"
     "  --print-policy            print the scoped deploy policy and change nothing\n"
     "  --region, --profile       AWS settings (else AWS_REGION / AWS_PROFILE / the profile)\n"
     "  --json                    the ids (deployment_id, VPC, subnets, bucket, roles) as JSON\n"
     "\n"
-    "Example:\n"
-    "  kiln setup --credentials-file kiln-deploy.env\n";
+    "Examples:\n"
+    "  kiln setup --credentials-file kiln-deploy.env\n"
+    "  kiln setup --github-repo my-org/my-app     # then AWS_ROLE_ARN=<CI deploy role> in CI\n";
 
 int kiln_cmd_setup(struct kiln_cli *cli)
 {
   static const struct kiln_aws_flag flags[] = {
-      {"--credentials-file", "credentials_file", 1}, {"--print-policy", "=\"policy\"", 0}, {0}};
+      {"--credentials-file", "credentials_file", 1}, {"--github-repo", "github_repo", 1},
+      {"--gitlab-project", "gitlab_project", 1},     {"--gitlab-url", "gitlab_url", 1},
+      {"--print-policy", "=\"policy\"", 0},          {0}};
   return kiln_aws_cli_simple(cli, usage, "setup", flags, 0);
 }

@@ -99,6 +99,29 @@ struct kiln_fleet {
   char *refresh_status;
 };
 kiln_err kiln_fleet_find(struct kiln_awsenv *env, struct kiln_fleet *f, struct kiln_error *err);
+/* Whether IAM entity `name` carries the deployment tag (action ListRoleTags/ListUserTags, key
+ * RoleName/UserName). */
+kiln_err kiln_iam_tagged(struct kiln_awsenv *env, const char *action, const char *key,
+                         const char *name, int *tagged, struct kiln_error *err);
+
+/* The deploy role CI systems assume with their OIDC token (no stored keys): trusted for one
+ * GitHub repository or GitLab project, with the same tag-scoped policy as the deploy user. */
+struct kiln_ci_trust {
+  char *host;    /* OIDC issuer host: token.actions.githubusercontent.com, gitlab.com */
+  char *subject; /* the token's sub pattern: repo:OWNER/REPO:*, project_path:GROUP/PROJECT:* */
+};
+/* From the stage options github_repo / gitlab_project (+ gitlab_url); host NULL when neither. */
+kiln_err kiln_ci_trust_from_options(const cJSON *opts, struct kiln_ci_trust *t,
+                                    struct kiln_error *err);
+void kiln_ci_trust_clear(struct kiln_ci_trust *t);
+/* Create or converge the role (trust NULL: only refresh an existing role's policy); *role_arn
+ * is the role's ARN when it exists (caller frees). */
+kiln_err kiln_ci_role_ensure(struct kiln_awsenv *env, const struct kiln_ci_trust *trust,
+                             const char *vpc_id, char **role_arn, struct kiln_error *err);
+/* Teardown: delete the role when it exists and carries the deployment tag (the account's OIDC
+ * provider stays: other roles may trust it). */
+kiln_err kiln_ci_role_delete(struct kiln_awsenv *env, struct kiln_error *err);
+
 /* The statements update-policy adds, removes or changes, as [{change, statement, old, new}]
  * (statements matched by Sid, else by position), and as lines for the terminal (caller frees). */
 cJSON *kiln_policy_diff(const cJSON *old, const cJSON *now);

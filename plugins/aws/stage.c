@@ -43,6 +43,13 @@ static const char options_schema[] =
     "\"s3_path_style\":{\"type\":\"boolean\",\"description\":\"Path-style S3 addressing\"},"
     "\"credentials_file\":{\"type\":\"string\",\"minLength\":1,\"description\":\"setup: write "
     "the scoped deploy credentials here (0600)\"},"
+    "\"github_repo\":{\"type\":\"string\",\"minLength\":3,\"maxLength\":255,\"description\":"
+    "\"setup: a deploy role GitHub Actions of OWNER/REPO assume with their OIDC token\"},"
+    "\"gitlab_project\":{\"type\":\"string\",\"minLength\":3,\"maxLength\":255,"
+    "\"description\":\"setup: a deploy role GitLab CI jobs of GROUP/PROJECT assume with their "
+    "OIDC token\"},"
+    "\"gitlab_url\":{\"type\":\"string\",\"minLength\":9,\"description\":\"The GitLab "
+    "instance issuing the tokens (default https://gitlab.com)\"},"
     "\"delete_bucket\":{\"type\":\"boolean\",\"description\":\"teardown: also delete the bucket "
     "and its EIFs\"}}}";
 
@@ -255,11 +262,19 @@ static kiln_err do_setup(struct stage_env *s, struct kiln_awsenv *env, cJSON **m
   kiln_err rc = KILN_OK;
   memset(&iam, 0, sizeof(iam));
   memset(&net, 0, sizeof(net));
+  struct kiln_ci_trust trust;
+  char *role_arn = NULL;
+  if ((rc = kiln_ci_trust_from_options(opts, &trust, err)) != KILN_OK)
+    return rc;
   /* before anything is created (or a new id recorded): can this region run enclaves at all? */
-  if ((rc = kiln_offerings_enclave_type(env, &placeholder_type, err)) != KILN_OK)
+  if ((rc = kiln_offerings_enclave_type(env, &placeholder_type, err)) != KILN_OK) {
+    kiln_ci_trust_clear(&trust);
     return rc;
-  if (!env->dep.id && (rc = new_deployment_id(s, env, err)) != KILN_OK)
+  }
+  if (!env->dep.id && (rc = new_deployment_id(s, env, err)) != KILN_OK) {
+    kiln_ci_trust_clear(&trust);
     return rc;
+  }
   if (string_at(opts, "credentials_file"))
     cred_file = kiln_path_absolute(env->app_dir, string_at(opts, "credentials_file"));
   /* the bucket first: a name taken by another account stops setup before anything exists */
@@ -272,6 +287,8 @@ static kiln_err do_setup(struct stage_env *s, struct kiln_awsenv *env, cJSON **m
     rc = kiln_iam_find(env, &iam, err);
   if (rc == KILN_OK)
     rc = kiln_iam_ensure(env, &iam, net.vpc_id, cred_file, err);
+  if (rc == KILN_OK)
+    rc = kiln_ci_role_ensure(env, trust.host ? &trust : NULL, net.vpc_id, &role_arn, err);
   struct kiln_fleet fleet;
   memset(&fleet, 0, sizeof(fleet));
   if (rc == KILN_OK)
@@ -283,8 +300,11 @@ static kiln_err do_setup(struct stage_env *s, struct kiln_awsenv *env, cJSON **m
     network_json(*meta, &net);
     fleet_json(*meta, &fleet);
     add_string(*meta, "credentials_file", cred_file);
+    add_string(*meta, "deploy_role_arn", role_arn);
     cJSON_AddNumberToObject(*meta, "changes", env->mutations);
   }
+  free(role_arn);
+  kiln_ci_trust_clear(&trust);
   free(cred_file);
   kiln_fleet_clear(&fleet);
   kiln_iam_clear(&iam);
@@ -455,7 +475,7 @@ static kiln_err do_update_policy(struct stage_env *s, struct kiln_awsenv *env, c
 {
   struct kiln_network net;
   struct kiln_iam iam;
-  char *policy = NULL;
+  char *policy = NULL, *role_arn = NULL;
   cJSON *diff = NULL;
   memset(&iam, 0, sizeof(iam));
   kiln_err rc = kiln_network_find(env, &net, err);
@@ -486,14 +506,18 @@ static kiln_err do_update_policy(struct stage_env *s, struct kiln_awsenv *env, c
     free(text);
     rc = kiln_iam_ensure(env, &iam, net.vpc_id, NULL, err);
   }
+  if (rc == KILN_OK) /* the CI deploy role, when setup made one, carries the same policy */
+    rc = kiln_ci_role_ensure(env, NULL, net.vpc_id, &role_arn, err);
   if (rc == KILN_OK) {
     *meta = identity_json(env);
+    add_string(*meta, "deploy_role_arn", role_arn);
     cJSON_AddItemToObject(*meta, "policy", cJSON_Parse(policy));
     cJSON_AddItemToObject(*meta, "policy_changes", diff ? diff : cJSON_CreateArray());
     diff = NULL;
     cJSON_AddNumberToObject(*meta, "changes", env->mutations);
   }
   cJSON_Delete(diff);
+  free(role_arn);
   free(policy);
   kiln_iam_clear(&iam);
   kiln_network_clear(&net);

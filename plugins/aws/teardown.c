@@ -202,8 +202,8 @@ static kiln_err teardown_network(struct kiln_awsenv *env, struct kiln_error *err
 }
 
 /* Does the IAM role/user carry the deployment tag? */
-static kiln_err iam_tagged(struct kiln_awsenv *env, const char *action, const char *key,
-                           const char *name, int *tagged, struct kiln_error *err)
+kiln_err kiln_iam_tagged(struct kiln_awsenv *env, const char *action, const char *key,
+                         const char *name, int *tagged, struct kiln_error *err)
 {
   struct kiln_aws_params p = {0};
   struct kiln_xml *doc = NULL;
@@ -236,7 +236,7 @@ static kiln_err teardown_iam(struct kiln_awsenv *env, struct kiln_error *err)
     rc = delete_one(env, "iam", "DeleteInstanceProfile", "InstanceProfileName",
                     env->names.instance_role, "instance profile", err);
   if (rc == KILN_OK && iam.instance_role)
-    rc = iam_tagged(env, "ListRoleTags", "RoleName", env->names.instance_role, &tagged, err);
+    rc = kiln_iam_tagged(env, "ListRoleTags", "RoleName", env->names.instance_role, &tagged, err);
   if (rc == KILN_OK && iam.instance_role && !tagged)
     kiln_aws_client_log(env->c, KILN_LOG_WARN, "role %s lacks the tag %s=%s: left alone",
                         env->names.instance_role, env->dep.tag_key, env->dep.id);
@@ -253,7 +253,7 @@ static kiln_err teardown_iam(struct kiln_awsenv *env, struct kiln_error *err)
                       "instance role", err);
   }
   if (rc == KILN_OK && iam.deploy_user)
-    rc = iam_tagged(env, "ListUserTags", "UserName", env->names.deploy_role, &tagged, err);
+    rc = kiln_iam_tagged(env, "ListUserTags", "UserName", env->names.deploy_role, &tagged, err);
   if (rc == KILN_OK && iam.deploy_user && tagged) {
     struct kiln_xml *doc = NULL;
     kiln_aws_params_add(&p, "UserName", env->names.deploy_role);
@@ -280,6 +280,8 @@ static kiln_err teardown_iam(struct kiln_awsenv *env, struct kiln_error *err)
       rc = delete_one(env, "iam", "DeleteUser", "UserName", env->names.deploy_role, "deploy user",
                       err);
   }
+  if (rc == KILN_OK)
+    rc = kiln_ci_role_delete(env, err);
   kiln_iam_clear(&iam);
   return rc;
 }

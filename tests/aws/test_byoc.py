@@ -345,7 +345,31 @@ def case_github_actions_example():
     setup wrote), web-identity credentials from the CI's OIDC token file, `kiln deploy --json`."""
     make_app()
     configure()
-    ok(kiln("setup"), "setup")
+    fails(kiln("setup", "--github-repo", "org/*"), "github_repo \"org/*\": give OWNER/REPO", "a wildcard repository")
+    fails(kiln("setup", "--github-repo", "org/app:ref:*"), "give OWNER/REPO", "a wildcard in the subject")
+    fails(kiln("setup", "--gitlab-project", "group/app", "--gitlab-url", "http://gitlab.example.com"),
+          "give the instance's https:// address", "a GitLab URL without TLS")
+    fails(kiln("setup", "--gitlab-project", "group/app", "--github-repo", "org/app"), "keep one",
+          "two CI systems")
+    check(not os.path.exists(os.path.join(APP, ".env")), "refused options create nothing, not even an id")
+    setup = ok(kiln("setup", "--github-repo", "example-org/app", "--json"), "setup with a CI deploy role")
+    role_arn = setup.get("deploy_role_arn", "")
+    check(role_arn.endswith(":role/%s-deploy-ci" % deployment_id()), "setup prints the CI role: %s" % role_arn)
+    role = client("iam").get_role(RoleName=role_arn.split("/")[-1])["Role"]
+    trust = role["AssumeRolePolicyDocument"]
+    trust = json.loads(trust) if isinstance(trust, str) else trust
+    st = trust["Statement"][0]
+    check(st["Action"] == "sts:AssumeRoleWithWebIdentity" and
+          st["Principal"]["Federated"].endswith(":oidc-provider/token.actions.githubusercontent.com") and
+          st["Condition"]["StringLike"]["token.actions.githubusercontent.com:sub"] == "repo:example-org/app:*" and
+          st["Condition"]["StringEquals"]["token.actions.githubusercontent.com:aud"] == "sts.amazonaws.com",
+          "the role trusts only that repository's tokens: %s" % trust)
+    providers = [p["Arn"] for p in client("iam").list_open_id_connect_providers()["OpenIDConnectProviderList"]]
+    check(any(a.endswith("token.actions.githubusercontent.com") for a in providers), "OIDC provider created")
+    configure()
+    ok(kiln("setup", "--github-repo", "example-org/app"), "setup again")
+    check(proxy("stats")["mutating"] == 0, "a second setup with the CI role changes nothing: %s" % [
+        e["op"] for e in proxy("stats")["log"] if e["method"] != "GET"][:20])
     share_ci = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "share", "ci")
     gh = open(os.path.join(share_ci, "github-actions.yml")).read()
     gl = open(os.path.join(share_ci, "gitlab-ci.yml")).read()
@@ -362,7 +386,7 @@ def case_github_actions_example():
     token = os.path.join(WORK, "oidc-token")
     with open(token, "w") as f:  # moto does not verify the token's signature
         f.write("eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJyZXBvOmV4YW1wbGUvYXBwIn0.c2lnbmF0dXJl")
-    ci = kiln_env({}, AWS_ROLE_ARN="arn:aws:iam::123456789012:role/kiln-ci-deploy",
+    ci = kiln_env({}, AWS_ROLE_ARN=role_arn,
                   AWS_WEB_IDENTITY_TOKEN_FILE=token,
                   KILN_CACHE_DIR=os.path.join(WORK, "ci-cache"))
     configure()
@@ -372,6 +396,8 @@ def case_github_actions_example():
           "credentials came from the OIDC token: %s" % proxy("stats")["operations"])
     check(out.get("measurements", {}).get("PCR0") and out.get("instance_ids"), "CI output has PCRs and instances")
     ok(kiln("teardown", "--yes", "--delete-bucket"), "teardown")
+    roles = [r["RoleName"] for r in client("iam").list_roles()["Roles"]]
+    check(role_arn.split("/")[-1] not in roles, "teardown deleted the CI role")
 
 
 def case_build_and_deploy():

@@ -175,9 +175,14 @@ static int test_templates(void)
   struct kiln_deployment_names n;
   kiln_deployment_names_make("prod", "123456789012", &n, &e);
   cJSON *values = kiln_policy_values(&d, &n, "123456789012", "vpc-0abc");
+  cJSON_AddStringToObject(values, "oidc_provider_arn",
+                          "arn:aws:iam::123456789012:oidc-provider/gitlab.com");
+  cJSON_AddStringToObject(values, "oidc_host", "gitlab.com");
+  cJSON_AddStringToObject(values, "oidc_subject", "project_path:group/app:*");
   const char *files[] = {
       "policies/deploy-policy.json.tmpl", "policies/instance-role-policy.json.tmpl",
-      "policies/instance-role-trust.json.tmpl", "policies/bucket-policy.json.tmpl"};
+      "policies/instance-role-trust.json.tmpl", "policies/bucket-policy.json.tmpl",
+      "policies/deploy-role-trust.json.tmpl"};
   for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
     CHECK_INT(KILN_OK, kiln_template_render_file(share_dir, files[i], values, &out, &e));
     if (e.msg)
@@ -191,6 +196,13 @@ static int test_templates(void)
       CHECK_CONTAINS("role/kiln-prod-instance", out);
       CHECK_CONTAINS("vpc/vpc-0abc", out);
       CHECK(!strstr(out, "\"iam:*\""));
+    }
+    if (i == 4 && out) {
+      cJSON *trust = cJSON_Parse(out);
+      CHECK(trust != NULL);
+      CHECK_CONTAINS("\"gitlab.com:sub\": \"project_path:group/app:*\"", out);
+      CHECK_CONTAINS("\"gitlab.com:aud\": \"sts.amazonaws.com\"", out);
+      cJSON_Delete(trust);
     }
     free(out);
   }

@@ -1,0 +1,327 @@
+/* The CI deploy role: `kiln setup --github-repo OWNER/REPO` (or --gitlab-project) creates a role
+ * that only that repository's OIDC tokens can assume, carrying the same tag-scoped policy as the
+ * deploy user, so a CI job deploys with no stored AWS keys. The account's OIDC provider for the
+ * issuer is created when missing and left in place by teardown (other roles may trust it). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "byoc.h"
+#include "sigv4.h"
+#include "util/buf.h"
+
+#define CI_POLICY_NAME "kiln-deploy"
+#define GITHUB_ISSUER "token.actions.githubusercontent.com"
+
+static const char *const gone[] = {"NoSuchEntity", NULL};
+
+void kiln_ci_trust_clear(struct kiln_ci_trust *t)
+{
+  free(t->host);
+  free(t->subject);
+  memset(t, 0, sizeof(*t));
+}
+
+/* OWNER/REPO or GROUP/SUB/PROJECT: letters, digits, '-', '_', '.', at least one '/', no empty
+ * part. No wildcard can slip into the trust policy's StringLike. */
+static int valid_path(const char *s, int nested)
+{
+  int slashes = 0;
+  size_t part = 0;
+  for (const char *c = s; *c; c++) {
+    if (*c == '/') {
+      if (part == 0)
+        return 0;
+      slashes++;
+      part = 0;
+    } else if ((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
+               *c == '-' || *c == '_' || *c == '.') {
+      part++;
+    } else {
+      return 0;
+    }
+  }
+  return part > 0 && slashes >= 1 && (nested || slashes == 1) && strlen(s) <= 255;
+}
+
+static const char *string_option(const cJSON *opts, const char *name)
+{
+  const cJSON *v = cJSON_GetObjectItemCaseSensitive(opts, name);
+  return cJSON_IsString(v) && v->valuestring[0] ? v->valuestring : NULL;
+}
+
+kiln_err kiln_ci_trust_from_options(const cJSON *opts, struct kiln_ci_trust *t,
+                                    struct kiln_error *err)
+{
+  const char *github = string_option(opts, "github_repo");
+  const char *gitlab = string_option(opts, "gitlab_project");
+  const char *gitlab_url = string_option(opts, "gitlab_url");
+  struct kiln_buf subject = KILN_BUF_INIT;
+  memset(t, 0, sizeof(*t));
+  if (github && gitlab)
+    return kiln_error_set(err, KILN_E_INVALID,
+                          "github_repo and gitlab_project are both set: the deploy role trusts "
+                          "one CI system; keep one");
+  if (github) {
+    if (!valid_path(github, 0))
+      return kiln_error_set(err, KILN_E_INVALID,
+                            "github_repo \"%s\": give OWNER/REPO (letters, digits, - _ .)", github);
+    t->host = strdup(GITHUB_ISSUER);
+    kiln_buf_printf(&subject, "repo:%s:*", github);
+  } else if (gitlab) {
+    if (!valid_path(gitlab, 1))
+      return kiln_error_set(err, KILN_E_INVALID,
+                            "gitlab_project \"%s\": give GROUP/PROJECT (letters, digits, - _ .)",
+                            gitlab);
+    const char *host = gitlab_url ? gitlab_url : "https://gitlab.com";
+    if (strncmp(host, "https://", 8) != 0 || !host[8] || strpbrk(host + 8, "/*?\"\\ "))
+      return kiln_error_set(err, KILN_E_INVALID,
+                            "gitlab_url \"%s\": give the instance's https:// address without a "
+                            "path, e.g. https://gitlab.example.com",
+                            host);
+    t->host = strdup(host + 8);
+    kiln_buf_printf(&subject, "project_path:%s:*", gitlab);
+  } else {
+    return KILN_OK;
+  }
+  t->subject = kiln_buf_detach(&subject);
+  if (!t->host || !t->subject) {
+    kiln_ci_trust_clear(t);
+    return kiln_error_set(err, KILN_E_NOMEM, "out of memory");
+  }
+  return KILN_OK;
+}
+
+static char *role_name(struct kiln_awsenv *env)
+{
+  struct kiln_buf b = KILN_BUF_INIT;
+  kiln_buf_printf(&b, "%s-ci", env->names.deploy_role);
+  return kiln_buf_detach(&b);
+}
+
+/* A read where NoSuchEntity means absent (*doc NULL). */
+static kiln_err read_optional(struct kiln_awsenv *env, const char *action,
+                              const struct kiln_aws_params *p, struct kiln_xml **doc,
+                              struct kiln_error *err)
+{
+  struct kiln_aws_error_info info;
+  *doc = NULL;
+  kiln_err rc = kiln_aws_query(env->c, "iam", action, p, doc, &info, err);
+  if (rc != KILN_OK && strcmp(info.code, "NoSuchEntity") == 0) {
+    kiln_error_clear(err);
+    *doc = NULL;
+    return KILN_OK;
+  }
+  return rc;
+}
+
+/* A policy document from an IAM answer (URL-encoded there), parsed; NULL when absent. */
+static cJSON *document_of(const struct kiln_xml *doc, const char *element)
+{
+  const char *encoded = doc ? kiln_awsenv_first(doc, element) : NULL;
+  char *text = encoded ? kiln_aws_uri_decode(encoded, strlen(encoded)) : NULL;
+  cJSON *json = text ? cJSON_Parse(text) : NULL;
+  if (!json && encoded)
+    json = cJSON_Parse(encoded);
+  free(text);
+  return json;
+}
+
+static int same_json(const cJSON *have, const char *want_text)
+{
+  cJSON *want = cJSON_Parse(want_text);
+  int same = have && want && cJSON_Compare(have, want, 1);
+  cJSON_Delete(want);
+  return same;
+}
+
+static kiln_err ensure_provider(struct kiln_awsenv *env, const struct kiln_ci_trust *t,
+                                const char *provider_arn, struct kiln_error *err)
+{
+  struct kiln_aws_params p = {0};
+  struct kiln_xml *doc = NULL;
+  kiln_aws_params_add(&p, "OpenIDConnectProviderArn", provider_arn);
+  kiln_err rc = read_optional(env, "GetOpenIDConnectProvider", &p, &doc, err);
+  kiln_aws_params_clear(&p);
+  if (rc != KILN_OK)
+    return rc;
+  if (doc) {
+    int has_audience = 0;
+    for (const struct kiln_xml *m = kiln_awsenv_items(doc, "ClientIDList"); m;
+         m = kiln_xml_next_same(m))
+      has_audience |= m->text && strcmp(m->text, "sts.amazonaws.com") == 0;
+    kiln_xml_free(doc);
+    if (has_audience) {
+      kiln_awsenv_announce(env, "nothing", provider_arn, "OIDC provider exists");
+      return KILN_OK;
+    }
+    kiln_awsenv_announce(env, "update", provider_arn, "add the audience sts.amazonaws.com");
+    kiln_aws_params_add(&p, "OpenIDConnectProviderArn", provider_arn);
+    kiln_aws_params_add(&p, "ClientID", "sts.amazonaws.com");
+    rc = kiln_awsenv_mutate(env, "iam", "AddClientIDToOpenIDConnectProvider", &p, provider_arn,
+                            NULL, NULL, err);
+    kiln_aws_params_clear(&p);
+    return rc;
+  }
+  struct kiln_buf url = KILN_BUF_INIT;
+  kiln_buf_printf(&url, "https://%s", t->host);
+  kiln_awsenv_announce(env, "create", provider_arn,
+                       "OIDC provider for %s (audience "
+                       "sts.amazonaws.com)",
+                       kiln_buf_str(&url));
+  kiln_aws_params_add(&p, "Url", kiln_buf_str(&url));
+  kiln_aws_params_add(&p, "ClientIDList.member.1", "sts.amazonaws.com");
+  kiln_aws_params_add(&p, "Tags.member.1.Key", "kiln:managed");
+  kiln_aws_params_add(&p, "Tags.member.1.Value", "true");
+  static const char *const exists[] = {"EntityAlreadyExists", NULL};
+  rc = kiln_awsenv_mutate(env, "iam", "CreateOpenIDConnectProvider", &p, provider_arn, exists, NULL,
+                          err);
+  kiln_aws_params_clear(&p);
+  kiln_buf_free(&url);
+  return rc;
+}
+
+static kiln_err render_with(struct kiln_awsenv *env, const char *tmpl, const char *vpc_id,
+                            const struct kiln_ci_trust *t, const char *provider_arn, char **out,
+                            struct kiln_error *err)
+{
+  cJSON *values = kiln_policy_values(&env->dep, &env->names, env->account_id, vpc_id);
+  if (t) {
+    cJSON_AddStringToObject(values, "oidc_provider_arn", provider_arn);
+    cJSON_AddStringToObject(values, "oidc_host", t->host);
+    cJSON_AddStringToObject(values, "oidc_subject", t->subject);
+  }
+  kiln_err rc = kiln_template_render_file(env->share_dir, tmpl, values, out, err);
+  cJSON_Delete(values);
+  return rc;
+}
+
+kiln_err kiln_ci_role_ensure(struct kiln_awsenv *env, const struct kiln_ci_trust *trust,
+                             const char *vpc_id, char **role_arn, struct kiln_error *err)
+{
+  struct kiln_aws_params p = {0};
+  struct kiln_xml *doc = NULL;
+  struct kiln_buf provider = KILN_BUF_INIT;
+  char *name = role_name(env), *trust_doc = NULL, *policy = NULL;
+  cJSON *have_trust = NULL, *have_policy = NULL;
+  int tagged = 0;
+  *role_arn = NULL;
+  kiln_aws_params_add(&p, "RoleName", name);
+  kiln_err rc = read_optional(env, "GetRole", &p, &doc, err);
+  kiln_aws_params_clear(&p);
+  int exists = doc != NULL;
+  if (rc == KILN_OK && exists) {
+    *role_arn = kiln_awsenv_first(doc, "Arn") ? strdup(kiln_awsenv_first(doc, "Arn")) : NULL;
+    have_trust = document_of(doc, "AssumeRolePolicyDocument");
+    rc = kiln_iam_tagged(env, "ListRoleTags", "RoleName", name, &tagged, err);
+    if (rc == KILN_OK && !tagged)
+      rc = kiln_error_set(err, KILN_E_REMOTE,
+                          "IAM role %s exists without the tag %s=%s: kiln does not touch it; "
+                          "delete or rename it, then run `kiln setup` again",
+                          name, env->dep.tag_key, env->dep.id);
+  }
+  kiln_xml_free(doc);
+  doc = NULL;
+  if (rc != KILN_OK || (!exists && !trust))
+    goto out;
+  if (trust) {
+    kiln_buf_printf(&provider, "arn:aws:iam::%s:oidc-provider/%s", env->account_id, trust->host);
+    rc = ensure_provider(env, trust, kiln_buf_str(&provider), err);
+    if (rc == KILN_OK)
+      rc = render_with(env, "policies/deploy-role-trust.json.tmpl", vpc_id, trust,
+                       kiln_buf_str(&provider), &trust_doc, err);
+  }
+  if (rc == KILN_OK && trust && !exists) {
+    kiln_awsenv_announce(env, "create", name, "IAM role CI jobs of %s assume with their OIDC token",
+                         trust->subject);
+    kiln_aws_params_add(&p, "RoleName", name);
+    kiln_aws_params_add(&p, "AssumeRolePolicyDocument", trust_doc);
+    kiln_aws_params_add(&p, "Description", "kiln: CI deploys of one deployment (OIDC)");
+    kiln_aws_params_add(&p, "Tags.member.1.Key", env->dep.tag_key);
+    kiln_aws_params_add(&p, "Tags.member.1.Value", env->dep.id);
+    kiln_aws_params_add(&p, "Tags.member.2.Key", "kiln:managed");
+    kiln_aws_params_add(&p, "Tags.member.2.Value", "true");
+    static const char *const already[] = {"EntityAlreadyExists", NULL};
+    rc = kiln_awsenv_mutate(env, "iam", "CreateRole", &p, name, already, &doc, err);
+    kiln_aws_params_clear(&p);
+    if (rc == KILN_OK && doc && kiln_awsenv_first(doc, "Arn"))
+      *role_arn = strdup(kiln_awsenv_first(doc, "Arn"));
+    kiln_xml_free(doc);
+    doc = NULL;
+  } else if (rc == KILN_OK && trust && !same_json(have_trust, trust_doc)) {
+    kiln_awsenv_announce(env, "update", name, "trust: OIDC tokens of %s", trust->subject);
+    kiln_aws_params_add(&p, "RoleName", name);
+    kiln_aws_params_add(&p, "PolicyDocument", trust_doc);
+    rc = kiln_awsenv_mutate(env, "iam", "UpdateAssumeRolePolicy", &p, name, NULL, NULL, err);
+    kiln_aws_params_clear(&p);
+  }
+  if (rc == KILN_OK && exists) {
+    kiln_aws_params_add(&p, "RoleName", name);
+    kiln_aws_params_add(&p, "PolicyName", CI_POLICY_NAME);
+    rc = read_optional(env, "GetRolePolicy", &p, &doc, err);
+    kiln_aws_params_clear(&p);
+    have_policy = document_of(doc, "PolicyDocument");
+    kiln_xml_free(doc);
+    doc = NULL;
+  }
+  if (rc == KILN_OK)
+    rc = kiln_iam_render_policy(env, vpc_id, &policy, err);
+  if (rc == KILN_OK && !same_json(have_policy, policy)) {
+    kiln_awsenv_announce(env, have_policy ? "update" : "create", name,
+                         "inline policy " CI_POLICY_NAME " (tag-scoped deploy rights)");
+    kiln_aws_params_add(&p, "RoleName", name);
+    kiln_aws_params_add(&p, "PolicyName", CI_POLICY_NAME);
+    kiln_aws_params_add(&p, "PolicyDocument", policy);
+    rc = kiln_awsenv_mutate(env, "iam", "PutRolePolicy", &p, name, NULL, NULL, err);
+    kiln_aws_params_clear(&p);
+  }
+  if (rc == KILN_OK && !*role_arn) {
+    struct kiln_buf arn = KILN_BUF_INIT;
+    kiln_buf_printf(&arn, "arn:aws:iam::%s:role/%s", env->account_id, name);
+    *role_arn = kiln_buf_detach(&arn);
+  }
+out:
+  if (rc != KILN_OK) {
+    free(*role_arn);
+    *role_arn = NULL;
+  }
+  cJSON_Delete(have_trust);
+  cJSON_Delete(have_policy);
+  kiln_buf_free(&provider);
+  free(trust_doc);
+  free(policy);
+  free(name);
+  return rc;
+}
+
+kiln_err kiln_ci_role_delete(struct kiln_awsenv *env, struct kiln_error *err)
+{
+  struct kiln_aws_params p = {0};
+  struct kiln_xml *doc = NULL;
+  char *name = role_name(env);
+  int tagged = 0;
+  kiln_aws_params_add(&p, "RoleName", name);
+  kiln_err rc = read_optional(env, "GetRole", &p, &doc, err);
+  kiln_aws_params_clear(&p);
+  int exists = doc != NULL;
+  kiln_xml_free(doc);
+  if (rc == KILN_OK && exists)
+    rc = kiln_iam_tagged(env, "ListRoleTags", "RoleName", name, &tagged, err);
+  if (rc == KILN_OK && exists && !tagged)
+    kiln_aws_client_log(env->c, KILN_LOG_WARN, "role %s lacks the tag %s=%s: left alone", name,
+                        env->dep.tag_key, env->dep.id);
+  if (rc == KILN_OK && exists && tagged) {
+    kiln_awsenv_announce(env, "delete", name, "CI deploy role");
+    kiln_aws_params_add(&p, "RoleName", name);
+    kiln_aws_params_add(&p, "PolicyName", CI_POLICY_NAME);
+    rc = kiln_awsenv_mutate(env, "iam", "DeleteRolePolicy", &p, name, gone, NULL, err);
+    kiln_aws_params_clear(&p);
+    if (rc == KILN_OK) {
+      kiln_aws_params_add(&p, "RoleName", name);
+      rc = kiln_awsenv_mutate(env, "iam", "DeleteRole", &p, name, gone, NULL, err);
+      kiln_aws_params_clear(&p);
+    }
+  }
+  free(name);
+  return rc;
+}
