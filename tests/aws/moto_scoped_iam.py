@@ -9,6 +9,8 @@ and evaluates the caller's policies with the IAM rules kiln's policy uses (Allow
 Resource wildcards, StringEquals / StringLike / ArnLike / Bool conditions on aws:ResourceTag/*,
 aws:RequestTag/*, ec2:CreateAction, ec2:LaunchTemplate, iam:PassedToService). Unknown condition
 keys fail closed. S3 stays with moto's own checks (which already use bucket and object ARNs).
+It also lets AssumeRoleWithWebIdentity/SAML through unsigned, as AWS does (the token is the
+credential), where moto's enforcement would demand an Authorization header.
 
 Imported by moto_with_refresh.py when KILN_MOTO_RESOURCE_POLICIES=1.
 """
@@ -17,6 +19,7 @@ import json
 
 from moto.autoscaling.models import autoscaling_backends
 from moto.ec2.models import ec2_backends
+from moto.core import authorization
 from moto.iam import access_control
 
 SERVICES = ("ec2", "autoscaling", "iam")
@@ -152,8 +155,21 @@ def check_action_permitted(self, resource):
             self._raise_access_denied()
 
 
+# STS calls AWS takes without a signature (the token is the credential); moto's enforcement
+# would demand an Authorization header for them too.
+UNSIGNED_ACTIONS = ("AssumeRoleWithWebIdentity", "AssumeRoleWithSAML")
+_original_normal = authorization.ActionAuthenticatorMixin._authenticate_and_authorize_normal_action
+
+
+def _authenticate_normal_action(self, resource="*"):
+    if self._get_action() in UNSIGNED_ACTIONS and "Authorization" not in self.headers:
+        return None
+    return _original_normal(self, resource)
+
+
 def install():
     access_control.IAMRequestBase.check_action_permitted = check_action_permitted
+    authorization.ActionAuthenticatorMixin._authenticate_and_authorize_normal_action = _authenticate_normal_action
 
 
 __all__ = ["install", "json"]

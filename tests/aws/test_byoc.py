@@ -449,9 +449,16 @@ def case_policy_denial():
     key = boot.create_access_key(UserName="kiln-test-admin")["AccessKey"]
     admin = {"AWS_ACCESS_KEY_ID": key["AccessKeyId"], "AWS_SECRET_ACCESS_KEY": key["SecretAccessKey"]}
     make_app()
-    ok(kiln("setup", "--credentials-file", "deploy.env", env=kiln_env(admin, endpoint=url)), "setup (admin)")
+    setup = ok(kiln("setup", "--credentials-file", "deploy.env", "--github-repo", "example-org/app", "--json",
+                    env=kiln_env(admin, endpoint=url)), "setup (admin)")
     dep = deployment_id()
     scoped = scoped_creds()
+    # the CI deploy role's session, as a GitHub Actions job gets it from its OIDC token (unsigned)
+    ci = client("sts", admin, url).assume_role_with_web_identity(
+        RoleArn=setup.get("deploy_role_arn", ""), RoleSessionName="ci",
+        WebIdentityToken="eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJyZXBvOmV4YW1wbGUtb3JnL2FwcCJ9.c2ln")["Credentials"]
+    ci_role = {"AWS_ACCESS_KEY_ID": ci["AccessKeyId"], "AWS_SECRET_ACCESS_KEY": ci["SecretAccessKey"],
+               "AWS_SESSION_TOKEN": ci["SessionToken"]}
     ec2 = client("ec2", admin, url)
     image = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
     other = ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1, InstanceType="t3.micro")["Instances"][0]
@@ -476,17 +483,23 @@ def case_policy_denial():
             return
         check(False, "%s: should be denied for the scoped credentials" % what)
 
-    s_ec2, s_s3 = client("ec2", scoped, url), client("s3", scoped, url)
-    denied("terminate an untagged instance", lambda: s_ec2.terminate_instances(InstanceIds=[other["InstanceId"]]))
-    denied("write to another bucket", lambda: s_s3.put_object(
-        Bucket="someone-elses-bucket-%s" % dep, Key="x", Body=b"x"))
-    denied("scale another Auto Scaling group", lambda: client("autoscaling", scoped, url).update_auto_scaling_group(
-        AutoScalingGroupName="other-group", DesiredCapacity=1))
-    denied("list IAM users", lambda: client("iam", scoped, url).list_users())
-    denied("create an IAM user", lambda: client("iam", scoped, url).create_user(UserName="intruder"))
-    # and the same credentials may act on the deployment's own tagged instance
-    s_ec2.stop_instances(InstanceIds=d["instance_ids"])
-    print("scoped credentials: deploy allowed; untagged instance, other bucket, other group, IAM denied")
+    for who, creds in (("deploy user", scoped), ("CI deploy role", ci_role)):
+        s_ec2, s_s3 = client("ec2", creds, url), client("s3", creds, url)
+        denied(who + ": terminate an untagged instance",
+               lambda: s_ec2.terminate_instances(InstanceIds=[other["InstanceId"]]))
+        denied(who + ": write to another bucket", lambda: s_s3.put_object(
+            Bucket="someone-elses-bucket-%s" % dep, Key="x", Body=b"x"))
+        denied(who + ": scale another Auto Scaling group",
+               lambda: client("autoscaling", creds, url).update_auto_scaling_group(
+                   AutoScalingGroupName="other-group", DesiredCapacity=1))
+        denied(who + ": list IAM users", lambda: client("iam", creds, url).list_users())
+        denied(who + ": create an IAM user", lambda: client("iam", creds, url).create_user(UserName="intruder"))
+        # and the same credentials may act on the deployment's own tagged instance
+        s_ec2.stop_instances(InstanceIds=d["instance_ids"])
+    d2 = ok(kiln("deploy", "--eif", make_eif("r", 9), "--json", env=kiln_env(ci_role, endpoint=url)),
+            "deploy with the CI deploy role's session")
+    check(d2.get("launch_template_version", 0) > d.get("launch_template_version", 0), "the role deployed a new version")
+    print("deploy user and CI role: deploy allowed; untagged instance, other bucket, other group, IAM denied")
     ok(kiln("teardown", "--yes", "--delete-bucket", env=kiln_env(admin, endpoint=url)), "teardown (admin)")
 
 
