@@ -99,6 +99,9 @@ struct kiln_fleet {
   char *refresh_status;
 };
 kiln_err kiln_fleet_find(struct kiln_awsenv *env, struct kiln_fleet *f, struct kiln_error *err);
+/* The policy document in element `element` of an IAM answer (IAM URL-encodes it), parsed; NULL
+ * when absent. */
+cJSON *kiln_iam_document(const struct kiln_xml *doc, const char *element);
 /* Whether IAM entity `name` carries the deployment tag (action ListRoleTags/ListUserTags, key
  * RoleName/UserName). */
 kiln_err kiln_iam_tagged(struct kiln_awsenv *env, const char *action, const char *key,

@@ -7,7 +7,6 @@
 #include <string.h>
 
 #include "byoc.h"
-#include "sigv4.h"
 #include "util/buf.h"
 
 #define CI_POLICY_NAME "kiln-deploy"
@@ -115,18 +114,6 @@ static kiln_err read_optional(struct kiln_awsenv *env, const char *action,
   return rc;
 }
 
-/* A policy document from an IAM answer (URL-encoded there), parsed; NULL when absent. */
-static cJSON *document_of(const struct kiln_xml *doc, const char *element)
-{
-  const char *encoded = doc ? kiln_awsenv_first(doc, element) : NULL;
-  char *text = encoded ? kiln_aws_uri_decode(encoded, strlen(encoded)) : NULL;
-  cJSON *json = text ? cJSON_Parse(text) : NULL;
-  if (!json && encoded)
-    json = cJSON_Parse(encoded);
-  free(text);
-  return json;
-}
-
 static int same_json(const cJSON *have, const char *want_text)
 {
   cJSON *want = cJSON_Parse(want_text);
@@ -212,7 +199,7 @@ kiln_err kiln_ci_role_ensure(struct kiln_awsenv *env, const struct kiln_ci_trust
   int exists = doc != NULL;
   if (rc == KILN_OK && exists) {
     *role_arn = kiln_awsenv_first(doc, "Arn") ? strdup(kiln_awsenv_first(doc, "Arn")) : NULL;
-    have_trust = document_of(doc, "AssumeRolePolicyDocument");
+    have_trust = kiln_iam_document(doc, "AssumeRolePolicyDocument");
     rc = kiln_iam_tagged(env, "ListRoleTags", "RoleName", name, &tagged, err);
     if (rc == KILN_OK && !tagged)
       rc = kiln_error_set(err, KILN_E_REMOTE,
@@ -260,7 +247,7 @@ kiln_err kiln_ci_role_ensure(struct kiln_awsenv *env, const struct kiln_ci_trust
     kiln_aws_params_add(&p, "PolicyName", CI_POLICY_NAME);
     rc = read_optional(env, "GetRolePolicy", &p, &doc, err);
     kiln_aws_params_clear(&p);
-    have_policy = document_of(doc, "PolicyDocument");
+    have_policy = kiln_iam_document(doc, "PolicyDocument");
     kiln_xml_free(doc);
     doc = NULL;
   }

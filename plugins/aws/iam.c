@@ -54,10 +54,9 @@ static kiln_err iam_get(struct kiln_awsenv *env, const char *action, const char 
   return rc;
 }
 
-/* The policy document of a Get*Policy answer (IAM URL-encodes it), parsed; NULL when absent. */
-static cJSON *policy_of(const struct kiln_xml *doc)
+cJSON *kiln_iam_document(const struct kiln_xml *doc, const char *element)
 {
-  const char *encoded = doc ? kiln_awsenv_first(doc, "PolicyDocument") : NULL;
+  const char *encoded = doc ? kiln_awsenv_first(doc, element) : NULL;
   char *text = encoded ? kiln_aws_uri_decode(encoded, strlen(encoded)) : NULL;
   cJSON *json = text ? cJSON_Parse(text) : NULL;
   if (!json && encoded)
@@ -112,7 +111,7 @@ kiln_err kiln_iam_find(struct kiln_awsenv *env, struct kiln_iam *iam, struct kil
   if (rc == KILN_OK && iam->deploy_user) {
     rc = iam_get(env, "GetUserPolicy", "UserName", env->names.deploy_role, "PolicyName",
                  DEPLOY_POLICY_NAME, &doc, &found, err);
-    cJSON *policy = found ? policy_of(doc) : NULL;
+    cJSON *policy = found ? kiln_iam_document(doc, "PolicyDocument") : NULL;
     iam->deploy_policy = policy ? cJSON_PrintUnformatted(policy) : NULL;
     cJSON_Delete(policy);
     kiln_xml_free(doc);
