@@ -121,6 +121,8 @@ void kiln_ci_trust_clear(struct kiln_ci_trust *t);
  * is the role's ARN when it exists (caller frees). */
 kiln_err kiln_ci_role_ensure(struct kiln_awsenv *env, const struct kiln_ci_trust *trust,
                              const char *vpc_id, char **role_arn, struct kiln_error *err);
+/* The role's ARN when it exists (*role_arn NULL otherwise; caller frees). Read only. */
+kiln_err kiln_ci_role_arn(struct kiln_awsenv *env, char **role_arn, struct kiln_error *err);
 /* Teardown: delete the role when it exists and carries the deployment tag (the account's OIDC
  * provider stays: other roles may trust it). */
 kiln_err kiln_ci_role_delete(struct kiln_awsenv *env, struct kiln_error *err);

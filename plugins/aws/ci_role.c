@@ -281,6 +281,23 @@ out:
   return rc;
 }
 
+kiln_err kiln_ci_role_arn(struct kiln_awsenv *env, char **role_arn, struct kiln_error *err)
+{
+  struct kiln_aws_params p = {0};
+  struct kiln_xml *doc = NULL;
+  char *name = role_name(env);
+  *role_arn = NULL;
+  kiln_aws_params_add(&p, "RoleName", name);
+  kiln_err rc = read_optional(env, "GetRole", &p, &doc, err);
+  kiln_aws_params_clear(&p);
+  const char *arn = doc ? kiln_awsenv_first(doc, "Arn") : NULL;
+  if (rc == KILN_OK && arn && !(*role_arn = strdup(arn)))
+    rc = kiln_error_set(err, KILN_E_NOMEM, "out of memory");
+  kiln_xml_free(doc);
+  free(name);
+  return rc;
+}
+
 kiln_err kiln_ci_role_delete(struct kiln_awsenv *env, struct kiln_error *err)
 {
   struct kiln_aws_params p = {0};

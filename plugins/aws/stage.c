@@ -403,18 +403,30 @@ static kiln_err do_status(struct stage_env *s, struct kiln_awsenv *env, cJSON **
   struct kiln_fleet fleet;
   struct kiln_iam iam;
   int bucket = 0;
+  char *role_arn = NULL;
   (void)s;
   memset(&fleet, 0, sizeof(fleet));
   memset(&iam, 0, sizeof(iam));
   kiln_err rc = kiln_network_find(env, &net, err);
   if (rc == KILN_OK)
     rc = kiln_fleet_find(env, &fleet, err);
-  if (rc == KILN_OK)
-    rc = kiln_iam_find(env, &iam, err);
+  /* The scoped deploy credentials have no IAM rights: status then shows everything else. */
+  int iam_visible = 1;
+  if (rc == KILN_OK && (rc = kiln_iam_find(env, &iam, err)) == KILN_E_AUTH) {
+    kiln_aws_client_log(env->c, KILN_LOG_INFO,
+                        "IAM is not readable with these credentials (the scoped deploy policy "
+                        "has no IAM rights): roles and the deploy user are not shown");
+    kiln_error_clear(err);
+    kiln_iam_clear(&iam);
+    iam_visible = 0;
+    rc = KILN_OK;
+  }
   if (rc == KILN_OK)
     rc = kiln_bucket_exists(env, &bucket, err);
+  if (rc == KILN_OK && iam_visible)
+    rc = kiln_ci_role_arn(env, &role_arn, err);
   if (rc == KILN_OK && !net.vpc_id && net.nsubnets == 0 && !net.sg_id && !fleet.lt_id &&
-      !fleet.asg_exists && !iam.instance_role && !iam.deploy_user && !bucket)
+      !fleet.asg_exists && !iam.instance_role && !iam.deploy_user && !bucket && !role_arn)
     rc = kiln_error_set(err, KILN_E_NOT_FOUND,
                         "no resource of deployment %s in account %s, region %s: it was never set "
                         "up there, was torn down, or these credentials belong to another account; "
@@ -442,8 +454,12 @@ static kiln_err do_status(struct stage_env *s, struct kiln_awsenv *env, cJSON **
     }
     kiln_error_clear(err);
     kiln_s3_object_clear(&obj);
-    cJSON_AddBoolToObject(*meta, "instance_role_exists", iam.instance_role);
-    cJSON_AddBoolToObject(*meta, "deploy_user_exists", iam.deploy_user);
+    if (iam_visible) {
+      cJSON_AddBoolToObject(*meta, "instance_role_exists", iam.instance_role);
+      cJSON_AddBoolToObject(*meta, "deploy_user_exists", iam.deploy_user);
+      add_string(*meta, "deploy_role_arn", role_arn);
+    }
+    cJSON_AddBoolToObject(*meta, "iam_visible", iam_visible);
     /* which EIF the newest template version runs: from its user data */
     cJSON *uploads = cJSON_CreateArray();
     if (bucket) {
@@ -464,6 +480,7 @@ static kiln_err do_status(struct stage_env *s, struct kiln_awsenv *env, cJSON **
     }
     cJSON_AddItemToObject(*meta, "incomplete_uploads", uploads);
   }
+  free(role_arn);
   kiln_iam_clear(&iam);
   kiln_fleet_clear(&fleet);
   kiln_network_clear(&net);

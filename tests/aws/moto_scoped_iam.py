@@ -10,7 +10,8 @@ Resource wildcards, StringEquals / StringLike / ArnLike / Bool conditions on aws
 aws:RequestTag/*, ec2:CreateAction, ec2:LaunchTemplate, iam:PassedToService). Unknown condition
 keys fail closed. S3 stays with moto's own checks (which already use bucket and object ARNs).
 It also lets AssumeRoleWithWebIdentity/SAML through unsigned, as AWS does (the token is the
-credential), where moto's enforcement would demand an Authorization header.
+credential), where moto's enforcement would demand an Authorization header, and authorizes
+HeadBucket as s3:ListBucket, as AWS does.
 
 Imported by moto_with_refresh.py when KILN_MOTO_RESOURCE_POLICIES=1.
 """
@@ -144,7 +145,13 @@ def _policy_documents(req):
 _original = access_control.IAMRequestBase.check_action_permitted
 
 
+# moto names actions after its handlers where AWS authorizes another action (HeadBucket needs
+# s3:ListBucket, per the S3 API reference).
+IAM_ACTION_OF = {"s3:HeadBucket": "s3:ListBucket"}
+
+
 def check_action_permitted(self, resource):
+    self._action = IAM_ACTION_OF.get(self._action, self._action)
     service = self._action.split(":", 1)[0]
     if service not in SERVICES:
         return _original(self, resource)

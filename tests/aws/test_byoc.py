@@ -366,6 +366,8 @@ def case_github_actions_example():
           "the role trusts only that repository's tokens: %s" % trust)
     providers = [p["Arn"] for p in client("iam").list_open_id_connect_providers()["OpenIDConnectProviderList"]]
     check(any(a.endswith("token.actions.githubusercontent.com") for a in providers), "OIDC provider created")
+    st = ok(kiln("status", "--json"), "status")
+    check(st.get("deploy_role_arn") == role_arn, "status shows the CI role: %s" % st.get("deploy_role_arn"))
     configure()
     ok(kiln("setup", "--github-repo", "example-org/app"), "setup again")
     check(proxy("stats")["mutating"] == 0, "a second setup with the CI role changes nothing: %s" % [
@@ -498,6 +500,8 @@ def case_policy_denial():
         s_ec2.stop_instances(InstanceIds=d["instance_ids"])
     d2 = ok(kiln("deploy", "--eif", make_eif("r", 9), "--json", env=kiln_env(ci_role, endpoint=url)),
             "deploy with the CI deploy role's session")
+    st = ok(kiln("status", "--json", env=kiln_env(scoped, endpoint=url)), "status with the scoped credentials")
+    check(st.get("eif_sha256") and st.get("instance_ids"), "status shows the deployment: %s" % st)
     check(d2.get("launch_template_version", 0) > d.get("launch_template_version", 0), "the role deployed a new version")
     print("deploy user and CI role: deploy allowed; untagged instance, other bucket, other group, IAM denied")
     ok(kiln("teardown", "--yes", "--delete-bucket", env=kiln_env(admin, endpoint=url)), "teardown (admin)")
