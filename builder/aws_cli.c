@@ -255,13 +255,9 @@ static int confirmed(struct kiln_cli *cli, int yes)
   return answer[0] == 'y' || answer[0] == 'Y';
 }
 
-int kiln_aws_cli_simple(struct kiln_cli *cli, const char *usage, const char *action,
-                        const struct kiln_aws_flag *flags, int confirm)
+int kiln_aws_cli_simple(struct kiln_cli *cli, const char *action, const struct kiln_aws_flag *flags,
+                        int confirm)
 {
-  if (kiln_cli_wants_help(cli)) {
-    fputs(usage, stdout);
-    return KILN_EXIT_OK;
-  }
   int code = 0, yes = 0;
   struct kiln *k = kiln_cli_open_app(cli, 0, &code);
   if (!k)

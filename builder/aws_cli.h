@@ -36,8 +36,8 @@ struct kiln_aws_flag {
 };
 /* Run the aws stage alone with this action and flags; print the deployment document (or JSON).
  * confirm: ask before changing anything (teardown): --yes, or "y" on a terminal. */
-int kiln_aws_cli_simple(struct kiln_cli *cli, const char *usage, const char *action,
-                        const struct kiln_aws_flag *flags, int confirm);
+int kiln_aws_cli_simple(struct kiln_cli *cli, const char *action, const struct kiln_aws_flag *flags,
+                        int confirm);
 
 /* Unless code is already an exit code, run the pipeline and print its deployment; then free
  * k, p and a's storage. Returns the exit code. */

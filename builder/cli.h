@@ -23,9 +23,10 @@ struct kiln_cli {
 
 /*
  * A command is `int kiln_cmd_<name>(struct kiln_cli *cli)` in builder/cmd_<name>.c ('-' in the
- * name becomes '_'), returning an exit code. It prints its own help when its arguments contain
- * -h or --help (`kiln help NAME` calls it that way). The table in main.c lists every command;
- * one whose file is not built yet says so and exits 2.
+ * name becomes '_'), returning an exit code. The list in main.c names every command; one whose
+ * file is not built yet says so and exits 2. Its help, arguments and options are documented in
+ * builder/command_doc.c, from which main.c prints --help (a command missing there is called with
+ * --help and prints its own) and tells its options from the global ones.
  */
 typedef int (*kiln_command_fn)(struct kiln_cli *cli);
 

@@ -7,28 +7,8 @@
 #include "util/buf.h"
 #include "util/fs.h"
 
-static const char usage[] =
-    "Usage: kiln build [-o FILE] [--set STAGE.KEY=VALUE]... [--no-cache] [--json]\n"
-    "\n"
-    "Builds the application's enclave image from kiln.json: the image stage turns the container\n"
-    "image into the application ramdisk, the kernel stage provides the enclave kernel (the\n"
-    "default, debian-build:6.12, compiles Debian's linux-source once: about 10 minutes on 2\n"
-    "cores, then cached), and the eif stage assembles the EIF with kiln's init. Unchanged inputs\n"
-    "are cache hits and give a bit-identical EIF; kiln.lock records what was resolved.\n"
-    "\n"
-    "Writes <app>/<name>.eif (or -o FILE) and prints PCR0, PCR1 and PCR2.\n"
-    "\n"
-    "Examples:\n"
-    "  kiln build\n"
-    "  kiln -C examples/hello build -o /tmp/hello.eif --json\n"
-    "  kiln build --set kernel.source=debian-cloud:6.12\n";
-
 int kiln_cmd_build(struct kiln_cli *cli)
 {
-  if (kiln_cli_wants_help(cli)) {
-    fputs(usage, stdout);
-    return KILN_EXIT_OK;
-  }
   const char *output = NULL;
   int code = 0;
   struct kiln *k = kiln_cli_open_app(cli, 1, &code);

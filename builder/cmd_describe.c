@@ -8,18 +8,6 @@
 #include "cli.h"
 #include "eif_json.h"
 
-static const char usage[] =
-    "Usage: kiln describe FILE.eif [--json] [--no-crc-check]\n"
-    "\n"
-    "Validates the EIF (magic, version, section table, CRC) and recomputes its measurements\n"
-    "while reading it once. --json prints nitro-cli describe-eif's document (EifVersion,\n"
-    "Measurements, IsSigned, CheckCRC, ImageName, ImageVersion, Metadata). A damaged file is an\n"
-    "error; --no-crc-check describes it anyway and reports CheckCRC false.\n"
-    "\n"
-    "Examples:\n"
-    "  kiln describe hello.eif\n"
-    "  kiln describe hello.eif --json | jq -r .Measurements.PCR0\n";
-
 static const char *section_name(uint16_t t)
 {
   static const char *const names[] = {"invalid", "kernel",    "cmdline",
@@ -29,10 +17,6 @@ static const char *section_name(uint16_t t)
 
 int kiln_cmd_describe(struct kiln_cli *cli)
 {
-  if (kiln_cli_wants_help(cli)) {
-    fputs(usage, stdout);
-    return KILN_EXIT_OK;
-  }
   const char *file = NULL;
   int check_crc = 1;
   for (int i = 1; i < cli->argc; i++) {

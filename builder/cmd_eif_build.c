@@ -13,24 +13,6 @@
 #include "util/fs.h"
 #include "util/json.h"
 
-static const char usage[] =
-    "Usage: kiln eif-build --kernel FILE --cmdline TEXT --ramdisk FILE [--ramdisk FILE]...\n"
-    "                      --output FILE [--kernel_config FILE] [--name N] [--version V]\n"
-    "                      [--metadata FILE.json] [--arch x86_64|aarch64] [--build-time T]\n"
-    "                      [--build-tool T] [--build-tool-version V] [--img-os OS]\n"
-    "                      [--img-kernel K] [--algo sha256|sha384|sha512] [--pcrs-output FILE]\n"
-    "\n"
-    "Takes the flags of AWS's eif_build, so existing pipelines can swap it in. The first\n"
-    "--ramdisk is the bootstrap ramdisk (PCR1), the others the application (PCR2). The output\n"
-    "is bit-for-bit reproducible: the build time comes from --build-time (RFC 3339 or seconds),\n"
-    "else SOURCE_DATE_EPOCH, else 0 (1970-01-01T00:00:00+00:00). Prints the measurements as\n"
-    "nitro-cli does: {\"Measurements\": {\"HashAlgorithm\": ..., \"PCR0\": ..., ...}}.\n"
-    "\n"
-    "Example:\n"
-    "  kiln eif-build --kernel bzImage --kernel_config bzImage.config \\\n"
-    "    --cmdline \"$(cat cmdline)\" --ramdisk bootstrap.cpio --ramdisk app.cpio \\\n"
-    "    --output app.eif --pcrs-output app.pcrs.json\n";
-
 /* RFC 3339 "YYYY-MM-DDTHH:MM:SS(Z|+00:00)" or a plain number of seconds. */
 static int parse_time(const char *text, int64_t *out)
 {
@@ -51,10 +33,6 @@ static int parse_time(const char *text, int64_t *out)
 
 int kiln_cmd_eif_build(struct kiln_cli *cli)
 {
-  if (kiln_cli_wants_help(cli)) {
-    fputs(usage, stdout);
-    return KILN_EXIT_OK;
-  }
   enum {
     O_KERNEL = 256,
     O_CONFIG,
@@ -73,6 +51,9 @@ int kiln_cmd_eif_build(struct kiln_cli *cli)
     O_OS,
     O_IMG_KERNEL,
     O_ALGO,
+    O_SHA256,
+    O_SHA384,
+    O_SHA512,
     O_PCRS
   };
   static const struct option options[] = {
@@ -93,6 +74,9 @@ int kiln_cmd_eif_build(struct kiln_cli *cli)
       {"img-os", required_argument, NULL, O_OS},
       {"img-kernel", required_argument, NULL, O_IMG_KERNEL},
       {"algo", required_argument, NULL, O_ALGO},
+      {"sha256", no_argument, NULL, O_SHA256},
+      {"sha384", no_argument, NULL, O_SHA384},
+      {"sha512", no_argument, NULL, O_SHA512},
       {"pcrs-output", required_argument, NULL, O_PCRS},
       {NULL, 0, NULL, 0}};
   struct kiln_eif_build b;
@@ -151,6 +135,9 @@ int kiln_cmd_eif_build(struct kiln_cli *cli)
       else
         return kiln_cli_usage(cli, "--algo is sha256, sha384 or sha512, got \"%s\"", optarg);
       break;
+    case O_SHA256: b.hash = KILN_EIF_SHA256; break;
+    case O_SHA384: b.hash = KILN_EIF_SHA384; break;
+    case O_SHA512: b.hash = KILN_EIF_SHA512; break;
     case O_PCRS: pcrs_out = optarg; break;
     default:
       return kiln_cli_usage(cli, "unknown or incomplete option \"%s\"", cli->argv[optind - 1]);

@@ -5,34 +5,6 @@
 
 #include "cli.h"
 
-static const char usage[] =
-    "Usage: kiln image [SOURCE] [-o FILE] [--platform P] [--cmd-mode docker|nitro-cli]\n"
-    "                  [--insecure-registry HOST]... [--set KEY=VALUE]... [--json]\n"
-    "\n"
-    "Turns a container image into the enclave's application ramdisk: a deterministic newc cpio\n"
-    "holding rootfs/ (the flattened image), cmd, env and kiln-run. No Docker daemon is needed\n"
-    "except for docker-daemon: sources. SOURCE defaults to kiln.json's /image/source.\n"
-    "\n"
-    "Sources:\n"
-    "  docker-daemon:NAME[:TAG]             an image in the local Docker (or podman) daemon\n"
-    "  docker-archive:FILE[:NAME:TAG]       a `docker save` tarball\n"
-    "  oci:DIR[:REF]  oci-archive:FILE[:REF] an OCI image layout (directory or tar)\n"
-    "  docker://[REGISTRY/]REPO[:TAG|@DIGEST] a registry (credentials from ~/.docker/config.json)\n"
-    "  dir:PATH                             a directory tree (command from /enclave/cmd)\n"
-    "\n"
-    "Examples:\n"
-    "  kiln image docker://alpine:3.20 -o rootfs.cpio\n"
-    "  kiln image docker-archive:app.tar --platform linux/arm64 --json\n"
-    "  kiln image oci:build/oci:v1 --cmd-mode nitro-cli      (CMD else ENTRYPOINT, like "
-    "nitro-cli)\n"
-    "  SOURCE_DATE_EPOCH=1700000000 kiln image dir:out -o rootfs.cpio\n"
-    "  kiln image docker://registry.lan:5000/app:1 --insecure-registry registry.lan:5000\n"
-    "\n"
-    "Registries are reached over HTTPS; plain HTTP only for loopback hosts and the hosts given\n"
-    "with --insecure-registry.\n"
-    "\n"
-    "Output: the image digest, argv, env, entry count and size; -o defaults to rootfs.cpio.\n";
-
 static int set_string(struct kiln_cli *cli, struct kiln *k, struct kiln_pipeline *p,
                       const char *key, const char *value)
 {
@@ -63,10 +35,6 @@ static void print_human(const cJSON *m, const char *out)
 
 int kiln_cmd_image(struct kiln_cli *cli)
 {
-  if (kiln_cli_wants_help(cli)) {
-    fputs(usage, stdout);
-    return KILN_EXIT_OK;
-  }
   int code = 0;
   const char *out = "rootfs.cpio";
   struct kiln *k = kiln_cli_open_app(cli, 0, &code);

@@ -8,27 +8,8 @@
 #include "util/fs.h"
 #include "util/json.h"
 
-static const char usage[] =
-    "Usage: kiln init [--image SOURCE] [--name NAME]\n"
-    "\n"
-    "Writes kiln.json in the application directory (-C DIR, default: here) with every section\n"
-    "filled with a working example value, so you can edit rather than look things up.\n"
-    "It refuses to overwrite an existing kiln.json.\n"
-    "\n"
-    "Image sources: docker-daemon:NAME[:TAG], docker-archive:FILE, oci:DIR[:REF],\n"
-    "oci-archive:FILE[:REF], docker://REGISTRY/REPO[:TAG|@DIGEST], dir:PATH.\n"
-    "Default: docker-daemon:<name>:latest when a Dockerfile is present, else dir:rootfs.\n"
-    "\n"
-    "Examples:\n"
-    "  kiln init\n"
-    "  kiln init --image docker://ghcr.io/acme/api:1.4 --name api\n";
-
 int kiln_cmd_init(struct kiln_cli *cli)
 {
-  if (kiln_cli_wants_help(cli)) {
-    fputs(usage, stdout);
-    return KILN_EXIT_OK;
-  }
   const char *image = NULL, *name = NULL;
   for (int i = 1; i < cli->argc; i++) {
     if (strcmp(cli->argv[i], "--image") == 0 && i + 1 < cli->argc)

@@ -6,26 +6,8 @@
 
 #include "aws_cli.h"
 
-static const char usage[] =
-    "Usage: kiln plan [--action deploy|setup|teardown] [--eif FILE] [--region REGION]\n"
-    "                 [--profile NAME] [--set STAGE.KEY=VALUE] [--json]\n"
-    "\n"
-    "Resolve everything `kiln deploy` would do (or `kiln setup`, `kiln teardown` with --action)\n"
-    "and list each AWS change as create / update / delete, or nothing when a resource is up to\n"
-    "date. Only read-only AWS calls are made. After setup and deploy with nothing changed, the\n"
-    "plan says \"nothing to do\".\n"
-    "\n"
-    "Examples:\n"
-    "  kiln plan                       (what the next deploy changes)\n"
-    "  kiln plan --action setup        (what setup would create in a fresh account)\n"
-    "  kiln plan --json\n";
-
 int kiln_cmd_plan(struct kiln_cli *cli)
 {
-  if (kiln_cli_wants_help(cli)) {
-    fputs(usage, stdout);
-    return KILN_EXIT_OK;
-  }
   const char *action = "deploy";
   for (int i = 1; i + 1 < cli->argc; i++)
     if (strcmp(cli->argv[i], "--action") == 0)

@@ -4,17 +4,6 @@
 
 #include "cli.h"
 
-static const char usage[] =
-    "Usage: kiln plugins [--json]\n"
-    "\n"
-    "Lists every plugin kiln loaded (search order: --plugin-path, $KILN_PLUGIN_PATH,\n"
-    "<app>/.kiln/plugins, the installed lib/kiln/plugins, then kiln.json /plugins) with\n"
-    "each stage's summary and the artifact kinds it consumes and produces.\n"
-    "\n"
-    "Examples:\n"
-    "  kiln plugins\n"
-    "  kiln plugins --json | jq '.plugins[].stages[].name'\n";
-
 static void print_kinds(const char *label, const cJSON *list)
 {
   if (cJSON_GetArraySize(list) == 0)
@@ -27,10 +16,6 @@ static void print_kinds(const char *label, const cJSON *list)
 
 int kiln_cmd_plugins(struct kiln_cli *cli)
 {
-  if (kiln_cli_wants_help(cli)) {
-    fputs(usage, stdout);
-    return KILN_EXIT_OK;
-  }
   if (cli->argc > 1)
     return kiln_cli_usage(cli, "unexpected argument \"%s\"", cli->argv[1]);
   int code = 0;

@@ -4,18 +4,6 @@
 
 #include "cli.h"
 
-static const char usage[] =
-    "Usage: kiln run STAGE [--set key=value]... [--json]\n"
-    "\n"
-    "Runs one stage on its own, with its options from the kiln.json section named like the\n"
-    "stage, overridden by --set (values are JSON when they parse as JSON, else strings;\n"
-    "nested keys use dots). The result is cached like any pipeline step.\n"
-    "\n"
-    "Examples:\n"
-    "  kiln run size --set cpus=6 --set memory_mib=30720\n"
-    "  kiln run kernel --set source=debian-cloud:6.12\n"
-    "  kiln run image --set source=oci:./layout:latest --json\n";
-
 static void print_outputs(const cJSON *result)
 {
   const cJSON *step;
@@ -35,10 +23,6 @@ static void print_outputs(const cJSON *result)
 
 int kiln_cmd_run(struct kiln_cli *cli)
 {
-  if (kiln_cli_wants_help(cli)) {
-    fputs(usage, stdout);
-    return KILN_EXIT_OK;
-  }
   if (cli->argc < 2)
     return kiln_cli_usage(cli, "name the stage to run (`kiln plugins` lists them)");
   const char *stage = cli->argv[1];

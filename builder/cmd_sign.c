@@ -10,25 +10,8 @@
 #include "util/buf.h"
 #include "util/fs.h"
 
-static const char usage[] =
-    "Usage: kiln sign FILE.eif --key KEY.pem --cert CERT.pem [-o OUT.eif] [--json]\n"
-    "\n"
-    "Adds (or replaces) the EIF's signature: a COSE_Sign1 ES384 signature over PCR0 with the\n"
-    "P-384 KEY, and CERT embedded, which defines PCR8. Kernel, cmdline, metadata and ramdisks\n"
-    "are kept byte for byte, so PCR0, PCR1 and PCR2 do not change. Writes FILE in place (via a\n"
-    "temporary file) unless -o is given. Prints the measurements, PCR8 included.\n"
-    "\n"
-    "Example:\n"
-    "  openssl ecparam -name secp384r1 -genkey -noout -out key.pem\n"
-    "  openssl req -new -x509 -key key.pem -out cert.pem -days 365 -subj /CN=release\n"
-    "  kiln sign hello.eif --key key.pem --cert cert.pem\n";
-
 int kiln_cmd_sign(struct kiln_cli *cli)
 {
-  if (kiln_cli_wants_help(cli)) {
-    fputs(usage, stdout);
-    return KILN_EXIT_OK;
-  }
   const char *file = NULL, *key = NULL, *cert = NULL, *out = NULL;
   for (int i = 1; i < cli->argc; i++) {
     const char *a = cli->argv[i];
@@ -36,7 +19,7 @@ int kiln_cmd_sign(struct kiln_cli *cli)
       key = cli->argv[++i];
     else if (strcmp(a, "--cert") == 0 && i + 1 < cli->argc)
       cert = cli->argv[++i];
-    else if (strcmp(a, "-o") == 0 && i + 1 < cli->argc)
+    else if ((strcmp(a, "-o") == 0 || strcmp(a, "--output") == 0) && i + 1 < cli->argc)
       out = cli->argv[++i];
     else if (a[0] != '-' && !file)
       file = a;

@@ -6,27 +6,6 @@
 
 #include "cli.h"
 
-static const char usage[] =
-    "Usage: kiln size [--cpus N] [--memory SIZE] [--family F[,F...]] [--arch x86_64|aarch64]\n"
-    "                 [--eif FILE] [--catalogue FILE] [--json]\n"
-    "\n"
-    "Chooses the cheapest EC2 instance type that can host an enclave of N vCPUs and SIZE\n"
-    "memory, from kiln's catalogue (share/kiln/instance-types.json: on-demand prices with\n"
-    "their source and date). The parent instance keeps CPU 0's core (2 vCPUs with SMT) and\n"
-    "2 GiB; enclave CPUs are whole cores; types with fewer than 4 vCPUs cannot run enclaves.\n"
-    "With --eif, memory is raised to at least 4x the EIF's size (nitro-cli error E26).\n"
-    "SIZE: 512M, 14G, 14GiB, or a plain number of MiB. Defaults: kiln.json /enclave, else\n"
-    "2 CPUs and 1024 MiB.\n"
-    "\n"
-    "Examples:\n"
-    "  kiln size --cpus 2 --memory 14G --family m5      -> m5.xlarge\n"
-    "  kiln size --cpus 6 --memory 30G --family m5 --json\n"
-    "  kiln size --cpus 4 --memory 8G --arch aarch64\n"
-    "  kiln size --eif app.eif                          (size for this EIF)\n"
-    "\n"
-    "Output: the instance type, the enclave's CPUs and memory, the values for\n"
-    "/etc/nitro_enclaves/allocator.yaml, and the runner-up.\n";
-
 static int add_eif_input(struct kiln_cli *cli, struct kiln *k, struct kiln_pipeline *p,
                          const char *file)
 {
@@ -67,10 +46,6 @@ static void print_human(const cJSON *m)
 
 int kiln_cmd_size(struct kiln_cli *cli)
 {
-  if (kiln_cli_wants_help(cli)) {
-    fputs(usage, stdout);
-    return KILN_EXIT_OK;
-  }
   int code = 0;
   struct kiln *k = kiln_cli_open_app(cli, 0, &code);
   if (!k)

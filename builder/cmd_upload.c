@@ -10,37 +10,6 @@
 #include "util/error.h"
 #include "util/hash.h"
 
-static const char usage[] =
-    "Usage: kiln upload FILE s3://BUCKET[/KEY] [--part-size MIB] [--parallel N]\n"
-    "                   [--resumable] [--region REGION] [--profile NAME] [--json]\n"
-    "\n"
-    "Upload FILE to S3 the way `kiln deploy` uploads EIFs: nothing is sent when the object\n"
-    "already holds the same bytes (its SHA-256 for content-addressed keys, else its CRC32C\n"
-    "checksums as S3 reports them); files above one part\n"
-    "go up as a parallel multipart upload with a CRC32C checksum per part, read straight from\n"
-    "the file. An interrupted upload (Ctrl-C, kill, network loss) resumes when the same\n"
-    "command runs again and sends only the missing parts; other failures abort the upload\n"
-    "unless --resumable keeps it (`kiln status` lists kept uploads).\n"
-    "\n"
-    "Without KEY (or with KEY ending in '/'), the key is content-addressed:\n"
-    "  [KEY]eifs/<FILE name without .eif>/<sha256>.eif\n"
-    "\n"
-    "Options:\n"
-    "  --part-size MIB   part size in MiB (default 16; at least 5; at most 10,000 parts)\n"
-    "  --parallel N      parts in flight at once (default 8)\n"
-    "  --resumable       keep a failed upload for a later resume instead of aborting it\n"
-    "  --region REGION   when AWS_REGION and the profile name none\n"
-    "  --profile NAME    AWS profile (default: $AWS_PROFILE, else default)\n"
-    "  --json            print the result as JSON\n"
-    "\n"
-    "Credentials, region and endpoint come from the usual AWS settings (AWS_ACCESS_KEY_ID...,\n"
-    "AWS_PROFILE, web identity, container or instance credentials; AWS_ENDPOINT_URL_S3).\n"
-    "\n"
-    "Examples:\n"
-    "  kiln upload app.eif s3://my-eifs/                 (content-addressed key)\n"
-    "  kiln upload app.eif s3://my-eifs/releases/v1.eif --parallel 16\n"
-    "  AWS_ENDPOINT_URL=http://127.0.0.1:9000 kiln upload big.bin s3://test/big.bin --json\n";
-
 struct upload_hooks {
   struct kiln *k;
 };
@@ -108,10 +77,6 @@ static int parse_count(const char *v, long min, long max, long *out)
 
 int kiln_cmd_upload(struct kiln_cli *cli)
 {
-  if (kiln_cli_wants_help(cli)) {
-    fputs(usage, stdout);
-    return KILN_EXIT_OK;
-  }
   const char *file = NULL, *uri = NULL, *region = NULL, *profile = NULL;
   long part_mib = 0, parallel = 0;
   int resumable = 0;

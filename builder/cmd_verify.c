@@ -12,20 +12,6 @@
 #include "util/hash.h"
 #include "util/json.h"
 
-static const char usage[] =
-    "Usage: kiln verify FILE.eif [--pcrs EXPECTED.json] [--json]\n"
-    "\n"
-    "Without --pcrs: rebuilds the app (kiln.json, pinned by kiln.lock; cache hits are fine: the\n"
-    "cache is content-addressed) and checks that FILE has exactly the rebuilt bytes and PCRs.\n"
-    "With --pcrs: reads FILE, recomputes its measurements and compares PCR0/1/2 (and PCR8 when\n"
-    "present) with EXPECTED.json, in nitro-cli's form ({\"Measurements\": {...}} or the inner\n"
-    "object), e.g. values from an attestation document.\n"
-    "Exit status 0 when everything matches, 1 with the differing values otherwise.\n"
-    "\n"
-    "Examples:\n"
-    "  kiln verify hello.eif\n"
-    "  kiln verify hello.eif --pcrs expected-pcrs.json\n";
-
 static int compare_pcrs(struct kiln_cli *cli, const struct kiln_eif_pcrs *got, const cJSON *want,
                         cJSON *report)
 {
@@ -57,10 +43,6 @@ static int compare_pcrs(struct kiln_cli *cli, const struct kiln_eif_pcrs *got, c
 
 int kiln_cmd_verify(struct kiln_cli *cli)
 {
-  if (kiln_cli_wants_help(cli)) {
-    fputs(usage, stdout);
-    return KILN_EXIT_OK;
-  }
   const char *file = NULL, *pcrs_file = NULL;
   for (int i = 1; i < cli->argc; i++) {
     if (strcmp(cli->argv[i], "--pcrs") == 0 && i + 1 < cli->argc)
