@@ -49,6 +49,12 @@ int kiln_aws_cli_option(struct kiln_cli *cli, struct kiln *k, struct kiln_pipeli
       a->eif_file = v;
     else
       code = set_string(cli, k, p, arg + 2, v);
+    /* The aws stage's region option comes after AWS_REGION (it is kiln.json's too), and the s3
+     * stage reads kiln.json's aws section, not these options: the command line is the most
+     * explicit setting, so --region and --profile also go where every AWS client looks first. */
+    if (!code && strcmp(arg, "--set") != 0 && strcmp(arg, "--eif") != 0 &&
+        setenv(strcmp(arg, "--region") == 0 ? "AWS_REGION" : "AWS_PROFILE", v, 1) != 0)
+      code = kiln_cli_fail_msg(cli, KILN_E_NOMEM, "cannot set %s", arg);
     return code ? -code : 1;
   }
   return 0;

@@ -25,6 +25,9 @@ int kiln_cmd_run(struct kiln_cli *cli)
 {
   if (cli->argc < 2)
     return kiln_cli_usage(cli, "name the stage to run (`kiln plugins` lists them)");
+  if (cli->argv[1][0] == '-')
+    return kiln_cli_usage(cli, "name the stage to run before its options, got \"%s\"",
+                          cli->argv[1]);
   const char *stage = cli->argv[1];
   int code = 0;
   struct kiln *k = kiln_cli_open_app(cli, 0, &code);

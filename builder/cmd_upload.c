@@ -96,6 +96,9 @@ int kiln_cmd_upload(struct kiln_cli *cli)
       if (!v)
         return kiln_cli_usage(cli, "%s needs a value", a);
       *(strcmp(a, "--region") == 0 ? &region : &profile) = v;
+      /* the client's region option comes after AWS_REGION; the command line wins over both */
+      if (strcmp(a, "--region") == 0 && setenv("AWS_REGION", v, 1) != 0)
+        return kiln_cli_fail_msg(cli, KILN_E_NOMEM, "cannot set AWS_REGION");
       i++;
     } else if (strcmp(a, "--resumable") == 0) {
       resumable = 1;
@@ -179,6 +182,9 @@ int kiln_cmd_upload(struct kiln_cli *cli)
   if (cli->json) {
     cJSON *doc = kiln_s3_upload_result_json(kiln_aws_client_region(c), bucket, key, &res);
     kiln_s3_upload_stats_json(doc, &res);
+    cJSON_AddNumberToObject(doc, "parallel",
+                            parallel ? (double)parallel : KILN_S3_DEFAULT_PARALLEL);
+    cJSON_AddBoolToObject(doc, "resumable", resumable);
     kiln_cli_print_json(doc);
   } else if (res.skipped) {
     printf("s3://%s/%s already holds %s; nothing sent\n", bucket, key, file);

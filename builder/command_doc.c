@@ -6,8 +6,7 @@
 const struct kiln_cli_option kiln_cli_global_options[] = {
     {"-C", NULL, "DIR", "run as if started in the application directory DIR", "dir"},
     {"--json", NULL, NULL, "print exactly one JSON document on stdout (logs stay on stderr)", NULL},
-    {"--verbose", "-v", NULL, "more logging (-vv: debug)",
-     NULL},
+    {"--verbose", "-v", NULL, "more logging (-vv: debug)", NULL},
     {"--quiet", "-q", NULL, "errors only", NULL},
     {"--no-cache", NULL, NULL, "run every stage even when its result is cached", NULL},
     {"--plugin-path", NULL, "P", "extra plugin directories or files, ':'-separated", "dir"},
@@ -21,7 +20,8 @@ const struct kiln_cli_option kiln_cli_global_options[] = {
   }
 #define OPT_REGION                                                                                 \
   {                                                                                                \
-    "--region", NULL, "REGION", "AWS region (else AWS_REGION, else the profile's)", NULL           \
+    "--region", NULL, "REGION",                                                                    \
+        "AWS region (wins over AWS_REGION, the profile's and kiln.json's)", NULL                   \
   }
 #define OPT_PROFILE                                                                                \
   {                                                                                                \

@@ -274,10 +274,10 @@ int main(int argc, char **argv)
     return KILN_EXIT_USAGE;
   cli.argc = argc - first;
   cli.argv = argv + first;
-  if (strcmp(name, "help") == 0)
-    return run_help(&cli);
   if (help)
     return print_command_help(&cli, name);
+  if (strcmp(name, "help") == 0)
+    return run_help(&cli);
   if (version || strcmp(name, "version") == 0) {
     if (!version && cli.argc > 1)
       return kiln_cli_usage(&cli, "unexpected argument \"%s\"", cli.argv[1]);

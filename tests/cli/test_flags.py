@@ -1,0 +1,601 @@
+#!/usr/bin/env python3
+"""The flag table test: every documented option of every command, placed after the command, must
+reach the command and have its effect; --help, the man page and the completions must agree with
+the command table (`kiln help --json`).
+
+Run as: test_flags.py KILN SERVER_DIR DOC_DIR CASE    (CASE: options | docs)
+  options  runs each command with each of its options (AWS commands against moto's server)
+  docs     compares --help, kiln.1 and the bash/zsh completions with the table
+"""
+import hashlib
+import io
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "lib"))
+from kilntest import check, run_case, server_env  # noqa: E402
+
+KILN, SERVER_DIR, DOC_DIR, CASE = sys.argv[1:5]
+WORK = tempfile.mkdtemp(prefix="kiln-flags-")
+
+
+def table():
+    p = subprocess.run([KILN, "help", "--json"], capture_output=True, text=True, timeout=60)
+    check(p.returncode == 0, "kiln help --json exits 0: %s" % p.stderr)
+    return json.loads(p.stdout)
+
+
+def path(*parts):
+    return os.path.join(WORK, *parts)
+
+
+def write(name, data, mode="w"):
+    os.makedirs(os.path.dirname(path(name)), exist_ok=True)
+    with open(path(name), mode) as f:
+        f.write(data)
+    return path(name)
+
+
+class Result:
+    def __init__(self, proc, args):
+        self.code, self.out, self.err, self.args = proc.returncode, proc.stdout, proc.stderr, args
+        try:
+            self.doc = json.loads(proc.stdout)
+        except ValueError:
+            self.doc = None
+
+    def expect(self, code, what):
+        check(self.code == code, "%s: `kiln %s` exits %d, got %d\nstdout: %s\nstderr: %s"
+              % (what, " ".join(self.args), code, self.code, self.out[-800:], self.err[-1500:]))
+        return self
+
+
+def kiln(*args, env=None, cwd=None, timeout=300):
+    e = {k: v for k, v in os.environ.items() if not k.startswith("AWS_") and k != "DEPLOYMENT_ID"}
+    e.update(KILN_CACHE_DIR=path("cache"), NO_COLOR="1", HOME=path("home"))
+    e.update(env or {})
+    proc = subprocess.run([KILN] + list(args), capture_output=True, text=True, env=e,
+                          cwd=cwd or path("app"), timeout=timeout)
+    return Result(proc, args)
+
+
+def describe(eif):
+    r = kiln("describe", eif, "--json").expect(0, "describe " + eif)
+    text = kiln("describe", eif).out
+    return (r.doc or {}), text
+
+
+# ---- inputs: a small app (dir rootfs + a blobs kernel), EIF parts, a key and certificate ----
+
+def make_inputs():
+    os.makedirs(path("home"))
+    write("app/rootfs/bin/app", "#!/bin/sh\n")
+    write("app/rootfs2/bin/app", "#!/bin/sh\necho two\n")
+    os.chmod(path("app/rootfs/bin/app"), 0o755)
+    os.chmod(path("app/rootfs2/bin/app"), 0o755)
+    write("app/blobs/bzImage", os.urandom(200000), "wb")
+    write("app/blobs/init", os.urandom(1000), "wb")
+    write("app/blobs/cmdline", "console=ttyS0\n")
+    write("app/blobs/bzImage.config", "#\n# Automatically generated file; DO NOT EDIT.\n"
+          "# Linux/x86 6.12.0 Kernel Configuration\n")
+    write("app/kiln.json", json.dumps({
+        "name": "app", "image": {"source": "dir:rootfs"}, "enclave": {"cmd": ["/bin/app"]},
+        "kernel": {"source": "blobs:blobs"}, "aws": {"ports": [8080]}}))
+    write("parts/kernel.bin", os.urandom(300000), "wb")
+    write("parts/boot.cpio", os.urandom(100000), "wb")
+    write("parts/app.cpio", os.urandom(200000), "wb")
+    for cmd in (["openssl", "ecparam", "-name", "secp384r1", "-genkey", "-noout", "-out", path("key.pem")],
+                ["openssl", "req", "-new", "-x509", "-key", path("key.pem"), "-out", path("cert.pem"),
+                 "-days", "30", "-subj", "/CN=flags"]):
+        subprocess.run(cmd, check=True, capture_output=True)
+    make_docker_archive()
+
+
+def make_docker_archive():
+    """A `docker save` tarball with ENTRYPOINT and CMD, so --cmd-mode changes argv."""
+    layer = path("layer.tar")
+    with tarfile.open(layer, "w") as t:
+        for name in ("bin/entry", "bin/cmd"):
+            data = b"#!/bin/sh\n"
+            info = tarfile.TarInfo(name)
+            info.size, info.mode = len(data), 0o755
+            t.addfile(info, io.BytesIO(data))
+    diff = hashlib.sha256(open(layer, "rb").read()).hexdigest()
+    config = json.dumps({"architecture": "amd64", "os": "linux",
+                         "config": {"Entrypoint": ["/bin/entry"], "Cmd": ["/bin/cmd"]},
+                         "rootfs": {"type": "layers", "diff_ids": ["sha256:" + diff]}}).encode()
+    manifest = json.dumps([{"Config": "config.json", "RepoTags": ["flags:1"],
+                            "Layers": ["layer.tar"]}]).encode()
+    with tarfile.open(path("app/image.tar"), "w") as t:
+        t.add(layer, "layer.tar")
+        for name, data in (("config.json", config), ("manifest.json", manifest)):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            t.addfile(info, io.BytesIO(data))
+
+
+def eif_build(*extra, out="out.eif"):
+    args = ["eif-build", "--kernel", path("parts/kernel.bin"), "--cmdline", "console=ttyS0",
+            "--ramdisk", path("parts/boot.cpio"), "--ramdisk", path("parts/app.cpio"),
+            "--output", path(out)] + list(extra)
+    return kiln(*args)
+
+
+def metadata(eif="out.eif"):
+    doc, _ = describe(path(eif))
+    return doc
+
+
+# ---- local commands ----
+
+def opt_build_output(o):
+    r = kiln("build", o, path("built.eif"), "--json").expect(0, "build " + o)
+    check(os.path.exists(path("built.eif")) and (r.doc or {}).get("eif") == path("built.eif"),
+          "build %s FILE writes FILE: %s" % (o, r.doc))
+
+
+def opt_build_set(o):
+    kiln("build", o, "image.source=dir:rootfs2", "-o", path("b2.eif")).expect(0, "build --set")
+    a = kiln("build", "-o", path("b1.eif"), "--json").expect(0, "build")
+    b = kiln("build", o, "image.source=dir:rootfs2", "-o", path("b2.eif"), "--json")
+    check((a.doc or {}).get("Measurements", {}).get("PCR2") !=
+          (b.doc or {}).get("Measurements", {}).get("PCR2"), "build --set image.source changes PCR2")
+
+
+def opt_describe_no_crc_check(o):
+    eif_build(out="crc.eif").expect(0, "eif-build")
+    with open(path("crc.eif"), "r+b") as f:
+        f.seek(-10, 2)
+        b = f.read(1)
+        f.seek(-10, 2)
+        f.write(bytes([b[0] ^ 0xFF]))
+    kiln("describe", path("crc.eif")).expect(1, "describe of a damaged EIF fails")
+    r = kiln("describe", path("crc.eif"), o, "--json").expect(0, "describe " + o)
+    check((r.doc or {}).get("CheckCRC") is False, "describe %s reports CheckCRC false: %s" % (o, r.out[:300]))
+
+
+def opt_verify_pcrs(o):
+    r = eif_build(out="v.eif").expect(0, "eif-build")
+    good = write("good.json", r.out)
+    bad = json.loads(r.out)
+    bad["Measurements"]["PCR0"] = "00" * 48
+    bad = write("bad.json", json.dumps(bad))
+    kiln("verify", path("v.eif"), o, good).expect(0, "verify %s with the right PCRs" % o)
+    r = kiln("verify", path("v.eif"), o, bad).expect(1, "verify %s with a wrong PCR0" % o)
+    check("PCR0 differs" in r.err, "verify names the differing PCR0: %s" % r.err)
+
+
+def sections(text, kind):
+    return [int(m) for m in re.findall(r"section +\d+ %s +offset +\d+ size +(\d+)" % kind, text)]
+
+
+def opt_eif(o):
+    """eif-build's options: each one's effect on the EIF, its metadata or the printed PCRs."""
+    name = o
+    value = {"--kernel_config": path("app/blobs/bzImage.config"), "--name": "flag-app",
+             "--version": "2.1", "--arch": "aarch64", "--build-time": "2024-01-02T03:04:05Z",
+             "--build-tool": "ci-tool", "--build-tool-version": "9.9", "--img-os": "FlagOS",
+             "--img-kernel": "6.99", "--algo": "sha256", "--pcrs-output": path("pcrs.json"),
+             "--metadata": write("meta.json", '{"b": 1, "a": "x"}'),
+             "--signing-certificate": path("cert.pem"), "--private-key": path("key.pem")}
+    base_opts = ("--kernel", "--cmdline", "--ramdisk", "--output")
+    extra = []
+    if name in ("--signing-certificate", "--private-key"):
+        extra = ["--signing-certificate", path("cert.pem"), "--private-key", path("key.pem")]
+    elif name in ("--sha256", "--sha384", "--sha512"):
+        other = "sha512" if name != "--sha512" else "sha256"
+        extra = ["--algo", other, name]
+    elif name not in base_opts:
+        extra = [name, value[name]]
+    r = eif_build(*extra).expect(0, "eif-build " + name)
+    check((r.doc or {}).get("Measurements", {}).get("PCR0"),
+          "eif-build %s prints the measurements, not something else: %s" % (name, r.out[:200]))
+    doc, text = describe(path("out.eif"))
+    meta = doc.get("Metadata") or {}
+    want = {"--kernel_config": ("OperatingSystem", "Linux"), "--build-tool": ("BuildTool", "ci-tool"),
+            "--build-tool-version": ("BuildToolVersion", "9.9"), "--img-os": ("OperatingSystem", "FlagOS"),
+            "--img-kernel": ("KernelVersion", "6.99"), "--build-time": ("BuildTime", "2024-01-02T03:04:05+00:00")}
+    hashes = {"--algo": "Sha256", "--sha256": "Sha256", "--sha384": "Sha384", "--sha512": "Sha512"}
+    if name in want:
+        k, v = want[name]
+        check(meta.get(k) == v, "eif-build %s sets %s to %r: %s" % (name, k, v, meta))
+    elif name in hashes:
+        got = (r.doc or {}).get("Measurements", {}).get("HashAlgorithm", "")
+        check(got.startswith(hashes[name]), "eif-build %s measures with %s: %s" % (name, hashes[name], got))
+    elif name == "--name":
+        check(doc.get("ImageName") == "flag-app", "--name is ImageName: %s" % doc.get("ImageName"))
+    elif name == "--version":
+        check(doc.get("ImageVersion") == "2.1", "--version is ImageVersion: %s" % doc.get("ImageVersion"))
+    elif name == "--metadata":
+        check(meta.get("CustomMetadata") == {"a": "x", "b": 1}, "--metadata: %s" % meta)
+    elif name == "--arch":
+        check("aarch64" in text, "--arch aarch64 marks the EIF: %s" % text[:200])
+    elif name == "--pcrs-output":
+        with open(path("pcrs.json")) as f:
+            check(json.load(f) == r.doc, "--pcrs-output holds the printed measurements")
+    elif name in ("--signing-certificate", "--private-key"):
+        check(doc.get("IsSigned") is True and (r.doc or {}).get("Measurements", {}).get("PCR8"),
+              "%s signs the EIF (PCR8)" % name)
+    elif name == "--kernel":
+        check(sections(text, "kernel") == [300000], "--kernel is the kernel section: %s" % text[:400])
+    elif name == "--ramdisk":
+        check(sections(text, "ramdisk") == [100000, 200000], "two --ramdisk sections: %s" % text[:400])
+    elif name == "--cmdline":
+        check("cmdline: console=ttyS0" in text, "--cmdline is the cmdline section: %s" % text[:400])
+    elif name == "--output":
+        check(os.path.getsize(path("out.eif")) > 600000, "--output is where the EIF is written")
+
+
+def opt_sign(o):
+    eif_build(out="s.eif").expect(0, "eif-build")
+    args = ["sign", path("s.eif"), "--key", path("key.pem"), "--cert", path("cert.pem")]
+    if o in ("--output", "-o"):
+        r = kiln(*(args + [o, path("signed.eif")])).expect(0, "sign " + o)
+        check(describe(path("signed.eif"))[0].get("IsSigned") is True, "sign %s writes a signed EIF" % o)
+        check(describe(path("s.eif"))[0].get("IsSigned") is False, "sign %s leaves the input alone" % o)
+    else:
+        i = args.index(o)
+        kiln(*(args[:i] + args[i + 2:])).expect(2, "sign without %s is a usage error" % o)
+        r = kiln(*args).expect(0, "sign")
+        check(describe(path("s.eif"))[0].get("IsSigned") is True and
+              (r.doc or {}).get("Measurements", {}).get("PCR8"), "sign %s signs in place" % o)
+
+
+def opt_image(o):
+    if o in ("--output", "-o"):
+        r = kiln("image", o, path("img.cpio"), "--json").expect(0, "image " + o)
+        with open(path("img.cpio"), "rb") as f:
+            check(f.read(6) == b"070701", "image %s writes a newc cpio" % o)
+        check((r.doc or {}).get("output") == path("img.cpio"), "image reports the output")
+    elif o == "--platform":
+        r = kiln("image", o, "linux/arm64", "-o", path("i.cpio"), "--json").expect(0, "image " + o)
+        check((r.doc or {}).get("platform") == "linux/arm64", "--platform: %s" % r.doc)
+    elif o == "--cmd-mode":
+        src = "docker-archive:" + path("app/image.tar")
+        cfg = path("app/kiln.json")
+        saved = open(cfg).read()
+        doc = json.loads(saved)
+        doc["enclave"].pop("cmd")
+        write("app/kiln.json", json.dumps(doc))
+        d = kiln("image", src, o, "docker", "-o", path("i.cpio"), "--json").expect(0, "image --cmd-mode docker")
+        n = kiln("image", src, o, "nitro-cli", "-o", path("i.cpio"), "--json").expect(0, "image --cmd-mode nitro-cli")
+        write("app/kiln.json", saved)
+        check((d.doc or {}).get("argv") == ["/bin/entry", "/bin/cmd"], "docker mode: %s" % d.doc)
+        check((n.doc or {}).get("argv") == ["/bin/cmd"], "nitro-cli mode: %s" % n.doc)
+    elif o == "--insecure-registry":
+        r = kiln("image", "docker://nohost.invalid:5000/x:1", o, "nohost.invalid:5000", timeout=120)
+        check(r.code == 1 and "http://nohost.invalid:5000/" in r.err,
+              "--insecure-registry makes the registry plain HTTP: %s" % r.err[-300:])
+    elif o == "--set":
+        r = kiln("image", o, "source=dir:rootfs2", "-o", path("i.cpio"), "--json").expect(0, "image --set")
+        check((r.doc or {}).get("source") == "dir:rootfs2", "image --set source: %s" % r.doc)
+
+
+def opt_size(o):
+    if o == "--eif":
+        write("sparse.cpio", "")
+        os.truncate(path("sparse.cpio"), 300 << 20)
+        kiln("eif-build", "--kernel", path("parts/kernel.bin"), "--ramdisk", path("sparse.cpio"),
+             "--output", path("big.eif")).expect(0, "eif-build of a 300 MiB EIF")
+        r = kiln("size", o, path("big.eif"), "--json").expect(0, "size --eif")
+        check((r.doc or {}).get("enclave", {}).get("memory_mib", 0) >= 4 * 300,
+              "size --eif raises memory to 4x the EIF: %s" % (r.doc or {}).get("enclave"))
+        return
+    if o == "--catalogue":
+        with open(os.path.join(os.path.dirname(KILN), "..", "share", "kiln", "instance-types.json")) as f:
+            cat = json.load(f)
+        cat["instance_types"] = [dict(t, name="zz9.flag", family="zz9") for t in cat["instance_types"]
+                                 if t["name"] == "m5.xlarge"]
+        write("cat.json", json.dumps(cat))
+    value = {"--cpus": "6", "--memory": "30G", "--family": "m5", "--arch": "aarch64",
+             "--catalogue": path("cat.json")}[o]
+    r = kiln("size", o, value, "--json").expect(0, "size " + o)
+    d = r.doc or {}
+    ok = {"--cpus": d.get("enclave", {}).get("cpus") == 6,
+          "--memory": d.get("enclave", {}).get("memory_mib") == 30720,
+          "--family": d.get("family") == "m5", "--arch": d.get("arch") == "aarch64",
+          "--catalogue": d.get("instance_type") == "zz9.flag"}[o]
+    check(ok, "size %s %s reaches the sizing: %s" % (o, value, d))
+
+
+def opt_run(o):
+    r = kiln("run", "size", o, "cpus=6", "--json").expect(0, "run --set")
+    metas = [out.get("meta", {}) for s in (r.doc or {}).get("steps", []) for out in s.get("outputs", [])]
+    check(metas and metas[0].get("enclave", {}).get("cpus") == 6, "run size --set cpus=6: %s" % metas)
+
+
+def opt_init(o):
+    d = path("init-" + o.strip("-"))
+    os.makedirs(d)
+    value = {"--image": "docker://ghcr.io/acme/api:1.4", "--name": "flagname"}[o]
+    kiln("init", o, value, cwd=d).expect(0, "init " + o)
+    with open(os.path.join(d, "kiln.json")) as f:
+        cfg = json.load(f)
+    got = cfg.get("image") if o == "--image" else cfg.get("name")
+    check(got == value, "init %s %s is in kiln.json: %s" % (o, value, got))
+
+
+def opt_help(o):
+    if o == "--man":
+        r = kiln("help", o).expect(0, "help --man")
+        check(r.out.startswith(".\\\"") and ".TH KILN 1" in r.out, "help --man prints roff")
+    else:
+        r = kiln("help", o, "bash").expect(0, "help --completion bash")
+        check("complete -F _kiln kiln" in r.out, "help --completion bash prints the bash script")
+        kiln("help", o, "fish").expect(2, "help --completion fish is a usage error")
+
+
+# ---- AWS commands, against moto's server ----
+
+def aws_env(region="us-east-1", **extra):
+    url = server_env(SERVER_DIR, "moto-aws")["URL"]
+    e = {"AWS_ACCESS_KEY_ID": "AKIDADMINTEST", "AWS_SECRET_ACCESS_KEY": "admin-secret",
+         "AWS_ENDPOINT_URL": url, "AWS_EC2_METADATA_DISABLED": "true"}
+    if region:
+        e["AWS_REGION"] = region
+    e.update(extra)
+    return e
+
+
+def boto(service, region="us-east-1"):
+    import boto3
+    return boto3.client(service, endpoint_url=server_env(SERVER_DIR, "moto-aws")["URL"], region_name=region,
+                        aws_access_key_id="AKIDADMINTEST", aws_secret_access_key="admin-secret")
+
+
+def region_of(r):
+    """The region a command worked in: its JSON, or its error message."""
+    if r.doc and isinstance(r.doc.get("region"), str):
+        return r.doc["region"]
+    m = re.search(r"\b([a-z]{2}-[a-z]+-\d)\b", r.out + r.err)
+    return m.group(1) if m else None
+
+
+def opt_aws_common(cmd, o, pre=()):
+    """--region, --profile and --set reach the aws stage: the command works in that region."""
+    write("home/.aws/config", "[profile flagtest]\nregion = ap-south-1\n")
+    if o == "--region":
+        r = kiln(cmd, *pre, o, "eu-west-1", "--json", env=aws_env())
+        want = "eu-west-1"
+    elif o == "--profile":
+        r = kiln(cmd, *pre, o, "flagtest", "--json", env=aws_env(region=None))
+        want = "ap-south-1"
+    else:
+        r = kiln(cmd, *pre, o, "aws.region=eu-central-1", "--json", env=aws_env(region=None))
+        want = "eu-central-1"
+    check(r.code in (0, 1) and region_of(r) == want,
+          "%s %s reaches the aws stage (region %s): exit %d, %s %s" % (cmd, o, want, r.code, r.out[-400:], r.err[-400:]))
+
+
+def opt_setup(o):
+    if o in ("--region", "--profile", "--set"):
+        return opt_aws_common("setup", o, ("--print-policy",))
+    if o == "--credentials-file":
+        kiln("setup", o, path("app/deploy.env"), "--json", env=aws_env()).expect(0, "setup " + o)
+        check(os.path.exists(path("app/deploy.env")) and
+              os.stat(path("app/deploy.env")).st_mode & 0o777 == 0o600, "setup writes the credentials file 0600")
+    elif o == "--github-repo":
+        r = kiln("setup", o, "flag-org/flag-app", "--json", env=aws_env()).expect(0, "setup " + o)
+        check("deploy_role_arn" in (r.doc or {}), "setup --github-repo makes a CI role: %s" % r.doc)
+    elif o in ("--gitlab-project", "--gitlab-url"):
+        args = ["--gitlab-project", "flag-group/flag-app"]
+        if o == "--gitlab-url":
+            args += ["--gitlab-url", "https://gitlab.flag.example"]
+        r = kiln("setup", *args, "--json", env=aws_env()).expect(0, "setup " + o)
+        providers = [p["Arn"] for p in boto("iam").list_open_id_connect_providers()["OpenIDConnectProviderList"]]
+        host = "gitlab.flag.example" if o == "--gitlab-url" else "gitlab.com"
+        check(any(p.endswith("/" + host) for p in providers) and "deploy_role_arn" in (r.doc or {}),
+              "setup %s trusts %s: %s" % (o, host, providers))
+    elif o == "--print-policy":
+        r = kiln("setup", o, env=aws_env()).expect(0, "setup --print-policy")
+        check('"Statement"' in r.out, "setup --print-policy prints the policy: %s" % r.out[:200])
+
+
+def opt_plan(o):
+    """After a deploy (plan needs the size stage's cached result)."""
+    if o == "--set":
+        r = kiln("plan", "--eif", path("v.eif"), o, "size.cpus=6", "--json", env=aws_env())
+        r.expect(0, "plan --set size.cpus=6")
+        check("2xlarge" in r.out, "plan --set size.cpus=6 plans a larger instance: %s" % r.out[-1500:])
+        return
+    if o in ("--region", "--profile"):
+        return opt_aws_common("plan", o, ("--eif", path("v.eif")))
+    if o == "--action":
+        r = kiln("plan", o, "teardown", "--json", env=aws_env()).expect(0, "plan --action teardown")
+        acts = [a.get("action") for s in (r.doc or {}).get("steps", []) for a in s.get("actions", [])]
+        check("delete" in acts, "plan --action teardown lists deletions: %s" % acts)
+    elif o == "--eif":
+        r = kiln("plan", o, path("v.eif"), "--json", env=aws_env()).expect(0, "plan --eif")
+        stages = [s.get("stage") for s in (r.doc or {}).get("steps", [])]
+        check("image" not in stages and "aws" in stages, "plan --eif skips the build: %s" % stages)
+
+
+def opt_deploy(o):
+    if o == "--set":
+        r = kiln("deploy", "--eif", path("v.eif"), o, "size.cpus=6", "--json", env=aws_env())
+        r.expect(0, "deploy --set size.cpus=6")
+        check((r.doc or {}).get("instance_type", "").endswith(".2xlarge"),
+              "deploy --set size.cpus=6 sizes for 6 CPUs: %s" % (r.doc or {}).get("instance_type"))
+        return
+    if o in ("--region", "--profile"):
+        return opt_aws_common("deploy", o, ("--eif", path("v.eif")))
+    r = kiln("deploy", o, path("v.eif"), "--json", env=aws_env()).expect(0, "deploy --eif")
+    sha = hashlib.sha256(open(path("v.eif"), "rb").read()).hexdigest()
+    check((r.doc or {}).get("eif_sha256") == sha, "deploy --eif deploys that EIF: %s" % (r.doc or {}).get("eif_sha256"))
+
+
+def opt_status(o):
+    opt_aws_common("status", o)
+
+
+def opt_update_policy(o):
+    opt_aws_common("update-policy", o)
+
+
+def opt_teardown(o):
+    if o in ("--region", "--profile", "--set"):
+        return opt_aws_common("teardown", o, ("--yes",))
+    if o == "--yes":
+        kiln("teardown", env=aws_env()).expect(2, "teardown without --yes off a terminal")
+        kiln("teardown", o, "--json", env=aws_env()).expect(0, "teardown --yes")
+    else:
+        bucket = kiln("status", "--json", env=aws_env()).doc.get("bucket")
+        kiln("teardown", "--yes", o, "--json", env=aws_env()).expect(0, "teardown --delete-bucket")
+        names = [b["Name"] for b in boto("s3").list_buckets()["Buckets"]]
+        check(bucket and bucket not in names, "teardown --delete-bucket deletes %s: %s" % (bucket, names))
+
+
+def opt_upload(o):
+    s3 = boto("s3")
+    s3.create_bucket(Bucket="flag-upload")
+    write("up.bin", os.urandom(11 << 20), "wb")
+    if o in ("--region", "--profile"):
+        write("home/.aws/config", "[profile flagtest]\nregion = ap-south-1\n")
+        env = aws_env(region=None) if o == "--profile" else aws_env()
+        value, want = ("flagtest", "ap-south-1") if o == "--profile" else ("eu-west-1", "eu-west-1")
+        r = kiln("upload", path("up.bin"), "s3://flag-upload/r.bin", o, value, "--json", env=env)
+        check(r.code == 0 and region_of(r) == want, "upload %s: region %s: %s %s" % (o, want, r.out, r.err))
+        return
+    value = {"--part-size": ["5"], "--parallel": ["3"], "--resumable": []}[o]
+    r = kiln("upload", path("up.bin"), "s3://flag-upload/up.bin", o, *value, "--json", env=aws_env())
+    r.expect(0, "upload " + o)
+    d = r.doc or {}
+    ok = {"--part-size": d.get("part_size") == 5 << 20 and d.get("parts") == 3,
+          "--parallel": d.get("parallel") == 3, "--resumable": d.get("resumable") is True}[o]
+    check(ok, "upload %s reaches the upload: %s" % (o, d))
+
+
+# Every documented option has a case, in the order they run (setup before the AWS commands that
+# need a deployment, teardown last).
+CASES = [("build", opt_build_output, ["--output"]), ("build", opt_build_set, ["--set"]),
+         ("describe", opt_describe_no_crc_check, None), ("verify", opt_verify_pcrs, None),
+         ("eif-build", opt_eif, None), ("sign", opt_sign, None), ("image", opt_image, None),
+         ("size", opt_size, None), ("run", opt_run, None), ("init", opt_init, None),
+         ("help", opt_help, None), ("upload", opt_upload, None), ("setup", opt_setup, None),
+         ("deploy", opt_deploy, None), ("plan", opt_plan, None), ("status", opt_status, None),
+         ("update-policy", opt_update_policy, None), ("teardown", opt_teardown, None)]
+
+
+def spellings(option):
+    return [option["name"]] + ([option["alias"]] if option.get("alias") else [])
+
+
+def case_options():
+    make_inputs()
+    t = table()
+    documented = {c["name"]: c.get("options", []) for c in t["commands"] if c["built"]}
+    covered = {}
+    for cmd, fn, only in CASES:
+        for option in documented.get(cmd, []):
+            if only is None or option["name"] in only:
+                covered.setdefault(cmd, []).append(option["name"])
+    for cmd, options in documented.items():
+        for option in options:
+            check(option["name"] in covered.get(cmd, []),
+                  "documented option `kiln %s %s` has a case in this test" % (cmd, option["name"]))
+    for cmd, fn, only in CASES:
+        for option in documented.get(cmd, []):
+            if only is not None and option["name"] not in only:
+                continue
+            for spelling in spellings(option):
+                before = len(__import__("kilntest").failures)
+                fn(spelling)
+                if len(__import__("kilntest").failures) > before:
+                    print("  in case: kiln %s %s" % (cmd, spelling), file=sys.stderr)
+    # No command takes an option it does not document, and none exits 0 on one.
+    for cmd in documented:
+        r = kiln(cmd, "--no-such-option", env=aws_env())
+        check(r.code == 2, "kiln %s --no-such-option is a usage error (2), got %d: %s" % (cmd, r.code, r.err[-300:]))
+    # Global options after a command that has none of that name; the command's own win.
+    r = kiln("size", "--cpus", "2", "--version")
+    check(r.code == 0 and r.out.startswith("kiln "), "`kiln size --version`: the global --version")
+    r = kiln("size", "--cpus", "2", "-C", path("app"), "--json").expect(0, "size with -C and --json after it")
+    check(r.doc is not None, "--json after the command gives JSON")
+    kiln("version").expect(0, "kiln version")
+    check(kiln("--version").out == kiln("version").out, "kiln version = kiln --version")
+
+
+# ---- --help, man page and completions agree with the table ----
+
+def man_sections(text):
+    out, name = {}, None
+    for line in text.splitlines():
+        m = re.match(r'\.SH "COMMAND: (.*)"', line)
+        if m:
+            name = m.group(1).replace("\\-", "-")
+            out[name] = ""
+        elif line.startswith(".SH"):
+            name = None
+        elif name:
+            out[name] += line + "\n"
+    return out
+
+
+def shell_arms(text, indent):
+    """The case arms of a completion script: command -> the text of its arm."""
+    arms, name = {}, None
+    for line in text.splitlines():
+        m = re.match(r"^%s([a-z-]+)\)$" % indent, line)
+        if m:
+            name = m.group(1)
+            arms[name] = ""
+        elif name:
+            arms[name] += line + "\n"
+    return arms
+
+
+def case_docs():
+    t = table()
+    files = {}
+    for name, args in (("kiln.1", ["help", "--man"]), ("kiln.bash", ["help", "--completion", "bash"]),
+                       ("_kiln", ["help", "--completion", "zsh"])):
+        with open(os.path.join(DOC_DIR, name)) as f:
+            files[name] = f.read()
+        printed = subprocess.run([KILN] + args, capture_output=True, text=True).stdout
+        check(files[name] == printed, "the built %s is what `kiln %s` prints" % (name, " ".join(args)))
+    man = man_sections(files["kiln.1"])
+    bash = shell_arms(files["kiln.bash"], "    ")
+    zsh = shell_arms(files["_kiln"], "        ")
+    for c in t["commands"]:
+        name = c["name"]
+        check(name in man, "kiln.1 has a section for %s" % name)
+        check(re.search(r"\b%s\b" % re.escape(name), files["kiln.bash"].split("'')")[1].split(";;")[0]),
+              "bash completes the command name %s" % name)
+        check("'%s:" % name in files["_kiln"], "zsh completes the command name %s" % name)
+        if not c["documented"]:
+            continue
+        p = subprocess.run([KILN, name, "--help"], capture_output=True, text=True)
+        check(p.returncode == 0 and p.stdout.startswith("Usage: kiln %s" % name), "kiln %s --help" % name)
+        for o in c["options"]:
+            for s in spellings(o):
+                check(re.search(r"(^|[ ,])%s\b" % re.escape(s), p.stdout, re.M),
+                      "kiln %s --help shows %s" % (name, s))
+                check(s.replace("-", "\\-") in man.get(name, ""), "kiln.1's %s section shows %s" % (name, s))
+                check(re.search(r"(^|[ '|])%s([ '|)]|$)" % re.escape(s), bash.get(name, ""), re.M),
+                      "bash completion of %s has %s" % (name, s))
+                check("'*%s[" % s in zsh.get(name, ""), "zsh completion of %s has %s" % (name, s))
+    # The bash script works: completing an option after the command offers the command's own.
+    script = os.path.join(DOC_DIR, "kiln.bash")
+    p = subprocess.run(["bash", "-c", '. "$1"; COMP_WORDS=(kiln eif-build --ver); COMP_CWORD=2; _kiln; '
+                        'echo "${COMPREPLY[*]}"', "-", script], capture_output=True, text=True)
+    check("--version" in p.stdout.split(), "bash completes eif-build --ver to --version: %r %s" % (p.stdout, p.stderr))
+    p = subprocess.run(["bash", "-c", '. "$1"; COMP_WORDS=(kiln eif-build --arch ""); COMP_CWORD=3; _kiln; '
+                        'echo "${COMPREPLY[*]}"', "-", script], capture_output=True, text=True)
+    check(p.stdout.split() == ["x86_64", "aarch64"], "bash completes --arch values: %r" % p.stdout)
+    if shutil.which("zsh"):
+        p = subprocess.run(["zsh", "-n", os.path.join(DOC_DIR, "_kiln")], capture_output=True, text=True)
+        check(p.returncode == 0, "zsh parses _kiln: %s" % p.stderr)
+    p = subprocess.run(["man", "--warnings", "-l", "-Tutf8", os.path.join(DOC_DIR, "kiln.1")],
+                       capture_output=True, text=True)
+    rendered = re.sub(".\x08", "", p.stdout)  # overstrike bold
+    check(p.returncode == 0 and "COMMAND: eif-build" in rendered, "man renders kiln.1")
+    check(not p.stderr.strip(), "man renders kiln.1 without warnings: %s" % p.stderr[:500])
+
+
+run_case(globals(), CASE, WORK)
