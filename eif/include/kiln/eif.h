@@ -44,6 +44,16 @@ struct kiln_eif_metadata {
   const char *custom_json;      /* JSON value or NULL (null) */
 };
 
+/* Where an EIF write spent its time, in seconds (see kiln_eif_build.stats). The writer thread
+ * reads inputs, computes the CRC and writes; lanes 0 and 1 hash (PCR0; PCR1/PCR2). A thread's
+ * wait is time it had nothing to do: the lanes wait for data, the writer for a free buffer. */
+struct kiln_eif_write_stats {
+  double wall;
+  double read, crc, write, writer_wait, fsync;
+  double lane_hash[2], lane_wait[2];
+  uint64_t bytes;
+};
+
 struct kiln_eif_build {
   const char *kernel;          /* bzImage (x86_64) or Image (aarch64) */
   const char *cmdline;         /* exact bytes (no trailing newline) */
@@ -53,8 +63,9 @@ struct kiln_eif_build {
   enum kiln_eif_hash hash;
   struct kiln_eif_metadata metadata;
   const char *metadata_raw; /* exact metadata section bytes (re-signing keeps them); else built */
-  const char *signing_certificate; /* PEM; with private_key: add the signature section (PCR8) */
-  const char *private_key;         /* PEM, ECDSA P-384 */
+  const char *signing_certificate;    /* PEM; with private_key: add the signature section (PCR8) */
+  const char *private_key;            /* PEM, ECDSA P-384 */
+  struct kiln_eif_write_stats *stats; /* optional: filled with where the time went */
 };
 
 /* Write the EIF to out_path (via a temp file and rename: never a partial file). Each input is
