@@ -31,19 +31,21 @@ static int parse_time(const char *text, int64_t *out)
   return 0;
 }
 
-/* -v: where the time went, per thread (the writer waits for the hash lanes, or they for it). */
+/* -v: where the time went, per thread (each waits when another one is the bottleneck). */
 static void print_stats(const struct kiln_eif_write_stats *st)
 {
   double mib = (double)st->bytes / (1024 * 1024);
   fprintf(stderr,
-          "eif-build: %.0f MiB in %.2f s (%.0f MiB/s)\n"
-          "  writer thread: read %.2f s, CRC-32 %.2f s, write %.2f s, waiting for a free buffer "
-          "%.2f s; final fsync %.2f s\n"
-          "  hash lane PCR0: hashing %.2f s, waiting for data %.2f s\n"
-          "  hash lane PCR1/PCR2: hashing %.2f s, waiting for data %.2f s\n",
-          mib, st->wall, st->wall > 0 ? mib / st->wall : 0.0, st->read, st->crc, st->write,
-          st->writer_wait, st->fsync, st->lane_hash[0], st->lane_wait[0], st->lane_hash[1],
-          st->lane_wait[1]);
+          "eif-build: %.0f MiB in %.2f s (%.0f MiB/s), written %s\n"
+          "  reader:          read %.2f s, waiting for a free buffer %.2f s\n"
+          "  hash lane PCR0:  hashing %.2f s, waiting for data %.2f s\n"
+          "  hash lane PCR1/2: hashing %.2f s, waiting for data %.2f s\n"
+          "  disk:            CRC-32 %.2f s, write %.2f s, waiting for data %.2f s; final fsync "
+          "%.2f s\n",
+          mib, st->wall, st->wall > 0 ? mib / st->wall : 0.0,
+          st->direct ? "with O_DIRECT" : "through the page cache", st->read, st->reader_wait,
+          st->lane_hash[0], st->lane_wait[0], st->lane_hash[1], st->lane_wait[1], st->crc,
+          st->write, st->disk_wait, st->fsync);
 }
 
 int kiln_cmd_eif_build(struct kiln_cli *cli)

@@ -1,7 +1,11 @@
-/* The EIF writer's byte stream: a ring of buffers the calling thread fills (reading inputs),
- * checksums (CRC-32, libdeflate) and writes, while two lanes hash the same buffers (lane 0:
- * PCR0; lane 1: PCR1 or PCR2). Each input byte is read once; nothing waits for a whole file. */
-#define _GNU_SOURCE /* sync_file_range */
+/* The EIF writer's byte stream: the file is assembled in a ring of 4 MiB output blocks. The
+ * calling thread (the reader) reads inputs straight into the current block; when it is full, two
+ * lanes hash it (lane 0: PCR0; lane 1: PCR1 or PCR2) and the disk thread computes the CRC-32
+ * (libdeflate) and writes it, all at once on different cores. Blocks are aligned in memory and
+ * in the file so they can go to disk with O_DIRECT: no page-cache copy, no dirty-page
+ * throttling; where the file system refuses O_DIRECT (tmpfs) they are written through the page
+ * cache with early writeback. Each input byte is read once; memory is bounded by the ring. */
+#define _GNU_SOURCE /* O_DIRECT, sync_file_range */
 #include "stream.h"
 
 #include <errno.h>
@@ -15,38 +19,53 @@
 
 #include "util/fs.h"
 
-/* 4 x 4 MiB in flight: the lanes may lag three buffers behind the writer before it waits. */
 #define STREAM_SLOTS 4
-#define STREAM_CHUNK (4u << 20)
-/* Start writeback every 64 MiB, so the final fsync finds little left to write. */
-#define STREAM_WRITEBACK_STEP (64u << 20)
+#define STREAM_BLOCK (4u << 20)
+#define STREAM_ALIGN 4096u /* O_DIRECT: memory, offsets and lengths in whole device blocks */
+#define STREAM_WRITEBACK_STEP (64u << 20) /* page-cache writes: start writeback this often */
+/* A block holds pieces of at most every section: its header and data, plus the file header. */
+#define STREAM_SEGMENTS (2 * KILN_EIF_MAX_SECTIONS + 2)
 
-struct slot {
-  char *buf;
-  size_t len;
+enum { LANE0, LANE1, DISK, CONSUMERS };
+
+struct segment {
+  uint32_t off, len;
   enum eif_feed feed;
 };
 
-struct lane {
+struct block {
+  char *buf;
+  uint64_t file_off; /* where buf[0] goes in the file */
+  size_t len;
+  struct segment seg[STREAM_SEGMENTS];
+  int nseg;
+};
+
+struct consumer {
   struct eif_stream *s;
-  int index;
+  int role;
   pthread_t thread;
   int started;
+  kiln_err rc; /* the disk thread's write error */
+  struct kiln_error err;
 };
 
 struct eif_stream {
   int fd;
   const char *name;
   struct eif_measure *m;
-  struct slot slot[STREAM_SLOTS];
+  size_t header_len;
+  int direct;
+  struct block block[STREAM_SLOTS];
+  struct block *current; /* being filled by the reader, or NULL */
+  uint64_t end;          /* file offset after the last byte put */
   pthread_mutex_t lock;
   pthread_cond_t cond;
-  uint64_t filled;    /* buffers handed to the lanes */
-  uint64_t hashed[2]; /* buffers each lane is done with */
-  int finishing;      /* no more buffers: the lanes drain and end */
-  int aborting;       /* an error: the lanes end now */
-  struct lane lanes[2];
-  uint64_t written, flushed;
+  uint64_t filled;          /* blocks handed over */
+  uint64_t done[CONSUMERS]; /* blocks each consumer is through with */
+  int finishing, aborting;
+  struct consumer consumer[CONSUMERS];
+  uint64_t flushed; /* page-cache mode: bytes whose writeback was started */
   double started_at;
   struct kiln_eif_write_stats st;
 };
@@ -58,44 +77,100 @@ static double now(void)
   return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static void lane_hash(struct eif_stream *s, int index, const struct slot *sl)
+static void hash_block(struct eif_stream *s, int lane, const struct block *b)
 {
-  if (sl->feed == EIF_FEED_NONE)
-    return;
-  int pcr = index == 0 ? 0 : sl->feed == EIF_FEED_BOOT ? 1 : 2;
-  EVP_DigestUpdate(s->m->pcr[pcr], sl->buf, sl->len);
+  for (int i = 0; i < b->nseg; i++) {
+    const struct segment *g = &b->seg[i];
+    if (g->feed == EIF_FEED_NONE)
+      continue;
+    int pcr = lane == LANE0 ? 0 : g->feed == EIF_FEED_BOOT ? 1 : 2;
+    EVP_DigestUpdate(s->m->pcr[pcr], b->buf + g->off, g->len);
+  }
 }
 
-static void *lane_main(void *arg)
+/* Write the block, padded to whole device blocks (the file is cut to length at the end). */
+static kiln_err write_block(struct eif_stream *s, struct block *b, struct kiln_error *err)
 {
-  struct lane *l = arg;
-  struct eif_stream *s = l->s;
-  double hashing = 0, waiting = 0;
+  size_t len = (b->len + STREAM_ALIGN - 1) & ~(size_t)(STREAM_ALIGN - 1);
+  memset(b->buf + b->len, 0, len - b->len);
+  if (!s->direct && b->file_off - s->flushed >= STREAM_WRITEBACK_STEP) {
+    sync_file_range(s->fd, (off_t)s->flushed, (off_t)(b->file_off - s->flushed),
+                    SYNC_FILE_RANGE_WRITE);
+    s->flushed = b->file_off;
+  }
+  for (size_t done = 0; done < len;) {
+    ssize_t n = pwrite(s->fd, b->buf + done, len - done, (off_t)(b->file_off + done));
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n < 0 && errno == EINVAL && s->direct && done == 0) { /* O_DIRECT refused after all */
+      fcntl(s->fd, F_SETFL, fcntl(s->fd, F_GETFL) & ~O_DIRECT);
+      s->direct = 0;
+      continue;
+    }
+    if (n <= 0)
+      return kiln_error_set(err, KILN_E_IO, "cannot write %s: %s", s->name,
+                            n < 0 ? strerror(errno) : "short write");
+    done += (size_t)n;
+  }
+  return KILN_OK;
+}
+
+/* Hash, or checksum and write, one block; returns the disk thread's write error. */
+static kiln_err consume(struct consumer *c, struct block *b, kiln_err failed)
+{
+  struct eif_stream *s = c->s;
+  kiln_err rc = KILN_OK;
+  if (c->role != DISK) {
+    double t = now();
+    hash_block(s, c->role, b);
+    s->st.lane_hash[c->role] += now() - t;
+    return KILN_OK;
+  }
+  double t = now();
+  size_t skip = b->file_off < s->header_len ? (size_t)(s->header_len - b->file_off) : 0;
+  if (skip < b->len)
+    s->m->crc = (uint32_t)libdeflate_crc32(s->m->crc, b->buf + skip, b->len - skip);
+  double t2 = now();
+  s->st.crc += t2 - t;
+  if (!failed) /* after a failed write, the blocks are only taken off the ring */
+    rc = write_block(s, b, &c->err);
+  s->st.write += now() - t2;
+  return rc;
+}
+
+static void *consumer_main(void *arg)
+{
+  struct consumer *c = arg;
+  struct eif_stream *s = c->s;
+  double waiting = 0;
   pthread_mutex_lock(&s->lock);
   for (;;) {
     double t = now();
-    while (s->hashed[l->index] == s->filled && !s->finishing && !s->aborting)
+    while (s->done[c->role] == s->filled && !s->finishing && !s->aborting)
       pthread_cond_wait(&s->cond, &s->lock);
     waiting += now() - t;
-    if (s->aborting || s->hashed[l->index] == s->filled)
+    if (s->aborting || s->done[c->role] == s->filled)
       break;
-    const struct slot *sl = &s->slot[s->hashed[l->index] % STREAM_SLOTS];
+    struct block *b = &s->block[s->done[c->role] % STREAM_SLOTS];
+    kiln_err failed = c->rc;
     pthread_mutex_unlock(&s->lock);
-    t = now();
-    lane_hash(s, l->index, sl);
-    hashing += now() - t;
+    kiln_err rc = consume(c, b, failed);
     pthread_mutex_lock(&s->lock);
-    s->hashed[l->index]++;
+    if (rc)
+      c->rc = rc;
+    s->done[c->role]++;
     pthread_cond_broadcast(&s->cond);
   }
-  s->st.lane_hash[l->index] = hashing;
-  s->st.lane_wait[l->index] = waiting;
+  if (c->role == DISK)
+    s->st.disk_wait = waiting;
+  else
+    s->st.lane_wait[c->role] = waiting;
   pthread_mutex_unlock(&s->lock);
   return NULL;
 }
 
-kiln_err eif_stream_new(int fd, const char *name, struct eif_measure *m, struct eif_stream **out,
-                        struct kiln_error *err)
+kiln_err eif_stream_new(int fd, const char *name, struct eif_measure *m, size_t header_len,
+                        struct eif_stream **out, struct kiln_error *err)
 {
   struct eif_stream *s = calloc(1, sizeof *s);
   if (!s)
@@ -103,71 +178,90 @@ kiln_err eif_stream_new(int fd, const char *name, struct eif_measure *m, struct 
   s->fd = fd;
   s->name = name;
   s->m = m;
+  s->header_len = header_len;
   s->started_at = now();
   pthread_mutex_init(&s->lock, NULL);
   pthread_cond_init(&s->cond, NULL);
   *out = s;
+  s->direct = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_DIRECT) == 0;
   for (int i = 0; i < STREAM_SLOTS; i++)
-    if (!(s->slot[i].buf = malloc(STREAM_CHUNK)))
+    if (posix_memalign((void **)&s->block[i].buf, STREAM_ALIGN, STREAM_BLOCK) != 0)
       return kiln_error_set(err, KILN_E_NOMEM, "out of memory for the EIF write buffers");
-  for (int i = 0; i < 2; i++) {
-    s->lanes[i] = (struct lane){.s = s, .index = i};
-    if (pthread_create(&s->lanes[i].thread, NULL, lane_main, &s->lanes[i]) != 0)
-      return kiln_error_set(err, KILN_E_NOMEM, "cannot start the EIF hashing threads");
-    s->lanes[i].started = 1;
+  for (int i = 0; i < CONSUMERS; i++) {
+    s->consumer[i] = (struct consumer){.s = s, .role = i, .err = KILN_ERROR_INIT};
+    if (pthread_create(&s->consumer[i].thread, NULL, consumer_main, &s->consumer[i]) != 0)
+      return kiln_error_set(err, KILN_E_NOMEM, "cannot start the EIF writing threads");
+    s->consumer[i].started = 1;
   }
+  s->end = header_len; /* the header's place: zeros until eif_stream_close */
   return KILN_OK;
 }
 
-/* A buffer no lane still reads (waits for the slower lane when all are in flight). */
-static struct slot *free_slot(struct eif_stream *s)
+/* The block being filled; waits for the oldest one to be free when all are in flight. */
+static struct block *current_block(struct eif_stream *s)
 {
+  if (s->current)
+    return s->current;
   double t = now();
   pthread_mutex_lock(&s->lock);
-  while (s->filled - (s->hashed[0] < s->hashed[1] ? s->hashed[0] : s->hashed[1]) >= STREAM_SLOTS)
+  for (;;) {
+    uint64_t oldest = s->done[0];
+    for (int i = 1; i < CONSUMERS; i++)
+      oldest = s->done[i] < oldest ? s->done[i] : oldest;
+    if (s->filled - oldest < STREAM_SLOTS)
+      break;
     pthread_cond_wait(&s->cond, &s->lock);
-  struct slot *sl = &s->slot[s->filled % STREAM_SLOTS];
+  }
+  struct block *b = &s->block[s->filled % STREAM_SLOTS];
   pthread_mutex_unlock(&s->lock);
-  s->st.writer_wait += now() - t;
-  return sl;
+  s->st.reader_wait += now() - t;
+  b->file_off = s->end - (s->end % STREAM_BLOCK);
+  b->len = (size_t)(s->end - b->file_off);
+  b->nseg = 0;
+  if (b->len) /* only the first block starts after its beginning: the header's place */
+    memset(b->buf, 0, b->len);
+  return s->current = b;
 }
 
-static kiln_err write_all(struct eif_stream *s, const char *p, size_t len, struct kiln_error *err)
+/* The disk thread's error, if it had one. */
+static kiln_err disk_error(struct eif_stream *s, struct kiln_error *err)
 {
-  if (s->written - s->flushed >= STREAM_WRITEBACK_STEP) {
-    sync_file_range(s->fd, (off_t)s->flushed, (off_t)(s->written - s->flushed),
-                    SYNC_FILE_RANGE_WRITE);
-    s->flushed = s->written;
-  }
-  s->written += len;
-  while (len) {
-    ssize_t n = write(s->fd, p, len);
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n <= 0)
-      return kiln_error_set(err, KILN_E_IO, "cannot write %s: %s", s->name,
-                            n < 0 ? strerror(errno) : "short write");
-    p += n;
-    len -= (size_t)n;
-  }
-  return KILN_OK;
+  pthread_mutex_lock(&s->lock);
+  kiln_err rc = s->consumer[DISK].rc;
+  pthread_mutex_unlock(&s->lock);
+  if (rc)
+    kiln_error_set(err, rc, "%s", kiln_error_msg(&s->consumer[DISK].err));
+  return rc;
 }
 
-/* Hand the filled buffer to the lanes, then checksum and write it here. */
-static kiln_err publish(struct eif_stream *s, struct slot *sl, struct kiln_error *err)
+/* Hand the current block (full, or the last one) to the lanes and the disk thread. */
+static kiln_err hand_over(struct eif_stream *s, struct kiln_error *err)
 {
+  if (!s->current)
+    return KILN_OK;
+  s->current = NULL;
   pthread_mutex_lock(&s->lock);
   s->filled++;
   pthread_cond_broadcast(&s->cond);
   pthread_mutex_unlock(&s->lock);
-  double t = now();
-  s->m->crc = (uint32_t)libdeflate_crc32(s->m->crc, sl->buf, sl->len);
-  double t2 = now();
-  s->st.crc += t2 - t;
-  kiln_err rc = write_all(s, sl->buf, sl->len, err);
-  s->st.write += now() - t2;
-  s->st.bytes += sl->len;
-  return rc;
+  return disk_error(s, err);
+}
+
+/* Record that len bytes were just placed at the block's end. */
+static kiln_err placed(struct eif_stream *s, struct block *b, size_t len, enum eif_feed feed,
+                       struct kiln_error *err)
+{
+  struct segment *last = b->nseg ? &b->seg[b->nseg - 1] : NULL;
+  if (last && last->feed == feed && last->off + last->len == b->len)
+    last->len += (uint32_t)len;
+  else if (b->nseg < STREAM_SEGMENTS)
+    b->seg[b->nseg++] = (struct segment){(uint32_t)b->len, (uint32_t)len, feed};
+  else
+    return kiln_error_set(err, KILN_E_INTERNAL, "too many EIF pieces in one write block");
+  b->len += len;
+  s->end += len;
+  s->st.bytes += len;
+  return b->len == STREAM_BLOCK ? hand_over(s, err) : KILN_OK;
 }
 
 kiln_err eif_stream_put(struct eif_stream *s, const void *data, size_t len, enum eif_feed feed,
@@ -175,20 +269,28 @@ kiln_err eif_stream_put(struct eif_stream *s, const void *data, size_t len, enum
 {
   const char *p = data;
   kiln_err rc = KILN_OK;
-  if (s->finishing) { /* the lanes are done: only unhashed bytes (the signature) come now */
+  if (s->finishing) { /* everything hashed: only the signature comes now, written here */
     if (feed != EIF_FEED_NONE)
       return kiln_error_set(err, KILN_E_INTERNAL, "EIF bytes to hash after the PCRs were final");
     s->m->crc = (uint32_t)libdeflate_crc32(s->m->crc, data, len);
-    return write_all(s, data, len, err);
+    for (size_t done = 0; done < len;) {
+      ssize_t n = pwrite(s->fd, p + done, len - done, (off_t)(s->end + done));
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n <= 0)
+        return kiln_error_set(err, KILN_E_IO, "cannot write %s: %s", s->name, strerror(errno));
+      done += (size_t)n;
+    }
+    s->end += len;
+    return KILN_OK;
   }
   while (len && !rc) {
-    struct slot *sl = free_slot(s);
-    sl->len = len < STREAM_CHUNK ? len : STREAM_CHUNK;
-    sl->feed = feed;
-    memcpy(sl->buf, p, sl->len);
-    p += sl->len;
-    len -= sl->len;
-    rc = publish(s, sl, err);
+    struct block *b = current_block(s);
+    size_t n = STREAM_BLOCK - b->len < len ? STREAM_BLOCK - b->len : len;
+    memcpy(b->buf + b->len, p, n);
+    p += n;
+    len -= n;
+    rc = placed(s, b, n, feed, err);
   }
   return rc;
 }
@@ -203,10 +305,10 @@ kiln_err eif_stream_put_file(struct eif_stream *s, const char *path, uint64_t si
   uint64_t left = size;
   kiln_err rc = KILN_OK;
   while (left && !rc) {
-    struct slot *sl = free_slot(s);
-    size_t want = left < STREAM_CHUNK ? (size_t)left : STREAM_CHUNK;
+    struct block *b = current_block(s);
+    size_t want = STREAM_BLOCK - b->len < left ? STREAM_BLOCK - b->len : (size_t)left;
     double t = now();
-    ssize_t n = read(fd, sl->buf, want);
+    ssize_t n = read(fd, b->buf + b->len, want);
     s->st.read += now() - t;
     if (n < 0 && errno == EINTR)
       continue;
@@ -215,10 +317,8 @@ kiln_err eif_stream_put_file(struct eif_stream *s, const char *path, uint64_t si
                           n < 0 ? strerror(errno) : "file shrank while the EIF was being written");
       break;
     }
-    sl->len = (size_t)n;
-    sl->feed = feed;
     left -= (uint64_t)n;
-    rc = publish(s, sl, err);
+    rc = placed(s, b, (size_t)n, feed, err);
   }
   char extra;
   if (!rc && read(fd, &extra, 1) > 0)
@@ -227,25 +327,42 @@ kiln_err eif_stream_put_file(struct eif_stream *s, const char *path, uint64_t si
   return rc;
 }
 
-static void stop_lanes(struct eif_stream *s, int abort)
+static void stop_consumers(struct eif_stream *s, int abort)
 {
   pthread_mutex_lock(&s->lock);
   s->finishing = 1;
   s->aborting |= abort;
   pthread_cond_broadcast(&s->cond);
   pthread_mutex_unlock(&s->lock);
-  for (int i = 0; i < 2; i++)
-    if (s->lanes[i].started) {
-      pthread_join(s->lanes[i].thread, NULL);
-      s->lanes[i].started = 0;
+  for (int i = 0; i < CONSUMERS; i++)
+    if (s->consumer[i].started) {
+      pthread_join(s->consumer[i].thread, NULL);
+      s->consumer[i].started = 0;
     }
 }
 
 kiln_err eif_stream_finish(struct eif_stream *s, struct kiln_error *err)
 {
-  (void)err;
-  stop_lanes(s, 0);
+  kiln_err rc = hand_over(s, err);
+  stop_consumers(s, 0);
+  if (!rc)
+    rc = disk_error(s, err);
+  /* The rest (signature, header) is small and unaligned: through the page cache. */
+  if (!rc && s->direct && fcntl(s->fd, F_SETFL, fcntl(s->fd, F_GETFL) & ~O_DIRECT) != 0)
+    rc = kiln_error_set(err, KILN_E_IO, "cannot write %s: %s", s->name, strerror(errno));
+  return rc;
+}
+
+kiln_err eif_stream_close(struct eif_stream *s, const void *header, size_t header_len,
+                          struct kiln_error *err)
+{
+  double t = now();
+  if (pwrite(s->fd, header, header_len, 0) != (ssize_t)header_len ||
+      ftruncate(s->fd, (off_t)s->end) != 0 || fsync(s->fd) != 0)
+    return kiln_error_set(err, KILN_E_IO, "cannot write %s: %s", s->name, strerror(errno));
+  s->st.fsync = now() - t;
   s->st.wall = now() - s->started_at;
+  s->st.direct = s->direct;
   return KILN_OK;
 }
 
@@ -259,9 +376,11 @@ void eif_stream_free(struct eif_stream *s)
 {
   if (!s)
     return;
-  stop_lanes(s, 1);
+  stop_consumers(s, 1);
   for (int i = 0; i < STREAM_SLOTS; i++)
-    free(s->slot[i].buf);
+    free(s->block[i].buf);
+  for (int i = 0; i < CONSUMERS; i++)
+    kiln_error_clear(&s->consumer[i].err);
   pthread_mutex_destroy(&s->lock);
   pthread_cond_destroy(&s->cond);
   free(s);

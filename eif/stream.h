@@ -1,7 +1,7 @@
-/* Private to libkiln-eif: the EIF writer's byte stream. Every byte of the file after the header
- * goes through a ring of buffers: the calling thread reads inputs into a free buffer, computes
- * the CRC-32 and writes it; two lanes hash it at the same time (lane 0: PCR0, lane 1: PCR1 or
- * PCR2), so each input byte is read once and the two SHA streams run on two cores. */
+/* Private to libkiln-eif: the EIF writer's byte stream. The file is assembled in a ring of
+ * output blocks: the calling thread reads inputs straight into a block, two lanes hash it (lane
+ * 0: PCR0, lane 1: PCR1 or PCR2) and a disk thread computes the CRC-32 and writes it (O_DIRECT
+ * where the file system allows), all at the same time; each input byte is read once. */
 #ifndef KILN_EIF_STREAM_H
 #define KILN_EIF_STREAM_H
 
@@ -12,9 +12,10 @@
 
 struct eif_stream;
 
-/* Start the lanes; bytes are written to fd from its current offset (name is for errors). */
-kiln_err eif_stream_new(int fd, const char *name, struct eif_measure *m, struct eif_stream **out,
-                        struct kiln_error *err);
+/* Start the threads. The file starts with header_len bytes the caller writes at the end
+ * (eif_stream_close); they are in neither the CRC nor the PCRs. fd must be empty. */
+kiln_err eif_stream_new(int fd, const char *name, struct eif_measure *m, size_t header_len,
+                        struct eif_stream **out, struct kiln_error *err);
 /* Append len bytes (copied) that go into the PCRs as feed says. After eif_stream_finish only
  * EIF_FEED_NONE bytes (the signature section) may be appended. */
 kiln_err eif_stream_put(struct eif_stream *s, const void *data, size_t len, enum eif_feed feed,
@@ -22,11 +23,15 @@ kiln_err eif_stream_put(struct eif_stream *s, const void *data, size_t len, enum
 /* Append the size bytes of the file at path (an error if its size differs). */
 kiln_err eif_stream_put_file(struct eif_stream *s, const char *path, uint64_t size,
                              enum eif_feed feed, struct kiln_error *err);
-/* Wait until every byte is hashed and written; the measure is then complete. */
+/* Wait until every byte so far is hashed, checksummed and written: the PCRs are then final. */
 kiln_err eif_stream_finish(struct eif_stream *s, struct kiln_error *err);
-/* Where the time went (NULL-safe); valid after eif_stream_finish. */
+/* After eif_stream_finish (and any signature): write the header at offset 0, cut the file to
+ * its length and fsync it. */
+kiln_err eif_stream_close(struct eif_stream *s, const void *header, size_t header_len,
+                          struct kiln_error *err);
+/* Where the time went (NULL-safe); complete after eif_stream_close. */
 void eif_stream_stats(const struct eif_stream *s, struct kiln_eif_write_stats *stats);
-/* Stop the lanes (after an error too) and free. NULL is a no-op. */
+/* Stop the threads (after an error too) and free. NULL is a no-op. */
 void eif_stream_free(struct eif_stream *s);
 
 #endif

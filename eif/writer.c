@@ -6,7 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "kiln/eif.h"
@@ -29,13 +28,6 @@ struct section_src {
   const char *data;
   uint64_t size;
 };
-
-static double seconds_now(void)
-{
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static kiln_err put_section(struct eif_stream *st, const struct section_src *s,
                             struct kiln_error *err)
@@ -142,7 +134,6 @@ static kiln_err write_file(const struct kiln_eif_build *b, int fd, const char *o
                            const struct section_src *s, size_t n, struct eif_signer *signer,
                            struct kiln_eif_pcrs *measured, struct kiln_error *err)
 {
-  double started = seconds_now();
   uint8_t header[KILN_EIF_HEADER_SIZE];
   uint64_t offset = fill_header(b, s, n, signer != NULL, header);
   struct eif_measure m;
@@ -150,10 +141,7 @@ static kiln_err write_file(const struct kiln_eif_build *b, int fd, const char *o
   kiln_err rc = eif_measure_init(&m, b->hash, err);
   if (rc)
     return rc;
-  if (lseek(fd, KILN_EIF_HEADER_SIZE, SEEK_SET) != KILN_EIF_HEADER_SIZE)
-    rc = kiln_error_set(err, KILN_E_IO, "cannot write %s: %s", out_path, strerror(errno));
-  if (!rc)
-    rc = eif_stream_new(fd, out_path, &m, &st, err);
+  rc = eif_stream_new(fd, out_path, &m, KILN_EIF_HEADER_SIZE, &st, err);
   for (size_t i = 0; i < n && !rc; i++)
     rc = put_section(st, &s[i], err);
   if (!rc)
@@ -166,20 +154,17 @@ static kiln_err write_file(const struct kiln_eif_build *b, int fd, const char *o
     rc = put_signature(st, signer, &m, n, &offset, header, err);
     eif_signer_pcr8(signer, b->hash, measured->pcr8);
   }
-  double synced = seconds_now();
   if (!rc) {
     uLong crc = crc32(0L, header, KILN_EIF_HEADER_SIZE - 4);
     crc = crc32_combine(crc, m.crc, (z_off_t)(offset - KILN_EIF_HEADER_SIZE));
     eif_put32(header + KILN_EIF_HEADER_SIZE - 4, (uint32_t)crc);
-    if (pwrite(fd, header, KILN_EIF_HEADER_SIZE, 0) != KILN_EIF_HEADER_SIZE ||
-        fchmod(fd, 0644) != 0 || fsync(fd) != 0)
+    if (fchmod(fd, 0644) != 0)
       rc = kiln_error_set(err, KILN_E_IO, "cannot write %s: %s", out_path, strerror(errno));
   }
-  if (!rc && b->stats) {
+  if (!rc)
+    rc = eif_stream_close(st, header, KILN_EIF_HEADER_SIZE, err);
+  if (!rc)
     eif_stream_stats(st, b->stats);
-    b->stats->fsync = seconds_now() - synced;
-    b->stats->wall = seconds_now() - started;
-  }
   eif_stream_free(st);
   eif_measure_free(&m);
   return rc;

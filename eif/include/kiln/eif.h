@@ -44,14 +44,17 @@ struct kiln_eif_metadata {
   const char *custom_json;      /* JSON value or NULL (null) */
 };
 
-/* Where an EIF write spent its time, in seconds (see kiln_eif_build.stats). The writer thread
- * reads inputs, computes the CRC and writes; lanes 0 and 1 hash (PCR0; PCR1/PCR2). A thread's
- * wait is time it had nothing to do: the lanes wait for data, the writer for a free buffer. */
+/* Where an EIF write spent its time, in seconds (see kiln_eif_build.stats), per thread: the
+ * reader fills buffers from the inputs, lanes 0 and 1 hash them (PCR0; PCR1/PCR2), the disk
+ * thread computes the CRC-32 and writes them. A thread's wait is time it had nothing to do: the
+ * reader waits for a free buffer, the others for a filled one. */
 struct kiln_eif_write_stats {
   double wall;
-  double read, crc, write, writer_wait, fsync;
+  double read, reader_wait;
   double lane_hash[2], lane_wait[2];
+  double crc, write, disk_wait, fsync;
   uint64_t bytes;
+  int direct; /* written with O_DIRECT (else through the page cache, with early writeback) */
 };
 
 struct kiln_eif_build {
