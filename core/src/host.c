@@ -105,6 +105,34 @@ static kiln_err host_output(struct kiln_stage_ctx *ctx, const char *kind, const 
   return KILN_OK;
 }
 
+static kiln_err host_output_digest(struct kiln_stage_ctx *ctx, const char *kind, const char *file,
+                                   const char *sha256_hex, uint64_t size)
+{
+  struct kiln_stage_output *o = NULL;
+  for (size_t i = 0; i < ctx->noutputs && !o; i++)
+    if (kind && strcmp(ctx->outputs[i].kind, kind) == 0)
+      o = &ctx->outputs[i];
+  int hex_ok = sha256_hex && strlen(sha256_hex) == KILN_SHA256_HEX_LEN &&
+               strspn(sha256_hex, "0123456789abcdef") == KILN_SHA256_HEX_LEN;
+  if (!o || !file || !*file || file[0] == '/' || strstr(file, "..") || !hex_ok) {
+    ctx->contract_violation = 1;
+    return host_fail(ctx, KILN_E_PLUGIN,
+                     "stage %s handed over a digest for %s/%s that the host cannot take (create "
+                     "the output first; a relative file name; 64 lowercase hex digits)",
+                     ctx->stage->name, kind ? kind : "(null)", file ? file : "(null)");
+  }
+  struct kiln_known_digest *n = realloc(o->known, (o->nknown + 1) * sizeof *n);
+  if (!n)
+    return host_fail(ctx, KILN_E_NOMEM, "out of memory");
+  o->known = n;
+  if (!(n[o->nknown].name = strdup(file)))
+    return host_fail(ctx, KILN_E_NOMEM, "out of memory");
+  n[o->nknown].size = size;
+  memcpy(n[o->nknown].sha256, sha256_hex, KILN_SHA256_HEX_LEN + 1);
+  o->nknown++;
+  return KILN_OK;
+}
+
 static kiln_err host_output_meta(struct kiln_stage_ctx *ctx, const char *kind, cJSON *meta)
 {
   for (size_t i = 0; i < ctx->noutputs; i++)
@@ -221,6 +249,7 @@ const struct kiln_host kiln_host_services = {
     .input = host_input,
     .output = host_output,
     .output_meta = host_output_meta,
+    .output_digest = host_output_digest,
     .temp_dir = host_temp_dir,
     .state_dir = host_state_dir,
     .cancelled = host_cancelled,
@@ -262,6 +291,9 @@ void kiln_stage_ctx_release(struct kiln_stage_ctx *ctx)
     free(ctx->outputs[i].root);
     free(ctx->outputs[i].files);
     cJSON_Delete(ctx->outputs[i].meta);
+    for (size_t j = 0; j < ctx->outputs[i].nknown; j++)
+      free(ctx->outputs[i].known[j].name);
+    free(ctx->outputs[i].known);
   }
   free(ctx->outputs);
   if (ctx->temp_dir)

@@ -82,9 +82,13 @@ struct kiln_stored_artifact {
 };
 kiln_err kiln_store_prepare(struct kiln *k);
 kiln_err kiln_store_tmpdir(struct kiln *k, const char *what, char **out);
-/* Commit a staging root (holding files/) as an artifact; the staging root is consumed. */
+struct kiln_known_digest;
+/* Commit a staging root (holding files/) as an artifact; the staging root is consumed. known:
+ * file digests the stage handed over (see kiln_host.output_digest), used instead of reading
+ * those files again (a sample is checked); *read_bytes (optional): bytes the store read. */
 kiln_err kiln_store_commit(struct kiln *k, const char *staging_root, const char *kind,
-                           const cJSON *meta, struct kiln_stored_artifact **out);
+                           const cJSON *meta, const struct kiln_known_digest *known, size_t nknown,
+                           uint64_t *read_bytes, struct kiln_stored_artifact **out);
 kiln_err kiln_store_open(struct kiln *k, const char *digest, struct kiln_stored_artifact **out);
 void kiln_stored_artifact_free(struct kiln_stored_artifact *a);
 /* Step cache index: the outputs (array of {"kind","digest"}) and the values the stage recorded

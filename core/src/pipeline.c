@@ -209,7 +209,7 @@ kiln_err kiln_pipeline_add_input(struct kiln_pipeline *p, const char *kind,
     struct kiln_stored_artifact *a = NULL;
     cJSON *m = meta ? meta : cJSON_CreateObject();
     meta = NULL;
-    rc = kiln_store_commit(k, root, kind, m, &a);
+    rc = kiln_store_commit(k, root, kind, m, NULL, 0, NULL, &a);
     cJSON_Delete(m);
     rc = rc ? rc : kiln_pipeline_push_artifact(p, a);
   }

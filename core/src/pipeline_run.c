@@ -143,6 +143,58 @@ static double seconds_since(const struct timespec *t0)
   return (double)(t1.tv_sec - t0->tv_sec) + (double)(t1.tv_nsec - t0->tv_nsec) / 1e9;
 }
 
+/* Bytes this process has read and written through system calls so far (/proc/self/io: every
+ * thread, page cache and O_DIRECT alike); 0 where the kernel does not tell. */
+static void io_counters(uint64_t *read, uint64_t *written)
+{
+  *read = *written = 0;
+  FILE *f = fopen("/proc/self/io", "r");
+  if (!f)
+    return;
+  char name[32];
+  unsigned long long v;
+  while (fscanf(f, "%31[^:]: %llu\n", name, &v) == 2) {
+    if (strcmp(name, "rchar") == 0)
+      *read = v;
+    else if (strcmp(name, "wchar") == 0)
+      *written = v;
+  }
+  fclose(f);
+}
+
+static void human_bytes(uint64_t n, char *out, size_t size)
+{
+  if (n >= (1ull << 30))
+    snprintf(out, size, "%.2f GiB", (double)n / (1ull << 30));
+  else if (n >= (1ull << 20))
+    snprintf(out, size, "%.1f MiB", (double)n / (1ull << 20));
+  else
+    snprintf(out, size, "%llu B", (unsigned long long)n);
+}
+
+/* -v: what a stage read and wrote, and what the store read to address its outputs. */
+static void report_io(struct kiln_pipeline *p, struct kiln_stage_ctx *ctx, const uint64_t io[6],
+                      cJSON *step_json)
+{
+  char r[32], w[32], s[32];
+  uint64_t read = io[2] - io[0], written = io[3] - io[1], store = io[4] - io[2];
+  size_t handed = 0;
+  for (size_t i = 0; i < ctx->noutputs; i++)
+    handed += ctx->outputs[i].nknown;
+  human_bytes(read, r, sizeof r);
+  human_bytes(written, w, sizeof w);
+  human_bytes(store, s, sizeof s);
+  kiln_log(p->k, KILN_LOG_DEBUG,
+           "%s: read %s, wrote %s; the store read %s to address the outputs (%zu file "
+           "digest(s) handed over)",
+           ctx->stage->name, r, w, s, handed);
+  cJSON *b = cJSON_AddObjectToObject(step_json, "bytes");
+  cJSON_AddNumberToObject(b, "read", (double)read);
+  cJSON_AddNumberToObject(b, "written", (double)written);
+  cJSON_AddNumberToObject(b, "store_read", (double)store);
+  cJSON_AddNumberToObject(b, "digests_handed_over", (double)handed);
+}
+
 /* Commit the outputs of a successful run; fills index (for the step cache). */
 static kiln_err commit_outputs(struct kiln_pipeline *p, struct kiln_stage_ctx *ctx, cJSON *index)
 {
@@ -159,7 +211,7 @@ static kiln_err commit_outputs(struct kiln_pipeline *p, struct kiln_stage_ctx *c
     struct kiln_stage_output *o = &ctx->outputs[j];
     cJSON *meta = o->meta ? o->meta : cJSON_CreateObject();
     struct kiln_stored_artifact *a = NULL;
-    kiln_err rc = kiln_store_commit(p->k, o->root, o->kind, meta, &a);
+    kiln_err rc = kiln_store_commit(p->k, o->root, o->kind, meta, o->known, o->nknown, NULL, &a);
     if (meta != o->meta)
       cJSON_Delete(meta);
     if (rc)
@@ -206,6 +258,7 @@ static kiln_err run_step(struct kiln_pipeline *p, struct kiln_lock *lock, size_t
   size_t first_output = p->nartifacts;
   char key[KILN_SHA256_HEX_LEN + 1];
   int cached = 0;
+  uint64_t io[6] = {0}; /* read/written: before run, after run, after commit */
 
   kiln_err rc = kiln_stage_ctx_init(&ctx, k, s->stage, s->plugin, KILN_MODE_RUN);
   rc = rc ? rc : step_options(p, s, &options);
@@ -243,7 +296,9 @@ static kiln_err run_step(struct kiln_pipeline *p, struct kiln_lock *lock, size_t
       goto out;
     }
     kiln_log(k, KILN_LOG_DEBUG, "%s: running (step key %.12s)", s->stage->name, key);
+    io_counters(&io[0], &io[1]);
     rc = s->stage->run(&ctx, &kiln_host_services);
+    io_counters(&io[2], &io[3]);
     kiln_progress_clear(k);
     if (!rc && ctx.contract_violation)
       rc = KILN_E_PLUGIN;
@@ -255,6 +310,8 @@ static kiln_err run_step(struct kiln_pipeline *p, struct kiln_lock *lock, size_t
     }
     if ((rc = commit_outputs(p, &ctx, index_outputs)))
       goto out;
+    io_counters(&io[4], &io[5]);
+    report_io(p, &ctx, io, step_json);
     if (cacheable)
       /* a cache that cannot be written is only a miss next time */
       kiln_store_index_put(k, key, index_outputs, ctx.lock_resolved);

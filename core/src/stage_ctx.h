@@ -3,6 +3,7 @@
 #define KILN_CORE_STAGE_CTX_H
 
 #include "internal.h"
+#include "util/hash.h"
 
 enum kiln_stage_mode { KILN_MODE_RUN, KILN_MODE_PLAN, KILN_MODE_UNDO, KILN_MODE_IDENTIFY };
 
@@ -10,7 +11,9 @@ struct kiln_stage_output {
   char *kind;
   char *root; /* staging root; the plugin writes into root/files */
   char *files;
-  cJSON *meta; /* NULL until output_meta() */
+  cJSON *meta;                     /* NULL until output_meta() */
+  struct kiln_known_digest *known; /* digests handed over with output_digest() */
+  size_t nknown;
 };
 
 struct kiln_stage_ctx {

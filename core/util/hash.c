@@ -97,9 +97,46 @@ static int compare_names(const void *a, const void *b)
 }
 
 /* Append one record per entry under dir (relative name rel) to the digest, in sorted order. */
-static kiln_err digest_tree(EVP_MD_CTX *md, const char *dir, const char *rel, int depth,
+struct tree_walk {
+  EVP_MD_CTX *md;
+  const struct kiln_known_digest *known;
+  size_t nknown;
+  uint64_t verify_limit;
+  uint64_t read_bytes;
+};
+
+/* A regular file's SHA-256: handed over (checked by size, re-hashed when small enough) or read. */
+static kiln_err file_digest(struct tree_walk *w, const char *full, const char *relname,
+                            const struct stat *st, char hex[KILN_SHA256_HEX_LEN + 1],
                             struct kiln_error *err)
 {
+  const struct kiln_known_digest *k = NULL;
+  for (size_t i = 0; i < w->nknown && !k; i++)
+    if (strcmp(w->known[i].name, relname) == 0)
+      k = &w->known[i];
+  if (k && k->size != (uint64_t)st->st_size)
+    return kiln_error_set(err, KILN_E_PLUGIN,
+                          "%s: the stage handed over a digest for %llu bytes, but the file has "
+                          "%llu; the plugin is broken: report it to its author",
+                          full, (unsigned long long)k->size, (unsigned long long)st->st_size);
+  if (k && k->size > w->verify_limit) {
+    memcpy(hex, k->sha256, KILN_SHA256_HEX_LEN + 1);
+    return KILN_OK;
+  }
+  kiln_err rc = kiln_sha256_file(full, hex, NULL, err);
+  w->read_bytes += (uint64_t)st->st_size;
+  if (!rc && k && strcmp(hex, k->sha256) != 0)
+    rc = kiln_error_set(err, KILN_E_PLUGIN,
+                        "%s: the stage handed over SHA-256 %s, but the file's is %s; the plugin "
+                        "is broken: report it to its author",
+                        full, k->sha256, hex);
+  return rc;
+}
+
+static kiln_err digest_tree(struct tree_walk *w, const char *dir, const char *rel, int depth,
+                            struct kiln_error *err)
+{
+  EVP_MD_CTX *md = w->md;
   if (depth > 64)
     return kiln_error_set(err, KILN_E_INVALID, "%s: directory tree too deep", dir);
   DIR *d = opendir(dir);
@@ -139,7 +176,7 @@ static kiln_err digest_tree(EVP_MD_CTX *md, const char *dir, const char *rel, in
     } else if (S_ISDIR(st.st_mode)) {
       EVP_DigestUpdate(md, "D", 1);
       EVP_DigestUpdate(md, relname, strlen(relname) + 1);
-      rc = digest_tree(md, full, relname, depth + 1, err);
+      rc = digest_tree(w, full, relname, depth + 1, err);
     } else if (S_ISLNK(st.st_mode)) {
       char target[4096];
       ssize_t n = readlink(full, target, sizeof target);
@@ -153,7 +190,7 @@ static kiln_err digest_tree(EVP_MD_CTX *md, const char *dir, const char *rel, in
       }
     } else if (S_ISREG(st.st_mode)) {
       char hex[KILN_SHA256_HEX_LEN + 1];
-      rc = kiln_sha256_file(full, hex, NULL, err);
+      rc = file_digest(w, full, relname, &st, hex, err);
       if (rc == KILN_OK) {
         EVP_DigestUpdate(md, (st.st_mode & 0111) ? "X" : "F", 1);
         EVP_DigestUpdate(md, relname, strlen(relname) + 1);
@@ -176,15 +213,25 @@ out:
   return rc;
 }
 
+kiln_err kiln_sha256_tree_known(const char *dir, const struct kiln_known_digest *known,
+                                size_t nknown, uint64_t verify_limit,
+                                char out[KILN_SHA256_HEX_LEN + 1], uint64_t *read_bytes,
+                                struct kiln_error *err)
+{
+  struct tree_walk w = {sha256_new(), known, nknown, verify_limit, 0};
+  if (!w.md)
+    return kiln_error_set(err, KILN_E_NOMEM, "out of memory");
+  kiln_err rc = digest_tree(&w, dir, "", 0, err);
+  if (rc == KILN_OK)
+    finish_hex(w.md, out);
+  EVP_MD_CTX_free(w.md);
+  if (read_bytes)
+    *read_bytes = w.read_bytes;
+  return rc;
+}
+
 kiln_err kiln_sha256_tree(const char *dir, char out[KILN_SHA256_HEX_LEN + 1],
                           struct kiln_error *err)
 {
-  EVP_MD_CTX *md = sha256_new();
-  if (!md)
-    return kiln_error_set(err, KILN_E_NOMEM, "out of memory");
-  kiln_err rc = digest_tree(md, dir, "", 0, err);
-  if (rc == KILN_OK)
-    finish_hex(md, out);
-  EVP_MD_CTX_free(md);
-  return rc;
+  return kiln_sha256_tree_known(dir, NULL, 0, 0, out, NULL, err);
 }

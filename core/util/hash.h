@@ -16,6 +16,19 @@ void kiln_sha256_hex(const void *data, size_t len, char out[KILN_SHA256_HEX_LEN 
 /* Streaming SHA-256 of a file; out: 65 bytes. *size (optional) receives the byte count. */
 kiln_err kiln_sha256_file(const char *path, char out[KILN_SHA256_HEX_LEN + 1], uint64_t *size,
                           struct kiln_error *err);
+/* A file's SHA-256 known without reading it (handed over by the stage that wrote it). */
+struct kiln_known_digest {
+  char *name; /* relative to the tree's root */
+  uint64_t size;
+  char sha256[KILN_SHA256_HEX_LEN + 1];
+};
+/* kiln_sha256_tree, taking the digests of known files instead of reading them; a known file is
+ * re-hashed and compared when its size is at most verify_limit (KILN_E_PLUGIN on a mismatch,
+ * and on a size that is not the file's). *read_bytes counts the bytes hashed from files. */
+kiln_err kiln_sha256_tree_known(const char *dir, const struct kiln_known_digest *known,
+                                size_t nknown, uint64_t verify_limit,
+                                char out[KILN_SHA256_HEX_LEN + 1], uint64_t *read_bytes,
+                                struct kiln_error *err);
 /* SHA-256 over a directory tree: sorted relative paths, types, exec bits, link targets and file
  * contents; independent of mtimes, owners and directory order. */
 kiln_err kiln_sha256_tree(const char *dir, char out[KILN_SHA256_HEX_LEN + 1],

@@ -59,6 +59,20 @@ def expect(p, code, *needles, stream="stderr"):
         check(n in text, "%s should contain %r, got: %s" % (stream, n, text.strip()))
 
 
+def case_digest_handoff():
+    """A stage that hands the store a digest that is not its file's is caught (a plugin bug)."""
+    a = App()
+    p = a.run("run", "liar", plugins=("broken",))
+    expect(p, 1, "data.bin", "the stage handed over SHA-256 0123456789abcdef", "plugin is broken")
+    p = a.run("run", "liar", "--set", "lie=size", "--set", "mib=20", plugins=("broken",))
+    expect(p, 1, "a digest for 20971521 bytes, but the file has 20971520")
+    p = a.run("run", "liar", "--set", "mib=20", plugins=("broken",), env={"KILN_VERIFY_DIGESTS": "1"})
+    expect(p, 1, "the stage handed over SHA-256 0123456789abcdef")
+    check(not os.listdir(os.path.join(a.cache, "artifacts")) if os.path.isdir(os.path.join(a.cache, "artifacts"))
+          else True, "nothing was stored for the lying stage")
+    a.cleanup()
+
+
 def case_usage():
     a = App()
     expect(a.run("--version"), 0, "kiln ", stream="stdout")

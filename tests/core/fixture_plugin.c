@@ -84,6 +84,36 @@ static kiln_err sneaky_run(struct kiln_stage_ctx *ctx, const struct kiln_host *h
   return host->output(ctx, "note", &dir);
 }
 
+/* liar: writes data.bin (options.mib MiB of 'x', or 100 bytes) and hands the store a digest
+ * that is not the file's (options.lie "digest"), or the right-looking one for another size
+ * ("size"). The store must catch it. */
+static kiln_err liar_run(struct kiln_stage_ctx *ctx, const struct kiln_host *host)
+{
+  const cJSON *opts = host->options(ctx);
+  const cJSON *mib = cJSON_GetObjectItemCaseSensitive(opts, "mib");
+  const cJSON *lie = cJSON_GetObjectItemCaseSensitive(opts, "lie");
+  uint64_t size = cJSON_IsNumber(mib) ? (uint64_t)mib->valueint << 20 : 100;
+  const char *dir = NULL;
+  kiln_err rc = host->output(ctx, "note", &dir);
+  if (rc)
+    return rc;
+  char path[4096];
+  snprintf(path, sizeof path, "%s/data.bin", dir);
+  FILE *f = fopen(path, "w");
+  if (!f)
+    return host->fail(ctx, KILN_E_IO, "cannot write %s", path);
+  for (uint64_t i = 0; i < size; i++)
+    fputc('x', f);
+  if (fclose(f) != 0)
+    return host->fail(ctx, KILN_E_IO, "cannot write %s", path);
+  if (!KILN_HOST_HAS(host, output_digest))
+    return host->fail(ctx, KILN_E_UNSUPPORTED, "this kiln cannot take handed-over digests");
+  int size_lie = cJSON_IsString(lie) && strcmp(lie->valuestring, "size") == 0;
+  return host->output_digest(ctx, "note", "data.bin",
+                             "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+                             size_lie ? size + 1 : size);
+}
+
 /* slow: writes a marker file in the app dir, then waits up to 30 s for cancellation. */
 static kiln_err slow_run(struct kiln_stage_ctx *ctx, const struct kiln_host *host)
 {
@@ -165,6 +195,23 @@ __attribute__((unused)) static const struct kiln_stage sneaky = {sizeof(struct k
                                                                  NULL,
                                                                  0,
                                                                  NULL};
+static const char liar_schema[] =
+    "{\"type\":\"object\",\"additionalProperties\":false,\"properties\":{"
+    "\"mib\":{\"type\":\"integer\",\"minimum\":1},"
+    "\"lie\":{\"type\":\"string\",\"enum\":[\"digest\",\"size\"]}}}";
+__attribute__((unused)) static const struct kiln_stage liar = {sizeof(struct kiln_stage),
+                                                               "liar",
+                                                               "Hands the store a wrong digest",
+                                                               NULL,
+                                                               NULL,
+                                                               note_kind,
+                                                               liar_schema,
+                                                               liar_run,
+                                                               NULL,
+                                                               NULL,
+                                                               NULL,
+                                                               KILN_STAGE_NO_CACHE,
+                                                               NULL};
 __attribute__((unused)) static const struct kiln_stage slow = {sizeof(struct kiln_stage),
                                                                "slow",
                                                                "Waits to be interrupted",
@@ -183,7 +230,7 @@ __attribute__((unused)) static const struct kiln_stage slow = {sizeof(struct kil
 static const struct kiln_stage *const stages[] = {&produce, NULL};
 #define PLUGIN_NAME "fixture-dup"
 #elif FIXTURE_VARIANT == VARIANT_BROKEN
-static const struct kiln_stage *const stages[] = {&failing, &sneaky, &slow, NULL};
+static const struct kiln_stage *const stages[] = {&failing, &sneaky, &slow, &liar, NULL};
 #define PLUGIN_NAME "fixture-broken"
 #else
 static const struct kiln_stage *const stages[] = {&produce, &consume, NULL};

@@ -132,7 +132,23 @@ struct kiln_host {
    */
   const char *(*share_dir)(struct kiln_stage_ctx *ctx);
   const char *(*lib_dir)(struct kiln_stage_ctx *ctx);
+
+  /* Appended (check with KILN_HOST_HAS): the stage computed the SHA-256 of an output file while
+   * writing it; hand it over so the store does not read the file again to address the artifact.
+   * file is relative to the output's directory, sha256_hex 64 lowercase hex digits, size the
+   * file's length. The store checks the size always and re-hashes a sample (every file up to
+   * 16 MiB; every file when KILN_VERIFY_DIGESTS=1, as kiln's CI runs): a digest that is not the
+   * file's fails the step as a plugin bug. Larger files are trusted otherwise: a plugin runs in
+   * kiln's process with the store's rights, so a wrong digest is a bug to catch in its tests,
+   * not an attack to stop here. */
+  kiln_err (*output_digest)(struct kiln_stage_ctx *ctx, const char *kind, const char *file,
+                            const char *sha256_hex, uint64_t size);
 };
+
+/* Non-zero when the host provides the appended service field (older hosts' vtables are shorter). */
+#define KILN_HOST_HAS(host, field)                                                                 \
+  ((host)->struct_size >= offsetof(struct kiln_host, field) + sizeof((host)->field) &&             \
+   (host)->field != NULL)
 
 typedef kiln_err (*kiln_stage_fn)(struct kiln_stage_ctx *ctx, const struct kiln_host *host);
 
