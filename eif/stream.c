@@ -12,6 +12,7 @@
 #include <fcntl.h>
 #include <libdeflate.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -26,7 +27,9 @@
 /* A block holds pieces of at most every section: its header and data, plus the file header. */
 #define STREAM_SEGMENTS (2 * KILN_EIF_MAX_SECTIONS + 2)
 
-enum { LANE0, LANE1, DISK, CONSUMERS };
+/* LANE0/LANE1: the PCR streams; DISK: CRC-32 and write; WHOLE: SHA-256 of the whole file (when
+ * asked for: the header must then be final before the first block is handed over). */
+enum { LANE0, LANE1, DISK, WHOLE, CONSUMERS };
 
 struct segment {
   uint32_t off, len;
@@ -63,12 +66,16 @@ struct eif_stream {
   pthread_cond_t cond;
   uint64_t filled;          /* blocks handed over */
   uint64_t done[CONSUMERS]; /* blocks each consumer is through with */
+  int nconsumers;           /* WHOLE only when the file's SHA-256 is wanted */
+  EVP_MD_CTX *whole;
   int finishing, aborting;
   struct consumer consumer[CONSUMERS];
   uint64_t flushed; /* page-cache mode: bytes whose writeback was started */
   double started_at;
   struct kiln_eif_write_stats st;
 };
+
+static struct block *current_block(struct eif_stream *s);
 
 static double now(void)
 {
@@ -120,6 +127,10 @@ static kiln_err consume(struct consumer *c, struct block *b, kiln_err failed)
 {
   struct eif_stream *s = c->s;
   kiln_err rc = KILN_OK;
+  if (c->role == WHOLE) {
+    EVP_DigestUpdate(s->whole, b->buf, b->len);
+    return KILN_OK;
+  }
   if (c->role != DISK) {
     double t = now();
     hash_block(s, c->role, b);
@@ -163,14 +174,14 @@ static void *consumer_main(void *arg)
   }
   if (c->role == DISK)
     s->st.disk_wait = waiting;
-  else
+  else if (c->role != WHOLE)
     s->st.lane_wait[c->role] = waiting;
   pthread_mutex_unlock(&s->lock);
   return NULL;
 }
 
 kiln_err eif_stream_new(int fd, const char *name, struct eif_measure *m, size_t header_len,
-                        struct eif_stream **out, struct kiln_error *err)
+                        const void *final_header, struct eif_stream **out, struct kiln_error *err)
 {
   struct eif_stream *s = calloc(1, sizeof *s);
   if (!s)
@@ -184,16 +195,22 @@ kiln_err eif_stream_new(int fd, const char *name, struct eif_measure *m, size_t 
   pthread_cond_init(&s->cond, NULL);
   *out = s;
   s->direct = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_DIRECT) == 0;
+  s->nconsumers = final_header ? CONSUMERS : WHOLE;
+  if (final_header &&
+      (!(s->whole = EVP_MD_CTX_new()) || EVP_DigestInit_ex(s->whole, EVP_sha256(), NULL) != 1))
+    return kiln_error_set(err, KILN_E_NOMEM, "cannot set up the EIF's SHA-256");
   for (int i = 0; i < STREAM_SLOTS; i++)
     if (posix_memalign((void **)&s->block[i].buf, STREAM_ALIGN, STREAM_BLOCK) != 0)
       return kiln_error_set(err, KILN_E_NOMEM, "out of memory for the EIF write buffers");
-  for (int i = 0; i < CONSUMERS; i++) {
+  for (int i = 0; i < s->nconsumers; i++) {
     s->consumer[i] = (struct consumer){.s = s, .role = i, .err = KILN_ERROR_INIT};
     if (pthread_create(&s->consumer[i].thread, NULL, consumer_main, &s->consumer[i]) != 0)
       return kiln_error_set(err, KILN_E_NOMEM, "cannot start the EIF writing threads");
     s->consumer[i].started = 1;
   }
-  s->end = header_len; /* the header's place: zeros until eif_stream_close */
+  s->end = header_len; /* the header's place: zeros until eif_stream_close, or final now */
+  if (final_header)
+    memcpy(current_block(s)->buf, final_header, header_len);
   return KILN_OK;
 }
 
@@ -206,7 +223,7 @@ static struct block *current_block(struct eif_stream *s)
   pthread_mutex_lock(&s->lock);
   for (;;) {
     uint64_t oldest = s->done[0];
-    for (int i = 1; i < CONSUMERS; i++)
+    for (int i = 1; i < s->nconsumers; i++)
       oldest = s->done[i] < oldest ? s->done[i] : oldest;
     if (s->filled - oldest < STREAM_SLOTS)
       break;
@@ -334,7 +351,7 @@ static void stop_consumers(struct eif_stream *s, int abort)
   s->aborting |= abort;
   pthread_cond_broadcast(&s->cond);
   pthread_mutex_unlock(&s->lock);
-  for (int i = 0; i < CONSUMERS; i++)
+  for (int i = 0; i < s->nconsumers; i++)
     if (s->consumer[i].started) {
       pthread_join(s->consumer[i].thread, NULL);
       s->consumer[i].started = 0;
@@ -366,6 +383,18 @@ kiln_err eif_stream_close(struct eif_stream *s, const void *header, size_t heade
   return KILN_OK;
 }
 
+int eif_stream_sha256(const struct eif_stream *s, char hex[65])
+{
+  unsigned char d[32];
+  unsigned int n = 0;
+  if (!s->whole || s->end != s->st.bytes + s->header_len ||
+      EVP_DigestFinal_ex(s->whole, d, &n) != 1 || n != sizeof d)
+    return -1;
+  for (unsigned i = 0; i < n; i++)
+    snprintf(hex + 2 * i, 3, "%02x", d[i]);
+  return 0;
+}
+
 void eif_stream_stats(const struct eif_stream *s, struct kiln_eif_write_stats *stats)
 {
   if (s && stats)
@@ -381,6 +410,7 @@ void eif_stream_free(struct eif_stream *s)
     free(s->block[i].buf);
   for (int i = 0; i < CONSUMERS; i++)
     kiln_error_clear(&s->consumer[i].err);
+  EVP_MD_CTX_free(s->whole);
   pthread_mutex_destroy(&s->lock);
   pthread_cond_destroy(&s->cond);
   free(s);

@@ -12,10 +12,12 @@
 
 struct eif_stream;
 
-/* Start the threads. The file starts with header_len bytes the caller writes at the end
- * (eif_stream_close); they are in neither the CRC nor the PCRs. fd must be empty. */
+/* Start the threads. The file starts with header_len bytes of header, in neither the CRC nor
+ * the PCRs: final_header when it is known now (then the whole file's SHA-256 is computed in the
+ * same pass, see eif_stream_sha256; nothing may be appended after eif_stream_finish), else
+ * zeros until eif_stream_close writes it. fd must be empty. */
 kiln_err eif_stream_new(int fd, const char *name, struct eif_measure *m, size_t header_len,
-                        struct eif_stream **out, struct kiln_error *err);
+                        const void *final_header, struct eif_stream **out, struct kiln_error *err);
 /* Append len bytes (copied) that go into the PCRs as feed says. After eif_stream_finish only
  * EIF_FEED_NONE bytes (the signature section) may be appended. */
 kiln_err eif_stream_put(struct eif_stream *s, const void *data, size_t len, enum eif_feed feed,
@@ -29,6 +31,9 @@ kiln_err eif_stream_finish(struct eif_stream *s, struct kiln_error *err);
  * its length and fsync it. */
 kiln_err eif_stream_close(struct eif_stream *s, const void *header, size_t header_len,
                           struct kiln_error *err);
+/* The whole file's SHA-256 (with a final header, nothing appended after eif_stream_finish), as
+ * 64 hex digits: 0, or -1 when it was not computed. Once, after eif_stream_finish. */
+int eif_stream_sha256(const struct eif_stream *s, char hex[65]);
 /* Where the time went (NULL-safe); complete after eif_stream_close. */
 void eif_stream_stats(const struct eif_stream *s, struct kiln_eif_write_stats *stats);
 /* Stop the threads (after an error too) and free. NULL is a no-op. */

@@ -13,6 +13,7 @@
 #include "sign.h"
 #include "stream.h"
 
+#include <libdeflate.h>
 #include <zlib.h>
 #include "util/buf.h"
 #include "util/fs.h"
@@ -128,6 +129,49 @@ static kiln_err put_signature(struct eif_stream *st, struct eif_signer *signer,
   return rc;
 }
 
+/* The CRC-32 of every section (header and data) in file order, read ahead of the write so the
+ * final header is known first (for the file's SHA-256 in one pass). */
+static kiln_err crc_ahead(const struct section_src *s, size_t n, uint32_t *crc,
+                          struct kiln_error *err)
+{
+  enum { AHEAD_CHUNK = 1u << 20 };
+  char *buf = malloc(AHEAD_CHUNK);
+  kiln_err rc = buf ? KILN_OK : kiln_error_set(err, KILN_E_NOMEM, "out of memory");
+  *crc = 0;
+  for (size_t i = 0; i < n && !rc; i++) {
+    uint8_t sh[KILN_EIF_SECTION_HEADER_SIZE];
+    eif_put16(sh, s[i].type);
+    eif_put16(sh + 2, 0);
+    eif_put64(sh + 4, s[i].size);
+    *crc = (uint32_t)libdeflate_crc32(*crc, sh, sizeof sh);
+    if (!s[i].path) {
+      *crc = (uint32_t)libdeflate_crc32(*crc, s[i].data, (size_t)s[i].size);
+      continue;
+    }
+    int fd = kiln_open_regular(s[i].path, NULL, err);
+    if (fd < 0) {
+      rc = err ? err->code : KILN_E_IO;
+      break;
+    }
+    ssize_t got;
+    while ((got = read(fd, buf, AHEAD_CHUNK)) > 0 || (got < 0 && errno == EINTR))
+      if (got > 0)
+        *crc = (uint32_t)libdeflate_crc32(*crc, buf, (size_t)got);
+    if (got < 0)
+      rc = kiln_error_set(err, KILN_E_IO, "cannot read %s: %s", s[i].path, strerror(errno));
+    close(fd);
+  }
+  free(buf);
+  return rc;
+}
+
+static void put_crc(uint8_t *header, uint32_t sections_crc, uint64_t end)
+{
+  uLong crc = crc32(0L, header, KILN_EIF_HEADER_SIZE - 4);
+  crc = crc32_combine(crc, sections_crc, (z_off_t)(end - KILN_EIF_HEADER_SIZE));
+  eif_put32(header + KILN_EIF_HEADER_SIZE - 4, (uint32_t)crc);
+}
+
 /* Stream every section after the header into fd, measure, sign, then write the final header
  * (its CRC covers header-but-CRC, then every section) and fsync. */
 static kiln_err write_file(const struct kiln_eif_build *b, int fd, const char *out_path,
@@ -138,10 +182,16 @@ static kiln_err write_file(const struct kiln_eif_build *b, int fd, const char *o
   uint64_t offset = fill_header(b, s, n, signer != NULL, header);
   struct eif_measure m;
   struct eif_stream *st = NULL;
-  kiln_err rc = eif_measure_init(&m, b->hash, err);
+  uint32_t crc_read_ahead = 0;
+  int whole = b->file_sha256 && !signer;
+  kiln_err rc = whole ? crc_ahead(s, n, &crc_read_ahead, err) : KILN_OK;
+  if (whole)
+    put_crc(header, crc_read_ahead, offset);
+  if (!rc)
+    rc = eif_measure_init(&m, b->hash, err);
   if (rc)
     return rc;
-  rc = eif_stream_new(fd, out_path, &m, KILN_EIF_HEADER_SIZE, &st, err);
+  rc = eif_stream_new(fd, out_path, &m, KILN_EIF_HEADER_SIZE, whole ? header : NULL, &st, err);
   for (size_t i = 0; i < n && !rc; i++)
     rc = put_section(st, &s[i], err);
   if (!rc)
@@ -150,14 +200,16 @@ static kiln_err write_file(const struct kiln_eif_build *b, int fd, const char *o
     eif_measure_finish(&m, measured);
     measured->hash = b->hash;
   }
+  if (!rc && whole && (m.crc != crc_read_ahead || eif_stream_sha256(st, b->file_sha256) != 0))
+    rc = kiln_error_set(err, KILN_E_IO,
+                        "an input of %s changed while the EIF was being written; build again",
+                        out_path);
   if (!rc && signer) {
     rc = put_signature(st, signer, &m, n, &offset, header, err);
     eif_signer_pcr8(signer, b->hash, measured->pcr8);
   }
   if (!rc) {
-    uLong crc = crc32(0L, header, KILN_EIF_HEADER_SIZE - 4);
-    crc = crc32_combine(crc, m.crc, (z_off_t)(offset - KILN_EIF_HEADER_SIZE));
-    eif_put32(header + KILN_EIF_HEADER_SIZE - 4, (uint32_t)crc);
+    put_crc(header, m.crc, offset);
     if (fchmod(fd, 0644) != 0)
       rc = kiln_error_set(err, KILN_E_IO, "cannot write %s: %s", out_path, strerror(errno));
   }

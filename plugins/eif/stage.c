@@ -133,13 +133,21 @@ static kiln_err eif_run(struct kiln_stage_ctx *ctx, const struct kiln_host *host
                    .kernel_version = kver},
   };
   struct kiln_eif_pcrs pcrs;
+  char sha[KILN_SHA256_HEX_LEN + 1];
+  uint64_t size = 0;
+  b.file_sha256 = sha; /* in the same pass as the PCRs: the EIF is not read again */
   host->log(ctx, KILN_LOG_INFO, "assembling %s.eif", name);
   if ((rc = kiln_eif_write(&b, eif, &pcrs, &err)))
     goto fail;
-  char sha[KILN_SHA256_HEX_LEN + 1];
-  uint64_t size = 0;
-  if ((rc = kiln_sha256_file(eif, sha, &size, &err)))
+  struct stat st;
+  if (stat(eif, &st) != 0) {
+    rc = kiln_error_set(&err, KILN_E_IO, "cannot inspect %s", eif);
     goto fail;
+  }
+  size = (uint64_t)st.st_size;
+  if (KILN_HOST_HAS(host, output_digest) &&
+      (rc = host->output_digest(ctx, "eif", "image.eif", sha, size)))
+    goto out;
   cJSON *measurements = kiln_eif_pcrs_json(&pcrs);
   struct kiln_buf text = KILN_BUF_INIT;
   kiln_json_pretty(measurements, &text);

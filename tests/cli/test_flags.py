@@ -138,6 +138,9 @@ def opt_build_output(o):
     r = kiln("build", o, path("built.eif"), "--json").expect(0, "build " + o)
     check(os.path.exists(path("built.eif")) and (r.doc or {}).get("eif") == path("built.eif"),
           "build %s FILE writes FILE: %s" % (o, r.doc))
+    if os.path.exists(path("built.eif")):  # computed in the same pass as the PCRs
+        sha = hashlib.sha256(open(path("built.eif"), "rb").read()).hexdigest()
+        check((r.doc or {}).get("sha256") == sha, "build reports the EIF's SHA-256: %s" % r.doc)
 
 
 def opt_build_set(o):

@@ -69,6 +69,10 @@ struct kiln_eif_build {
   const char *signing_certificate;    /* PEM; with private_key: add the signature section (PCR8) */
   const char *private_key;            /* PEM, ECDSA P-384 */
   struct kiln_eif_write_stats *stats; /* optional: filled with where the time went */
+  /* optional (unsigned EIFs): receives the whole file's SHA-256 (64 hex digits), computed in the
+   * same pass as the PCRs; costs a CRC-32 pre-read of the inputs (the header, which holds the
+   * CRC, comes first in the file) and a SHA-256 lane. */
+  char *file_sha256;
 };
 
 /* Write the EIF to out_path (via a temp file and rename: never a partial file). Each input is
