@@ -13,6 +13,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <openssl/evp.h>
+
 #define CPIO_BUF_SIZE (128u * 1024u)
 #define CPIO_MAX_FIELD 0xffffffffu
 
@@ -25,6 +27,7 @@ struct kiln_cpio {
   uint32_t pad_after; /* padding to write once the data is complete */
   uint64_t written;
   int failed;
+  EVP_MD_CTX *sha256; /* the archive's SHA-256 as it is written (kiln_cpio_hash) */
   size_t buf_len;
   unsigned char buf[CPIO_BUF_SIZE];
 };
@@ -32,6 +35,8 @@ struct kiln_cpio {
 static kiln_err flush_buf(struct kiln_cpio *c, struct kiln_error *err)
 {
   size_t off = 0;
+  if (c->sha256)
+    EVP_DigestUpdate(c->sha256, c->buf, c->buf_len);
   while (off < c->buf_len) {
     ssize_t n = write(c->fd, c->buf + off, c->buf_len - off);
     if (n < 0 && errno == EINTR)
@@ -254,10 +259,31 @@ kiln_err kiln_cpio_close(struct kiln_cpio *c, struct kiln_error *err)
   return flush_buf(c, err);
 }
 
+kiln_err kiln_cpio_hash(struct kiln_cpio *c, struct kiln_error *err)
+{
+  if (c->written || c->sha256)
+    return kiln_error_set(err, KILN_E_INTERNAL, "kiln_cpio_hash after the first entry");
+  if (!(c->sha256 = EVP_MD_CTX_new()) || EVP_DigestInit_ex(c->sha256, EVP_sha256(), NULL) != 1)
+    return kiln_error_set(err, KILN_E_NOMEM, "cannot set up the archive's SHA-256");
+  return KILN_OK;
+}
+
+int kiln_cpio_sha256(struct kiln_cpio *c, char hex[65])
+{
+  unsigned char d[32];
+  unsigned int n = 0;
+  if (!c->sha256 || c->buf_len || EVP_DigestFinal_ex(c->sha256, d, &n) != 1 || n != sizeof d)
+    return -1;
+  for (unsigned i = 0; i < n; i++)
+    snprintf(hex + 2 * i, 3, "%02x", d[i]);
+  return 0;
+}
+
 void kiln_cpio_free(struct kiln_cpio *c)
 {
   if (!c)
     return;
+  EVP_MD_CTX_free(c->sha256);
   if (c->own_fd)
     close(c->fd);
   free(c);

@@ -195,6 +195,12 @@ static kiln_err image_run(struct kiln_stage_ctx *ctx, const struct kiln_host *ho
   }
   if ((rc = img_rootfs_write(tree, &run, mtime, cpio, &stats, &err)))
     goto out;
+  /* the store takes the digest computed while writing instead of reading the archive again */
+  if (KILN_HOST_HAS(host, output_digest) &&
+      (rc = host->output_digest(ctx, "rootfs", "rootfs.cpio", stats.sha256, stats.bytes))) {
+    kiln_error_set(&err, rc, "cannot hand the rootfs digest to the store");
+    goto out;
+  }
   cJSON *meta = cJSON_CreateObject();
   const char *image_digest = m.manifest_digest ? m.manifest_digest : m.config_digest;
   cJSON_AddStringToObject(meta, "image_digest", image_digest ? image_digest : "");

@@ -188,7 +188,7 @@ kiln_err img_rootfs_write(struct img_tree *t, const struct img_runconfig *rc_cfg
     rc = kiln_error_set(err, KILN_E_NOMEM, "out of memory");
     goto out;
   }
-  if ((rc = kiln_cpio_open_path(out_path, mtime, &em.c, err)))
+  if ((rc = kiln_cpio_open_path(out_path, mtime, &em.c, err)) || (rc = kiln_cpio_hash(em.c, err)))
     goto out;
   if ((rc = kiln_buf_printf(&run, "workdir=%s\nuser=%u:%u\n", rc_cfg->workdir, rc_cfg->uid,
                             rc_cfg->gid))) {
@@ -218,6 +218,8 @@ kiln_err img_rootfs_write(struct img_tree *t, const struct img_runconfig *rc_cfg
     goto out;
   stats->files = em.files;
   stats->bytes = kiln_cpio_bytes(em.c);
+  if (kiln_cpio_sha256(em.c, stats->sha256) != 0)
+    rc = kiln_error_set(err, KILN_E_INTERNAL, "the archive's SHA-256 was not computed");
 out:
   kiln_cpio_free(em.c);
   kiln_buf_free(&em.path);
