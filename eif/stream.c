@@ -12,6 +12,7 @@
 #include <fcntl.h>
 #include <libdeflate.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -64,11 +65,15 @@ struct eif_stream {
   uint64_t end;          /* file offset after the last byte put */
   pthread_mutex_t lock;
   pthread_cond_t cond;
-  uint64_t filled;          /* blocks handed over */
-  uint64_t done[CONSUMERS]; /* blocks each consumer is through with */
-  int nconsumers;           /* WHOLE only when the file's SHA-256 is wanted */
+  /* Progress counters, read without the lock: a thread takes the lock only to sleep (and the one
+   * that advances a counter only to wake a sleeper), so a holder descheduled on these 2 cores
+   * does not stall the others. */
+  _Atomic uint64_t filled;          /* blocks handed over */
+  _Atomic uint64_t done[CONSUMERS]; /* blocks each consumer is through with */
+  _Atomic int sleepers;             /* threads waiting on cond */
+  int nconsumers;                   /* WHOLE only when the file's SHA-256 is wanted */
   EVP_MD_CTX *whole;
-  int finishing, aborting;
+  _Atomic int finishing, aborting;
   struct consumer consumer[CONSUMERS];
   uint64_t flushed; /* page-cache mode: bytes whose writeback was started */
   double started_at;
@@ -149,34 +154,62 @@ static kiln_err consume(struct consumer *c, struct block *b, kiln_err failed)
   return rc;
 }
 
+/* Wake the threads sleeping on cond, if any (after a counter or flag changed). */
+static void wake(struct eif_stream *s)
+{
+  if (atomic_load(&s->sleepers)) {
+    pthread_mutex_lock(&s->lock);
+    pthread_cond_broadcast(&s->cond);
+    pthread_mutex_unlock(&s->lock);
+  }
+}
+
+/* Sleep until ready(s, arg) holds; returns the seconds slept. */
+static double sleep_until(struct eif_stream *s, int (*ready)(struct eif_stream *, int), int arg)
+{
+  if (ready(s, arg))
+    return 0;
+  double t = now();
+  pthread_mutex_lock(&s->lock);
+  atomic_fetch_add(&s->sleepers, 1);
+  while (!ready(s, arg))
+    pthread_cond_wait(&s->cond, &s->lock);
+  atomic_fetch_sub(&s->sleepers, 1);
+  pthread_mutex_unlock(&s->lock);
+  return now() - t;
+}
+
+/* A consumer has a block to take, or should end. */
+static int consumer_ready(struct eif_stream *s, int role)
+{
+  return atomic_load(&s->done[role]) != atomic_load(&s->filled) || atomic_load(&s->finishing) ||
+         atomic_load(&s->aborting);
+}
+
 static void *consumer_main(void *arg)
 {
   struct consumer *c = arg;
   struct eif_stream *s = c->s;
   double waiting = 0;
-  pthread_mutex_lock(&s->lock);
+  kiln_err failed = KILN_OK;
   for (;;) {
-    double t = now();
-    while (s->done[c->role] == s->filled && !s->finishing && !s->aborting)
-      pthread_cond_wait(&s->cond, &s->lock);
-    waiting += now() - t;
-    if (s->aborting || s->done[c->role] == s->filled)
-      break;
-    struct block *b = &s->block[s->done[c->role] % STREAM_SLOTS];
-    kiln_err failed = c->rc;
-    pthread_mutex_unlock(&s->lock);
-    kiln_err rc = consume(c, b, failed);
-    pthread_mutex_lock(&s->lock);
-    if (rc)
-      c->rc = rc;
-    s->done[c->role]++;
-    pthread_cond_broadcast(&s->cond);
+    waiting += sleep_until(s, consumer_ready, c->role);
+    uint64_t mine = atomic_load(&s->done[c->role]);
+    if (atomic_load(&s->aborting) || mine == atomic_load(&s->filled))
+      break; /* aborted, or finishing with every block taken */
+    kiln_err rc = consume(c, &s->block[mine % STREAM_SLOTS], failed);
+    if (rc && !failed) {
+      pthread_mutex_lock(&s->lock);
+      c->rc = failed = rc;
+      pthread_mutex_unlock(&s->lock);
+    }
+    atomic_store(&s->done[c->role], mine + 1);
+    wake(s);
   }
   if (c->role == DISK)
     s->st.disk_wait = waiting;
   else if (c->role != WHOLE)
     s->st.lane_wait[c->role] = waiting;
-  pthread_mutex_unlock(&s->lock);
   return NULL;
 }
 
@@ -215,23 +248,24 @@ kiln_err eif_stream_new(int fd, const char *name, struct eif_measure *m, size_t 
 }
 
 /* The block being filled; waits for the oldest one to be free when all are in flight. */
+/* The oldest block in flight is done with by every consumer (or none is in flight). */
+static int slot_free(struct eif_stream *s, int unused)
+{
+  (void)unused;
+  uint64_t oldest = atomic_load(&s->done[0]);
+  for (int i = 1; i < s->nconsumers; i++) {
+    uint64_t d = atomic_load(&s->done[i]);
+    oldest = d < oldest ? d : oldest;
+  }
+  return atomic_load(&s->filled) - oldest < STREAM_SLOTS;
+}
+
 static struct block *current_block(struct eif_stream *s)
 {
   if (s->current)
     return s->current;
-  double t = now();
-  pthread_mutex_lock(&s->lock);
-  for (;;) {
-    uint64_t oldest = s->done[0];
-    for (int i = 1; i < s->nconsumers; i++)
-      oldest = s->done[i] < oldest ? s->done[i] : oldest;
-    if (s->filled - oldest < STREAM_SLOTS)
-      break;
-    pthread_cond_wait(&s->cond, &s->lock);
-  }
-  struct block *b = &s->block[s->filled % STREAM_SLOTS];
-  pthread_mutex_unlock(&s->lock);
-  s->st.reader_wait += now() - t;
+  s->st.reader_wait += sleep_until(s, slot_free, 0);
+  struct block *b = &s->block[atomic_load(&s->filled) % STREAM_SLOTS];
   b->file_off = s->end - (s->end % STREAM_BLOCK);
   b->len = (size_t)(s->end - b->file_off);
   b->nseg = 0;
@@ -257,10 +291,8 @@ static kiln_err hand_over(struct eif_stream *s, struct kiln_error *err)
   if (!s->current)
     return KILN_OK;
   s->current = NULL;
-  pthread_mutex_lock(&s->lock);
-  s->filled++;
-  pthread_cond_broadcast(&s->cond);
-  pthread_mutex_unlock(&s->lock);
+  atomic_fetch_add(&s->filled, 1);
+  wake(s);
   return disk_error(s, err);
 }
 
@@ -347,8 +379,9 @@ kiln_err eif_stream_put_file(struct eif_stream *s, const char *path, uint64_t si
 static void stop_consumers(struct eif_stream *s, int abort)
 {
   pthread_mutex_lock(&s->lock);
-  s->finishing = 1;
-  s->aborting |= abort;
+  atomic_store(&s->finishing, 1);
+  if (abort)
+    atomic_store(&s->aborting, 1);
   pthread_cond_broadcast(&s->cond);
   pthread_mutex_unlock(&s->lock);
   for (int i = 0; i < s->nconsumers; i++)
