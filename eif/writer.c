@@ -28,6 +28,7 @@ struct section_src {
   const char *path; /* file, or NULL for in-memory data */
   const char *data;
   uint64_t size;
+  int64_t crc32; /* the data's CRC-32 when known ahead, else -1 */
 };
 
 static kiln_err put_section(struct eif_stream *st, const struct section_src *s,
@@ -66,23 +67,27 @@ static kiln_err plan_sections(const struct kiln_eif_build *b, struct section_src
 {
   kiln_err rc;
   *n = 0;
-  s[*n] = (struct section_src){KILN_EIF_SECTION_KERNEL, EIF_FEED_BOOT, b->kernel, NULL, 0};
+  s[*n] = (struct section_src){KILN_EIF_SECTION_KERNEL, EIF_FEED_BOOT, b->kernel, NULL, 0, -1};
   if ((rc = input_size("kernel", b->kernel, &s[(*n)++].size, err)))
     return rc;
   const char *cmdline = b->cmdline ? b->cmdline : "";
-  s[(*n)++] =
-      (struct section_src){KILN_EIF_SECTION_CMDLINE, EIF_FEED_BOOT, NULL, cmdline, strlen(cmdline)};
+  s[(*n)++] = (struct section_src){
+      KILN_EIF_SECTION_CMDLINE, EIF_FEED_BOOT, NULL, cmdline, strlen(cmdline), -1};
   if (b->metadata_raw)
     *metadata = strdup(b->metadata_raw);
   else if ((rc = kiln_eif_metadata_json(&b->metadata, b->kernel, metadata, err)))
     return rc;
   if (!*metadata)
     return kiln_error_set(err, KILN_E_NOMEM, "out of memory");
-  s[(*n)++] = (struct section_src){KILN_EIF_SECTION_METADATA, EIF_FEED_NONE, NULL, *metadata,
-                                   strlen(*metadata)};
+  s[(*n)++] = (struct section_src){
+      KILN_EIF_SECTION_METADATA, EIF_FEED_NONE, NULL, *metadata, strlen(*metadata), -1};
   for (size_t i = 0; i < b->nramdisks; i++) {
-    s[*n] = (struct section_src){KILN_EIF_SECTION_RAMDISK, i == 0 ? EIF_FEED_BOOT : EIF_FEED_APP,
-                                 b->ramdisks[i], NULL, 0};
+    s[*n] = (struct section_src){KILN_EIF_SECTION_RAMDISK,
+                                 i == 0 ? EIF_FEED_BOOT : EIF_FEED_APP,
+                                 b->ramdisks[i],
+                                 NULL,
+                                 0,
+                                 b->ramdisk_crc32 ? b->ramdisk_crc32[i] : -1};
     if ((rc = input_size("ramdisk", b->ramdisks[i], &s[(*n)++].size, err)))
       return rc;
   }
@@ -121,7 +126,7 @@ static kiln_err put_signature(struct eif_stream *st, struct eif_signer *signer,
     eif_put64(header + 28 + 8 * n, *offset);
     eif_put64(header + 28 + 8 * KILN_EIF_MAX_SECTIONS + 8 * n, signature_len);
     struct section_src sig = {KILN_EIF_SECTION_SIGNATURE, EIF_FEED_NONE, NULL,
-                              (const char *)signature, signature_len};
+                              (const char *)signature,    signature_len, -1};
     rc = put_section(st, &sig, err);
     *offset += KILN_EIF_SECTION_HEADER_SIZE + signature_len;
   }
@@ -146,6 +151,10 @@ static kiln_err crc_ahead(const struct section_src *s, size_t n, uint32_t *crc,
     *crc = (uint32_t)libdeflate_crc32(*crc, sh, sizeof sh);
     if (!s[i].path) {
       *crc = (uint32_t)libdeflate_crc32(*crc, s[i].data, (size_t)s[i].size);
+      continue;
+    }
+    if (s[i].crc32 >= 0) { /* computed by the stage that wrote it; checked after the write */
+      *crc = (uint32_t)crc32_combine(*crc, (uLong)s[i].crc32, (z_off_t)s[i].size);
       continue;
     }
     int fd = kiln_open_regular(s[i].path, NULL, err);

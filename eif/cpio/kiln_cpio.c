@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <libdeflate.h>
 #include <openssl/evp.h>
 
 #define CPIO_BUF_SIZE (128u * 1024u)
@@ -28,6 +29,7 @@ struct kiln_cpio {
   uint64_t written;
   int failed;
   EVP_MD_CTX *sha256; /* the archive's SHA-256 as it is written (kiln_cpio_hash) */
+  uint32_t crc32;     /* and its CRC-32 */
   size_t buf_len;
   unsigned char buf[CPIO_BUF_SIZE];
 };
@@ -35,8 +37,10 @@ struct kiln_cpio {
 static kiln_err flush_buf(struct kiln_cpio *c, struct kiln_error *err)
 {
   size_t off = 0;
-  if (c->sha256)
+  if (c->sha256) {
     EVP_DigestUpdate(c->sha256, c->buf, c->buf_len);
+    c->crc32 = (uint32_t)libdeflate_crc32(c->crc32, c->buf, c->buf_len);
+  }
   while (off < c->buf_len) {
     ssize_t n = write(c->fd, c->buf + off, c->buf_len - off);
     if (n < 0 && errno == EINTR)
@@ -266,6 +270,14 @@ kiln_err kiln_cpio_hash(struct kiln_cpio *c, struct kiln_error *err)
   if (!(c->sha256 = EVP_MD_CTX_new()) || EVP_DigestInit_ex(c->sha256, EVP_sha256(), NULL) != 1)
     return kiln_error_set(err, KILN_E_NOMEM, "cannot set up the archive's SHA-256");
   return KILN_OK;
+}
+
+int kiln_cpio_crc32(const struct kiln_cpio *c, uint32_t *crc)
+{
+  if (!c->sha256 || c->buf_len)
+    return -1;
+  *crc = c->crc32;
+  return 0;
 }
 
 int kiln_cpio_sha256(struct kiln_cpio *c, char hex[65])

@@ -66,10 +66,12 @@ kiln_err kiln_cpio_add_hardlinks(struct kiln_cpio *c, const char *const *paths, 
 
 /* Number of bytes written so far. */
 uint64_t kiln_cpio_bytes(const struct kiln_cpio *c);
-/* Compute the archive's SHA-256 while writing it (call before the first entry). */
+/* Compute the archive's SHA-256 and CRC-32 while writing it (call before the first entry). */
 kiln_err kiln_cpio_hash(struct kiln_cpio *c, struct kiln_error *err);
 /* After kiln_cpio_close: the archive's SHA-256 as 64 hex digits; 0, or -1 when not computed. */
 int kiln_cpio_sha256(struct kiln_cpio *c, char hex[65]);
+/* After kiln_cpio_close: the archive's CRC-32 (zlib's); 0, or -1 when not computed. */
+int kiln_cpio_crc32(const struct kiln_cpio *c, uint32_t *crc);
 /* Check the last entry's data is complete, write the TRAILER!!! entry and flush. */
 kiln_err kiln_cpio_close(struct kiln_cpio *c, struct kiln_error *err);
 /* Free the writer (closes a file opened by kiln_cpio_open_path). NULL is a no-op. */

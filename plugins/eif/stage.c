@@ -136,6 +136,11 @@ static kiln_err eif_run(struct kiln_stage_ctx *ctx, const struct kiln_host *host
   char sha[KILN_SHA256_HEX_LEN + 1];
   uint64_t size = 0;
   b.file_sha256 = sha; /* in the same pass as the PCRs: the EIF is not read again */
+  const cJSON *app_crc = cJSON_GetObjectItemCaseSensitive(rootfs->meta, "crc32");
+  int crc_ok = cJSON_IsNumber(app_crc) && app_crc->valuedouble >= 0 &&
+               app_crc->valuedouble <= 4294967295.0; /* a wrong one fails the write, see eif.h */
+  int64_t crcs[2] = {-1, crc_ok ? (int64_t)app_crc->valuedouble : -1};
+  b.ramdisk_crc32 = crcs;
   host->log(ctx, KILN_LOG_INFO, "assembling %s.eif", name);
   if ((rc = kiln_eif_write(&b, eif, &pcrs, &err)))
     goto fail;

@@ -215,7 +215,8 @@ void img_runconfig_clear(struct img_runconfig *rc);
 struct img_emit_stats {
   uint64_t files;  /* entries written under rootfs/ */
   uint64_t bytes;  /* archive size */
-  char sha256[65]; /* the archive's SHA-256, computed while writing it */
+  char sha256[65]; /* the archive's SHA-256 and CRC-32, computed while writing it */
+  uint32_t crc32;
 };
 kiln_err img_rootfs_write(struct img_tree *t, const struct img_runconfig *rc, int64_t mtime,
                           const char *out_path, struct img_emit_stats *stats,

@@ -215,6 +215,7 @@ static kiln_err image_run(struct kiln_stage_ctx *ctx, const struct kiln_host *ho
   cJSON_AddStringToObject(meta, "user", user);
   cJSON_AddNumberToObject(meta, "files", (double)stats.files);
   cJSON_AddNumberToObject(meta, "bytes", (double)stats.bytes);
+  cJSON_AddNumberToObject(meta, "crc32", (double)stats.crc32); /* spares the eif stage a read */
   cJSON_AddStringToObject(meta, "source", src.text);
   if ((rc = host->output_meta(ctx, "rootfs", meta)) ||
       (image_digest &&

@@ -218,7 +218,7 @@ kiln_err img_rootfs_write(struct img_tree *t, const struct img_runconfig *rc_cfg
     goto out;
   stats->files = em.files;
   stats->bytes = kiln_cpio_bytes(em.c);
-  if (kiln_cpio_sha256(em.c, stats->sha256) != 0)
+  if (kiln_cpio_sha256(em.c, stats->sha256) != 0 || kiln_cpio_crc32(em.c, &stats->crc32) != 0)
     rc = kiln_error_set(err, KILN_E_INTERNAL, "the archive's SHA-256 was not computed");
 out:
   kiln_cpio_free(em.c);

@@ -73,6 +73,9 @@ struct kiln_eif_build {
    * same pass as the PCRs; costs a CRC-32 pre-read of the inputs (the header, which holds the
    * CRC, comes first in the file) and a SHA-256 lane. */
   char *file_sha256;
+  /* optional, with file_sha256: per ramdisk, its CRC-32 when the stage that wrote it computed
+   * one (-1: unknown), so that ramdisk is not read ahead; a wrong value fails the write. */
+  const int64_t *ramdisk_crc32;
 };
 
 /* Write the EIF to out_path (via a temp file and rename: never a partial file). Each input is
