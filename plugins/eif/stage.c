@@ -62,6 +62,35 @@ static char *find_init(struct kiln_stage_ctx *ctx, const struct kiln_host *host,
   return path;
 }
 
+/* pcrs.json, kiln.lock's measurements and the eif artifact's metadata. */
+static kiln_err record_eif(struct kiln_stage_ctx *ctx, const struct kiln_host *host,
+                           const char *pcrs_file, const struct kiln_eif_pcrs *pcrs,
+                           const char *name, const char *arch, const char *sha, uint64_t size,
+                           struct kiln_error *err)
+{
+  cJSON *measurements = kiln_eif_pcrs_json(pcrs);
+  struct kiln_buf text = KILN_BUF_INIT;
+  kiln_json_pretty(measurements, &text);
+  kiln_err rc = kiln_write_file_atomic(pcrs_file, text.data, text.len, 0644, err);
+  kiln_buf_free(&text);
+  if (rc) {
+    cJSON_Delete(measurements);
+    return rc;
+  }
+  host->lock_set(ctx, "measurements", cJSON_Duplicate(measurements, 1));
+  host->lock_set(ctx, "eif_sha256", cJSON_CreateString(sha));
+  cJSON *meta = cJSON_CreateObject();
+  cJSON_AddStringToObject(meta, "name", name);
+  cJSON_AddStringToObject(meta, "file", "image.eif");
+  cJSON_AddNumberToObject(meta, "size", (double)size);
+  cJSON_AddStringToObject(meta, "sha256", sha);
+  cJSON_AddStringToObject(meta, "arch", arch);
+  cJSON_AddBoolToObject(meta, "signed", 0);
+  cJSON_AddItemToObject(meta, "measurements", measurements);
+  rc = host->output_meta(ctx, "eif", meta);
+  return rc ? kiln_error_set(err, rc, "cannot record the eif artifact's metadata") : KILN_OK;
+}
+
 static kiln_err eif_run(struct kiln_stage_ctx *ctx, const struct kiln_host *host)
 {
   const cJSON *opts = host->options(ctx);
@@ -153,26 +182,8 @@ static kiln_err eif_run(struct kiln_stage_ctx *ctx, const struct kiln_host *host
   if (KILN_HOST_HAS(host, output_digest) &&
       (rc = host->output_digest(ctx, "eif", "image.eif", sha, size)))
     goto out;
-  cJSON *measurements = kiln_eif_pcrs_json(&pcrs);
-  struct kiln_buf text = KILN_BUF_INIT;
-  kiln_json_pretty(measurements, &text);
-  rc = kiln_write_file_atomic(pcrs_file, text.data, text.len, 0644, &err);
-  kiln_buf_free(&text);
-  if (rc) {
-    cJSON_Delete(measurements);
+  if ((rc = record_eif(ctx, host, pcrs_file, &pcrs, name, arch, sha, size, &err)))
     goto fail;
-  }
-  host->lock_set(ctx, "measurements", cJSON_Duplicate(measurements, 1));
-  host->lock_set(ctx, "eif_sha256", cJSON_CreateString(sha));
-  cJSON *meta = cJSON_CreateObject();
-  cJSON_AddStringToObject(meta, "name", name);
-  cJSON_AddStringToObject(meta, "file", "image.eif");
-  cJSON_AddNumberToObject(meta, "size", (double)size);
-  cJSON_AddStringToObject(meta, "sha256", sha);
-  cJSON_AddStringToObject(meta, "arch", arch);
-  cJSON_AddBoolToObject(meta, "signed", 0);
-  cJSON_AddItemToObject(meta, "measurements", measurements);
-  rc = host->output_meta(ctx, "eif", meta);
   goto out;
 fail:
   rc = host->fail(ctx, rc ? rc : err.code, "%s", kiln_error_msg(&err));
