@@ -571,6 +571,9 @@ def case_docs():
         check(re.search(r"\b%s\b" % re.escape(name), files["kiln.bash"].split("'')")[1].split(";;")[0]),
               "bash completes the command name %s" % name)
         check("'%s:" % name in files["_kiln"], "zsh completes the command name %s" % name)
+        check(c["documented"] or not c["built"],
+              "command %s is in builder/command_doc.c's table (its --help, man page section and "
+              "completion come from there)" % name)
         if not c["documented"]:
             continue
         p = subprocess.run([KILN, name, "--help"], capture_output=True, text=True)
