@@ -201,6 +201,16 @@ static int expected_pcrs(struct kiln_cli *cli, const struct attest_args *a,
   return code;
 }
 
+static int is_base64_text(const char *text, size_t len)
+{
+  for (size_t i = 0; i < len; i++) {
+    unsigned char c = (unsigned char)text[i];
+    if (!isalnum(c) && c != '+' && c != '/' && c != '=' && !isspace(c))
+      return 0;
+  }
+  return len > 0;
+}
+
 /* Read FILE (raw CBOR, or base64 of it) into *out. */
 static kiln_err read_document(const char *path, struct kiln_buf *out, struct kiln_error *err)
 {
@@ -209,8 +219,7 @@ static kiln_err read_document(const char *path, struct kiln_buf *out, struct kil
   kiln_err rc = kiln_read_file(path, 1u << 20, &text, &len, err);
   if (rc)
     return rc;
-  unsigned char first = len ? (unsigned char)text[0] : 0;
-  if (first == 0x84 || first == 0xD2 || len == 0) {
+  if (!is_base64_text(text, len)) {
     rc = kiln_buf_append(out, text, len);
   } else { /* base64, as other tools publish documents; whitespace ignored */
     size_t n = 0, pad = 0;
@@ -222,8 +231,7 @@ static kiln_err read_document(const char *path, struct kiln_buf *out, struct kil
     rc = kiln_buf_reserve(out, n / 4 * 3 + 3);
     int got = rc ? -1 : EVP_DecodeBlock((unsigned char *)out->data, (unsigned char *)text, (int)n);
     if (!rc && (got < 0 || n % 4 != 0 || pad > 2))
-      rc = kiln_error_set(err, KILN_E_INVALID,
-                          "%s is neither a CBOR attestation document nor base64 of one", path);
+      rc = kiln_error_set(err, KILN_E_INVALID, "%s looks like base64 but does not decode", path);
     else if (!rc)
       out->len = (size_t)got - pad;
   }

@@ -11,7 +11,8 @@
 #include "cose.h"
 #include "kiln/attestation.h"
 
-#define COSE_SIGN1_TAG 18
+#define COSE_SIGN1_HEAD 0xD2 /* major type 6, value 18 */
+#define CBOR_MAJOR_TAG 6
 #define MAX_DEPTH 8
 
 /* Pre-pass state: how many items each open container still expects. */
@@ -325,27 +326,29 @@ kiln_err kiln_attestation_parse(const uint8_t *data, size_t len, struct kiln_att
   if (!d)
     return kiln_error_set(err, KILN_E_NOMEM, "out of memory");
   kiln_err rc = KILN_OK;
-  cbor_item_t *root = load_exact(data, len), *inner = NULL;
+  /* Tag 18 in its one-byte form: libcbor 0.8 refuses tags 6..20 as unassigned, so the tag is
+   * taken off here and the rest must be the untagged COSE_Sign1. Any other tag is refused. */
+  if (data[0] == COSE_SIGN1_HEAD) {
+    data++;
+    len--;
+  }
+  if (len > 0 && data[0] >> 5 == CBOR_MAJOR_TAG) {
+    rc = kiln_error_set(err, KILN_E_INVALID,
+                        "attestation document: a CBOR tag other than 18 (COSE_Sign1) (first byte "
+                        "0x%02x)",
+                        data[0]);
+    goto out;
+  }
+  cbor_item_t *root = load_exact(data, len);
   if (!root) {
     rc = kiln_error_set(err, KILN_E_INVALID,
                         "attestation document: not one CBOR item (malformed, truncated, "
                         "indefinite lengths or trailing bytes)");
     goto out;
   }
-  if (cbor_isa_tag(root) && cbor_tag_value(root) != COSE_SIGN1_TAG) {
-    rc = kiln_error_set(err, KILN_E_INVALID,
-                        "attestation document: CBOR tag %llu, expected 18 (COSE_Sign1) or none",
-                        (unsigned long long)cbor_tag_value(root));
-    goto out;
-  }
-  if (cbor_isa_tag(root))
-    inner = cbor_tag_item(root); /* a new reference */
-  rc = parse_envelope(inner ? inner : root, d, err);
+  rc = parse_envelope(root, d, err);
+  cbor_decref(&root);
 out:
-  if (inner)
-    cbor_decref(&inner);
-  if (root)
-    cbor_decref(&root);
   if (rc)
     kiln_attestation_doc_free(d);
   else
