@@ -43,7 +43,11 @@ def write(name, data):
 def kiln(*args, env=None, timeout=120):
     e = dict(os.environ, NO_COLOR="1")
     e.update(env or {})
-    return subprocess.run([KILN] + list(args), capture_output=True, text=True, env=e, timeout=timeout)
+    p = subprocess.run([KILN] + list(args), capture_output=True, text=True, env=e, timeout=timeout)
+    # in the asan build a sanitizer report would otherwise hide behind an expected exit 1
+    check(not any(s in p.stderr for s in ("Sanitizer", "runtime error:")),
+          "kiln %s: no sanitizer report: %s" % (" ".join(args[:3]), p.stderr[-2000:]))
+    return p
 
 
 def verify_json(*args, **kw):
@@ -477,6 +481,44 @@ def case_bad_endpoints():
         check(p.returncode == 0, "--max-skew widens the window")
     finally:
         srv.stop()
+
+
+def case_rebuild():
+    """No --pcrs/--eif: the expected PCRs come from rebuilding the app (kiln.json + kiln.lock)."""
+    import shutil
+    root = os.path.dirname(os.path.dirname(HERE))
+    app, cache = path("app"), path("cache")
+    shutil.copytree(os.path.join(root, "share/examples/hello"), app)
+    os.makedirs(os.path.join(app, "rootfs/bin"))
+    subprocess.run([os.environ.get("CC", "cc"), "-static", "-Os", "-o", os.path.join(app, "rootfs/bin/hello"),
+                    os.path.join(app, "hello.c")], check=True)
+    with open(os.path.join(app, "kiln.json")) as f:
+        cfg = json.load(f)
+    cfg["kernel"]["source"] = "debian-cloud:6.12"
+    with open(os.path.join(app, "kiln.json"), "w") as f:
+        json.dump(cfg, f)
+    env = {"KILN_CACHE_DIR": cache}
+    b = kiln("-C", app, "build", "--json", env=env, timeout=600)
+    check(b.returncode == 0, "kiln build: %s" % b.stderr[-500:])
+    if b.returncode != 0:
+        return
+    m = json.loads(b.stdout)["Measurements"]
+    ca = attestlib.TestCA(path("ca"))
+    good = AttestationServer(ca, attestlib.pcrs_of_eif(m))
+    other = attestlib.pcrs_of_eif(m)
+    other[1] = bytes(range(100, 148))
+    bad = AttestationServer(ca, other)
+    try:
+        p, doc, checks = verify_json(good.url + "/attestation", "--root", ca.path("root.pem"), "-C", app, env=env)
+        check(p.returncode == 0 and "rebuild" in doc.get("expected_pcrs_from", ""),
+              "the enclave runs what kiln.json + kiln.lock build: %s %s" % (failed(checks), p.stderr[-300:]))
+        p, doc, checks = verify_json(bad.url + "/attestation", "--root", ca.path("root.pem"), "-C", app, env=env)
+        check(p.returncode == 1 and failed(checks) == ["PCR1"], "a different kernel (PCR1) is named: %s" % failed(checks))
+        p = kiln("verify", "--attestation", good.url + "/attestation", "-C", path("cache"), env=env)
+        check(p.returncode == 1 and "kiln.json" in p.stderr, "no app and no --pcrs/--eif: %s" % p.stderr[-300:])
+    finally:
+        good.stop()
+        bad.stop()
 
 
 run_case(globals(), CASE, work)
