@@ -22,7 +22,7 @@
 #include "util/json.h"
 
 #define NONCE_BYTES 32
-#define DEFAULT_SKEW_MS (5 * 60 * 1000)
+#define DEFAULT_SKEW_MS (5LL * 60 * 1000)
 #define DEFAULT_TIMEOUT_S 10
 
 struct attest_args {
