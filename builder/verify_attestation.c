@@ -334,7 +334,8 @@ static int print_outcome(struct kiln_cli *cli, const struct outcome *o)
     kiln_cli_print_json_ordered(j);
   } else {
     printf("attestation: %s\n", o->args->source);
-    printf("trust anchor: %s (%s, SHA-256 %s)\n", o->root_path,
+    printf("trust anchor: %s%s (%s, SHA-256 %s)\n", o->root_path,
+           o->args->root_file ? ", not the AWS Nitro root" : "",
            kiln_attestation_root_subject(o->root), kiln_attestation_root_sha256(o->root));
     printf("verification time: %s\n", at);
     printf("expected PCRs: %s\n", o->pcrs_from);

@@ -432,6 +432,8 @@ def case_end_to_end():
             check(len(set(nonces)) == len(nonces), "every request has its own nonce")
             t = kiln("verify", "--attestation", srv.url + "/attestation", "--eif", eif, "--root", ca.path("root.pem"))
             check(t.returncode == 0 and "verified:" in t.stdout, "text output verifies")
+            check("trust anchor: %s, not the AWS Nitro root" % ca.path("root.pem") in t.stdout,
+                  "the text report names the replaced anchor too")
             # the same server, but another EIF is expected: PCRs differ, named
             other, _ = tiny_eif(False) if signed else (None, None)
             if other:
