@@ -62,13 +62,19 @@ keyUsage = critical,digitalSignature
 [notca]
 basicConstraints = critical,CA:FALSE
 keyUsage = critical,digitalSignature,keyCertSign
+[leaf_nosign]
+basicConstraints = critical,CA:FALSE
+keyUsage = critical,keyAgreement
+[leaf_ca]
+basicConstraints = critical,CA:TRUE
+keyUsage = critical,digitalSignature,keyCertSign
 """
 
 
 class TestCA:
     """root -> intermediate -> leaf in directory d; root_subject lets a test CA pose as AWS's."""
 
-    def __init__(self, d, root_subject="/CN=kiln test root", intermediate_ext="intermediate"):
+    def __init__(self, d, root_subject="/CN=kiln test root", intermediate_ext="intermediate", leaf_ext="leaf"):
         os.makedirs(d, exist_ok=True)
         self.d = d
         ext = self.path("ext.cnf")
@@ -80,7 +86,7 @@ class TestCA:
                 root_subject, "-days", "30", "-sha384", "-extensions", "root",
                 "-out", self.path("root.pem"), "-set_serial", "1")
         self._issue("intermediate", "/CN=kiln test intermediate", "root", intermediate_ext, 2)
-        self._issue("leaf", "/CN=kiln test enclave", "intermediate", "leaf", 3)
+        self._issue("leaf", "/CN=kiln test enclave", "intermediate", leaf_ext, 3)
         self.root_der = self.der("root")
         self.cabundle = [self.root_der, self.der("intermediate")]
         self.leaf_der = self.der("leaf")

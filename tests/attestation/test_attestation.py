@@ -205,6 +205,14 @@ def case_self_made_chain():
     f = write("notca.cbor", bad.document(pcrs, nonce=b"\x01\x02"))
     p, doc, checks = verify_json(f, "--pcrs", expected, "--nonce", "0102", "--root", bad.path("root.pem"))
     check(p.returncode == 1 and "chain" in failed(checks), "a non-CA intermediate breaks the chain: %s" % checks.get("chain"))
+    # a leaf that may not sign, or that is a CA, cannot vouch for a document
+    for ext, why in (("leaf_nosign", "digitalSignature"), ("leaf_ca", "is a CA")):
+        bad = attestlib.TestCA(path(ext), leaf_ext=ext)
+        f = write(ext + ".cbor", bad.document(pcrs, nonce=b"\x01\x02"))
+        p, doc, checks = verify_json(f, "--pcrs", expected, "--nonce", "0102", "--root", bad.path("root.pem"))
+        leaf = checks.get("leaf certificate", {})
+        check(p.returncode == 1 and leaf.get("result") == "fail" and why in leaf.get("detail", ""),
+              "%s: the leaf check fails: %s" % (ext, leaf))
 
 
 def case_wrong_nonce():
