@@ -332,6 +332,15 @@ def case_usage():
                        (["--attestation", "x", "--max-skew", "soon"], "duration")):
         p = kiln("verify", *args)
         check(p.returncode == 2 and what in p.stderr, "usage error %s: %s" % (args, p.stderr))
+    # --at takes RFC 3339 with offsets and fractions
+    for at, want in (("2022-11-09T23:52:30+01:00", "2022-11-09T22:52:30.000Z"),
+                     ("2022-11-09T20:22:30.25-02:30", "2022-11-09T22:52:30.250Z"),
+                     ("2022-11-09t22:52:30.123456z", "2022-11-09T22:52:30.123Z")):
+        args = real_args("veracruz")
+        args[args.index("--at") + 1] = at
+        p, doc, checks = verify_json(*args)
+        check(p.returncode == 0 and doc.get("verification_time") == want, "--at %s is %s: %s" %
+              (at, want, doc.get("verification_time")))
     p, doc, checks = verify_json(path("missing.cbor"), "--pcrs", own_pcrs("veracruz"))
     check(p.returncode == 1 and "missing.cbor" in checks.get("read", {}).get("detail", ""), "missing file named")
     p = kiln("verify", "--attestation", REAL and write("v.cbor", REAL["veracruz"]), "--pcrs", path("nope.json"))
