@@ -3,7 +3,7 @@
  * for the app (127.0.0.1:3128 -> the parent over vsock, checked against the measured egress
  * list), the app's log records (pipes from kiln-init -> the parent on vsock 7701, a bounded ring
  * while nobody listens), and the attestation endpoint on vsock 7702. Configuration: the measured
- * /kiln/agent.conf of the bootstrap ramdisk (see rt_config.h). */
+ * /kiln-agent.conf of the bootstrap ramdisk (see rt_config.h). */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -67,7 +67,7 @@ static void usage(FILE *out)
       "Usage: kiln-agent [-c FILE] [-e DIRECTIVE]... [--log-fds OUT,ERR,INIT] [--console PATH]\n"
       "                  [--nsm-device PATH] [--parent-cid N]\n"
       "The enclave side of kiln's runtime (started by kiln-init). Directives as in\n"
-      "/kiln/agent.conf: ingress, allow, deny, egress-listen, egress-parent, logs-parent,\n"
+      "/kiln-agent.conf: ingress, allow, deny, egress-listen, egress-parent, logs-parent,\n"
       "attestation-listen, ingress-wait. The kernel command line's kiln.parent_cid=N\n"
       "(tests only) replaces the parent CID 3.\n");
 }
@@ -222,6 +222,8 @@ int main(int argc, char **argv)
   if (start_services(loop, &cfg, a.nsm_device) != 0 || rt_pair_watch_idle(loop) != 0)
     return 1;
   int rc = rt_loop_run(loop, &stop_requested);
+  if (logs) /* the last lines (the app's exit status) still go to the parent */
+    rt_loop_drain(loop, 2000, rt_log_sender_idle, logs);
   rt_pair_close_all(loop);
   rt_loop_free(loop);
   rt_config_free(&cfg);

@@ -13,6 +13,7 @@
 
 #include "rt_http.h"
 #include "rt_nsm.h"
+#include "rt_pair.h"
 
 #define HEAD_MAX 4096
 #define HEAD_WAIT_MS 5000
@@ -120,10 +121,13 @@ size_t rt_attest_answer(const char *head, size_t head_len, const char *device, c
   return rt_http_response(out, size, 200, "application/cbor", doc, doc_len);
 }
 
-static void conn_end(struct rt_loop *loop, struct att_conn *c)
+static void conn_end(struct rt_loop *loop, struct att_conn *c, int answered)
 {
   rt_loop_del(loop, c->fd);
-  close(c->fd);
+  if (answered)
+    rt_close_after_send(loop, c->fd);
+  else
+    close(c->fd);
   if (c->prev)
     c->prev->next = c->next;
   else
@@ -144,7 +148,7 @@ static void conn_ready(struct rt_loop *loop, struct rt_watch *w, uint32_t events
   if (n < 0 && (errno == EAGAIN || errno == EINTR))
     return;
   if (n <= 0) {
-    conn_end(loop, c);
+    conn_end(loop, c, 0);
     return;
   }
   c->used += (size_t)n;
@@ -171,7 +175,7 @@ static void conn_ready(struct rt_loop *loop, struct rt_watch *w, uint32_t events
     else
       usleep(1000);
   }
-  conn_end(loop, c);
+  conn_end(loop, c, 1);
 }
 
 static void accept_ready(struct rt_loop *loop, struct rt_watch *w, uint32_t events)
@@ -196,7 +200,7 @@ static void accept_ready(struct rt_loop *loop, struct rt_watch *w, uint32_t even
       srv->conns->prev = c;
     srv->conns = c;
     if (rt_loop_add(loop, fd, EPOLLIN, &c->watch) != 0)
-      conn_end(loop, c);
+      conn_end(loop, c, 0);
   }
 }
 
@@ -206,7 +210,7 @@ static void expire(struct rt_loop *loop, void *arg, uint64_t now)
   for (struct att_conn *c = srv->conns, *next; c; c = next) {
     next = c->next;
     if (now >= c->deadline)
-      conn_end(loop, c);
+      conn_end(loop, c, 0);
   }
 }
 

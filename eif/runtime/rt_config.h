@@ -1,5 +1,5 @@
 /* The configuration of kiln-agent and kiln-host: one directive a line ("#" starts a comment), the
- * same format in the enclave's measured /kiln/agent.conf, the parent's /etc/kiln/host.conf and
+ * same format in the enclave's measured /kiln-agent.conf, the parent's /etc/kiln/host.conf and
  * on the command line (-e 'DIRECTIVE ARGS'):
  *   ingress LISTEN TARGET [proxy-protocol]   splice connections from LISTEN to TARGET
  *   allow ENTRY | deny ENTRY                 the egress list (see rt_egress.h)

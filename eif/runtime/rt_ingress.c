@@ -77,6 +77,16 @@ static void conn_end(struct rt_loop *loop, struct ing_conn *c)
 
 static void target_ready(struct rt_loop *loop, struct rt_watch *w, uint32_t events);
 
+/* A relayed connection ended; failures are worth a line (a reset is an ordinary client's way to
+ * end, so only other errors are logged). */
+static void pair_closed(void *arg, const struct rt_pair_stats *st)
+{
+  struct rt_ingress *in = arg;
+  if (st->error)
+    say(in, "ingress %s: connection ended after %llu bytes in, %llu out: %s", in->listen_text,
+        (unsigned long long)st->a_to_b, (unsigned long long)st->b_to_a, strerror(st->error));
+}
+
 static void try_connect(struct rt_loop *loop, struct ing_conn *c)
 {
   int in_progress = 0;
@@ -112,7 +122,7 @@ static void connected(struct rt_loop *loop, struct ing_conn *c)
   rt_loop_del(loop, client);
   rt_loop_del(loop, target);
   c->client_fd = c->target_fd = -1;
-  struct rt_pair_opts opts = {.idle_ms = in->cfg.idle_ms};
+  struct rt_pair_opts opts = {.idle_ms = in->cfg.idle_ms, .on_close = pair_closed, .arg = in};
   (void)rt_pair_start(loop, client, target, header, hlen, NULL, 0, &opts);
   conn_end(loop, c);
 }

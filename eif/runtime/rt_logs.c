@@ -48,7 +48,14 @@ struct rt_log_sender {
   size_t cap, head, len; /* bytes [head, head+len) modulo cap */
   uint64_t dropped;
   bool last_sent_newline;
+  int sources; /* pipes still open */
 };
+
+int rt_log_sender_idle(void *sender)
+{
+  struct rt_log_sender *s = sender;
+  return s->sources == 0 && (s->len == 0 || s->fd < 0);
+}
 
 size_t rt_log_sender_queued(const struct rt_log_sender *s)
 {
@@ -126,6 +133,8 @@ static void sender_close(struct rt_loop *loop, struct rt_log_sender *s)
 
 static void sender_flush(struct rt_loop *loop, struct rt_log_sender *s)
 {
+  if (s->fd < 0 || s->connecting)
+    return;
   while (s->skip_to_newline && s->len) {
     bool nl = ring_at(s, 0) == '\n';
     s->head = (s->head + 1) % s->cap;
@@ -250,6 +259,8 @@ static void source_ready(struct rt_loop *loop, struct rt_watch *w, uint32_t even
     if (n <= 0) {
       if (src->used)
         emit(src, src->line, src->used);
+      src->sender->sources--;
+      sender_flush(loop, src->sender);
       rt_loop_del(loop, src->fd);
       close(src->fd);
       rt_loop_defer_free(loop, src, free);
@@ -292,6 +303,7 @@ int rt_log_sender_add_source(struct rt_loop *loop, struct rt_log_sender *s, int 
     free(src);
     return -1;
   }
+  s->sources++;
   return 0;
 }
 

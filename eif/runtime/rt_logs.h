@@ -30,6 +30,9 @@ int rt_log_sender_add_source(struct rt_loop *loop, struct rt_log_sender *s, int 
 void rt_log_sender_record(struct rt_log_sender *s, const char *source, const char *line,
                           size_t len);
 
+/* Nothing more to do: every source has ended and the ring is sent (or no parent listens). */
+int rt_log_sender_idle(void *sender);
+
 /* Bytes waiting in the ring, records dropped because it was full. */
 size_t rt_log_sender_queued(const struct rt_log_sender *s);
 uint64_t rt_log_sender_dropped(const struct rt_log_sender *s);

@@ -153,3 +153,21 @@ int rt_loop_run(struct rt_loop *loop, volatile sig_atomic_t *stop)
   }
   return 0;
 }
+
+void rt_loop_drain(struct rt_loop *loop, unsigned ms, int (*done)(void *), void *arg)
+{
+  uint64_t end = rt_now_ms() + ms;
+  while (!done(arg) && rt_now_ms() < end) {
+    struct epoll_event events[RT_BATCH];
+    int n = epoll_wait(loop->epfd, events, RT_BATCH, 20);
+    for (int i = 0; i < n; i++) {
+      struct rt_watch *w = events[i].data.ptr;
+      w->ready(loop, w, events[i].events);
+    }
+    run_deferred(loop);
+    uint64_t now = rt_now_ms();
+    for (int t = 0; t < loop->nticks; t++)
+      loop->ticks[t].fn(loop, loop->ticks[t].arg, now);
+    run_deferred(loop);
+  }
+}

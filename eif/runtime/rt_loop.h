@@ -32,6 +32,9 @@ int rt_loop_defer_free(struct rt_loop *loop, void *ptr, void (*free_fn)(void *))
 /* Runs until *stop becomes non-zero (a signal handler sets it); 0, or -1 on an epoll error. */
 int rt_loop_run(struct rt_loop *loop, volatile sig_atomic_t *stop);
 
+/* Keeps handling events after a stop, until done(arg) says so or ms have passed (a last flush). */
+void rt_loop_drain(struct rt_loop *loop, unsigned ms, int (*done)(void *), void *arg);
+
 uint64_t rt_now_ms(void);
 
 /* Helpers for the programs: make fd non-blocking and close-on-exec. */

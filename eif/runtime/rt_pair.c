@@ -6,12 +6,19 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/sockios.h>
 #include <sys/epoll.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #define RT_SCRATCH (256u * 1024u)
 #define RT_READS_PER_EVENT 8
+/* vsock drops bytes still queued in the sender's transport when the socket is closed, so a
+ * finished pair waits until its vsock sides have handed everything on (SIOCOUTQ, Linux >= 6.10);
+ * where the kernel cannot tell, it waits this long after the last write before closing. */
+#define RT_VSOCK_LINGER_MS 2000
+#define RT_VSOCK_LINGER_MAX_MS 10000
 
 struct rt_side {
   struct rt_watch watch;
@@ -22,6 +29,8 @@ struct rt_side {
   bool write_shut;  /* shutdown(SHUT_WR) done on this side */
   uint8_t *pending; /* bytes still to write to this side */
   size_t pending_off, pending_len;
+  bool vsock;
+  bool registered; /* in the epoll set (only while events != 0) */
 };
 
 struct rt_pair {
@@ -29,6 +38,7 @@ struct rt_pair {
   struct rt_pair_stats stats;
   struct rt_pair_opts opts;
   uint64_t last_active;
+  uint64_t closing_since; /* both directions finished; waiting for vsock queues to drain */
   bool dead;
   struct rt_pair *prev, *next;
 };
@@ -106,6 +116,39 @@ static int keep_pending(struct rt_side *s, const uint8_t *data, size_t len)
   return 0;
 }
 
+/* Bytes a vsock side has not handed to its transport yet: 0, >0, or -1 when the kernel cannot
+ * tell. */
+static long vsock_unsent(const struct rt_side *s)
+{
+  int n = 0;
+  if (!s->vsock)
+    return 0;
+  return ioctl(s->fd, SIOCOUTQ, &n) == 0 ? n : -1;
+}
+
+/* Both directions are finished: close now, or once the vsock sides have drained. */
+static void finish(struct rt_loop *loop, struct rt_pair *pair)
+{
+  uint64_t now = rt_now_ms();
+  if (!pair->closing_since) {
+    pair->closing_since = now;
+    for (int i = 0; i < 2; i++)
+      if (pair->side[i].registered) {
+        rt_loop_del(loop, pair->side[i].fd);
+        pair->side[i].registered = false;
+        pair->side[i].events = 0;
+      }
+  }
+  for (int i = 0; i < 2; i++) {
+    long unsent = vsock_unsent(&pair->side[i]);
+    bool waited = now - pair->last_active >= RT_VSOCK_LINGER_MS;
+    if ((unsent > 0 || (unsent < 0 && !waited)) &&
+        now - pair->closing_since < RT_VSOCK_LINGER_MAX_MS)
+      return; /* the idle tick comes back */
+  }
+  pair_end(loop, pair, 0);
+}
+
 /* Recompute what epoll watches on each side; ends the pair when nothing is left to do. */
 static void update_interest(struct rt_loop *loop, struct rt_pair *pair)
 {
@@ -119,7 +162,7 @@ static void update_interest(struct rt_loop *loop, struct rt_pair *pair)
   }
   bool done = pair->side[0].write_shut && pair->side[1].write_shut;
   if (done) {
-    pair_end(loop, pair, 0);
+    finish(loop, pair);
     return;
   }
   for (int i = 0; i < 2; i++) {
@@ -129,11 +172,21 @@ static void update_interest(struct rt_loop *loop, struct rt_pair *pair)
       ev |= EPOLLIN;
     if (s->pending_len)
       ev |= EPOLLOUT;
-    if (ev != s->events) {
-      if (rt_loop_mod(loop, s->fd, ev, &s->watch) != 0) {
+    if (ev != s->events || !s->registered) {
+      /* A side with nothing to wait for leaves the epoll set: a hang-up (always reported) must
+       * not wake the loop over and over while its bytes wait for the other side. */
+      int rc = 0;
+      if (!ev && s->registered)
+        rt_loop_del(loop, s->fd);
+      else if (ev && !s->registered)
+        rc = rt_loop_add(loop, s->fd, ev, &s->watch);
+      else if (ev)
+        rc = rt_loop_mod(loop, s->fd, ev, &s->watch);
+      if (rc != 0) {
         pair_end(loop, pair, errno);
         return;
       }
+      s->registered = ev != 0;
       s->events = ev;
     }
   }
@@ -192,17 +245,20 @@ static void side_ready(struct rt_loop *loop, struct rt_watch *w, uint32_t events
       return;
     }
   }
+  if (events & EPOLLERR) {
+    int soerr = 0;
+    socklen_t len = sizeof soerr;
+    getsockopt(s->fd, SOL_SOCKET, SO_ERROR, &soerr, &len);
+    if (soerr) {
+      pair_end(loop, pair, soerr);
+      return;
+    }
+  }
   if (events & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
+    /* a hang-up still leaves the bytes that came before it to read */
     int err = relay(pair, from);
     if (err) {
       pair_end(loop, pair, err);
-      return;
-    }
-    if ((events & (EPOLLHUP | EPOLLERR)) && !(events & EPOLLIN) && !s->read_eof) {
-      int soerr = 0;
-      socklen_t len = sizeof soerr;
-      getsockopt(s->fd, SOL_SOCKET, SO_ERROR, &soerr, &len);
-      pair_end(loop, pair, soerr ? soerr : ECONNRESET);
       return;
     }
   }
@@ -214,7 +270,9 @@ static void close_idle(struct rt_loop *loop, void *arg, uint64_t now)
   (void)arg;
   for (struct rt_pair *p = live_pairs, *next; p; p = next) {
     next = p->next;
-    if (p->opts.idle_ms && now - p->last_active > p->opts.idle_ms)
+    if (p->closing_since)
+      finish(loop, p);
+    else if (p->opts.idle_ms && now - p->last_active > p->opts.idle_ms)
       pair_end(loop, p, ETIMEDOUT);
   }
 }
@@ -250,17 +308,13 @@ int rt_pair_start(struct rt_loop *loop, int a, int b, const void *to_b, size_t t
   pair->last_active = rt_now_ms();
   int fds[2] = {a, b};
   for (int i = 0; i < 2; i++) {
+    int domain = 0;
+    socklen_t len = sizeof domain;
     pair->side[i].watch.ready = side_ready;
     pair->side[i].pair = pair;
     pair->side[i].fd = fds[i];
-  }
-  if (rt_loop_add(loop, a, 0, &pair->side[0].watch) != 0 ||
-      rt_loop_add(loop, b, 0, &pair->side[1].watch) != 0) {
-    rt_loop_del(loop, a);
-    pair_free(pair);
-    close(a);
-    close(b);
-    return -1;
+    pair->side[i].vsock =
+        getsockopt(fds[i], SOL_SOCKET, SO_DOMAIN, &domain, &len) == 0 && domain == AF_VSOCK;
   }
   pair->next = live_pairs;
   if (live_pairs)
@@ -269,4 +323,74 @@ int rt_pair_start(struct rt_loop *loop, int a, int b, const void *to_b, size_t t
   live_count++;
   update_interest(loop, pair);
   return 0;
+}
+
+struct lingering {
+  struct rt_watch watch;
+  int fd;
+  uint64_t deadline;
+  struct lingering *next;
+};
+
+static struct lingering *lingering_list;
+
+static void lingering_close(struct rt_loop *loop, struct lingering *l)
+{
+  if (l->fd < 0)
+    return;
+  rt_loop_del(loop, l->fd);
+  close(l->fd);
+  l->fd = -1;
+}
+
+static void lingering_ready(struct rt_loop *loop, struct rt_watch *w, uint32_t events)
+{
+  struct lingering *l = (struct lingering *)w;
+  char junk[4096];
+  (void)events;
+  if (l->fd < 0)
+    return;
+  ssize_t n = recv(l->fd, junk, sizeof junk, MSG_DONTWAIT);
+  if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR))
+    lingering_close(loop, l);
+}
+
+static void lingering_tick(struct rt_loop *loop, void *arg, uint64_t now)
+{
+  (void)arg;
+  struct lingering **pp = &lingering_list;
+  while (*pp) {
+    struct lingering *l = *pp;
+    if (l->fd >= 0 && now >= l->deadline)
+      lingering_close(loop, l);
+    if (l->fd < 0) {
+      *pp = l->next;
+      rt_loop_defer_free(loop, l, free);
+    } else {
+      pp = &l->next;
+    }
+  }
+}
+
+void rt_close_after_send(struct rt_loop *loop, int fd)
+{
+  static struct rt_loop *ticking;
+  struct lingering *l = calloc(1, sizeof *l);
+  shutdown(fd, SHUT_WR);
+  if (!l || (ticking != loop && rt_loop_every(loop, lingering_tick, NULL) != 0)) {
+    free(l);
+    close(fd);
+    return;
+  }
+  ticking = loop;
+  l->watch.ready = lingering_ready;
+  l->fd = fd;
+  l->deadline = rt_now_ms() + 5000;
+  if (rt_loop_add(loop, fd, EPOLLIN, &l->watch) != 0) {
+    close(fd);
+    free(l);
+    return;
+  }
+  l->next = lingering_list;
+  lingering_list = l;
 }

@@ -34,6 +34,11 @@ int rt_pair_start(struct rt_loop *loop, int a, int b, const void *to_b, size_t t
 size_t rt_pair_count(void);
 int rt_pair_watch_idle(struct rt_loop *loop);
 
+/* Close fd after a last answer was sent on it, without losing that answer: shut down writing,
+ * then close when the peer closes (or after 5 s). vsock, unlike TCP, may drop bytes still queued
+ * in the transport when a socket is closed at once. */
+void rt_close_after_send(struct rt_loop *loop, int fd);
+
 /* Close every live pair (at shutdown), calling their on_close. */
 void rt_pair_close_all(struct rt_loop *loop);
 

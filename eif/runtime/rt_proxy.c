@@ -99,8 +99,12 @@ static void fail(struct rt_loop *loop, struct rt_proxy_session *s, int status, c
   char body[600], out[1024];
   int n = snprintf(body, sizeof body, "kiln egress: %s\n", why);
   size_t len = rt_http_response(out, sizeof out, status, "text/plain", body, n > 0 ? (size_t)n : 0);
-  if (s->client_fd >= 0)
+  if (s->client_fd >= 0) {
     (void)!send(s->client_fd, out, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+    rt_loop_del(loop, s->client_fd);
+    rt_close_after_send(loop, s->client_fd); /* the answer is not lost on vsock */
+    s->client_fd = -1;
+  }
   session_end(loop, s);
 }
 

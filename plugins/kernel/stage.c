@@ -9,7 +9,7 @@
 #include "util/fs.h"
 #include "util/hash.h"
 
-#define KERNEL_STAGE_VERSION "0.1.0"
+#define KERNEL_STAGE_VERSION "0.2.0" /* 0.2: vsock loopback (module and config) */
 
 static const char options_schema[] =
     "{\"type\":\"object\",\"additionalProperties\":false,\"properties\":{"

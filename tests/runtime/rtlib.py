@@ -121,6 +121,13 @@ class Server:
         writer.write(("%s %d\n" % (h.hexdigest(), n)).encode())
         await writer.drain()
 
+    async def _burst(self, reader, writer):
+        # 16 MiB at once, then close: the proxy must deliver all of it to a slow client
+        block = bytes(range(256)) * 4096
+        for _ in range(16):
+            writer.write(block)
+        await writer.drain()
+
     async def _reset(self, reader, writer):
         sock = writer.get_extra_info("socket")
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")

@@ -88,6 +88,23 @@ def case_ingress_load():
     check(bytes(got) == payload, "slow reader gets 32 MiB exact")
     if not SANITIZED:
         check(grown < 16 * 1024, "back-pressure: RSS grew %d KiB (< 16 MiB) for a slow reader" % grown)
+    # the server sends 16 MiB and closes at once while the client reads slowly: nothing is lost
+    burst = Server("burst")
+    pb = free_port()
+    host3 = start(HOST, ["ingress tcp:127.0.0.1:%d tcp:127.0.0.1:%d" % (pb, burst.port)], wait=[pb])
+    s = socket.create_connection(("127.0.0.1", pb))
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+    time.sleep(1)  # the server has finished and closed long before the client reads
+    got = bytearray()
+    while True:
+        d = s.recv(65536)
+        if not d:
+            break
+        got += d
+    s.close()
+    check(bytes(got) == (bytes(range(256)) * 4096) * 16, "a server that closes right after 16 MiB: all %d bytes arrive" % len(got))
+    stop(host3)
+    burst.close()
     # peer resets
     reset = Server("reset")
     pr = free_port()
