@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <linux/vm_sockets.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -242,7 +243,19 @@ static void emit(struct log_source *src, const char *line, size_t len)
     char buf[RT_LOG_LINE_MAX + 2];
     memcpy(buf, line, len);
     buf[len] = '\n';
-    (void)!write(src->sender->echo_fd, buf, len + 1);
+    /* a slow console gets a moment; after that the line is dropped there (the record is kept) */
+    size_t off = 0;
+    for (int tries = 0; off <= len && tries < 3; tries++) {
+      ssize_t w = write(src->sender->echo_fd, buf + off, len + 1 - off);
+      if (w > 0) {
+        off += (size_t)w;
+        continue;
+      }
+      if (w < 0 && errno != EAGAIN && errno != EINTR)
+        break;
+      struct pollfd p = {.fd = src->sender->echo_fd, .events = POLLOUT};
+      (void)poll(&p, 1, 20);
+    }
   }
 }
 
