@@ -38,6 +38,14 @@ struct kiln *kiln_cli_open_app(struct kiln_cli *cli, int config_required, int *e
  * Returns 0, or an exit code. */
 int kiln_cli_apply_set(struct kiln_cli *cli, struct kiln *k, struct kiln_pipeline *p,
                        const char *stage, const char *assignment);
+/* Give FILE in place as the pipeline's input of kind (`kiln run --input KIND=FILE`, `kiln size
+ * --eif`); on failure prints "<option> <message>" and returns the exit code, else 0. */
+int kiln_cli_add_input(struct kiln_cli *cli, struct kiln *k, struct kiln_pipeline *p,
+                       const char *option, const char *kind, const char *file);
+/* Set a stage option to a string (never parsed as JSON); prints failures, returns 0 or the exit
+ * code. */
+int kiln_cli_set_string(struct kiln_cli *cli, struct kiln *k, struct kiln_pipeline *p,
+                        const char *stage, const char *key, const char *value);
 /* Create the pipeline of these stages; on failure prints the error and returns the exit code. */
 int kiln_cli_pipeline(struct kiln_cli *cli, struct kiln *k, const char *const *stages,
                       struct kiln_pipeline **out);

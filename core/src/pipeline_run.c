@@ -86,6 +86,9 @@ static kiln_err step_cache_key(struct kiln_pipeline *p, const struct kiln_step *
 static kiln_err stage_failed(struct kiln_stage_ctx *ctx, kiln_err rc, const char *what)
 {
   struct kiln *k = ctx->k;
+  if (kiln_cancelled() && ctx->err.msg) /* the stage says what it kept (e.g. a resumable upload) */
+    return kiln_set_error(k, KILN_E_CANCELLED, "interrupted during stage %s: %s", ctx->stage->name,
+                          ctx->err.msg);
   if (kiln_cancelled())
     return kiln_set_error(k, KILN_E_CANCELLED, "interrupted during stage %s; nothing was kept",
                           ctx->stage->name);

@@ -10,6 +10,7 @@
 #include <kiln/plugin.h>
 
 #include "byoc.h"
+#include "host_hooks.h"
 #include "s3.h"
 #include "util/buf.h"
 #include "util/fs.h"
@@ -57,25 +58,8 @@ struct stage_env {
   struct kiln_stage_ctx *ctx;
   const struct kiln_host *host;
   int plan;
+  struct kiln_aws_host hooks; /* the same ctx and host, as the AWS client's hooks */
 };
-
-static void hook_log(void *p, int level, const char *msg)
-{
-  struct stage_env *s = p;
-  s->host->log(s->ctx, (enum kiln_log_level)level, "%s", msg);
-}
-
-static void hook_redact(void *p, const char *secret)
-{
-  struct stage_env *s = p;
-  s->host->redact(s->ctx, secret);
-}
-
-static int hook_cancelled(void *p)
-{
-  struct stage_env *s = p;
-  return s->host->cancelled(s->ctx);
-}
 
 static void hook_announce(void *p, const char *action, const char *resource, const char *detail)
 {
@@ -120,11 +104,8 @@ static kiln_err open_env(struct stage_env *s, struct kiln_awsenv *env, int allow
   struct kiln_aws_client_options o = {
       .profile = string_at(opts, "profile"),
       .region = string_at(opts, "region"),
-      .s3_path_style = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(opts, "s3_path_style")),
-      .log = hook_log,
-      .redact = hook_redact,
-      .cancelled = hook_cancelled,
-      .hook_ctx = s};
+      .s3_path_style = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(opts, "s3_path_style"))};
+  kiln_aws_host_hooks(&s->hooks, &o);
   memset(env, 0, sizeof(*env));
   env->config = s->host->config(s->ctx);
   env->app_dir = s->host->app_dir(s->ctx);
@@ -585,7 +566,7 @@ static kiln_err do_teardown(struct stage_env *s, struct kiln_awsenv *env, cJSON 
 
 static kiln_err aws_act(struct kiln_stage_ctx *ctx, const struct kiln_host *host, int plan)
 {
-  struct stage_env s = {ctx, host, plan};
+  struct stage_env s = {ctx, host, plan, {ctx, host}};
   struct kiln_awsenv env;
   struct kiln_error err = KILN_ERROR_INIT;
   const char *action = action_of(host->options(ctx));

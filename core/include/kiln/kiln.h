@@ -97,6 +97,11 @@ KILN_API kiln_err kiln_pipeline_set(struct kiln_pipeline *p, const char *stage, 
  * imports it into the store first. files: NULL-terminated (name, source path) pairs. */
 KILN_API kiln_err kiln_pipeline_add_input(struct kiln_pipeline *p, const char *kind,
                                           const char *const *files, cJSON *meta);
+/* Give a file in place as the input of a kind (`kiln run --input KIND=FILE`): nothing is copied;
+ * the artifact holds no files and its metadata names the file: {"source": absolute path, "name":
+ * its base name, "size": bytes}. Stages read it from "source" while they run. */
+KILN_API kiln_err kiln_pipeline_add_input_file(struct kiln_pipeline *p, const char *kind,
+                                               const char *file);
 /* Run all steps. *result (caller frees) describes every step:
  * {"steps":[{"stage":..,"cached":bool,"seconds":..,"outputs":[{"kind","digest","path","meta"}]}]}
  */
