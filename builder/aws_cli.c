@@ -24,34 +24,28 @@ int kiln_aws_cli_set(struct kiln_cli *cli, struct kiln *k, struct kiln_pipeline 
 static int set_string(struct kiln_cli *cli, struct kiln *k, struct kiln_pipeline *p,
                       const char *key, const char *value)
 {
-  cJSON *s = cJSON_CreateString(value);
-  char *text = cJSON_PrintUnformatted(s);
-  int code = kiln_aws_cli_set(cli, k, p, key, text ? text : "\"\"");
-  free(text);
-  cJSON_Delete(s);
-  return code;
+  return kiln_cli_set_string(cli, k, p, "aws", key, value);
 }
 
 int kiln_aws_cli_option(struct kiln_cli *cli, struct kiln *k, struct kiln_pipeline *p,
-                        struct kiln_aws_cli *a, int *i)
+                        struct kiln_aws_cli *a, int *i, int *taken)
 {
   const char *arg = cli->argv[*i];
   const char *v = *i + 1 < cli->argc ? cli->argv[*i + 1] : NULL;
-  int code = 0;
-  if (strcmp(arg, "--region") == 0 || strcmp(arg, "--profile") == 0 || strcmp(arg, "--set") == 0 ||
-      (a->deploy_pipeline && strcmp(arg, "--eif") == 0)) {
-    if (!v)
-      return -kiln_cli_usage(cli, "%s needs a value", arg);
-    (*i)++;
-    if (strcmp(arg, "--set") == 0)
-      code = kiln_cli_apply_set(cli, k, p, NULL, v);
-    else if (strcmp(arg, "--eif") == 0)
-      a->eif_file = v;
-    else
-      code = set_string(cli, k, p, arg + 2, v);
-    return code ? -code : 1;
+  *taken = strcmp(arg, "--region") == 0 || strcmp(arg, "--profile") == 0 ||
+           strcmp(arg, "--set") == 0 || (a->deploy_pipeline && strcmp(arg, "--eif") == 0);
+  if (!*taken)
+    return 0;
+  if (!v)
+    return kiln_cli_usage(cli, "%s needs a value", arg);
+  (*i)++;
+  if (strcmp(arg, "--set") == 0)
+    return kiln_cli_apply_set(cli, k, p, NULL, v);
+  if (strcmp(arg, "--eif") == 0) {
+    a->eif_file = v;
+    return 0;
   }
-  return 0;
+  return set_string(cli, k, p, arg + 2, v);
 }
 
 /* kiln.json "eif": "FILE" (a prebuilt EIF, relative to the app directory). */
@@ -130,10 +124,9 @@ int kiln_aws_cli_args(struct kiln_cli *cli, struct kiln *k, struct kiln_pipeline
       i++;
       continue;
     }
-    int r = kiln_aws_cli_option(cli, k, p, a, &i);
-    if (r < 0)
-      code = -r;
-    else if (r == 0)
+    int taken = 0;
+    code = kiln_aws_cli_option(cli, k, p, a, &i, &taken);
+    if (!code && !taken)
       code = kiln_cli_usage(cli, "unexpected argument \"%s\"", cli->argv[i]);
   }
   if (!code && a->eif_file)
@@ -287,10 +280,9 @@ int kiln_aws_cli_simple(struct kiln_cli *cli, const char *usage, const char *act
       if (f->option[0] == '=') /* "=action": the flag switches the action */
         code = kiln_aws_cli_set(cli, k, p, "action", f->option + 1);
     } else {
-      int r = kiln_aws_cli_option(cli, k, p, &a, &i);
-      if (r < 0)
-        code = -r;
-      else if (r == 0)
+      int taken = 0;
+      code = kiln_aws_cli_option(cli, k, p, &a, &i, &taken);
+      if (!code && !taken)
         code = kiln_cli_usage(cli, "unexpected argument \"%s\"", arg);
     }
   }

@@ -7,27 +7,32 @@
 
 #include "internal.h"
 
-kiln_err kiln_secret_add(struct kiln *k, const char *secret)
+void kiln_secret_add(struct kiln *k, const char *secret)
 {
   if (!secret || strlen(secret) < 4)
-    return KILN_OK; /* too short to mask without garbling ordinary text */
+    return; /* too short to mask without garbling ordinary text */
   for (size_t i = 0; i < k->nsecrets; i++)
     if (strcmp(k->secrets[i], secret) == 0)
-      return KILN_OK;
+      return;
   char **n = realloc(k->secrets, (k->nsecrets + 1) * sizeof *n);
-  if (!n)
-    return KILN_E_NOMEM;
+  if (!n) {
+    k->secrets_lost = 1;
+    return;
+  }
   k->secrets = n;
-  if (!(k->secrets[k->nsecrets] = strdup(secret)))
-    return KILN_E_NOMEM;
+  if (!(k->secrets[k->nsecrets] = strdup(secret))) {
+    k->secrets_lost = 1;
+    return;
+  }
   k->nsecrets++;
-  return KILN_OK;
 }
 
 char *kiln_redact(const struct kiln *k, const char *s)
 {
   struct kiln_buf b = KILN_BUF_INIT;
   const char *p = s;
+  if (k && k->secrets_lost)
+    return strdup("(message withheld: out of memory while registering a secret to mask)");
   while (*p) {
     size_t best = 0;
     for (size_t i = 0; k && i < k->nsecrets; i++) {

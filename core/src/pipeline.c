@@ -215,7 +215,7 @@ kiln_err kiln_pipeline_add_input(struct kiln_pipeline *p, const char *kind,
     rc = rc ? rc : kiln_pipeline_push_artifact(p, a);
   }
   if (rc)
-    kiln_rm_rf(root, &e);
+    kiln_rm_rf_quiet(root);
   kiln_error_clear(&e);
   cJSON_Delete(meta);
   free(dir);

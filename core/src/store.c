@@ -208,11 +208,11 @@ kiln_err kiln_store_commit(struct kiln *k, const char *staging_root, const char 
     goto out;
   if (kiln_is_dir(dest)) {
     /* Same content is already stored: keep the stored copy untouched. */
-    kiln_rm_rf(staging_root, &e);
+    kiln_rm_rf_quiet(staging_root);
     kiln_error_clear(&e);
   } else if (rename(staging_root, dest) != 0) {
     if (errno == ENOTEMPTY || errno == EEXIST) {
-      kiln_rm_rf(staging_root, &e); /* another kiln committed the same artifact meanwhile */
+      kiln_rm_rf_quiet(staging_root); /* another kiln committed the same artifact meanwhile */
       kiln_error_clear(&e);
     } else {
       rc = kiln_set_error(k, KILN_E_IO, "cannot store artifact in %s: %s", dest, strerror(errno));

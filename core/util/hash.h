@@ -14,11 +14,11 @@ void kiln_hex_encode(const uint8_t *in, size_t n, char *out);
 /* out: 65 bytes (64 hex + NUL). */
 void kiln_sha256_hex(const void *data, size_t len, char out[KILN_SHA256_HEX_LEN + 1]);
 /* Streaming SHA-256 of a file; out: 65 bytes. *size (optional) receives the byte count. */
-kiln_err kiln_sha256_file(const char *path, char out[KILN_SHA256_HEX_LEN + 1], uint64_t *size,
-                          struct kiln_error *err);
+KILN_MUST_CHECK kiln_err kiln_sha256_file(const char *path, char out[KILN_SHA256_HEX_LEN + 1],
+                                          uint64_t *size, struct kiln_error *err);
 /* SHA-256 over a directory tree: sorted relative paths, types, exec bits, link targets and file
  * contents; independent of mtimes, owners and directory order. */
-kiln_err kiln_sha256_tree(const char *dir, char out[KILN_SHA256_HEX_LEN + 1],
-                          struct kiln_error *err);
+KILN_MUST_CHECK kiln_err kiln_sha256_tree(const char *dir, char out[KILN_SHA256_HEX_LEN + 1],
+                                          struct kiln_error *err);
 
 #endif

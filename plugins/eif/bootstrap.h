@@ -9,7 +9,8 @@
 
 /* init_path: the init binary; modules_dir/order_path: the kernel artifact's modules/ and
  * modules.order (either may be absent). Every module named in the order file must exist. */
-kiln_err kiln_bootstrap_write(const char *out_path, const char *init_path, const char *modules_dir,
-                              const char *order_path, int64_t mtime, struct kiln_error *err);
+KILN_MUST_CHECK kiln_err kiln_bootstrap_write(const char *out_path, const char *init_path,
+                                              const char *modules_dir, const char *order_path,
+                                              int64_t mtime, struct kiln_error *err);
 
 #endif

@@ -162,7 +162,7 @@ kiln_err img_source_load(const struct img_source *src, const struct img_source_e
   img_store_free(store);
   if (tmp && src->kind == IMG_SRC_REGISTRY) {
     struct kiln_error e2 = KILN_ERROR_INIT;
-    kiln_rm_rf(tmp, &e2);
+    kiln_rm_rf_quiet(tmp);
     kiln_error_clear(&e2);
   }
   free(tmp);
@@ -207,7 +207,7 @@ kiln_err img_source_identify(const struct img_source *src, const struct img_sour
     rc = kiln_error_set(err, KILN_E_NOMEM, "out of memory");
   if (tmp) {
     struct kiln_error e2 = KILN_ERROR_INIT;
-    kiln_rm_rf(tmp, &e2);
+    kiln_rm_rf_quiet(tmp);
     kiln_error_clear(&e2);
     free(tmp);
   }

@@ -259,7 +259,7 @@ kiln_err img_registry_pull(const char *reference, const struct img_source_env *e
 out:
   if (rc && *dir) {
     struct kiln_error e2 = KILN_ERROR_INIT;
-    kiln_rm_rf(*dir, &e2);
+    kiln_rm_rf_quiet(*dir);
     kiln_error_clear(&e2);
     free(*dir);
     *dir = NULL;

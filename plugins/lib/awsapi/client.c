@@ -178,11 +178,15 @@ kiln_err kiln_aws_client_credentials(struct kiln_aws_client *c, struct kiln_aws_
 
 kiln_err kiln_aws_params_add(struct kiln_aws_params *p, const char *name, const char *value)
 {
+  if (p->failed)
+    return KILN_E_NOMEM;
   if (p->len == p->cap) {
     size_t cap = p->cap ? p->cap * 2 : 16;
     struct kiln_aws_pair *grown = realloc(p->items, cap * sizeof(*grown));
-    if (!grown)
+    if (!grown) {
+      p->failed = 1;
       return KILN_E_NOMEM;
+    }
     p->items = grown;
     p->cap = cap;
   }
@@ -190,6 +194,7 @@ kiln_err kiln_aws_params_add(struct kiln_aws_params *p, const char *name, const 
   if (!n || !v) {
     free(n);
     free(v);
+    p->failed = 1;
     return KILN_E_NOMEM;
   }
   p->items[p->len].name = n;
@@ -206,6 +211,8 @@ kiln_err kiln_aws_params_addf(struct kiln_aws_params *p, const char *name, const
   va_end(ap);
   if (rc == KILN_OK)
     rc = kiln_aws_params_add(p, name, kiln_buf_str(&b));
+  else
+    p->failed = 1;
   kiln_buf_free(&b);
   return rc;
 }
@@ -282,6 +289,9 @@ kiln_err kiln_aws_query_signed(struct kiln_aws_client *c, const char *service, c
   *out = NULL;
   if (!version)
     return kiln_error_set(err, KILN_E_INTERNAL, "no Query API version known for %s", service);
+  if (params && params->failed)
+    return kiln_error_set(err, KILN_E_NOMEM, "%s %s: out of memory building the request", service,
+                          action);
   rc = form_append(&body, "Action", action);
   if (rc == KILN_OK)
     rc = form_append(&body, "Version", version);

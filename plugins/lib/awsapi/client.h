@@ -41,20 +41,21 @@ struct kiln_aws_client_options {
   void *hook_ctx;
 };
 
-kiln_err kiln_aws_client_new(const struct kiln_aws_client_options *o, struct kiln_aws_client **out,
-                             struct kiln_error *err);
+KILN_MUST_CHECK kiln_err kiln_aws_client_new(const struct kiln_aws_client_options *o,
+                                             struct kiln_aws_client **out, struct kiln_error *err);
 void kiln_aws_client_free(struct kiln_aws_client *c);
 /* NULL when no region is configured anywhere. */
 const char *kiln_aws_client_region(const struct kiln_aws_client *c);
 const struct kiln_aws_profile *kiln_aws_client_profile(const struct kiln_aws_client *c);
 /* Resolve (or refresh) credentials now; the copy is optional. Commands call this first so a
  * missing-credentials error comes before any work. */
-kiln_err kiln_aws_client_credentials(struct kiln_aws_client *c, struct kiln_aws_credentials *copy,
-                                     struct kiln_error *err);
+KILN_MUST_CHECK kiln_err kiln_aws_client_credentials(struct kiln_aws_client *c,
+                                                     struct kiln_aws_credentials *copy,
+                                                     struct kiln_error *err);
 /* Use these credentials instead of the chain (tests, scoped credentials from setup). */
-kiln_err kiln_aws_client_set_credentials(struct kiln_aws_client *c,
-                                         const struct kiln_aws_credentials *creds,
-                                         struct kiln_error *err);
+KILN_MUST_CHECK kiln_err kiln_aws_client_set_credentials(struct kiln_aws_client *c,
+                                                         const struct kiln_aws_credentials *creds,
+                                                         struct kiln_error *err);
 /* The endpoint base URL for a service ("s3", "ec2", ...), no trailing slash; caller frees. */
 char *kiln_aws_service_endpoint(struct kiln_aws_client *c, const char *service);
 /* Seconds added to the local clock when signing (learned from RequestTimeTooSkewed). */
@@ -104,9 +105,10 @@ const char *kiln_aws_response_header(const struct kiln_aws_response *r, const ch
  * (401/403, bad or expired credentials), KILN_E_NOT_FOUND (404), KILN_E_REMOTE (other AWS
  * errors), KILN_E_NETWORK (no answer), KILN_E_CANCELLED. info (optional) gets the AWS error; the
  * message reads "S3 UploadPart: HTTP 403 SignatureDoesNotMatch: <message> (request id <id>)". */
-kiln_err kiln_aws_send(struct kiln_aws_client *c, const struct kiln_aws_request *req,
-                       struct kiln_aws_response *resp, struct kiln_aws_error_info *info,
-                       struct kiln_error *err);
+KILN_MUST_CHECK kiln_err kiln_aws_send(struct kiln_aws_client *c,
+                                       const struct kiln_aws_request *req,
+                                       struct kiln_aws_response *resp,
+                                       struct kiln_aws_error_info *info, struct kiln_error *err);
 
 /* Many requests, up to max_in_flight at once on one curl multi handle, each retried on its own.
  * next() fills the next request to start (it and what it points to must stay valid until done()
@@ -119,14 +121,17 @@ struct kiln_aws_batch_ops {
                    const struct kiln_aws_error_info *info, struct kiln_error *err);
   void (*sent)(void *ctx, uint64_t bytes);
 };
-kiln_err kiln_aws_batch_run(struct kiln_aws_client *c, unsigned max_in_flight,
-                            const struct kiln_aws_batch_ops *ops, void *ctx,
-                            struct kiln_error *err);
+KILN_MUST_CHECK kiln_err kiln_aws_batch_run(struct kiln_aws_client *c, unsigned max_in_flight,
+                                            const struct kiln_aws_batch_ops *ops, void *ctx,
+                                            struct kiln_error *err);
 
-/* A growable list of owned name/value pairs (Query protocol parameters, headers). */
+/* A growable list of owned name/value pairs (Query protocol parameters). An add that fails sets
+ * the sticky flag failed and later adds do nothing, so a list is built with unchecked adds and
+ * checked once: kiln_aws_query refuses a failed list (nothing half-built is ever sent). */
 struct kiln_aws_params {
   struct kiln_aws_pair *items;
   size_t len, cap;
+  int failed;
 };
 kiln_err kiln_aws_params_add(struct kiln_aws_params *p, const char *name, const char *value);
 kiln_err kiln_aws_params_addf(struct kiln_aws_params *p, const char *name, const char *fmt, ...)
@@ -135,13 +140,14 @@ void kiln_aws_params_clear(struct kiln_aws_params *p);
 
 /* Query protocol (EC2, Auto Scaling, IAM, STS): POST Action/Version + params form-encoded; the
  * XML answer on success (caller frees). */
-kiln_err kiln_aws_query(struct kiln_aws_client *c, const char *service, const char *action,
-                        const struct kiln_aws_params *params, struct kiln_xml **out,
-                        struct kiln_aws_error_info *info, struct kiln_error *err);
+KILN_MUST_CHECK kiln_err kiln_aws_query(struct kiln_aws_client *c, const char *service,
+                                        const char *action, const struct kiln_aws_params *params,
+                                        struct kiln_xml **out, struct kiln_aws_error_info *info,
+                                        struct kiln_error *err);
 /* JSON protocol 1.1 (SSM): X-Amz-Target = target, body JSON; the parsed answer (caller frees). */
-kiln_err kiln_aws_json(struct kiln_aws_client *c, const char *service, const char *target,
-                       const cJSON *body, cJSON **out, struct kiln_aws_error_info *info,
-                       struct kiln_error *err);
+KILN_MUST_CHECK kiln_err kiln_aws_json(struct kiln_aws_client *c, const char *service,
+                                       const char *target, const cJSON *body, cJSON **out,
+                                       struct kiln_aws_error_info *info, struct kiln_error *err);
 
 /* Is this AWS error worth another attempt under the standard retry mode? */
 int kiln_aws_retryable(long http_status, const char *code);

@@ -32,8 +32,9 @@ struct kiln_aws_target {
   char *signing_region;
   int s3; /* S3 rules: no path normalisation, x-amz-content-sha256 */
 };
-kiln_err kiln_aws_target_resolve(struct kiln_aws_client *c, const struct kiln_aws_request *req,
-                                 struct kiln_aws_target *t, struct kiln_error *err);
+KILN_MUST_CHECK kiln_err kiln_aws_target_resolve(struct kiln_aws_client *c,
+                                                 const struct kiln_aws_request *req,
+                                                 struct kiln_aws_target *t, struct kiln_error *err);
 void kiln_aws_target_clear(struct kiln_aws_target *t);
 
 /* Fill info from an error answer (XML of S3/Query/EC2, JSON, or only the status for HEAD). */
@@ -48,12 +49,15 @@ kiln_err kiln_aws_error_report(const struct kiln_aws_error_info *info, struct ki
 const char *kiln_aws_service_title(const char *service);
 
 /* kiln_aws_query, optionally unsigned (STS AssumeRoleWithWebIdentity). */
-kiln_err kiln_aws_query_signed(struct kiln_aws_client *c, const char *service, const char *action,
-                               const struct kiln_aws_params *params, int sign,
-                               struct kiln_xml **out, struct kiln_aws_error_info *info,
-                               struct kiln_error *err);
+KILN_MUST_CHECK kiln_err kiln_aws_query_signed(struct kiln_aws_client *c, const char *service,
+                                               const char *action,
+                                               const struct kiln_aws_params *params, int sign,
+                                               struct kiln_xml **out,
+                                               struct kiln_aws_error_info *info,
+                                               struct kiln_error *err);
 
 /* Make sure credentials are present and fresh (refresh 5 minutes before expiry). */
-kiln_err kiln_aws_client_ensure_credentials(struct kiln_aws_client *c, struct kiln_error *err);
+KILN_MUST_CHECK kiln_err kiln_aws_client_ensure_credentials(struct kiln_aws_client *c,
+                                                            struct kiln_error *err);
 
 #endif

@@ -7,17 +7,20 @@
 #include "credentials.h"
 
 /* Run command with /bin/sh -c (stdout <= 64 KiB, 60 s at most) and parse its Version 1 JSON. */
-kiln_err kiln_aws_credentials_from_process(const char *command, const char *source,
-                                           struct kiln_aws_credentials *out,
-                                           struct kiln_error *err);
+KILN_MUST_CHECK kiln_err kiln_aws_credentials_from_process(const char *command, const char *source,
+                                                           struct kiln_aws_credentials *out,
+                                                           struct kiln_error *err);
 /* KILN_E_NOT_FOUND when no AWS_CONTAINER_CREDENTIALS_*_URI is set. */
-kiln_err kiln_aws_credentials_from_container(struct kiln_aws_client *c,
-                                             struct kiln_aws_credentials *out,
-                                             struct kiln_error *err);
-kiln_err kiln_aws_credentials_from_imds(struct kiln_aws_client *c, struct kiln_aws_credentials *out,
-                                        struct kiln_error *err);
+KILN_MUST_CHECK kiln_err kiln_aws_credentials_from_container(struct kiln_aws_client *c,
+                                                             struct kiln_aws_credentials *out,
+                                                             struct kiln_error *err);
+KILN_MUST_CHECK kiln_err kiln_aws_credentials_from_imds(struct kiln_aws_client *c,
+                                                        struct kiln_aws_credentials *out,
+                                                        struct kiln_error *err);
 /* credential_source = Environment | Ec2InstanceMetadata | EcsContainer */
-kiln_err kiln_aws_credentials_from_source(struct kiln_aws_client *c, const char *name,
-                                          struct kiln_aws_credentials *out, struct kiln_error *err);
+KILN_MUST_CHECK kiln_err kiln_aws_credentials_from_source(struct kiln_aws_client *c,
+                                                          const char *name,
+                                                          struct kiln_aws_credentials *out,
+                                                          struct kiln_error *err);
 
 #endif

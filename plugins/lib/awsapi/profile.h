@@ -31,8 +31,8 @@ struct kiln_aws_profile {
  * ~/.aws/config, sections "[profile NAME]" or "[default]") and $AWS_SHARED_CREDENTIALS_FILE
  * (default ~/.aws/credentials, sections "[NAME]"). Missing files are not errors; a syntax error
  * names the file and line. */
-kiln_err kiln_aws_profile_load(const char *name, struct kiln_aws_profile *out,
-                               struct kiln_error *err);
+KILN_MUST_CHECK kiln_err kiln_aws_profile_load(const char *name, struct kiln_aws_profile *out,
+                                               struct kiln_error *err);
 void kiln_aws_profile_clear(struct kiln_aws_profile *p);
 
 /* The endpoint_url for service id `service` ("s3", "ec2", ...) from the [services NAME] section

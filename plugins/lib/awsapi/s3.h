@@ -21,8 +21,9 @@ void kiln_s3_object_clear(struct kiln_s3_object *o);
 
 /* HEAD with checksum mode; a missing object is exists = 0 and KILN_OK. A missing bucket is
  * KILN_E_NOT_FOUND with a message saying so. */
-kiln_err kiln_s3_head(struct kiln_aws_client *c, const char *bucket, const char *key,
-                      struct kiln_s3_object *out, struct kiln_error *err);
+KILN_MUST_CHECK kiln_err kiln_s3_head(struct kiln_aws_client *c, const char *bucket,
+                                      const char *key, struct kiln_s3_object *out,
+                                      struct kiln_error *err);
 
 struct kiln_s3_part {
   int number;
@@ -33,21 +34,25 @@ struct kiln_s3_part {
 void kiln_s3_parts_free(struct kiln_s3_part *parts, size_t n);
 
 /* extra: more headers for the object (x-amz-meta-*), may be NULL. */
-kiln_err kiln_s3_create_multipart(struct kiln_aws_client *c, const char *bucket, const char *key,
-                                  const char *sha256_hex, const struct kiln_aws_pair *extra,
-                                  size_t nextra, char **upload_id, struct kiln_error *err);
+KILN_MUST_CHECK kiln_err kiln_s3_create_multipart(struct kiln_aws_client *c, const char *bucket,
+                                                  const char *key, const char *sha256_hex,
+                                                  const struct kiln_aws_pair *extra, size_t nextra,
+                                                  char **upload_id, struct kiln_error *err);
 /* All parts the server holds for an upload (every page). KILN_E_NOT_FOUND when the upload is
  * gone (completed or aborted). */
-kiln_err kiln_s3_list_parts(struct kiln_aws_client *c, const char *bucket, const char *key,
-                            const char *upload_id, struct kiln_s3_part **parts, size_t *nparts,
-                            struct kiln_error *err);
+KILN_MUST_CHECK kiln_err kiln_s3_list_parts(struct kiln_aws_client *c, const char *bucket,
+                                            const char *key, const char *upload_id,
+                                            struct kiln_s3_part **parts, size_t *nparts,
+                                            struct kiln_error *err);
 /* Complete with parts in order; out gets etag, version id and the composite checksum. */
-kiln_err kiln_s3_complete_multipart(struct kiln_aws_client *c, const char *bucket, const char *key,
-                                    const char *upload_id, const struct kiln_s3_part *parts,
-                                    size_t nparts, struct kiln_s3_object *out,
-                                    struct kiln_error *err);
-kiln_err kiln_s3_abort_multipart(struct kiln_aws_client *c, const char *bucket, const char *key,
-                                 const char *upload_id, struct kiln_error *err);
+KILN_MUST_CHECK kiln_err kiln_s3_complete_multipart(struct kiln_aws_client *c, const char *bucket,
+                                                    const char *key, const char *upload_id,
+                                                    const struct kiln_s3_part *parts, size_t nparts,
+                                                    struct kiln_s3_object *out,
+                                                    struct kiln_error *err);
+KILN_MUST_CHECK kiln_err kiln_s3_abort_multipart(struct kiln_aws_client *c, const char *bucket,
+                                                 const char *key, const char *upload_id,
+                                                 struct kiln_error *err);
 
 struct kiln_s3_upload_entry {
   char *key;
@@ -55,8 +60,9 @@ struct kiln_s3_upload_entry {
   char *initiated;
 };
 /* Incomplete multipart uploads under prefix (NULL: all), every page. */
-kiln_err kiln_s3_list_uploads(struct kiln_aws_client *c, const char *bucket, const char *prefix,
-                              struct kiln_s3_upload_entry **out, size_t *n, struct kiln_error *err);
+KILN_MUST_CHECK kiln_err kiln_s3_list_uploads(struct kiln_aws_client *c, const char *bucket,
+                                              const char *prefix, struct kiln_s3_upload_entry **out,
+                                              size_t *n, struct kiln_error *err);
 void kiln_s3_upload_entries_free(struct kiln_s3_upload_entry *e, size_t n);
 
 /* The content-addressed key of an EIF: "<prefix>eifs/<name>/<sha256>.eif" (caller frees). */

@@ -22,8 +22,8 @@ struct kiln_aws_credentials {
   char source[48]; /* where they came from: "environment", "profile dev", "imds", ... */
 };
 void kiln_aws_credentials_clear(struct kiln_aws_credentials *c);
-kiln_err kiln_aws_credentials_copy(struct kiln_aws_credentials *dst,
-                                   const struct kiln_aws_credentials *src);
+KILN_MUST_CHECK kiln_err kiln_aws_credentials_copy(struct kiln_aws_credentials *dst,
+                                                   const struct kiln_aws_credentials *src);
 
 /* One name/value pair; both unencoded (raw bytes). */
 struct kiln_aws_pair {
@@ -66,12 +66,14 @@ struct kiln_sigv4_result {
 };
 void kiln_sigv4_result_clear(struct kiln_sigv4_result *r);
 
-kiln_err kiln_sigv4_sign(const struct kiln_sigv4_request *req, const struct kiln_sigv4_params *p,
-                         const struct kiln_aws_credentials *creds, struct kiln_sigv4_result *out,
-                         struct kiln_error *err);
-kiln_err kiln_sigv4_presign(const struct kiln_sigv4_request *req, const struct kiln_sigv4_params *p,
-                            const struct kiln_aws_credentials *creds, struct kiln_sigv4_result *out,
-                            struct kiln_error *err);
+KILN_MUST_CHECK kiln_err kiln_sigv4_sign(const struct kiln_sigv4_request *req,
+                                         const struct kiln_sigv4_params *p,
+                                         const struct kiln_aws_credentials *creds,
+                                         struct kiln_sigv4_result *out, struct kiln_error *err);
+KILN_MUST_CHECK kiln_err kiln_sigv4_presign(const struct kiln_sigv4_request *req,
+                                            const struct kiln_sigv4_params *p,
+                                            const struct kiln_aws_credentials *creds,
+                                            struct kiln_sigv4_result *out, struct kiln_error *err);
 
 /* URI-encode per SigV4: unreserved characters (A-Z a-z 0-9 - _ . ~) kept, everything else %XX
  * upper case; '/' kept when keep_slash. Appends to a kiln_buf. */

@@ -15,8 +15,8 @@ struct kiln_xml {
 };
 
 /* Parse len bytes; the message names `what` (e.g. "S3 ListParts response") and the line. */
-kiln_err kiln_xml_parse(const char *data, size_t len, const char *what, struct kiln_xml **out,
-                        struct kiln_error *err);
+KILN_MUST_CHECK kiln_err kiln_xml_parse(const char *data, size_t len, const char *what,
+                                        struct kiln_xml **out, struct kiln_error *err);
 void kiln_xml_free(struct kiln_xml *x);
 /* First child named name, or NULL. */
 const struct kiln_xml *kiln_xml_child(const struct kiln_xml *x, const char *name);

@@ -549,7 +549,9 @@ kiln_err kiln_s3_upload(struct kiln_aws_client *c, const struct kiln_s3_upload_o
                               out->part_size, &journal, &stale, err);
     if (rc == KILN_OK && stale) { /* an upload of an older version of the file: drop it */
       struct kiln_error ignored = KILN_ERROR_INIT;
-      kiln_s3_abort_multipart(c, o->bucket, o->key, stale, &ignored);
+      if (kiln_s3_abort_multipart(c, o->bucket, o->key, stale, &ignored) != KILN_OK)
+        kiln_aws_client_log(c, KILN_LOG_DEBUG, "stale upload %s not aborted: %s", stale,
+                            kiln_error_msg(&ignored));
       kiln_error_clear(&ignored);
     }
     if (rc == KILN_OK)

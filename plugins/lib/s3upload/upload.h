@@ -51,8 +51,8 @@ void kiln_s3_upload_result_clear(struct kiln_s3_upload_result *r);
 
 /* Part size for a file: at least 5 MiB, at most 10,000 parts, whole MiB. requested 0: 16 MiB
  * (raised for very large files); a requested size too small for the file is an error. */
-kiln_err kiln_s3_part_size(uint64_t file_size, uint64_t requested, uint64_t *out,
-                           struct kiln_error *err);
+KILN_MUST_CHECK kiln_err kiln_s3_part_size(uint64_t file_size, uint64_t requested, uint64_t *out,
+                                           struct kiln_error *err);
 
 /* Where the object is and what it holds (the s3-object artifact's metadata), and the transfer's
  * figures (parts sent and reused, seconds) added to such a document. */
@@ -60,7 +60,8 @@ cJSON *kiln_s3_upload_result_json(const char *region, const char *bucket, const 
                                   const struct kiln_s3_upload_result *r);
 void kiln_s3_upload_stats_json(cJSON *m, const struct kiln_s3_upload_result *r);
 
-kiln_err kiln_s3_upload(struct kiln_aws_client *c, const struct kiln_s3_upload_options *o,
-                        struct kiln_s3_upload_result *out, struct kiln_error *err);
+KILN_MUST_CHECK kiln_err kiln_s3_upload(struct kiln_aws_client *c,
+                                        const struct kiln_s3_upload_options *o,
+                                        struct kiln_s3_upload_result *out, struct kiln_error *err);
 
 #endif
