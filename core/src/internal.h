@@ -3,6 +3,7 @@
 #define KILN_CORE_INTERNAL_H
 
 #include <stddef.h>
+#include <time.h>
 
 #include <kiln/kiln.h>
 
@@ -29,9 +30,10 @@ struct kiln {
   int verbosity;
   int progress;
   int color;
-  double progress_start;   /* monotonic seconds when the current progress line started */
-  uint64_t progress_first; /* done at that time (a resumed transfer starts above 0) */
-  int progress_visible;    /* a progress line is on screen and must be cleared before logging */
+  double progress_start;         /* monotonic seconds when the current progress line started */
+  uint64_t progress_first;       /* done at that time (a resumed transfer starts above 0) */
+  struct timespec progress_last; /* when the line was last drawn (redrawn at most every 100 ms) */
+  int progress_visible; /* a progress line is on screen and must be cleared before logging */
 
   struct kiln_error err;
 

@@ -109,7 +109,6 @@ void kiln_progress_draw(struct kiln *k, const char *prefix, uint64_t done, uint6
 {
   if (!k->progress || k->verbosity < 0)
     return;
-  static struct timespec last;
   struct timespec now;
   clock_gettime(CLOCK_MONOTONIC, &now);
   double now_s = (double)now.tv_sec + (double)now.tv_nsec / 1e9;
@@ -117,10 +116,11 @@ void kiln_progress_draw(struct kiln *k, const char *prefix, uint64_t done, uint6
     k->progress_start = now_s;
     k->progress_first = done;
   }
-  long ms = (now.tv_sec - last.tv_sec) * 1000 + (now.tv_nsec - last.tv_nsec) / 1000000;
+  long ms = (now.tv_sec - k->progress_last.tv_sec) * 1000 +
+            (now.tv_nsec - k->progress_last.tv_nsec) / 1000000;
   if (ms < 100 && !(total && done >= total))
     return;
-  last = now;
+  k->progress_last = now;
   char d[32], t[32], r[32], eta[32] = "";
   human_bytes(done, d, sizeof d);
   double elapsed = now_s - k->progress_start;

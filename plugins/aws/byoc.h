@@ -77,7 +77,7 @@ struct kiln_release {
   const char *eif_key;
   const char *eif_sha256;
   const char *ami; /* NULL: latest Amazon Linux 2023 from SSM */
-  const int *ports;
+  int ports[KILN_MAX_PORTS];
   size_t nports;
   int count; /* instances (default 1) */
   int debug;

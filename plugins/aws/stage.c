@@ -327,9 +327,7 @@ static kiln_err release_of(struct stage_env *s, struct kiln_awsenv *env, struct 
     return kiln_error_set(err, KILN_E_INVALID,
                           "deploy needs the sized instance and the uploaded EIF (size and s3 "
                           "stages before aws)");
-  static int ports[KILN_MAX_PORTS];
-  r->nports = ports_of(opts, ports, KILN_MAX_PORTS);
-  r->ports = ports;
+  r->nports = ports_of(opts, r->ports, KILN_MAX_PORTS);
   const cJSON *count = cJSON_GetObjectItemCaseSensitive(opts, "count");
   r->count = cJSON_IsNumber(count) ? count->valueint : 1;
   r->ami = string_at(opts, "ami");

@@ -3,6 +3,7 @@
  * instruction makes per-part checksums nearly free next to MD5 or SHA-256. */
 #include "checksum.h"
 
+#include <pthread.h>
 #include <string.h>
 
 #include <openssl/evp.h>
@@ -12,8 +13,9 @@
 #define KILN_HAVE_SSE42_PATH 1
 #endif
 
+/* Written once (pthread_once) before any reader sees it, then read-only. */
 static uint32_t table[256];
-static int table_ready;
+static pthread_once_t table_once = PTHREAD_ONCE_INIT;
 
 static void make_table(void)
 {
@@ -23,13 +25,11 @@ static void make_table(void)
       c = c & 1 ? (c >> 1) ^ 0x82F63B78u : c >> 1;
     table[i] = c;
   }
-  table_ready = 1;
 }
 
 static uint32_t crc32c_table(uint32_t crc, const unsigned char *p, size_t len)
 {
-  if (!table_ready)
-    make_table();
+  pthread_once(&table_once, make_table);
   while (len--)
     crc = table[(crc ^ *p++) & 0xff] ^ (crc >> 8);
   return crc;

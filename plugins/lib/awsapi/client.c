@@ -1,6 +1,7 @@
 /* The AWS client's lifecycle and settings (profile, region, retries), credentials kept fresh and
  * registered as secrets, and the Query and JSON protocol calls built on kiln_aws_send. */
 #include <stdarg.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -18,6 +19,15 @@ static int parse_attempts(const char *s)
   return end && *end == '\0' && v >= 1 && v <= 20 ? (int)v : 0;
 }
 
+/* libcurl's global init is not thread-safe and must run once per process, not once per client. */
+static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+static CURLcode curl_init_result = CURLE_FAILED_INIT;
+
+static void init_curl(void)
+{
+  curl_init_result = curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
 kiln_err kiln_aws_client_new(const struct kiln_aws_client_options *o, struct kiln_aws_client **out,
                              struct kiln_error *err)
 {
@@ -30,8 +40,10 @@ kiln_err kiln_aws_client_new(const struct kiln_aws_client_options *o, struct kil
   c->opt = o ? *o : defaults;
   c->retry_base_s = 1.0;
   c->retry_tokens = 500;
-  srandom((unsigned)time(NULL) ^ (unsigned)getpid());
-  if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+  /* each client its own jitter sequence; the process's random() is left alone */
+  c->jitter_state = ((uint64_t)time(NULL) << 20) ^ (uint64_t)getpid() ^ (uint64_t)(uintptr_t)c;
+  pthread_once(&curl_once, init_curl);
+  if (curl_init_result != CURLE_OK) {
     rc = kiln_error_set(err, KILN_E_INTERNAL, "libcurl could not be initialised");
     goto fail;
   }

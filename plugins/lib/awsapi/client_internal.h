@@ -3,6 +3,8 @@
 #ifndef KILN_AWS_CLIENT_INTERNAL_H
 #define KILN_AWS_CLIENT_INTERNAL_H
 
+#include <stdint.h>
+
 #include <curl/curl.h>
 
 #include "client.h"
@@ -22,6 +24,7 @@ struct kiln_aws_client {
   int resolving;   /* credential resolution in progress (its own STS calls sign with... none) */
   CURLM *multi;    /* kept across calls so connections are reused */
   CURLSH *share;
+  uint64_t jitter_state; /* the retry jitter's own random sequence (atomic counter) */
 };
 
 /* Where a request goes: the full URL, the Host header value, the path to sign. */

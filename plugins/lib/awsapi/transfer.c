@@ -311,7 +311,12 @@ static double jitter_delay(struct kiln_aws_client *c, int attempt)
   double cap = c->retry_base_s * pow(2.0, attempt - 1);
   if (cap > RETRY_MAX_DELAY_S)
     cap = RETRY_MAX_DELAY_S;
-  return cap * ((double)random() / (double)RAND_MAX);
+  /* splitmix64 over the client's own counter: thread-safe, no process-wide state */
+  uint64_t x = __atomic_add_fetch(&c->jitter_state, 0x9E3779B97F4A7C15ull, __ATOMIC_RELAXED);
+  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+  x ^= x >> 31;
+  return cap * ((double)(x >> 11) / 9007199254740992.0);
 }
 
 static void learn_clock_skew(struct kiln_aws_client *c, const struct kiln_aws_response *resp)

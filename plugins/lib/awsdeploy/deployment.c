@@ -83,12 +83,12 @@ static const char *config_string(const cJSON *config, const char *key)
   return cJSON_IsString(v) && v->valuestring[0] ? v->valuestring : NULL;
 }
 
-/* First of kiln.json /aws/<key>, the environment variables, and the .env file. */
+/* First of kiln.json /aws/<key>, the environment variables, and the .env file. env_names are
+ * "$NAME": the variable NAME, and the text *source names. */
 static kiln_err resolve_one(const cJSON *config, const char *key, const char *const *env_names,
                             const char *dotenv_key, const char *dotenv, char **out,
                             const char **source, struct kiln_error *err)
 {
-  static char source_text[4][48];
   const char *v = config_string(config, key);
   if (v) {
     if (source)
@@ -97,12 +97,10 @@ static kiln_err resolve_one(const cJSON *config, const char *key, const char *co
     return *out ? KILN_OK : KILN_E_NOMEM;
   }
   for (int i = 0; env_names[i]; i++) {
-    v = getenv(env_names[i]);
+    v = getenv(env_names[i] + 1);
     if (v && *v) {
-      if (source) {
-        snprintf(source_text[i], sizeof source_text[i], "$%s", env_names[i]);
-        *source = source_text[i];
-      }
+      if (source)
+        *source = env_names[i];
       *out = strdup(v);
       return *out ? KILN_OK : KILN_E_NOMEM;
     }
@@ -120,8 +118,8 @@ kiln_err kiln_deployment_resolve(const cJSON *config, const char *app_dir,
   char *dotenv = kiln_path_join(app_dir, ".env");
   if (!dotenv)
     return kiln_error_set(err, KILN_E_NOMEM, "out of memory");
-  static const char *const id_env[] = {"KILN_DEPLOYMENT_ID", "DEPLOYMENT_ID", NULL};
-  static const char *const vpc_env[] = {"VPC_ID", NULL};
+  static const char *const id_env[] = {"$KILN_DEPLOYMENT_ID", "$DEPLOYMENT_ID", NULL};
+  static const char *const vpc_env[] = {"$VPC_ID", NULL};
   kiln_err rc = resolve_one(config, "deployment_id", id_env, "DEPLOYMENT_ID", dotenv, &out->id,
                             &out->id_source, err);
   if (!rc)
