@@ -56,4 +56,25 @@ const char *kiln_awsenv_first(const struct kiln_xml *doc, const char *name);
  * <item>s of <vpcSet>. Iterate with kiln_xml_next_same. */
 const struct kiln_xml *kiln_awsenv_items(const struct kiln_xml *doc, const char *list_name);
 
+/* strdup, NULL for NULL. */
+char *kiln_awsenv_dup(const char *s);
+/* Describe<what> (EC2) filtered by the deployment tag, plus filter=value when filter is set. */
+KILN_MUST_CHECK kiln_err kiln_awsenv_describe_tagged(struct kiln_awsenv *env, const char *action,
+                                                     const char *filter, const char *value,
+                                                     struct kiln_xml **out, struct kiln_error *err);
+/* The id a create call returned in field (placeholder in a dry run); frees doc. */
+KILN_MUST_CHECK kiln_err kiln_awsenv_take_id(struct kiln_awsenv *env, struct kiln_xml *doc,
+                                             const char *field, const char *placeholder, char **out,
+                                             struct kiln_error *err);
+/* Error codes that mean a resource is gone already (a deletion then succeeds). */
+extern const char *const kiln_awsenv_gone[];
+/* Delete one resource: action with key=id, announced as what. */
+KILN_MUST_CHECK kiln_err kiln_awsenv_delete(struct kiln_awsenv *env, const char *service,
+                                            const char *action, const char *key, const char *id,
+                                            const char *what, struct kiln_error *err);
+/* The same for EC2, retried while DependencyViolation says instances are still shutting down. */
+KILN_MUST_CHECK kiln_err kiln_awsenv_delete_waiting(struct kiln_awsenv *env, const char *action,
+                                                    const char *key, const char *id,
+                                                    const char *what, struct kiln_error *err);
+
 #endif

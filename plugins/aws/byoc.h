@@ -1,8 +1,6 @@
-/* The BYOC resources of a deployment, each module finding its resources by tag and creating or
- * updating only what differs: network.c (VPC, subnets, gateway, routes, security group), bucket.c
- * (the EIF bucket and its settings), iam.c (instance role/profile, scoped deploy user and policy),
- * fleet.c (launch template versions, Auto Scaling group, instance refresh, Elastic IP),
- * teardown.c (everything with the tag, in dependency order). */
+/* The BYOC resources of a deployment as values the actions share: the network, IAM and fleet
+ * states that the resource modules (res_*.c, listed in resources.c) find and converge one kind
+ * each, and what deploy (fleet.c) and update-policy (iam.c, ci_role.c) do with them. */
 #ifndef KILN_AWS_BYOC_H
 #define KILN_AWS_BYOC_H
 
@@ -34,9 +32,17 @@ struct kiln_network {
 };
 KILN_MUST_CHECK kiln_err kiln_network_find(struct kiln_awsenv *env, struct kiln_network *net,
                                            struct kiln_error *err);
-KILN_MUST_CHECK kiln_err kiln_network_ensure(struct kiln_awsenv *env, struct kiln_network *net,
-                                             const int *ports, size_t nports,
-                                             struct kiln_error *err);
+/* The parts of kiln_network_find, each in its resource module (after the VPC's, each does
+ * nothing without net->vpc_id). */
+KILN_MUST_CHECK kiln_err kiln_network_find_vpc(struct kiln_awsenv *env, struct kiln_network *net,
+                                               struct kiln_error *err);
+KILN_MUST_CHECK kiln_err kiln_network_find_subnets(struct kiln_awsenv *env,
+                                                   struct kiln_network *net,
+                                                   struct kiln_error *err);
+KILN_MUST_CHECK kiln_err kiln_network_find_routes(struct kiln_awsenv *env, struct kiln_network *net,
+                                                  struct kiln_error *err);
+KILN_MUST_CHECK kiln_err kiln_network_find_sg(struct kiln_awsenv *env, struct kiln_network *net,
+                                              struct kiln_error *err);
 void kiln_network_clear(struct kiln_network *n);
 
 /* The EIF bucket: private, public access blocked, versioned, encrypted, incomplete multipart
@@ -147,19 +153,32 @@ KILN_MUST_CHECK kiln_err kiln_offerings_enclave_type(struct kiln_awsenv *env, co
 KILN_MUST_CHECK kiln_err kiln_offerings_check_zones(struct kiln_awsenv *env,
                                                     const struct kiln_network *net,
                                                     const char *type, struct kiln_error *err);
-/* setup's part: the launch template (version 1 on `placeholder_type`, no EIF yet), the Auto
- * Scaling group (0 instances) and the Elastic IP, so the scoped deploy credentials only add
- * versions and scale. */
-KILN_MUST_CHECK kiln_err kiln_fleet_prepare(struct kiln_awsenv *env, const struct kiln_network *net,
-                                            const char *placeholder_type, const char *pinned_ami,
-                                            struct kiln_fleet *f, struct kiln_error *err);
+/* The parts of kiln_fleet_find, each in its resource module (res_launch_template.c, res_asg.c,
+ * res_eip.c). */
+KILN_MUST_CHECK kiln_err kiln_fleet_find_template(struct kiln_awsenv *env, struct kiln_fleet *f,
+                                                  struct kiln_error *err);
+KILN_MUST_CHECK kiln_err kiln_fleet_find_group(struct kiln_awsenv *env, struct kiln_fleet *f,
+                                               struct kiln_error *err);
+KILN_MUST_CHECK kiln_err kiln_fleet_find_address(struct kiln_awsenv *env, struct kiln_fleet *f,
+                                                 struct kiln_error *err);
+/* The latest Amazon Linux 2023 AMI (SSM), caller frees. */
+KILN_MUST_CHECK kiln_err kiln_fleet_latest_ami(struct kiln_awsenv *env, char **ami,
+                                               struct kiln_error *err);
+/* LaunchTemplateData.* for a release (only instance_type is read for setup's placeholder). */
+void kiln_fleet_template_data(struct kiln_awsenv *env, const struct kiln_network *net,
+                              const struct kiln_release *r, const char *ami, const char *user_data,
+                              struct kiln_aws_params *p);
+/* A new Auto Scaling group of n instances (0 at setup) from template version ver in the subnets
+ * zones (comma-separated). */
+KILN_MUST_CHECK kiln_err kiln_fleet_create_group(struct kiln_awsenv *env, struct kiln_fleet *f,
+                                                 const char *ver, int n, const char *zones,
+                                                 struct kiln_error *err);
+/* The Elastic IP: allocated when missing, associated with a serving instance when there is one. */
+KILN_MUST_CHECK kiln_err kiln_fleet_ensure_address(struct kiln_awsenv *env, struct kiln_fleet *f,
+                                                   struct kiln_error *err);
 KILN_MUST_CHECK kiln_err kiln_fleet_deploy(struct kiln_awsenv *env, const struct kiln_network *net,
                                            const struct kiln_release *r, struct kiln_fleet *f,
                                            struct kiln_error *err);
 void kiln_fleet_clear(struct kiln_fleet *f);
-
-/* Delete everything tagged with the deployment; the bucket only with delete_bucket. */
-KILN_MUST_CHECK kiln_err kiln_teardown(struct kiln_awsenv *env, int delete_bucket,
-                                       struct kiln_error *err);
 
 #endif

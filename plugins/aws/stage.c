@@ -9,7 +9,7 @@
 
 #include <kiln/plugin.h>
 
-#include "byoc.h"
+#include "resource.h"
 #include "host_hooks.h"
 #include "s3.h"
 #include "util/buf.h"
@@ -160,50 +160,37 @@ static kiln_err new_deployment_id(struct stage_env *s, struct kiln_awsenv *env,
   return rc;
 }
 
-static cJSON *string_array(char *const *items, size_t n)
-{
-  cJSON *a = cJSON_CreateArray();
-  for (size_t i = 0; i < n; i++)
-    cJSON_AddItemToArray(a, cJSON_CreateString(items[i]));
-  return a;
-}
-
-static void add_string(cJSON *o, const char *key, const char *value)
-{
-  if (value)
-    cJSON_AddStringToObject(o, key, value);
-}
-
 static cJSON *identity_json(const struct kiln_awsenv *env)
 {
   cJSON *m = cJSON_CreateObject();
-  add_string(m, "deployment_id", env->dep.id);
-  add_string(m, "region", env->dep.region);
-  add_string(m, "account_id", env->account_id);
-  add_string(m, "tag_key", env->dep.tag_key);
-  add_string(m, "bucket", env->names.bucket);
-  add_string(m, "asg_name", env->names.asg);
-  add_string(m, "instance_role", env->names.instance_role);
-  add_string(m, "deploy_user", env->names.deploy_role);
+  kiln_json_add_string(m, "deployment_id", env->dep.id);
+  kiln_json_add_string(m, "region", env->dep.region);
+  kiln_json_add_string(m, "account_id", env->account_id);
+  kiln_json_add_string(m, "tag_key", env->dep.tag_key);
+  kiln_json_add_string(m, "bucket", env->names.bucket);
+  kiln_json_add_string(m, "asg_name", env->names.asg);
+  kiln_json_add_string(m, "instance_role", env->names.instance_role);
+  kiln_json_add_string(m, "deploy_user", env->names.deploy_user);
   return m;
 }
 
-static void network_json(cJSON *m, const struct kiln_network *net)
+/* The deploy document's network and fleet fields, as the resource kinds write them. */
+static void release_fields(cJSON *m, const struct kiln_awsenv *env, const struct kiln_network *net,
+                           const struct kiln_fleet *f)
 {
-  add_string(m, "vpc_id", net->vpc_id);
-  cJSON_AddItemToObject(m, "subnet_ids", string_array(net->subnet_ids, net->nsubnets));
-  add_string(m, "security_group_id", net->sg_id);
-}
-
-static void fleet_json(cJSON *m, const struct kiln_fleet *f)
-{
-  add_string(m, "launch_template_id", f->lt_id);
-  if (f->lt_latest)
-    cJSON_AddNumberToObject(m, "launch_template_version", (double)f->lt_latest);
-  cJSON_AddItemToObject(m, "instance_ids", string_array(f->instance_ids, f->ninstances));
-  add_string(m, "eip", f->eip_address);
-  add_string(m, "eip_instance", f->eip_instance);
-  add_string(m, "instance_refresh", f->refresh_status);
+  static const struct kiln_aws_resource *const kinds[] = {&kiln_res_vpc,
+                                                          &kiln_res_subnets,
+                                                          &kiln_res_security_group,
+                                                          &kiln_res_launch_template,
+                                                          &kiln_res_asg,
+                                                          &kiln_res_eip,
+                                                          NULL};
+  struct kiln_walk w;
+  kiln_walk_init(&w, (struct kiln_awsenv *)env, NULL, KILN_WALK_SETUP);
+  w.net = *net;
+  w.fleet = *f;
+  for (size_t i = 0; kinds[i]; i++)
+    kinds[i]->fields(&w, m);
 }
 
 static kiln_err emit(struct stage_env *s, cJSON *meta)
@@ -234,62 +221,26 @@ static kiln_err do_setup(struct stage_env *s, struct kiln_awsenv *env, cJSON **m
                          struct kiln_error *err)
 {
   const cJSON *opts = s->host->options(s->ctx);
-  struct kiln_network net;
-  struct kiln_iam iam;
-  int ports[KILN_MAX_PORTS];
-  size_t nports = ports_of(opts, ports, KILN_MAX_PORTS);
-  char *cred_file = NULL;
-  const char *placeholder_type = NULL;
-  kiln_err rc = KILN_OK;
-  memset(&iam, 0, sizeof(iam));
-  memset(&net, 0, sizeof(net));
-  struct kiln_ci_trust trust;
-  char *role_arn = NULL;
-  if ((rc = kiln_ci_trust_from_options(opts, &trust, err)) != KILN_OK)
-    return rc;
+  struct kiln_walk w;
+  kiln_walk_init(&w, env, opts, KILN_WALK_SETUP);
+  w.nports = ports_of(opts, w.ports, KILN_MAX_PORTS);
+  kiln_err rc = kiln_ci_trust_from_options(opts, &w.trust, err);
   /* before anything is created (or a new id recorded): can this region run enclaves at all? */
-  if ((rc = kiln_offerings_enclave_type(env, &placeholder_type, err)) != KILN_OK) {
-    kiln_ci_trust_clear(&trust);
-    return rc;
-  }
-  if (!env->dep.id && (rc = new_deployment_id(s, env, err)) != KILN_OK) {
-    kiln_ci_trust_clear(&trust);
-    return rc;
-  }
-  if (string_at(opts, "credentials_file"))
-    cred_file = kiln_path_absolute(env->app_dir, string_at(opts, "credentials_file"));
-  /* the bucket first: a name taken by another account stops setup before anything exists */
-  rc = kiln_bucket_ensure(env, err);
   if (rc == KILN_OK)
-    rc = kiln_network_find(env, &net, err);
+    rc = kiln_offerings_enclave_type(env, &w.placeholder_type, err);
+  if (rc == KILN_OK && !env->dep.id)
+    rc = new_deployment_id(s, env, err);
+  if (rc == KILN_OK && string_at(opts, "credentials_file") &&
+      !(w.credentials_file = kiln_path_absolute(env->app_dir, string_at(opts, "credentials_file"))))
+    rc = kiln_error_set(err, KILN_E_NOMEM, "out of memory");
   if (rc == KILN_OK)
-    rc = kiln_network_ensure(env, &net, ports, nports, err);
-  if (rc == KILN_OK)
-    rc = kiln_iam_find(env, &iam, err);
-  if (rc == KILN_OK)
-    rc = kiln_iam_ensure(env, &iam, net.vpc_id, cred_file, err);
-  if (rc == KILN_OK)
-    rc = kiln_ci_role_ensure(env, trust.host ? &trust : NULL, net.vpc_id, &role_arn, err);
-  struct kiln_fleet fleet;
-  memset(&fleet, 0, sizeof(fleet));
-  if (rc == KILN_OK)
-    rc = kiln_fleet_find(env, &fleet, err);
-  if (rc == KILN_OK)
-    rc = kiln_fleet_prepare(env, &net, placeholder_type, string_at(opts, "ami"), &fleet, err);
+    rc = kiln_walk_setup(&w, err);
   if (rc == KILN_OK) {
     *meta = identity_json(env);
-    network_json(*meta, &net);
-    fleet_json(*meta, &fleet);
-    add_string(*meta, "credentials_file", cred_file);
-    add_string(*meta, "deploy_role_arn", role_arn);
+    kiln_walk_fields(&w, *meta);
     cJSON_AddNumberToObject(*meta, "changes", env->mutations);
   }
-  free(role_arn);
-  kiln_ci_trust_clear(&trust);
-  free(cred_file);
-  kiln_fleet_clear(&fleet);
-  kiln_iam_clear(&iam);
-  kiln_network_clear(&net);
+  kiln_walk_clear(&w);
   return rc;
 }
 
@@ -356,11 +307,10 @@ static kiln_err do_deploy(struct stage_env *s, struct kiln_awsenv *env, cJSON **
   if (rc == KILN_OK) {
     const struct kiln_artifact *eif = s->host->input(s->ctx, "eif");
     *meta = identity_json(env);
-    network_json(*meta, &net);
-    fleet_json(*meta, &fleet);
-    add_string(*meta, "eif_key", r.eif_key);
-    add_string(*meta, "eif_sha256", r.eif_sha256);
-    add_string(*meta, "instance_type", r.instance_type);
+    release_fields(*meta, env, &net, &fleet);
+    kiln_json_add_string(*meta, "eif_key", r.eif_key);
+    kiln_json_add_string(*meta, "eif_sha256", r.eif_sha256);
+    kiln_json_add_string(*meta, "instance_type", r.instance_type);
     cJSON_AddNumberToObject(*meta, "enclave_cpus", r.cpus);
     cJSON_AddNumberToObject(*meta, "enclave_memory_mib", (double)r.memory_mib);
     if (eif)
@@ -378,91 +328,14 @@ static kiln_err do_deploy(struct stage_env *s, struct kiln_awsenv *env, cJSON **
 static kiln_err do_status(struct stage_env *s, struct kiln_awsenv *env, cJSON **meta,
                           struct kiln_error *err)
 {
-  struct kiln_network net;
-  struct kiln_fleet fleet;
-  struct kiln_iam iam;
-  int bucket = 0;
-  char *role_arn = NULL;
-  (void)s;
-  memset(&fleet, 0, sizeof(fleet));
-  memset(&iam, 0, sizeof(iam));
-  kiln_err rc = kiln_network_find(env, &net, err);
-  if (rc == KILN_OK)
-    rc = kiln_fleet_find(env, &fleet, err);
-  /* The scoped deploy credentials have no IAM rights: status then shows everything else. */
-  int iam_visible = 1;
-  if (rc == KILN_OK && (rc = kiln_iam_find(env, &iam, err)) == KILN_E_AUTH) {
-    kiln_aws_client_log(env->c, KILN_LOG_INFO,
-                        "IAM is not readable with these credentials (the scoped deploy policy "
-                        "has no IAM rights): roles and the deploy user are not shown");
-    kiln_error_clear(err);
-    kiln_iam_clear(&iam);
-    iam_visible = 0;
-    rc = KILN_OK;
-  }
-  if (rc == KILN_OK)
-    rc = kiln_bucket_exists(env, &bucket, err);
-  if (rc == KILN_OK && iam_visible)
-    rc = kiln_ci_role_arn(env, &role_arn, err);
-  if (rc == KILN_OK && !net.vpc_id && net.nsubnets == 0 && !net.sg_id && !fleet.lt_id &&
-      !fleet.asg_exists && !iam.instance_role && !iam.deploy_user && !bucket && !role_arn)
-    rc = kiln_error_set(err, KILN_E_NOT_FOUND,
-                        "no resource of deployment %s in account %s, region %s: it was never set "
-                        "up there, was torn down, or these credentials belong to another account; "
-                        "run `kiln setup`, or use credentials of the deployment's account",
-                        env->dep.id, env->account_id,
-                        env->dep.region ? env->dep.region : "(default)");
+  struct kiln_walk w;
+  kiln_walk_init(&w, env, s->host->options(s->ctx), KILN_WALK_STATUS);
+  kiln_err rc = kiln_walk_status(&w, err);
   if (rc == KILN_OK) {
     *meta = identity_json(env);
-    network_json(*meta, &net);
-    fleet_json(*meta, &fleet);
-    cJSON_AddBoolToObject(*meta, "bucket_exists", bucket);
-    add_string(*meta, "eif_key", fleet.eif_key);
-    add_string(*meta, "eif_sha256", fleet.eif_sha256);
-    struct kiln_s3_object obj = {0};
-    if (bucket && fleet.eif_key &&
-        kiln_s3_head(env->c, env->names.bucket, fleet.eif_key, &obj, err) == KILN_OK) {
-      cJSON *m = cJSON_CreateObject();
-      static const char *const pcrs[][2] = {
-          {"pcr0", "PCR0"}, {"pcr1", "PCR1"}, {"pcr2", "PCR2"}, {"pcr8", "PCR8"}};
-      for (size_t i = 0; i < obj.nmeta; i++)
-        for (size_t j = 0; j < 4; j++)
-          if (strcmp(obj.meta[i].name, pcrs[j][0]) == 0)
-            cJSON_AddStringToObject(m, pcrs[j][1], obj.meta[i].value);
-      cJSON_AddItemToObject(*meta, "measurements", m);
-    }
-    kiln_error_clear(err);
-    kiln_s3_object_clear(&obj);
-    if (iam_visible) {
-      cJSON_AddBoolToObject(*meta, "instance_role_exists", iam.instance_role);
-      cJSON_AddBoolToObject(*meta, "deploy_user_exists", iam.deploy_user);
-      add_string(*meta, "deploy_role_arn", role_arn);
-    }
-    cJSON_AddBoolToObject(*meta, "iam_visible", iam_visible);
-    /* which EIF the newest template version runs: from its user data */
-    cJSON *uploads = cJSON_CreateArray();
-    if (bucket) {
-      struct kiln_s3_upload_entry *e = NULL;
-      size_t n = 0;
-      if (kiln_s3_list_uploads(env->c, env->names.bucket, NULL, &e, &n, err) == KILN_OK) {
-        for (size_t i = 0; i < n; i++) {
-          cJSON *u = cJSON_CreateObject();
-          add_string(u, "key", e[i].key);
-          add_string(u, "upload_id", e[i].upload_id);
-          add_string(u, "initiated", e[i].initiated);
-          cJSON_AddItemToArray(uploads, u);
-        }
-      } else {
-        kiln_error_clear(err);
-      }
-      kiln_s3_upload_entries_free(e, n);
-    }
-    cJSON_AddItemToObject(*meta, "incomplete_uploads", uploads);
+    kiln_walk_fields(&w, *meta);
   }
-  free(role_arn);
-  kiln_iam_clear(&iam);
-  kiln_fleet_clear(&fleet);
-  kiln_network_clear(&net);
+  kiln_walk_clear(&w);
   return rc;
 }
 
@@ -480,7 +353,7 @@ static kiln_err do_update_policy(struct stage_env *s, struct kiln_awsenv *env, c
   if (rc == KILN_OK && !iam.deploy_user)
     rc = kiln_error_set(err, KILN_E_NOT_FOUND,
                         "deployment %s has no deploy user %s: run `kiln setup` first", env->dep.id,
-                        env->names.deploy_role);
+                        env->names.deploy_user);
   if (rc == KILN_OK)
     rc = kiln_iam_render_policy(env, net.vpc_id, &policy, err);
   if (rc == KILN_OK) {
@@ -490,13 +363,13 @@ static kiln_err do_update_policy(struct stage_env *s, struct kiln_awsenv *env, c
     char *text = kiln_policy_diff_text(diff);
     if (!old)
       s->host->log(s->ctx, KILN_LOG_INFO, "%s has no kiln-deploy policy: it will be attached",
-                   env->names.deploy_role);
+                   env->names.deploy_user);
     else if (cJSON_GetArraySize(diff) > 0)
       s->host->log(s->ctx, KILN_LOG_INFO, "policy kiln-deploy of %s differs from kiln's:\n%s",
-                   env->names.deploy_role, text ? text : "");
+                   env->names.deploy_user, text ? text : "");
     else
       s->host->log(s->ctx, KILN_LOG_INFO, "policy kiln-deploy of %s is up to date",
-                   env->names.deploy_role);
+                   env->names.deploy_user);
     cJSON_Delete(old);
     cJSON_Delete(now);
     free(text);
@@ -506,7 +379,7 @@ static kiln_err do_update_policy(struct stage_env *s, struct kiln_awsenv *env, c
     rc = kiln_ci_role_ensure(env, NULL, net.vpc_id, &role_arn, err);
   if (rc == KILN_OK) {
     *meta = identity_json(env);
-    add_string(*meta, "deploy_role_arn", role_arn);
+    kiln_json_add_string(*meta, "deploy_role_arn", role_arn);
     cJSON_AddItemToObject(*meta, "policy", cJSON_Parse(policy));
     cJSON_AddItemToObject(*meta, "policy_changes", diff ? diff : cJSON_CreateArray());
     diff = NULL;
@@ -552,13 +425,16 @@ static kiln_err do_teardown(struct stage_env *s, struct kiln_awsenv *env, cJSON 
                             struct kiln_error *err)
 {
   const cJSON *opts = s->host->options(s->ctx);
-  int delete_bucket = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(opts, "delete_bucket"));
-  kiln_err rc = kiln_teardown(env, delete_bucket, err);
+  struct kiln_walk w;
+  kiln_walk_init(&w, env, opts, KILN_WALK_TEARDOWN);
+  w.delete_bucket = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(opts, "delete_bucket"));
+  kiln_err rc = kiln_walk_teardown(&w, err);
   if (rc == KILN_OK) {
     *meta = identity_json(env);
-    cJSON_AddBoolToObject(*meta, "bucket_deleted", delete_bucket);
+    cJSON_AddBoolToObject(*meta, "bucket_deleted", w.delete_bucket);
     cJSON_AddNumberToObject(*meta, "changes", env->mutations);
   }
+  kiln_walk_clear(&w);
   return rc;
 }
 

@@ -44,7 +44,7 @@ struct kiln_deployment_names {
   char *launch_template; /* kiln-<id> */
   char *security_group;  /* kiln-<id> */
   char *instance_role;   /* kiln-<id>-instance (also the instance profile name) */
-  char *deploy_role;     /* kiln-<id>-deploy */
+  char *deploy_user;     /* kiln-<id>-deploy: the scoped deploy IAM user */
 };
 KILN_MUST_CHECK kiln_err kiln_deployment_names_make(const char *id, const char *account_id,
                                                     struct kiln_deployment_names *out,

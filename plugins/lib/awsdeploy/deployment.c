@@ -177,9 +177,9 @@ kiln_err kiln_deployment_names_make(const char *id, const char *account_id,
   out->launch_template = name_of(id, "");
   out->security_group = name_of(id, "");
   out->instance_role = name_of(id, "-instance");
-  out->deploy_role = name_of(id, "-deploy");
+  out->deploy_user = name_of(id, "-deploy");
   if (!out->bucket || !out->asg || !out->launch_template || !out->security_group ||
-      !out->instance_role || !out->deploy_role) {
+      !out->instance_role || !out->deploy_user) {
     kiln_deployment_names_clear(out);
     return kiln_error_set(err, KILN_E_NOMEM, "out of memory");
   }
@@ -193,6 +193,6 @@ void kiln_deployment_names_clear(struct kiln_deployment_names *n)
   free(n->launch_template);
   free(n->security_group);
   free(n->instance_role);
-  free(n->deploy_role);
+  free(n->deploy_user);
   memset(n, 0, sizeof *n);
 }
