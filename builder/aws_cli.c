@@ -2,6 +2,7 @@
  */
 #include "aws_cli.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -248,6 +249,34 @@ static int confirmed(struct kiln_cli *cli, int yes)
   return answer[0] == 'y' || answer[0] == 'Y';
 }
 
+/* setup: a new deployment id goes into <app>/.env before anything is created (the aws stage's
+ * "setup-check" action makes it, after setup's checks), so an interrupted setup resumes with the
+ * same id. */
+static int record_new_deployment_id(struct kiln_cli *cli, struct kiln *k, struct kiln_pipeline *p)
+{
+  const struct kiln_artifact *d = NULL;
+  int code = kiln_aws_cli_set(cli, k, p, "action", "\"setup-check\"");
+  if (!code)
+    code = kiln_cli_run_pipeline(cli, k, p, "deployment", &d);
+  const char *id =
+      code ? NULL
+           : cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(d->meta, "new_deployment_id"));
+  if (id) {
+    char *dotenv = kiln_path_join(kiln_app_dir(k), ".env");
+    FILE *f = dotenv ? fopen(dotenv, "a") : NULL;
+    int written = f && fprintf(f, "DEPLOYMENT_ID=%s\n", id) > 0;
+    if (f && fclose(f) != 0)
+      written = 0;
+    if (!written)
+      code = kiln_cli_fail_msg(cli, KILN_E_IO, "cannot record the deployment id in %s: %s",
+                               dotenv ? dotenv : ".env", strerror(errno));
+    else
+      kiln_log(k, KILN_LOG_INFO, "new deployment id %s (recorded in %s)", id, dotenv);
+    free(dotenv);
+  }
+  return code ? code : kiln_aws_cli_set(cli, k, p, "action", "\"setup\"");
+}
+
 int kiln_aws_cli_simple(struct kiln_cli *cli, const char *usage, const char *action,
                         const struct kiln_aws_flag *flags, int confirm)
 {
@@ -255,7 +284,7 @@ int kiln_aws_cli_simple(struct kiln_cli *cli, const char *usage, const char *act
     fputs(usage, stdout);
     return KILN_EXIT_OK;
   }
-  int code = 0, yes = 0;
+  int code = 0, yes = 0, switched = 0;
   struct kiln *k = kiln_cli_open_app(cli, 0, &code);
   if (!k)
     return code;
@@ -279,6 +308,7 @@ int kiln_aws_cli_simple(struct kiln_cli *cli, const char *usage, const char *act
       code = f->option[0] == '=' ? 0 : kiln_aws_cli_set(cli, k, p, f->option, "true");
       if (f->option[0] == '=') /* "=action": the flag switches the action */
         code = kiln_aws_cli_set(cli, k, p, "action", f->option + 1);
+      switched |= f->option[0] == '=';
     } else {
       int taken = 0;
       code = kiln_aws_cli_option(cli, k, p, &a, &i, &taken);
@@ -288,6 +318,8 @@ int kiln_aws_cli_simple(struct kiln_cli *cli, const char *usage, const char *act
   }
   if (!code && confirm && !confirmed(cli, yes))
     code = kiln_cli_usage(cli, "refusing to %s without confirmation: add --yes", action);
+  if (!code && strcmp(action, "setup") == 0 && !switched)
+    code = record_new_deployment_id(cli, k, p);
 out:
   return kiln_aws_cli_finish(cli, k, p, &a, code);
 }

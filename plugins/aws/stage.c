@@ -19,7 +19,9 @@
 static const char options_schema[] =
     "{\"type\":\"object\",\"additionalProperties\":false,\"properties\":{"
     "\"action\":{\"type\":\"string\",\"enum\":[\"deploy\",\"setup\",\"status\","
-    "\"update-policy\",\"teardown\",\"policy\"],\"description\":\"What to do (set by the kiln "
+    "\"update-policy\",\"teardown\",\"policy\",\"setup-check\"],\"description\":\"What to do (set "
+    "by "
+    "the kiln "
     "command)\"},"
     "\"region\":{\"type\":\"string\",\"minLength\":1,\"description\":\"AWS region (after "
     "AWS_REGION and the profile)\"},"
@@ -132,32 +134,21 @@ static void close_env(struct kiln_awsenv *env)
   env->c = NULL;
 }
 
-/* setup on an app without a deployment id: make one and record it in <app>/.env. */
+/* setup without a deployment id: a new one. `kiln setup` records it in <app>/.env before the
+ * real run (action "setup-check" hands it over), so only a plan or that action gets here. */
 static kiln_err new_deployment_id(struct stage_env *s, struct kiln_awsenv *env,
                                   struct kiln_error *err)
 {
+  if (!s->plan && strcmp(action_of(s->host->options(s->ctx)), "setup-check") != 0)
+    return kiln_error_set(err, KILN_E_INVALID,
+                          "no deployment id: run `kiln setup` (it records a new id in .env), or "
+                          "set /aws/deployment_id or DEPLOYMENT_ID");
   char *id = kiln_deployment_id_generate();
   if (!id)
     return kiln_error_set(err, KILN_E_INTERNAL, "no random bytes for a deployment id");
   env->dep.id = id;
-  env->dep.id_source = "new (written to .env)";
-  kiln_err rc = kiln_awsenv_name_resources(env, id, err);
-  if (rc != KILN_OK || s->plan)
-    return rc;
-  char *dotenv = kiln_path_join(env->app_dir, ".env");
-  FILE *f = dotenv ? fopen(dotenv, "a") : NULL;
-  if (!f) {
-    rc = kiln_error_set(err, KILN_E_IO, "cannot record the deployment id in %s: %s",
-                        dotenv ? dotenv : ".env", strerror(errno));
-  } else {
-    fprintf(f, "DEPLOYMENT_ID=%s\n", id);
-    if (fclose(f) != 0)
-      rc = kiln_error_set(err, KILN_E_IO, "writing %s failed", dotenv);
-    else
-      s->host->log(s->ctx, KILN_LOG_INFO, "new deployment id %s (recorded in %s)", id, dotenv);
-  }
-  free(dotenv);
-  return rc;
+  env->dep.id_source = "new";
+  return kiln_awsenv_name_resources(env, id, err);
 }
 
 static cJSON *identity_json(const struct kiln_awsenv *env)
@@ -217,6 +208,16 @@ static kiln_err emit(struct stage_env *s, cJSON *meta)
   return s->host->output_meta(s->ctx, "deployment", meta);
 }
 
+/* What setup refuses before anything exists: bad CI options, a region without enclave types. */
+static kiln_err setup_checks(struct stage_env *s, struct kiln_awsenv *env, struct kiln_walk *w,
+                             struct kiln_error *err)
+{
+  kiln_err rc = kiln_ci_trust_from_options(s->host->options(s->ctx), &w->trust, err);
+  if (rc == KILN_OK)
+    rc = kiln_offerings_enclave_type(env, &w->placeholder_type, err);
+  return rc;
+}
+
 static kiln_err do_setup(struct stage_env *s, struct kiln_awsenv *env, cJSON **meta,
                          struct kiln_error *err)
 {
@@ -224,10 +225,8 @@ static kiln_err do_setup(struct stage_env *s, struct kiln_awsenv *env, cJSON **m
   struct kiln_walk w;
   kiln_walk_init(&w, env, opts, KILN_WALK_SETUP);
   w.nports = ports_of(opts, w.ports, KILN_MAX_PORTS);
-  kiln_err rc = kiln_ci_trust_from_options(opts, &w.trust, err);
-  /* before anything is created (or a new id recorded): can this region run enclaves at all? */
-  if (rc == KILN_OK)
-    rc = kiln_offerings_enclave_type(env, &w.placeholder_type, err);
+  /* before anything is created: can this region run enclaves at all? */
+  kiln_err rc = setup_checks(s, env, &w, err);
   if (rc == KILN_OK && !env->dep.id)
     rc = new_deployment_id(s, env, err);
   if (rc == KILN_OK && string_at(opts, "credentials_file") &&
@@ -438,28 +437,66 @@ static kiln_err do_teardown(struct stage_env *s, struct kiln_awsenv *env, cJSON 
   return rc;
 }
 
+/* `kiln setup` runs this first: setup's checks, then the deployment id, a new one when none is
+ * set ("new_deployment_id"), which the CLI records in .env before the real setup creates
+ * anything. */
+static kiln_err do_setup_check(struct stage_env *s, struct kiln_awsenv *env, cJSON **meta,
+                               struct kiln_error *err)
+{
+  struct kiln_walk w;
+  kiln_walk_init(&w, env, s->host->options(s->ctx), KILN_WALK_SETUP);
+  kiln_err rc = setup_checks(s, env, &w, err);
+  int fresh = rc == KILN_OK && !env->dep.id;
+  if (fresh)
+    rc = new_deployment_id(s, env, err);
+  if (rc == KILN_OK) {
+    *meta = cJSON_CreateObject();
+    kiln_json_add_string(*meta, "deployment_id", env->dep.id);
+    if (fresh)
+      kiln_json_add_string(*meta, "new_deployment_id", env->dep.id);
+  }
+  kiln_walk_clear(&w);
+  return rc;
+}
+
+typedef kiln_err (*action_fn)(struct stage_env *s, struct kiln_awsenv *env, cJSON **meta,
+                              struct kiln_error *err);
+
+/* The stage's actions (option "action"). needs_id: the deployment must exist already (setup,
+ * its checks and the policy preview make or show one). */
+static const struct aws_action {
+  const char *name;
+  action_fn fn;
+  int needs_id;
+} actions[] = {
+    {"deploy", do_deploy, 1},
+    {"setup", do_setup, 0},
+    {"setup-check", do_setup_check, 0},
+    {"status", do_status, 1},
+    {"update-policy", do_update_policy, 1},
+    {"teardown", do_teardown, 1},
+    {"policy", do_policy, 0},
+    {NULL, NULL, 0},
+};
+
 static kiln_err aws_act(struct kiln_stage_ctx *ctx, const struct kiln_host *host, int plan)
 {
   struct stage_env s = {ctx, host, plan, {ctx, host}};
   struct kiln_awsenv env;
   struct kiln_error err = KILN_ERROR_INIT;
   const char *action = action_of(host->options(ctx));
-  int setup = strcmp(action, "setup") == 0;
-  int no_id_ok = setup || strcmp(action, "policy") == 0;
+  const struct aws_action *a = actions;
+  while (a->name && strcmp(a->name, action) != 0)
+    a++;
   cJSON *meta = NULL;
-  kiln_err rc = open_env(&s, &env, no_id_ok, &err);
-  if (rc == KILN_OK && setup)
-    rc = do_setup(&s, &env, &meta, &err);
-  else if (rc == KILN_OK && strcmp(action, "deploy") == 0)
-    rc = do_deploy(&s, &env, &meta, &err);
-  else if (rc == KILN_OK && strcmp(action, "status") == 0)
-    rc = do_status(&s, &env, &meta, &err);
-  else if (rc == KILN_OK && strcmp(action, "update-policy") == 0)
-    rc = do_update_policy(&s, &env, &meta, &err);
-  else if (rc == KILN_OK && strcmp(action, "teardown") == 0)
-    rc = do_teardown(&s, &env, &meta, &err);
-  else if (rc == KILN_OK && strcmp(action, "policy") == 0)
-    rc = do_policy(&s, &env, &meta, &err);
+  kiln_err rc = KILN_OK;
+  memset(&env, 0, sizeof(env));
+  if (!a->name)
+    rc = kiln_error_set(&err, KILN_E_INVALID, "unknown action \"%s\"", action);
+  else
+    rc = open_env(&s, &env, !a->needs_id, &err);
+  if (rc == KILN_OK)
+    rc = a->fn(&s, &env, &meta, &err);
   if (rc != KILN_OK) {
     cJSON_Delete(meta);
     rc = host->fail(ctx, rc, "%s: %s", action, kiln_error_msg(&err));
