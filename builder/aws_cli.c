@@ -194,31 +194,15 @@ static void print_field(const cJSON *m, const char *key, const char *label)
 
 void kiln_aws_cli_print_deployment(const cJSON *m)
 {
-  static const char *const fields[][2] = {
-      {"deployment_id", "deployment"},
-      {"region", "region"},
-      {"account_id", "account"},
-      {"vpc_id", "VPC"},
-      {"subnet_ids", "subnets"},
-      {"security_group_id", "security group"},
-      {"bucket", "bucket"},
-      {"instance_role", "instance role"},
-      {"deploy_user", "deploy user"},
-      {"deploy_role_arn", "CI deploy role"},
-      {"credentials_file", "deploy credentials"},
-      {"launch_template_id", "launch template"},
-      {"launch_template_version", "  version"},
-      {"asg_name", "Auto Scaling group"},
-      {"instance_type", "instance type"},
-      {"instance_ids", "instances"},
-      {"instance_refresh", "instance refresh"},
-      {"eip", "Elastic IP"},
-      {"eif_key", "EIF"},
-      {"eif_sha256", "EIF sha256"},
-      {"changes", "changes made"},
-  };
-  for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
-    print_field(m, fields[i][0], fields[i][1]);
+  /* the aws stage says which fields people see, and how they are called, in "display" */
+  const cJSON *d;
+  cJSON_ArrayForEach(d, cJSON_GetObjectItemCaseSensitive(m, "display"))
+  {
+    const char *field = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(d, "field"));
+    const char *label = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(d, "label"));
+    if (field && label)
+      print_field(m, field, label);
+  }
   const cJSON *pcrs = cJSON_GetObjectItemCaseSensitive(m, "measurements");
   static const char *const keys[] = {"PCR0", "PCR1", "PCR2", "PCR8"};
   for (size_t i = 0; i < 4; i++)

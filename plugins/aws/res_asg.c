@@ -127,6 +127,8 @@ static void asg_fields(const struct kiln_walk *w, cJSON *meta)
   cJSON_AddItemToObject(meta, "instance_ids",
                         kiln_json_string_array(w->fleet.instance_ids, w->fleet.ninstances));
   kiln_json_add_string(meta, "instance_refresh", w->fleet.refresh_status);
+  kiln_doc_label(meta, "instance_ids", "instances");
+  kiln_doc_label(meta, "instance_refresh", "instance refresh");
 }
 
 static kiln_err asg_teardown(struct kiln_walk *w, struct kiln_error *err)

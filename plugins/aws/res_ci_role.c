@@ -28,6 +28,7 @@ static int ci_exists(const struct kiln_walk *w)
 static void ci_fields(const struct kiln_walk *w, cJSON *meta)
 {
   kiln_json_add_string(meta, "deploy_role_arn", w->role_arn);
+  kiln_doc_label(meta, "deploy_role_arn", "CI deploy role");
 }
 
 static kiln_err ci_teardown(struct kiln_walk *w, struct kiln_error *err)

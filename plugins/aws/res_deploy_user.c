@@ -150,6 +150,7 @@ static void user_fields(const struct kiln_walk *w, cJSON *meta)
     cJSON_AddBoolToObject(meta, "deploy_user_exists", w->iam.deploy_user);
   else
     kiln_json_add_string(meta, "credentials_file", w->credentials_file);
+  kiln_doc_label(meta, "credentials_file", "deploy credentials");
 }
 
 /* Access keys and the policy first, then the user, only when it carries the tag. */

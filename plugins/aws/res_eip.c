@@ -46,6 +46,7 @@ static void eip_fields(const struct kiln_walk *w, cJSON *meta)
 {
   kiln_json_add_string(meta, "eip", w->fleet.eip_address);
   kiln_json_add_string(meta, "eip_instance", w->fleet.eip_instance);
+  kiln_doc_label(meta, "eip", "Elastic IP");
 }
 
 static kiln_err eip_teardown(struct kiln_walk *w, struct kiln_error *err)

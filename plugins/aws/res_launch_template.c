@@ -158,10 +158,14 @@ static void lt_fields(const struct kiln_walk *w, cJSON *meta)
   kiln_json_add_string(meta, "launch_template_id", w->fleet.lt_id);
   if (w->fleet.lt_latest)
     cJSON_AddNumberToObject(meta, "launch_template_version", (double)w->fleet.lt_latest);
+  kiln_doc_label(meta, "launch_template_id", "launch template");
+  kiln_doc_label(meta, "launch_template_version", "  version");
   if (w->mode != KILN_WALK_STATUS)
     return;
   kiln_json_add_string(meta, "eif_key", w->fleet.eif_key);
   kiln_json_add_string(meta, "eif_sha256", w->fleet.eif_sha256);
+  kiln_doc_label(meta, "eif_key", "EIF");
+  kiln_doc_label(meta, "eif_sha256", "EIF sha256");
   if (w->measurements)
     cJSON_AddItemToObject(meta, "measurements", cJSON_Duplicate(w->measurements, 1));
 }

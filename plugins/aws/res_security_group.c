@@ -93,6 +93,7 @@ static int sg_exists(const struct kiln_walk *w)
 static void sg_fields(const struct kiln_walk *w, cJSON *meta)
 {
   kiln_json_add_string(meta, "security_group_id", w->net.sg_id);
+  kiln_doc_label(meta, "security_group_id", "security group");
 }
 
 static kiln_err sg_teardown(struct kiln_walk *w, struct kiln_error *err)

@@ -138,6 +138,7 @@ static void subnets_fields(const struct kiln_walk *w, cJSON *meta)
 {
   cJSON_AddItemToObject(meta, "subnet_ids",
                         kiln_json_string_array(w->net.subnet_ids, w->net.nsubnets));
+  kiln_doc_label(meta, "subnet_ids", "subnets");
 }
 
 static kiln_err subnets_teardown(struct kiln_walk *w, struct kiln_error *err)

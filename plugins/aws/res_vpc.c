@@ -94,6 +94,7 @@ static int vpc_exists(const struct kiln_walk *w)
 static void vpc_fields(const struct kiln_walk *w, cJSON *meta)
 {
   kiln_json_add_string(meta, "vpc_id", w->net.vpc_id);
+  kiln_doc_label(meta, "vpc_id", "VPC");
 }
 
 static kiln_err vpc_teardown(struct kiln_walk *w, struct kiln_error *err)

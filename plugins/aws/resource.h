@@ -79,6 +79,9 @@ KILN_MUST_CHECK kiln_err kiln_walk_teardown(struct kiln_walk *w, struct kiln_err
 /* Each resource's fields added to meta (after a setup or status walk). */
 void kiln_walk_fields(const struct kiln_walk *w, cJSON *meta);
 
+/* Label a field of the deployment document for people: `kiln setup/status/deploy` print the
+ * labelled fields in the order they were labelled ("display": [{"field", "label"}]). */
+void kiln_doc_label(cJSON *meta, const char *field, const char *label);
 /* JSON helpers the modules share. */
 void kiln_json_add_string(cJSON *o, const char *key, const char *value);
 cJSON *kiln_json_string_array(char *const *items, size_t n);

@@ -35,6 +35,17 @@ int kiln_aws_resource_index(const struct kiln_aws_resource *r)
   return -1;
 }
 
+void kiln_doc_label(cJSON *meta, const char *field, const char *label)
+{
+  cJSON *display = cJSON_GetObjectItemCaseSensitive(meta, "display");
+  if (!display)
+    display = cJSON_AddArrayToObject(meta, "display");
+  cJSON *entry = cJSON_CreateObject();
+  cJSON_AddStringToObject(entry, "field", field);
+  cJSON_AddStringToObject(entry, "label", label);
+  cJSON_AddItemToArray(display, entry);
+}
+
 void kiln_json_add_string(cJSON *o, const char *key, const char *value)
 {
   if (value)

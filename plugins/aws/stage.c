@@ -153,6 +153,11 @@ static kiln_err new_deployment_id(struct stage_env *s, struct kiln_awsenv *env,
 
 static cJSON *identity_json(const struct kiln_awsenv *env)
 {
+  static const char *const labels[][2] = {
+      {"deployment_id", "deployment"},    {"region", "region"},
+      {"account_id", "account"},          {"bucket", "bucket"},
+      {"instance_role", "instance role"}, {"deploy_user", "deploy user"},
+      {"asg_name", "Auto Scaling group"}};
   cJSON *m = cJSON_CreateObject();
   kiln_json_add_string(m, "deployment_id", env->dep.id);
   kiln_json_add_string(m, "region", env->dep.region);
@@ -162,7 +167,16 @@ static cJSON *identity_json(const struct kiln_awsenv *env)
   kiln_json_add_string(m, "asg_name", env->names.asg);
   kiln_json_add_string(m, "instance_role", env->names.instance_role);
   kiln_json_add_string(m, "deploy_user", env->names.deploy_user);
+  for (size_t i = 0; i < sizeof(labels) / sizeof(labels[0]); i++)
+    kiln_doc_label(m, labels[i][0], labels[i][1]);
   return m;
+}
+
+/* The mutating calls made (or a plan would make), last in the document. */
+static void add_changes(cJSON *m, const struct kiln_awsenv *env)
+{
+  cJSON_AddNumberToObject(m, "changes", env->mutations);
+  kiln_doc_label(m, "changes", "changes made");
 }
 
 /* The deploy document's network and fleet fields, as the resource kinds write them. */
@@ -237,7 +251,7 @@ static kiln_err do_setup(struct stage_env *s, struct kiln_awsenv *env, cJSON **m
   if (rc == KILN_OK) {
     *meta = identity_json(env);
     kiln_walk_fields(&w, *meta);
-    cJSON_AddNumberToObject(*meta, "changes", env->mutations);
+    add_changes(*meta, env);
   }
   kiln_walk_clear(&w);
   return rc;
@@ -310,13 +324,16 @@ static kiln_err do_deploy(struct stage_env *s, struct kiln_awsenv *env, cJSON **
     kiln_json_add_string(*meta, "eif_key", r.eif_key);
     kiln_json_add_string(*meta, "eif_sha256", r.eif_sha256);
     kiln_json_add_string(*meta, "instance_type", r.instance_type);
+    kiln_doc_label(*meta, "instance_type", "instance type");
+    kiln_doc_label(*meta, "eif_key", "EIF");
+    kiln_doc_label(*meta, "eif_sha256", "EIF sha256");
     cJSON_AddNumberToObject(*meta, "enclave_cpus", r.cpus);
     cJSON_AddNumberToObject(*meta, "enclave_memory_mib", (double)r.memory_mib);
     if (eif)
       cJSON_AddItemToObject(
           *meta, "measurements",
           cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(eif->meta, "measurements"), 1));
-    cJSON_AddNumberToObject(*meta, "changes", env->mutations);
+    add_changes(*meta, env);
   }
   free(derived_key);
   kiln_fleet_clear(&fleet);
@@ -382,7 +399,7 @@ static kiln_err do_update_policy(struct stage_env *s, struct kiln_awsenv *env, c
     cJSON_AddItemToObject(*meta, "policy", cJSON_Parse(policy));
     cJSON_AddItemToObject(*meta, "policy_changes", diff ? diff : cJSON_CreateArray());
     diff = NULL;
-    cJSON_AddNumberToObject(*meta, "changes", env->mutations);
+    add_changes(*meta, env);
   }
   cJSON_Delete(diff);
   free(role_arn);
@@ -431,7 +448,7 @@ static kiln_err do_teardown(struct stage_env *s, struct kiln_awsenv *env, cJSON 
   if (rc == KILN_OK) {
     *meta = identity_json(env);
     cJSON_AddBoolToObject(*meta, "bucket_deleted", w.delete_bucket);
-    cJSON_AddNumberToObject(*meta, "changes", env->mutations);
+    add_changes(*meta, env);
   }
   kiln_walk_clear(&w);
   return rc;

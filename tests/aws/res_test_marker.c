@@ -107,6 +107,7 @@ static void marker_fields(const struct kiln_walk *w, cJSON *meta)
   const struct marker *m = marker_in(w);
   if (m && m->exists)
     cJSON_AddStringToObject(meta, "test_marker", m->name);
+  kiln_doc_label(meta, "test_marker", "test marker");
 }
 
 static kiln_err marker_teardown(struct kiln_walk *w, struct kiln_error *err)

@@ -528,6 +528,10 @@ def case_test_resource():
     check({"Key": TAG, "Value": dep} in tags, "the marker carries the deployment tag: %s" % tags)
     status = ok(kiln("status", "--json", env=env), "status")
     check(status.get("test_marker") == name, "status shows the marker: %s" % status.get("test_marker"))
+    human = kiln("status", env=env)
+    ok(human, "status for people")
+    check("test marker" in human.stdout and name in human.stdout and "VPC" in human.stdout,
+          "status prints the fields the resource kinds label: %s" % human.stdout[-1500:])
     shipped = ok(kiln("status", "--json"), "status with the shipped plugin")
     check("test_marker" not in shipped, "the shipped aws plugin has no test marker")
     again = plan_actions(kiln("plan", "--action", "setup", "--json", env=env))
