@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "iam.h"
+#include "resource.h"
 #include "sigv4.h"
 
 void kiln_iam_clear(struct kiln_iam *iam)
@@ -64,10 +65,55 @@ kiln_err kiln_iam_render(struct kiln_awsenv *env, const char *tmpl, const char *
   return rc;
 }
 
+/* Append the statements of every resource kind that brings its own to the policy document. */
+static kiln_err add_kind_statements(struct kiln_awsenv *env, const char *vpc_id, cJSON *doc,
+                                    struct kiln_error *err)
+{
+  cJSON *statements = cJSON_GetObjectItemCaseSensitive(doc, "Statement");
+  cJSON *values = kiln_policy_values(&env->dep, &env->names, env->account_id, vpc_id);
+  kiln_err rc =
+      cJSON_IsArray(statements) && values
+          ? KILN_OK
+          : kiln_error_set(err, KILN_E_INTERNAL, "the deploy policy has no Statement list");
+  for (int i = 0; rc == KILN_OK && kiln_aws_resources[i]; i++) {
+    const struct kiln_aws_resource *r = kiln_aws_resources[i];
+    char *text = NULL;
+    if (!r->policy)
+      continue;
+    rc = kiln_template_render(r->name, r->policy, values, 1, &text, err);
+    cJSON *more = rc == KILN_OK ? cJSON_Parse(text) : NULL;
+    if (rc == KILN_OK && !cJSON_IsArray(more))
+      rc = kiln_error_set(err, KILN_E_INTERNAL,
+                          "resource kind %s: its policy statements are not a JSON array", r->name);
+    while (rc == KILN_OK && more->child)
+      cJSON_AddItemToArray(statements, cJSON_DetachItemViaPointer(more, more->child));
+    cJSON_Delete(more);
+    free(text);
+  }
+  cJSON_Delete(values);
+  return rc;
+}
+
 kiln_err kiln_iam_render_policy(struct kiln_awsenv *env, const char *vpc_id, char **policy,
                                 struct kiln_error *err)
 {
-  return kiln_iam_render(env, "policies/deploy-policy.json.tmpl", vpc_id, policy, err);
+  char *base = NULL;
+  *policy = NULL;
+  kiln_err rc = kiln_iam_render(env, "policies/deploy-policy.json.tmpl", vpc_id, &base, err);
+  cJSON *doc = rc == KILN_OK ? cJSON_Parse(base) : NULL;
+  int extra = 0;
+  for (int i = 0; kiln_aws_resources[i]; i++)
+    extra |= kiln_aws_resources[i]->policy != NULL;
+  if (rc == KILN_OK && !extra) { /* the base template's text as it is */
+    *policy = base;
+    base = NULL;
+  } else if (rc == KILN_OK && (rc = add_kind_statements(env, vpc_id, doc, err)) == KILN_OK &&
+             !(*policy = cJSON_PrintUnformatted(doc))) {
+    rc = kiln_error_set(err, KILN_E_NOMEM, "out of memory");
+  }
+  cJSON_Delete(doc);
+  free(base);
+  return rc;
 }
 
 /* Does the IAM role/user carry the deployment tag? */

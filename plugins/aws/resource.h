@@ -55,6 +55,10 @@ struct kiln_aws_resource {
   kiln_err (*teardown)(struct kiln_walk *w, struct kiln_error *err);
   /* Free what find/ensure kept in the walk (optional). */
   void (*clear)(struct kiln_walk *w);
+  /* The deploy policy statements this kind needs (a JSON array template using the policy values,
+   * {{bucket}}, {{tag_key}}...), appended to share/policies/deploy-policy.json.tmpl's statements
+   * for the deploy user and the CI role; NULL when the base policy covers it. */
+  const char *policy;
 };
 
 /* Every resource kind, in dependency order (NULL-terminated). */

@@ -137,4 +137,8 @@ const struct kiln_aws_resource kiln_res_test_marker = {
     .fields = marker_fields,
     .teardown = marker_teardown,
     .clear = marker_clear,
+    .policy = "[{\"Sid\": \"ReadTheTestMarker\", \"Effect\": \"Allow\", "
+              "\"Action\": \"ssm:GetParameter\", "
+              "\"Resource\": \"arn:aws:ssm:{{region}}:{{account_id}}:parameter/kiln/"
+              "{{deployment_id}}/test-marker\"}]",
 };

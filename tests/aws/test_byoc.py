@@ -526,6 +526,12 @@ def case_test_resource():
     check(ssm.get_parameter(Name=name)["Parameter"]["Value"] == "kiln", "the marker exists in SSM")
     tags = ssm.list_tags_for_resource(ResourceType="Parameter", ResourceId=name)["TagList"]
     check({"Key": TAG, "Value": dep} in tags, "the marker carries the deployment tag: %s" % tags)
+    policy = client("iam").get_user_policy(UserName=dep + "-deploy", PolicyName="kiln-deploy")["PolicyDocument"]
+    if isinstance(policy, str):
+        policy = json.loads(policy)
+    sids = [st.get("Sid") for st in policy["Statement"]]
+    check("ReadTheTestMarker" in sids and "ReadOnlyDescribe" in sids,
+          "the deploy user's policy has the kind's statement after the base ones: %s" % sids)
     status = ok(kiln("status", "--json", env=env), "status")
     check(status.get("test_marker") == name, "status shows the marker: %s" % status.get("test_marker"))
     human = kiln("status", env=env)
