@@ -11,6 +11,14 @@
 #define KILN_MAX_SUBNETS 3
 #define KILN_MAX_PORTS 16
 #define KILN_MAX_INSTANCES 16
+/* A release's PCRs, recorded with it: the measurements' names and the instance tag keys the
+ * launch template gives them (with kiln:eif-key and kiln:eif-sha256), so status reads what a
+ * version runs from the version itself. */
+#define KILN_RELEASE_PCRS 4
+extern const char *const kiln_release_pcr_names[KILN_RELEASE_PCRS];
+extern const char *const kiln_release_pcr_tags[KILN_RELEASE_PCRS];
+#define KILN_TAG_EIF_KEY "kiln:eif-key"
+#define KILN_TAG_EIF_SHA256 "kiln:eif-sha256"
 
 struct kiln_network {
   char *vpc_id;
@@ -87,6 +95,7 @@ struct kiln_release {
   size_t nports;
   int count; /* instances (default 1) */
   int debug;
+  const char *pcrs[KILN_RELEASE_PCRS]; /* PCR0, PCR1, PCR2, PCR8 of the EIF (NULL: unknown) */
 };
 
 struct kiln_fleet {
@@ -94,8 +103,9 @@ struct kiln_fleet {
   long lt_latest; /* newest version number */
   long lt_default;
   char *lt_user_data; /* of the newest version */
-  char *eif_key;      /* the EIF that version runs (read back from its user data) */
+  char *eif_key;      /* the EIF that version runs (from its instance tags) */
   char *eif_sha256;
+  char *pcrs[KILN_RELEASE_PCRS];
   char *lt_instance_type;
   char *lt_image_id;
   int lt_enclave;

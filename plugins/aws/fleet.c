@@ -13,8 +13,14 @@
 
 #define AL2023_PARAMETER "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"
 
+const char *const kiln_release_pcr_names[KILN_RELEASE_PCRS] = {"PCR0", "PCR1", "PCR2", "PCR8"};
+const char *const kiln_release_pcr_tags[KILN_RELEASE_PCRS] = {"kiln:pcr0", "kiln:pcr1", "kiln:pcr2",
+                                                              "kiln:pcr8"};
+
 void kiln_fleet_clear(struct kiln_fleet *f)
 {
+  for (int i = 0; i < KILN_RELEASE_PCRS; i++)
+    free(f->pcrs[i]);
   free(f->lt_id);
   free(f->lt_user_data);
   free(f->eif_key);
@@ -61,13 +67,25 @@ kiln_err kiln_fleet_latest_ami(struct kiln_awsenv *env, char **ami, struct kiln_
   return rc;
 }
 
-/* LaunchTemplateData.* for this release. */
+/* LaunchTemplateData.* for this release; its instances are tagged with the EIF and its PCRs. */
 void kiln_fleet_template_data(struct kiln_awsenv *env, const struct kiln_network *net,
                               const struct kiln_release *r, const char *ami, const char *user_data,
                               struct kiln_aws_params *p)
 {
-  const char *tags[3][2] = {
+  const char *tags[3 + 2 + KILN_RELEASE_PCRS][2] = {
       {env->dep.tag_key, env->dep.id}, {"kiln:managed", "true"}, {"Name", env->names.asg}};
+  int ntags = 3;
+  if (r->eif_key && r->eif_sha256) {
+    tags[ntags][0] = KILN_TAG_EIF_KEY;
+    tags[ntags++][1] = r->eif_key;
+    tags[ntags][0] = KILN_TAG_EIF_SHA256;
+    tags[ntags++][1] = r->eif_sha256;
+  }
+  for (int i = 0; i < KILN_RELEASE_PCRS; i++)
+    if (r->pcrs[i]) {
+      tags[ntags][0] = kiln_release_pcr_tags[i];
+      tags[ntags++][1] = r->pcrs[i];
+    }
   kiln_aws_params_add(p, "LaunchTemplateData.ImageId", ami);
   kiln_aws_params_add(p, "LaunchTemplateData.InstanceType", r->instance_type);
   kiln_aws_params_add(p, "LaunchTemplateData.IamInstanceProfile.Name", env->names.instance_role);
@@ -80,7 +98,7 @@ void kiln_fleet_template_data(struct kiln_awsenv *env, const struct kiln_network
     char key[96];
     snprintf(key, sizeof(key), "LaunchTemplateData.TagSpecification.%d.ResourceType", t + 1);
     kiln_aws_params_add(p, key, types[t]);
-    for (int i = 0; i < 3; i++) {
+    for (int i = 0; i < (t == 0 ? ntags : 3); i++) {
       snprintf(key, sizeof(key), "LaunchTemplateData.TagSpecification.%d.Tag.%d.Key", t + 1, i + 1);
       kiln_aws_params_add(p, key, tags[i][0]);
       snprintf(key, sizeof(key), "LaunchTemplateData.TagSpecification.%d.Tag.%d.Value", t + 1,

@@ -1,7 +1,6 @@
 /* Resource kind "launch-template": the deployment's launch template. setup makes version 1 (a
  * placeholder type, no EIF yet) so the scoped deploy credentials only add versions; deploy
  * (fleet.c) adds a version per release. status reads which EIF the newest version runs. */
-#include <openssl/evp.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -12,29 +11,32 @@
 /* "#!/bin/sh\necho 'kiln: no EIF deployed yet'\n" in base64 */
 #define PLACEHOLDER_USER_DATA "IyEvYmluL3NoCmVjaG8gJ2tpbG46IG5vIEVJRiBkZXBsb3llZCB5ZXQnCg=="
 
-/* Which EIF a version's user data fetches: its `s3 cp "s3://BUCKET/KEY"` and `echo "SHA  ` lines.
- */
-static void eif_of_user_data(struct kiln_fleet *f)
+/* What a version runs, from the tags it gives its instances (kiln:eif-key, kiln:eif-sha256,
+ * kiln:pcr0...): recorded by deploy, never read back out of the user data's text. */
+static void release_of_tags(struct kiln_fleet *f, const struct kiln_xml *data)
 {
-  size_t len = f->lt_user_data ? strlen(f->lt_user_data) : 0;
-  unsigned char *text = len ? malloc(len + 4) : NULL;
-  if (!text)
-    return;
-  int n = EVP_DecodeBlock(text, (const unsigned char *)f->lt_user_data, (int)len);
-  if (n > 0) {
-    text[n] = '\0';
-    const char *cp = strstr((char *)text, "s3 cp \"s3://");
-    if (cp) {
-      const char *key = strchr(cp + 12, '/');
-      const char *end = key ? strchr(key, '"') : NULL;
-      if (key && end)
-        f->eif_key = strndup(key + 1, (size_t)(end - key - 1));
+  for (const struct kiln_xml *spec = kiln_awsenv_items(data, "tagSpecificationSet"); spec;
+       spec = kiln_xml_next_same(spec)) {
+    const char *type = kiln_xml_text(spec, "resourceType");
+    if (!type || strcmp(type, "instance") != 0)
+      continue;
+    for (const struct kiln_xml *t = kiln_awsenv_items(spec, "tagSet"); t;
+         t = kiln_xml_next_same(t)) {
+      const char *key = kiln_xml_text(t, "key"), *value = kiln_xml_text(t, "value");
+      char **slot = NULL;
+      if (!key || !value)
+        continue;
+      if (strcmp(key, KILN_TAG_EIF_KEY) == 0)
+        slot = &f->eif_key;
+      else if (strcmp(key, KILN_TAG_EIF_SHA256) == 0)
+        slot = &f->eif_sha256;
+      for (int i = 0; i < KILN_RELEASE_PCRS && !slot; i++)
+        if (strcmp(key, kiln_release_pcr_tags[i]) == 0)
+          slot = &f->pcrs[i];
+      if (slot && !*slot)
+        *slot = strdup(value);
     }
-    const char *sha = strstr((char *)text, "\necho \"");
-    if (sha && strlen(sha + 7) > 64 && sha[7 + 64] == ' ')
-      f->eif_sha256 = strndup(sha + 7, 64);
   }
-  free(text);
 }
 
 kiln_err kiln_fleet_find_template(struct kiln_awsenv *env, struct kiln_fleet *f,
@@ -67,7 +69,7 @@ kiln_err kiln_fleet_find_template(struct kiln_awsenv *env, struct kiln_fleet *f,
   if (rc == KILN_OK) {
     const struct kiln_xml *data = kiln_xml_find(doc, "launchTemplateData");
     f->lt_user_data = kiln_awsenv_dup(kiln_xml_text(data, "userData"));
-    eif_of_user_data(f);
+    release_of_tags(f, data);
     f->lt_instance_type = kiln_awsenv_dup(kiln_xml_text(data, "instanceType"));
     f->lt_image_id = kiln_awsenv_dup(kiln_xml_text(data, "imageId"));
     const char *enclave = kiln_xml_text(data, "enclaveOptions/enabled");
@@ -77,10 +79,19 @@ kiln_err kiln_fleet_find_template(struct kiln_awsenv *env, struct kiln_fleet *f,
   return rc;
 }
 
-/* status: the deployed EIF's PCRs, from its S3 object's metadata (x-amz-meta-pcr0...). */
+/* status: the deployed EIF's PCRs, from the version's tags, else from its S3 object's metadata
+ * (x-amz-meta-pcr0..., for versions made before the tags). */
 static void find_measurements(struct kiln_walk *w, struct kiln_error *err)
 {
   struct kiln_s3_object obj = {0};
+  for (int i = 0; i < KILN_RELEASE_PCRS; i++)
+    if (w->fleet.pcrs[i]) {
+      if (!w->measurements)
+        w->measurements = cJSON_CreateObject();
+      cJSON_AddStringToObject(w->measurements, kiln_release_pcr_names[i], w->fleet.pcrs[i]);
+    }
+  if (w->measurements)
+    return;
   if (w->bucket_exists && w->fleet.eif_key &&
       kiln_s3_head(w->env->c, w->env->names.bucket, w->fleet.eif_key, &obj, err) == KILN_OK) {
     static const char *const pcrs[][2] = {

@@ -296,6 +296,9 @@ static kiln_err release_of(struct stage_env *s, struct kiln_awsenv *env, struct 
   r->count = cJSON_IsNumber(count) ? count->valueint : 1;
   r->ami = string_at(opts, "ami");
   r->debug = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(opts, "debug"));
+  const cJSON *pcrs = eif ? cJSON_GetObjectItemCaseSensitive(eif->meta, "measurements") : NULL;
+  for (int i = 0; i < KILN_RELEASE_PCRS; i++)
+    r->pcrs[i] = string_at(pcrs, kiln_release_pcr_names[i]);
   return KILN_OK;
 }
 
