@@ -6,8 +6,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <openssl/evp.h>
-
 #include "byoc.h"
 #include "util/buf.h"
 
