@@ -24,8 +24,7 @@ struct kiln_cli {
 /*
  * A command is `int kiln_cmd_<name>(struct kiln_cli *cli)` in builder/cmd_<name>.c ('-' in the
  * name becomes '_'), returning an exit code. It prints its own help when its arguments contain
- * -h or --help (`kiln help NAME` calls it that way). The table in main.c lists every command;
- * one whose file is not built yet says so and exits 2.
+ * -h or --help (`kiln help NAME` calls it that way). The table in main.c lists every command.
  */
 typedef int (*kiln_command_fn)(struct kiln_cli *cli);
 

@@ -123,12 +123,6 @@ static int routes_exist(const struct kiln_walk *w)
   return w->net.igw_id || w->net.route_table_id;
 }
 
-static void routes_fields(const struct kiln_walk *w, cJSON *meta)
-{
-  (void)w;
-  (void)meta; /* internal plumbing: not part of the deployment document */
-}
-
 static kiln_err routes_teardown(struct kiln_walk *w, struct kiln_error *err)
 {
   struct kiln_awsenv *env = w->env;
@@ -163,6 +157,5 @@ const struct kiln_aws_resource kiln_res_routes = {
     .find = routes_find,
     .ensure = routes_ensure,
     .exists = routes_exist,
-    .fields = routes_fields,
     .teardown = routes_teardown,
 };

@@ -49,7 +49,7 @@ struct kiln_aws_resource {
   kiln_err (*ensure)(struct kiln_walk *w, struct kiln_error *err);
   /* Whether find found any of it (status says "no resource" when none did). */
   int (*exists)(const struct kiln_walk *w);
-  /* Add the resource's fields to the setup/status document (no API calls). */
+  /* Add the resource's fields to the setup/status document (no API calls; optional). */
   void (*fields)(const struct kiln_walk *w, cJSON *meta);
   /* teardown: delete what find found (only what carries the deployment tag). */
   kiln_err (*teardown)(struct kiln_walk *w, struct kiln_error *err);

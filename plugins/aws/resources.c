@@ -151,7 +151,7 @@ void kiln_walk_fields(const struct kiln_walk *w, cJSON *meta)
 {
   for (int i = 0; kiln_aws_resources[i]; i++) {
     const struct kiln_aws_resource *r = kiln_aws_resources[i];
-    if (!((r->flags & KILN_RES_IAM) && !w->iam_visible))
+    if (r->fields && !((r->flags & KILN_RES_IAM) && !w->iam_visible))
       r->fields(w, meta);
   }
   if (w->mode == KILN_WALK_STATUS)

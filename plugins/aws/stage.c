@@ -258,14 +258,13 @@ static kiln_err do_setup(struct stage_env *s, struct kiln_awsenv *env, cJSON **m
 }
 
 /* The release to run, from the pipeline's sizing, s3-object and eif artifacts. */
-static kiln_err release_of(struct stage_env *s, struct kiln_awsenv *env, struct kiln_release *r,
-                           char **derived_key, struct kiln_error *err)
+static kiln_err release_of(struct stage_env *s, struct kiln_release *r, char **derived_key,
+                           struct kiln_error *err)
 {
   const cJSON *opts = s->host->options(s->ctx);
   const struct kiln_artifact *sizing = s->host->input(s->ctx, "sizing");
   const struct kiln_artifact *object = s->host->input(s->ctx, "s3-object");
   const struct kiln_artifact *eif = s->host->input(s->ctx, "eif");
-  (void)env;
   memset(r, 0, sizeof(*r));
   *derived_key = NULL;
   if (!sizing)
@@ -311,7 +310,7 @@ static kiln_err do_deploy(struct stage_env *s, struct kiln_awsenv *env, cJSON **
   char *derived_key = NULL;
   memset(&net, 0, sizeof(net));
   memset(&fleet, 0, sizeof(fleet));
-  kiln_err rc = release_of(s, env, &r, &derived_key, err);
+  kiln_err rc = release_of(s, &r, &derived_key, err);
   if (rc == KILN_OK && s->plan && !s->host->input(s->ctx, "sizing"))
     rc = KILN_OK;
   if (rc == KILN_OK)
