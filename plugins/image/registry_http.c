@@ -327,13 +327,13 @@ kiln_err reg_get(struct reg *r, const char *path, const char *accept, FILE *sink
   } else {
     kiln_sha256_hex(kiln_buf_str(&x.body), x.body.len, hex);
   }
-  snprintf(out->digest, sizeof(out->digest), "sha256:%s", hex);
+  kiln_sha256_digest(hex, out->digest);
   if (want_digest && strcmp(want_digest, out->digest) != 0) {
     rc = kiln_error_set(err, KILN_E_INVALID, "%s: digest mismatch: expected %s, got %s", path,
                         want_digest, out->digest);
     goto out;
   }
-  if (x.docker_digest && strncmp(x.docker_digest, "sha256:", 7) == 0 && !sink &&
+  if (x.docker_digest && kiln_digest_is_sha256(x.docker_digest) && !sink &&
       strcmp(x.docker_digest, out->digest) != 0) {
     rc = kiln_error_set(err, KILN_E_INVALID,
                         "%s: Docker-Content-Digest %s does not match the content (%s)", path,

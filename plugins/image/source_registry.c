@@ -9,6 +9,7 @@
 
 #include "registry.h"
 #include "util/fs.h"
+#include "util/hash.h"
 #include "util/json.h"
 
 #define ACCEPT_MANIFESTS                                                                           \
@@ -61,7 +62,7 @@ kiln_err img_registry_ref_parse(const char *text, struct img_registry_ref *ref,
     ref->tag = strdup("latest");
   if (!ref->host || !ref->repo || !ref->repo[0] || (!ref->tag && !ref->digest))
     return kiln_error_set(err, KILN_E_INVALID, "docker://%s is not a valid image reference", text);
-  if (ref->digest && strncmp(ref->digest, "sha256:", 7) != 0)
+  if (ref->digest && !kiln_digest_is_sha256(ref->digest))
     return kiln_error_set(err, KILN_E_INVALID, "docker://%s: only sha256 digests are supported",
                           text);
   return KILN_OK;
