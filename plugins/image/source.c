@@ -5,21 +5,37 @@
 #include <string.h>
 
 #include "source.h"
+#include "util/buf.h"
 #include "util/fs.h"
 #include "util/hash.h"
 #include <unistd.h>
 
+/* Every transport, once: its prefix, what follows it, and its kind. */
 static const struct {
   const char *prefix;
+  const char *syntax;
   enum img_source_kind kind;
 } transports[] = {
-    {"dir:", IMG_SRC_DIR},
-    {"oci:", IMG_SRC_OCI},
-    {"oci-archive:", IMG_SRC_OCI_ARCHIVE},
-    {"docker-archive:", IMG_SRC_DOCKER_ARCHIVE},
-    {"docker://", IMG_SRC_REGISTRY},
-    {"docker-daemon:", IMG_SRC_DAEMON},
+    {"docker-daemon:", "NAME[:TAG]", IMG_SRC_DAEMON},
+    {"docker-archive:", "FILE", IMG_SRC_DOCKER_ARCHIVE},
+    {"oci:", "DIR[:REF]", IMG_SRC_OCI},
+    {"oci-archive:", "FILE[:REF]", IMG_SRC_OCI_ARCHIVE},
+    {"docker://", "REPO[:TAG]", IMG_SRC_REGISTRY},
+    {"dir:", "PATH", IMG_SRC_DIR},
 };
+
+#define NTRANSPORTS (sizeof(transports) / sizeof(transports[0]))
+
+/* "docker-daemon:NAME[:TAG], ... or dir:PATH" */
+static void transport_list(struct kiln_buf *b)
+{
+  for (size_t i = 0; i < NTRANSPORTS; i++)
+    kiln_buf_printf(b, "%s%s%s",
+                    i == 0                 ? ""
+                    : i + 1 == NTRANSPORTS ? " or "
+                                           : ", ",
+                    transports[i].prefix, transports[i].syntax);
+}
 
 void img_source_clear(struct img_source *src)
 {
@@ -33,16 +49,19 @@ kiln_err img_source_parse(const char *text, const char *app_dir, struct img_sour
                           struct kiln_error *err)
 {
   memset(src, 0, sizeof(*src));
-  size_t i, n = sizeof(transports) / sizeof(transports[0]);
-  for (i = 0; i < n; i++)
+  size_t i;
+  for (i = 0; i < NTRANSPORTS; i++)
     if (strncmp(text, transports[i].prefix, strlen(transports[i].prefix)) == 0)
       break;
-  if (i == n)
-    return kiln_error_set(err, KILN_E_INVALID,
-                          "image source \"%s\" has no transport; write docker-daemon:NAME[:TAG], "
-                          "docker-archive:FILE, oci:DIR[:REF], oci-archive:FILE[:REF], "
-                          "docker://REPO[:TAG] or dir:PATH",
-                          text);
+  if (i == NTRANSPORTS) {
+    struct kiln_buf list = KILN_BUF_INIT;
+    transport_list(&list);
+    kiln_err rc =
+        kiln_error_set(err, KILN_E_INVALID, "image source \"%s\" has no transport; write %s", text,
+                       kiln_buf_str(&list));
+    kiln_buf_free(&list);
+    return rc;
+  }
   src->kind = transports[i].kind;
   const char *rest = text + strlen(transports[i].prefix);
   if (!*rest)
