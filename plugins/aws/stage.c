@@ -16,45 +16,8 @@
 #include "util/fs.h"
 #include "util/json.h"
 
-static const char options_schema[] =
-    "{\"type\":\"object\",\"additionalProperties\":false,\"properties\":{"
-    "\"action\":{\"type\":\"string\",\"enum\":[\"deploy\",\"setup\",\"status\","
-    "\"update-policy\",\"teardown\",\"policy\",\"setup-check\"],\"description\":\"What to do (set "
-    "by "
-    "the kiln "
-    "command)\"},"
-    "\"region\":{\"type\":\"string\",\"minLength\":1,\"description\":\"AWS region (after "
-    "AWS_REGION and the profile)\"},"
-    "\"profile\":{\"type\":\"string\",\"minLength\":1,\"description\":\"AWS profile\"},"
-    "\"deployment_id\":{\"type\":\"string\",\"minLength\":1,\"maxLength\":32,"
-    "\"description\":\"Deployment id (default: DEPLOYMENT_ID from the environment or .env)\"},"
-    "\"vpc_id\":{\"type\":\"string\",\"minLength\":1,\"description\":\"Use this VPC instead of "
-    "creating one\"},"
-    "\"tag_key\":{\"type\":\"string\",\"minLength\":1,\"maxLength\":127,\"description\":\"Tag key "
-    "marking the deployment's resources (default caution:deployment-id)\"},"
-    "\"bucket\":{\"type\":\"string\",\"minLength\":3,\"maxLength\":63,\"description\":\"The "
-    "deployment's EIF bucket: setup creates it, s3 uploads to it (default kiln-<id>-<account>)\"},"
-    "\"ports\":{\"type\":\"array\",\"maxItems\":16,\"items\":{\"type\":\"integer\","
-    "\"minimum\":1,\"maximum\":65535},\"description\":\"TCP ports open to the world and "
-    "forwarded to the enclave over vsock\"},"
-    "\"count\":{\"type\":\"integer\",\"minimum\":1,\"maximum\":16,\"description\":\"Instances "
-    "(default 1)\"},"
-    "\"ami\":{\"type\":\"string\",\"minLength\":1,\"description\":\"Pin the AMI (default: latest "
-    "Amazon Linux 2023)\"},"
-    "\"debug\":{\"type\":\"boolean\",\"description\":\"Run the enclave in debug mode (console "
-    "readable, PCRs zero)\"},"
-    "\"s3_path_style\":{\"type\":\"boolean\",\"description\":\"Path-style S3 addressing\"},"
-    "\"credentials_file\":{\"type\":\"string\",\"minLength\":1,\"description\":\"setup: write "
-    "the scoped deploy credentials here (0600)\"},"
-    "\"github_repo\":{\"type\":\"string\",\"minLength\":3,\"maxLength\":255,\"description\":"
-    "\"setup: a deploy role GitHub Actions of OWNER/REPO assume with their OIDC token\"},"
-    "\"gitlab_project\":{\"type\":\"string\",\"minLength\":3,\"maxLength\":255,"
-    "\"description\":\"setup: a deploy role GitLab CI jobs of GROUP/PROJECT assume with their "
-    "OIDC token\"},"
-    "\"gitlab_url\":{\"type\":\"string\",\"minLength\":9,\"description\":\"The GitLab "
-    "instance issuing the tokens (default https://gitlab.com)\"},"
-    "\"delete_bucket\":{\"type\":\"boolean\",\"description\":\"teardown: also delete the bucket "
-    "and its EIFs\"}}}";
+/* The options schema: options.schema.json, compiled in by kiln_embed_text (CMakeLists.txt). */
+extern const char options_schema[];
 
 struct stage_env {
   struct kiln_stage_ctx *ctx;

@@ -17,25 +17,8 @@
 #include "util/hash.h"
 #include "util/json.h"
 
-static const char options_schema[] =
-    "{\"type\":\"object\",\"additionalProperties\":false,\"properties\":{"
-    "\"bucket\":{\"type\":\"string\",\"minLength\":3,\"maxLength\":63,"
-    "\"description\":\"Bucket (default: /aws/bucket, else the deployment's bucket "
-    "kiln-<deployment id>-<account>)\"},"
-    "\"prefix\":{\"type\":\"string\",\"description\":\"Key prefix before eifs/<name>/<sha256>.eif "
-    "(e.g. \\\"team/\\\")\"},"
-    "\"key\":{\"type\":\"string\",\"minLength\":1,\"description\":\"Exact key instead of the "
-    "content address\"},"
-    "\"part_size_mib\":{\"type\":\"integer\",\"minimum\":5,\"maximum\":5120,"
-    "\"description\":\"Multipart part size in MiB (default: 16, more for files above 156 GiB)\"},"
-    "\"parallel\":{\"type\":\"integer\",\"minimum\":1,\"maximum\":64,"
-    "\"description\":\"Parts in flight at once (default 8)\"},"
-    "\"region\":{\"type\":\"string\",\"minLength\":1,\"description\":\"AWS region (default: "
-    "/aws/region, AWS_REGION, the profile)\"},"
-    "\"profile\":{\"type\":\"string\",\"minLength\":1,\"description\":\"AWS profile (default: "
-    "/aws/profile, $AWS_PROFILE)\"},"
-    "\"resumable\":{\"type\":\"boolean\",\"description\":\"Keep a failed multipart upload for a "
-    "later resume instead of aborting it (kiln status lists it)\"}}}";
+/* The options schema: options.schema.json, compiled in by kiln_embed_text (CMakeLists.txt). */
+extern const char options_schema[];
 
 static const char *string_at(const cJSON *obj, const char *key)
 {
