@@ -45,8 +45,8 @@ static const char *string_at(const cJSON *o, const char *key)
 
 static const char *action_of(const cJSON *opts)
 {
-  const char *a = string_at(opts, "action");
-  return a ? a : "deploy";
+  const char *a = string_at(opts, "action"); /* the schema's default: deploy */
+  return a ? a : "";
 }
 
 static size_t ports_of(const cJSON *opts, int *ports, size_t max)
@@ -255,7 +255,7 @@ static kiln_err release_of(struct stage_env *s, struct kiln_release *r, char **d
                           "stages before aws)");
   r->nports = ports_of(opts, r->ports, KILN_MAX_PORTS);
   const cJSON *count = cJSON_GetObjectItemCaseSensitive(opts, "count");
-  r->count = cJSON_IsNumber(count) ? count->valueint : 1;
+  r->count = cJSON_IsNumber(count) ? count->valueint : 0; /* the schema's default: 1 */
   r->ami = string_at(opts, "ami");
   r->debug = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(opts, "debug"));
   const cJSON *pcrs = eif ? cJSON_GetObjectItemCaseSensitive(eif->meta, "measurements") : NULL;
