@@ -14,7 +14,10 @@ enum img_source_kind {
   IMG_SRC_DAEMON
 };
 
+struct img_transport; /* source.c's table entry: prefix, syntax, load, identify */
+
 struct img_source {
+  const struct img_transport *transport;
   enum img_source_kind kind;
   char *text; /* as given */
   char *path; /* file or directory (absolute), or registry reference / daemon image name */
