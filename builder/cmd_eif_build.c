@@ -49,57 +49,123 @@ static int parse_time(const char *text, int64_t *out)
   return 0;
 }
 
+enum {
+  O_KERNEL = 256,
+  O_CONFIG,
+  O_CMDLINE,
+  O_RAMDISK,
+  O_OUTPUT,
+  O_CERT,
+  O_KEY,
+  O_NAME,
+  O_VERSION,
+  O_METADATA,
+  O_ARCH,
+  O_TIME,
+  O_TOOL,
+  O_TOOL_VERSION,
+  O_OS,
+  O_IMG_KERNEL,
+  O_ALGO,
+  O_PCRS
+};
+static const struct option options[] = {
+    {"kernel", required_argument, NULL, O_KERNEL},
+    {"kernel_config", required_argument, NULL, O_CONFIG},
+    {"cmdline", required_argument, NULL, O_CMDLINE},
+    {"ramdisk", required_argument, NULL, O_RAMDISK},
+    {"output", required_argument, NULL, O_OUTPUT},
+    {"signing-certificate", required_argument, NULL, O_CERT},
+    {"private-key", required_argument, NULL, O_KEY},
+    {"name", required_argument, NULL, O_NAME},
+    {"version", required_argument, NULL, O_VERSION},
+    {"metadata", required_argument, NULL, O_METADATA},
+    {"arch", required_argument, NULL, O_ARCH},
+    {"build-time", required_argument, NULL, O_TIME},
+    {"build-tool", required_argument, NULL, O_TOOL},
+    {"build-tool-version", required_argument, NULL, O_TOOL_VERSION},
+    {"img-os", required_argument, NULL, O_OS},
+    {"img-kernel", required_argument, NULL, O_IMG_KERNEL},
+    {"algo", required_argument, NULL, O_ALGO},
+    {"pcrs-output", required_argument, NULL, O_PCRS},
+    {NULL, 0, NULL, 0}};
+
+struct eif_build_args {
+  const char *ramdisks[KILN_EIF_MAX_SECTIONS];
+  const char *output, *config, *metadata_file, *pcrs_out, *cert, *key;
+};
+
+/* eif_build's flags into b and a; returns 0 or the usage error's exit code. */
+static int parse_options(struct kiln_cli *cli, struct kiln_eif_build *b, struct eif_build_args *a)
+{
+  optind = 0;
+  opterr = 0;
+  for (int c; (c = getopt_long(cli->argc, cli->argv, "", options, NULL)) != -1;) {
+    switch (c) {
+    case O_KERNEL: b->kernel = optarg; break;
+    case O_CONFIG: a->config = optarg; break;
+    case O_CMDLINE: b->cmdline = optarg; break;
+    case O_RAMDISK:
+      if (b->nramdisks >= KILN_EIF_MAX_SECTIONS - 3)
+        return kiln_cli_usage(cli, "too many --ramdisk (at most %d)", KILN_EIF_MAX_SECTIONS - 3);
+      a->ramdisks[b->nramdisks++] = optarg;
+      break;
+    case O_OUTPUT: a->output = optarg; break;
+    case O_CERT: a->cert = optarg; break;
+    case O_KEY: a->key = optarg; break;
+    case O_NAME: b->metadata.image_name = optarg; break;
+    case O_VERSION: b->metadata.image_version = optarg; break;
+    case O_METADATA: a->metadata_file = optarg; break;
+    case O_ARCH:
+      if (strcmp(optarg, "x86_64") != 0 && strcmp(optarg, "aarch64") != 0)
+        return kiln_cli_usage(cli, "--arch is x86_64 or aarch64, got \"%s\"", optarg);
+      b->aarch64 = strcmp(optarg, "aarch64") == 0;
+      break;
+    case O_TIME:
+      if (parse_time(optarg, &b->metadata.build_time) != 0)
+        return kiln_cli_usage(cli,
+                              "--build-time takes RFC 3339 (1970-01-01T00:00:00+00:00) or "
+                              "seconds, got \"%s\"",
+                              optarg);
+      break;
+    case O_TOOL: b->metadata.build_tool = optarg; break;
+    case O_TOOL_VERSION: b->metadata.build_tool_version = optarg; break;
+    case O_OS: b->metadata.operating_system = optarg; break;
+    case O_IMG_KERNEL: b->metadata.kernel_version = optarg; break;
+    case O_ALGO:
+      if (strcmp(optarg, "sha384") == 0)
+        b->hash = KILN_EIF_SHA384;
+      else if (strcmp(optarg, "sha256") == 0)
+        b->hash = KILN_EIF_SHA256;
+      else if (strcmp(optarg, "sha512") == 0)
+        b->hash = KILN_EIF_SHA512;
+      else
+        return kiln_cli_usage(cli, "--algo is sha256, sha384 or sha512, got \"%s\"", optarg);
+      break;
+    case O_PCRS: a->pcrs_out = optarg; break;
+    default:
+      return kiln_cli_usage(cli, "unknown or incomplete option \"%s\"", cli->argv[optind - 1]);
+    }
+  }
+  if (optind < cli->argc)
+    return kiln_cli_usage(cli, "unexpected argument \"%s\"", cli->argv[optind]);
+  if (!b->kernel || !a->output || b->nramdisks == 0)
+    return kiln_cli_usage(cli, "--kernel, --ramdisk and --output are required");
+  if ((a->cert != NULL) != (a->key != NULL))
+    return kiln_cli_usage(cli, "--signing-certificate and --private-key go together");
+  return 0;
+}
+
 int kiln_cmd_eif_build(struct kiln_cli *cli)
 {
   if (kiln_cli_wants_help(cli)) {
     fputs(usage, stdout);
     return KILN_EXIT_OK;
   }
-  enum {
-    O_KERNEL = 256,
-    O_CONFIG,
-    O_CMDLINE,
-    O_RAMDISK,
-    O_OUTPUT,
-    O_CERT,
-    O_KEY,
-    O_NAME,
-    O_VERSION,
-    O_METADATA,
-    O_ARCH,
-    O_TIME,
-    O_TOOL,
-    O_TOOL_VERSION,
-    O_OS,
-    O_IMG_KERNEL,
-    O_ALGO,
-    O_PCRS
-  };
-  static const struct option options[] = {
-      {"kernel", required_argument, NULL, O_KERNEL},
-      {"kernel_config", required_argument, NULL, O_CONFIG},
-      {"cmdline", required_argument, NULL, O_CMDLINE},
-      {"ramdisk", required_argument, NULL, O_RAMDISK},
-      {"output", required_argument, NULL, O_OUTPUT},
-      {"signing-certificate", required_argument, NULL, O_CERT},
-      {"private-key", required_argument, NULL, O_KEY},
-      {"name", required_argument, NULL, O_NAME},
-      {"version", required_argument, NULL, O_VERSION},
-      {"metadata", required_argument, NULL, O_METADATA},
-      {"arch", required_argument, NULL, O_ARCH},
-      {"build-time", required_argument, NULL, O_TIME},
-      {"build-tool", required_argument, NULL, O_TOOL},
-      {"build-tool-version", required_argument, NULL, O_TOOL_VERSION},
-      {"img-os", required_argument, NULL, O_OS},
-      {"img-kernel", required_argument, NULL, O_IMG_KERNEL},
-      {"algo", required_argument, NULL, O_ALGO},
-      {"pcrs-output", required_argument, NULL, O_PCRS},
-      {NULL, 0, NULL, 0}};
   struct kiln_eif_build b;
+  struct eif_build_args a;
   memset(&b, 0, sizeof b);
-  const char *ramdisks[KILN_EIF_MAX_SECTIONS];
-  const char *output = NULL, *config = NULL, *metadata_file = NULL, *pcrs_out = NULL;
-  const char *cert = NULL, *key = NULL;
+  memset(&a, 0, sizeof a);
   char *custom = NULL, *os = NULL, *kver = NULL;
   int code = 0;
   const char *sde = getenv("SOURCE_DATE_EPOCH");
@@ -107,89 +173,36 @@ int kiln_cmd_eif_build(struct kiln_cli *cli)
     return kiln_cli_usage(cli, "SOURCE_DATE_EPOCH must be a number of seconds, got \"%s\"", sde);
   b.metadata.build_tool = "kiln";
   b.metadata.build_tool_version = kiln_version();
-  optind = 0;
-  opterr = 0;
-  for (int c; (c = getopt_long(cli->argc, cli->argv, "", options, NULL)) != -1;) {
-    switch (c) {
-    case O_KERNEL: b.kernel = optarg; break;
-    case O_CONFIG: config = optarg; break;
-    case O_CMDLINE: b.cmdline = optarg; break;
-    case O_RAMDISK:
-      if (b.nramdisks >= KILN_EIF_MAX_SECTIONS - 3)
-        return kiln_cli_usage(cli, "too many --ramdisk (at most %d)", KILN_EIF_MAX_SECTIONS - 3);
-      ramdisks[b.nramdisks++] = optarg;
-      break;
-    case O_OUTPUT: output = optarg; break;
-    case O_CERT: cert = optarg; break;
-    case O_KEY: key = optarg; break;
-    case O_NAME: b.metadata.image_name = optarg; break;
-    case O_VERSION: b.metadata.image_version = optarg; break;
-    case O_METADATA: metadata_file = optarg; break;
-    case O_ARCH:
-      if (strcmp(optarg, "x86_64") != 0 && strcmp(optarg, "aarch64") != 0)
-        return kiln_cli_usage(cli, "--arch is x86_64 or aarch64, got \"%s\"", optarg);
-      b.aarch64 = strcmp(optarg, "aarch64") == 0;
-      break;
-    case O_TIME:
-      if (parse_time(optarg, &b.metadata.build_time) != 0)
-        return kiln_cli_usage(cli,
-                              "--build-time takes RFC 3339 (1970-01-01T00:00:00+00:00) or "
-                              "seconds, got \"%s\"",
-                              optarg);
-      break;
-    case O_TOOL: b.metadata.build_tool = optarg; break;
-    case O_TOOL_VERSION: b.metadata.build_tool_version = optarg; break;
-    case O_OS: b.metadata.operating_system = optarg; break;
-    case O_IMG_KERNEL: b.metadata.kernel_version = optarg; break;
-    case O_ALGO:
-      if (strcmp(optarg, "sha384") == 0)
-        b.hash = KILN_EIF_SHA384;
-      else if (strcmp(optarg, "sha256") == 0)
-        b.hash = KILN_EIF_SHA256;
-      else if (strcmp(optarg, "sha512") == 0)
-        b.hash = KILN_EIF_SHA512;
-      else
-        return kiln_cli_usage(cli, "--algo is sha256, sha384 or sha512, got \"%s\"", optarg);
-      break;
-    case O_PCRS: pcrs_out = optarg; break;
-    default:
-      return kiln_cli_usage(cli, "unknown or incomplete option \"%s\"", cli->argv[optind - 1]);
-    }
-  }
-  if (optind < cli->argc)
-    return kiln_cli_usage(cli, "unexpected argument \"%s\"", cli->argv[optind]);
-  if (!b.kernel || !output || b.nramdisks == 0)
-    return kiln_cli_usage(cli, "--kernel, --ramdisk and --output are required");
-  if ((cert != NULL) != (key != NULL))
-    return kiln_cli_usage(cli, "--signing-certificate and --private-key go together");
-  b.signing_certificate = cert;
-  b.private_key = key;
-  b.ramdisks = ramdisks;
+  if ((code = parse_options(cli, &b, &a)))
+    return code;
+  b.signing_certificate = a.cert;
+  b.private_key = a.key;
+  b.ramdisks = a.ramdisks;
   struct kiln_error e = KILN_ERROR_INIT;
-  if (config && kiln_eif_kernel_config_words(config, &os, &kver, &e) == KILN_OK) {
+  if (a.config && kiln_eif_kernel_config_words(a.config, &os, &kver, &e) == KILN_OK) {
     if (!b.metadata.operating_system)
       b.metadata.operating_system = os;
     if (!b.metadata.kernel_version)
       b.metadata.kernel_version = kver;
   }
-  if (!e.code && metadata_file) {
-    if (kiln_read_file(metadata_file, 4096, &custom, NULL, &e) == KILN_OK)
+  if (!e.code && a.metadata_file) {
+    if (kiln_read_file(a.metadata_file, 4096, &custom, NULL, &e) == KILN_OK)
       b.metadata.custom_json = custom;
     else
       kiln_error_prefix(&e, "--metadata (at most 4096 bytes of JSON)");
   }
   struct kiln_eif_pcrs pcrs;
   if (!e.code)
-    kiln_eif_write(&b, output, &pcrs, &e);
+    kiln_eif_write(&b, a.output, &pcrs, &e);
   if (e.code) {
     code = kiln_cli_fail_msg(cli, e.code, "%s", kiln_error_msg(&e));
     goto out;
   }
   cJSON *doc = kiln_eif_measurements_json(&pcrs);
-  if (pcrs_out) {
+  if (a.pcrs_out) {
     struct kiln_buf text = KILN_BUF_INIT;
     kiln_json_pretty_ordered(doc, &text);
-    if (kiln_write_file_atomic(pcrs_out, kiln_buf_str(&text), text.len, 0644, &e) != KILN_OK)
+    if (kiln_write_file_atomic(a.pcrs_out, kiln_buf_str(&text), text.len, 0644, &e) != KILN_OK)
       code = kiln_cli_fail_msg(cli, KILN_E_IO, "--pcrs-output: %s", kiln_error_msg(&e));
     kiln_buf_free(&text);
   }

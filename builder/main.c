@@ -7,8 +7,8 @@
 
 #include "cli.h"
 
-/* Every command of the design. A command whose builder/cmd_<name>.c is not part of this build
- * has a NULL function (weak symbol) and says so instead of pretending. */
+/* Every command: one line each (function suffix, name, summary); kiln_cmd_<fn> lives in
+ * builder/cmd_<fn>.c. */
 #define KILN_COMMAND_LIST(X)                                                                       \
   X(build, "build", "Build the app's EIF (image -> kernel -> eif) and print its PCRs")             \
   X(describe, "describe", "Show an EIF's header, sections, PCRs and metadata")                     \
@@ -28,8 +28,7 @@
   X(plugins, "plugins", "List the loaded plugins and their stages")                                \
   X(init, "init", "Write a kiln.json for the current directory")
 
-#define DECLARE_COMMAND(fn, name, summary)                                                         \
-  int kiln_cmd_##fn(struct kiln_cli *cli) __attribute__((weak));
+#define DECLARE_COMMAND(fn, name, summary) int kiln_cmd_##fn(struct kiln_cli *cli);
 KILN_COMMAND_LIST(DECLARE_COMMAND)
 
 struct kiln_command {
@@ -59,7 +58,7 @@ static void print_usage(FILE *out)
           "Commands:\n",
           kiln_version());
   for (const struct kiln_command *c = commands; c->name; c++)
-    fprintf(out, "  %-14s %s%s\n", c->name, c->summary, c->fn ? "" : " (not built yet)");
+    fprintf(out, "  %-14s %s\n", c->name, c->summary);
   fprintf(out,
           "\n"
           "Global options (also accepted after the command):\n"
@@ -139,11 +138,6 @@ static int run_help(struct kiln_cli *cli)
     fprintf(stderr, "kiln help: no command named \"%s\"; `kiln help` lists them\n", cli->argv[1]);
     return KILN_EXIT_USAGE;
   }
-  if (!c->fn) {
-    printf("kiln %s: %s.\nThis command is not built in this version of kiln yet.\n", c->name,
-           c->summary);
-    return KILN_EXIT_OK;
-  }
   char *argv[] = {(char *)c->name, "--help", NULL};
   struct kiln_cli sub = *cli;
   sub.argc = 2;
@@ -184,13 +178,6 @@ int main(int argc, char **argv)
   const struct kiln_command *c = find_command(name);
   if (!c) {
     fprintf(stderr, "kiln: unknown command \"%s\"; `kiln help` lists the commands\n", name);
-    return KILN_EXIT_USAGE;
-  }
-  if (!c->fn) {
-    fprintf(stderr,
-            "kiln %s: this command is not built in this version of kiln yet (%s); nothing was "
-            "done\n",
-            c->name, c->summary);
     return KILN_EXIT_USAGE;
   }
   /* "as if started in DIR", like git -C and make -C: paths on the command line are relative to it

@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "header.h"
 #include "kiln/eif.h"
 #include "measure.h"
 #include "sign.h"
@@ -209,6 +210,51 @@ static kiln_err input_size(const char *what, const char *path, uint64_t *size,
   return KILN_OK;
 }
 
+/* The sections in eif_build's order: kernel, cmdline, metadata, ramdisks (sizes of files). */
+static kiln_err collect_sections(const struct kiln_eif_build *b, struct section_src *s, size_t *n,
+                                 char **metadata, struct kiln_error *err)
+{
+  kiln_err rc;
+  s[*n] = (struct section_src){KILN_EIF_SECTION_KERNEL, EIF_FEED_BOOT, b->kernel, NULL, 0};
+  if ((rc = input_size("kernel", b->kernel, &s[(*n)++].size, err)))
+    return rc;
+  const char *cmdline = b->cmdline ? b->cmdline : "";
+  s[(*n)++] =
+      (struct section_src){KILN_EIF_SECTION_CMDLINE, EIF_FEED_BOOT, NULL, cmdline, strlen(cmdline)};
+  if (b->metadata_raw)
+    *metadata = strdup(b->metadata_raw);
+  else if ((rc = kiln_eif_metadata_json(&b->metadata, b->kernel, metadata, err)))
+    return rc;
+  if (!*metadata)
+    return kiln_error_set(err, KILN_E_NOMEM, "out of memory");
+  s[(*n)++] = (struct section_src){KILN_EIF_SECTION_METADATA, EIF_FEED_NONE, NULL, *metadata,
+                                   strlen(*metadata)};
+  for (size_t i = 0; i < b->nramdisks; i++) {
+    s[*n] = (struct section_src){KILN_EIF_SECTION_RAMDISK, i == 0 ? EIF_FEED_BOOT : EIF_FEED_APP,
+                                 b->ramdisks[i], NULL, 0};
+    if ((rc = input_size("ramdisk", b->ramdisks[i], &s[(*n)++].size, err)))
+      return rc;
+  }
+  return KILN_OK;
+}
+
+/* The header again, now with the signature's slot and the CRC (header-but-CRC, then the
+ * sections' CRC combined in), and the file made durable. */
+static kiln_err write_final_header(struct out_file *o, struct eif_header *hdr, uint64_t end,
+                                   struct kiln_error *err)
+{
+  uint8_t header[KILN_EIF_HEADER_SIZE];
+  eif_header_write(hdr, header);
+  uLong crc = crc32(0L, header, KILN_EIF_HEADER_SIZE - 4);
+  crc = crc32_combine(crc, o->m.crc, (z_off_t)(end - KILN_EIF_HEADER_SIZE));
+  hdr->crc = (uint32_t)crc;
+  eif_header_write(hdr, header);
+  if (pwrite(o->fd, header, KILN_EIF_HEADER_SIZE, 0) != KILN_EIF_HEADER_SIZE ||
+      fchmod(o->fd, 0644) != 0 || fsync(o->fd) != 0)
+    return kiln_error_set(err, KILN_E_IO, "cannot write %s: %s", o->name, strerror(errno));
+  return KILN_OK;
+}
+
 kiln_err kiln_eif_write(const struct kiln_eif_build *b, const char *out_path,
                         struct kiln_eif_pcrs *pcrs, struct kiln_error *err)
 {
@@ -228,52 +274,27 @@ kiln_err kiln_eif_write(const struct kiln_eif_build *b, const char *out_path,
   o.fd = -1;
   o.name = out_path;
   kiln_err rc = KILN_OK;
-
   if ((b->signing_certificate != NULL) != (b->private_key != NULL))
     return kiln_error_set(err, KILN_E_INVALID,
                           "signing needs both a certificate and its private key");
-  kiln_err rc0 = b->signing_certificate
-                     ? eif_signer_load(b->signing_certificate, b->private_key, &signer, err)
-                     : KILN_OK;
-  if (rc0)
-    return rc0;
-  s[n] = (struct section_src){KILN_EIF_SECTION_KERNEL, EIF_FEED_BOOT, b->kernel, NULL, 0};
-  if ((rc = input_size("kernel", b->kernel, &s[n++].size, err)))
+  if (b->signing_certificate &&
+      (rc = eif_signer_load(b->signing_certificate, b->private_key, &signer, err)))
+    return rc;
+  if ((rc = collect_sections(b, s, &n, &metadata, err)))
     goto out;
-  const char *cmdline = b->cmdline ? b->cmdline : "";
-  s[n++] =
-      (struct section_src){KILN_EIF_SECTION_CMDLINE, EIF_FEED_BOOT, NULL, cmdline, strlen(cmdline)};
-  if (b->metadata_raw)
-    metadata = strdup(b->metadata_raw);
-  else if ((rc = kiln_eif_metadata_json(&b->metadata, b->kernel, &metadata, err)))
-    goto out;
-  if (!metadata) {
-    rc = kiln_error_set(err, KILN_E_NOMEM, "out of memory");
-    goto out;
-  }
-  s[n++] = (struct section_src){KILN_EIF_SECTION_METADATA, EIF_FEED_NONE, NULL, metadata,
-                                strlen(metadata)};
-  for (size_t i = 0; i < b->nramdisks; i++) {
-    s[n] = (struct section_src){KILN_EIF_SECTION_RAMDISK, i == 0 ? EIF_FEED_BOOT : EIF_FEED_APP,
-                                b->ramdisks[i], NULL, 0};
-    if ((rc = input_size("ramdisk", b->ramdisks[i], &s[n++].size, err)))
-      goto out;
-  }
-
   uint8_t header[KILN_EIF_HEADER_SIZE];
-  memset(header, 0, sizeof header);
-  memcpy(header, ".eif", 4);
-  eif_put16(header + 4, EIF_VERSION);
-  eif_put16(header + 6, b->aarch64 ? 1 : 0);
-  eif_put64(header + 8, EIF_DEFAULT_MEM);
-  eif_put64(header + 16, EIF_DEFAULT_CPUS);
-  eif_put16(header + 26, (uint16_t)(n + (signer ? 1 : 0)));
+  struct eif_header hdr = {.version = EIF_VERSION,
+                           .flags = b->aarch64 ? 1 : 0,
+                           .default_mem = EIF_DEFAULT_MEM,
+                           .default_cpus = EIF_DEFAULT_CPUS,
+                           .num_sections = (uint16_t)(n + (signer ? 1 : 0))};
   uint64_t offset = KILN_EIF_HEADER_SIZE;
   for (size_t i = 0; i < n; i++) {
-    eif_put64(header + 28 + 8 * i, offset);
-    eif_put64(header + 28 + 8 * KILN_EIF_MAX_SECTIONS + 8 * i, s[i].size);
+    hdr.offsets[i] = offset;
+    hdr.sizes[i] = s[i].size;
     offset += KILN_EIF_SECTION_HEADER_SIZE + s[i].size;
   }
+  eif_header_write(&hdr, header);
 
   if ((rc = eif_measure_init(&o.m, b->hash, err)))
     goto out;
@@ -301,9 +322,7 @@ kiln_err kiln_eif_write(const struct kiln_eif_build *b, const char *out_path,
   rc = write_out(&o, (const char *)header, KILN_EIF_HEADER_SIZE, err);
   for (size_t i = 0; i < n && !rc; i++) {
     uint8_t sh[KILN_EIF_SECTION_HEADER_SIZE];
-    eif_put16(sh, s[i].type);
-    eif_put16(sh + 2, 0);
-    eif_put64(sh + 4, s[i].size);
+    eif_section_header_write(&(struct eif_section_header){s[i].type, 0, s[i].size}, sh);
     rc = emit(&o, sh, sizeof sh, EIF_FEED_NONE, err);
     if (!rc)
       rc = s[i].path ? copy_file_section(&o, &s[i], err)
@@ -316,12 +335,11 @@ kiln_err kiln_eif_write(const struct kiln_eif_build *b, const char *out_path,
   }
   if (!rc && signer) {
     rc = eif_sign_section(signer, o.m.raw[0], o.m.raw_len, &signature, &signature_len, err);
-    eif_put64(header + 28 + 8 * n, offset);
-    eif_put64(header + 28 + 8 * KILN_EIF_MAX_SECTIONS + 8 * n, signature_len);
+    hdr.offsets[n] = offset;
+    hdr.sizes[n] = signature_len;
     uint8_t sh[KILN_EIF_SECTION_HEADER_SIZE];
-    eif_put16(sh, KILN_EIF_SECTION_SIGNATURE);
-    eif_put16(sh + 2, 0);
-    eif_put64(sh + 4, signature_len);
+    eif_section_header_write(
+        &(struct eif_section_header){KILN_EIF_SECTION_SIGNATURE, 0, signature_len}, sh);
     if (!rc)
       rc = emit(&o, sh, sizeof sh, EIF_FEED_NONE, err);
     if (!rc)
@@ -329,14 +347,8 @@ kiln_err kiln_eif_write(const struct kiln_eif_build *b, const char *out_path,
     eif_signer_pcr8(signer, b->hash, measured.pcr8);
     offset += KILN_EIF_SECTION_HEADER_SIZE + signature_len;
   }
-  if (!rc) {
-    uLong crc = crc32(0L, header, KILN_EIF_HEADER_SIZE - 4);
-    crc = crc32_combine(crc, o.m.crc, (z_off_t)(offset - KILN_EIF_HEADER_SIZE));
-    eif_put32(header + KILN_EIF_HEADER_SIZE - 4, (uint32_t)crc);
-    if (pwrite(o.fd, header, KILN_EIF_HEADER_SIZE, 0) != KILN_EIF_HEADER_SIZE ||
-        fchmod(o.fd, 0644) != 0 || fsync(o.fd) != 0)
-      rc = kiln_error_set(err, KILN_E_IO, "cannot write %s: %s", out_path, strerror(errno));
-  }
+  if (!rc)
+    rc = write_final_header(&o, &hdr, offset, err);
   if (close(o.fd) != 0 && !rc)
     rc = kiln_error_set(err, KILN_E_IO, "cannot write %s: %s", out_path, strerror(errno));
   o.fd = -1;

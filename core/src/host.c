@@ -256,7 +256,7 @@ void kiln_stage_ctx_release(struct kiln_stage_ctx *ctx)
   struct kiln_error e = KILN_ERROR_INIT;
   for (size_t i = 0; i < ctx->noutputs; i++) {
     if (ctx->outputs[i].root)
-      kiln_rm_rf(ctx->outputs[i].root, &e);
+      kiln_rm_rf_quiet(ctx->outputs[i].root);
     kiln_error_clear(&e);
     free(ctx->outputs[i].kind);
     free(ctx->outputs[i].root);
@@ -265,7 +265,7 @@ void kiln_stage_ctx_release(struct kiln_stage_ctx *ctx)
   }
   free(ctx->outputs);
   if (ctx->temp_dir)
-    kiln_rm_rf(ctx->temp_dir, &e);
+    kiln_rm_rf_quiet(ctx->temp_dir);
   kiln_error_clear(&e);
   free(ctx->temp_dir);
   free(ctx->state_dir);

@@ -17,7 +17,8 @@ struct kiln_bootstrap {
   int64_t mtime;
 };
 
-kiln_err kiln_bootstrap_write(const char *out_path, const struct kiln_bootstrap *b,
-                              struct kiln_error *err);
+KILN_MUST_CHECK kiln_err kiln_bootstrap_write(const char *out_path,
+                                              const struct kiln_bootstrap *b,
+                                              struct kiln_error *err);
 
 #endif

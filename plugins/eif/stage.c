@@ -17,17 +17,8 @@
 
 #define EIF_STAGE_VERSION "0.1.0"
 
-static const char options_schema[] =
-    "{\"type\":\"object\",\"additionalProperties\":false,\"properties\":{"
-    "\"name\":{\"type\":\"string\",\"minLength\":1,\"description\":\"ImageName in the EIF "
-    "metadata (default: the app name)\"},"
-    "\"version\":{\"type\":\"string\",\"minLength\":1,\"default\":\"1.0\","
-    "\"description\":\"ImageVersion in the EIF metadata\"},"
-    "\"init\":{\"type\":\"string\",\"enum\":[\"kiln\",\"blobs\"],"
-    "\"description\":\"Bootstrap init: kiln's (default), or the init file of a blobs: kernel "
-    "(also settable as /kernel/init)\"},"
-    "\"algo\":{\"type\":\"string\",\"enum\":[\"sha256\",\"sha384\",\"sha512\"],"
-    "\"default\":\"sha384\",\"description\":\"PCR hash algorithm\"}}}";
+/* The options schema: options.schema.json, compiled in by kiln_embed_text (CMakeLists.txt). */
+extern const char options_schema[];
 
 static const char *str_option(const cJSON *o, const char *key, const char *fallback)
 {

@@ -28,7 +28,7 @@ static char *temp_app(const char *dotenv)
 static void drop_app(char *dir)
 {
   struct kiln_error e = KILN_ERROR_INIT;
-  kiln_rm_rf(dir, &e);
+  kiln_rm_rf_quiet(dir);
   kiln_error_clear(&e);
   free(dir);
 }
@@ -173,7 +173,7 @@ static int test_templates(void)
                               .tag_key = strdup(KILN_DEFAULT_TAG_KEY),
                               .region = strdup("us-east-1")};
   struct kiln_deployment_names n;
-  kiln_deployment_names_make("prod", "123456789012", &n, &e);
+  CHECK_INT(KILN_OK, kiln_deployment_names_make("prod", "123456789012", &n, &e));
   cJSON *values = kiln_policy_values(&d, &n, "123456789012", "vpc-0abc");
   cJSON_AddStringToObject(values, "oidc_provider_arn",
                           "arn:aws:iam::123456789012:oidc-provider/gitlab.com");
