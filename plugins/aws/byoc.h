@@ -95,6 +95,8 @@ struct kiln_release {
   size_t nports;
   int count; /* instances (default 1) */
   int debug;
+  const char *kiln_host_key, *kiln_host_sha256; /* kiln-host in the bucket */
+  char *host_conf;                              /* kiln-host's configuration (owned) */
   const char *pcrs[KILN_RELEASE_PCRS]; /* PCR0, PCR1, PCR2, PCR8 of the EIF (NULL: unknown) */
 };
 

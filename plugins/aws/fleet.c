@@ -123,8 +123,9 @@ static kiln_err ensure_template(struct kiln_awsenv *env, const struct kiln_netwo
                                     .eif_sha256 = r->eif_sha256,
                                     .cpu_count = r->cpus,
                                     .memory_mib = r->memory_mib,
-                                    .ports = r->ports,
-                                    .nports = r->nports,
+                                    .kiln_host_key = r->kiln_host_key,
+                                    .kiln_host_sha256 = r->kiln_host_sha256,
+                                    .host_conf = r->host_conf,
                                     .debug = r->debug};
   if (rc == KILN_OK)
     rc = kiln_userdata_render(env->share_dir, &up, &script, &user_data, err);

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <kiln/enclave_runtime.h>
 #include <kiln/plugin.h>
 
 #include "resource.h"
@@ -14,6 +15,7 @@
 #include "s3.h"
 #include "util/buf.h"
 #include "util/fs.h"
+#include "util/hash.h"
 #include "util/json.h"
 
 /* The options schema: options.schema.json, compiled in by kiln_embed_text (CMakeLists.txt). */
@@ -49,16 +51,52 @@ static const char *action_of(const cJSON *opts)
   return a ? a : "";
 }
 
-static size_t ports_of(const cJSON *opts, int *ports, size_t max)
+/* The public ports to open (ingress ports, and the attestation port when set) from kiln.json's
+ * enclave settings (/enclave/ports, else /aws/ports); with host_conf, kiln-host's configuration. */
+static kiln_err runtime_of(struct stage_env *s, int *ports, size_t *nports, char **host_conf,
+                           struct kiln_error *err)
 {
-  size_t n = 0;
-  const cJSON *p;
-  cJSON_ArrayForEach(p, cJSON_GetObjectItemCaseSensitive(opts, "ports"))
-  {
-    if (cJSON_IsNumber(p) && n < max)
-      ports[n++] = p->valueint;
-  }
-  return n;
+  struct kiln_enclave_runtime rt;
+  kiln_err rc = kiln_enclave_runtime_load(s->host->config(s->ctx), &rt, err);
+  if (rc)
+    return rc;
+  *nports = 0;
+  for (size_t i = 0; i < rt.nports && *nports < KILN_MAX_PORTS; i++)
+    ports[(*nports)++] = rt.ports[i].pub;
+  if (rt.attestation_port && *nports < KILN_MAX_PORTS)
+    ports[(*nports)++] = rt.attestation_port;
+  if (rt.nports + (rt.attestation_port != 0) > KILN_MAX_PORTS)
+    rc = kiln_error_set(err, KILN_E_INVALID, "/enclave/ports: at most %d public ports",
+                        KILN_MAX_PORTS);
+  if (!rc && host_conf &&
+      !(*host_conf = kiln_enclave_host_conf(&rt, KILN_ENCLAVE_CID, KILN_HOST_LOG_FILE)))
+    rc = kiln_error_set(err, KILN_E_NOMEM, "out of memory");
+  kiln_enclave_runtime_free(&rt);
+  return rc;
+}
+
+/* kiln-host in the bucket: from the s3 stage's object, or (plan) derived from the binary. */
+static kiln_err kiln_host_of(struct stage_env *s, const struct kiln_artifact *object,
+                             struct kiln_release *r, char **derived, struct kiln_error *err)
+{
+  const cJSON *kh = object ? cJSON_GetObjectItemCaseSensitive(object->meta, "kiln_host") : NULL;
+  r->kiln_host_key = string_at(kh, "key");
+  r->kiln_host_sha256 = string_at(kh, "sha256");
+  if (r->kiln_host_key || !s->plan)
+    return r->kiln_host_key && r->kiln_host_sha256
+               ? KILN_OK
+               : kiln_error_set(err, KILN_E_INVALID,
+                                "the s3 stage did not upload kiln-host (an s3 stage from an "
+                                "older kiln?): run `kiln deploy` with this kiln's plugins");
+  static char sha[KILN_SHA256_HEX_LEN + 1];
+  char *path = kiln_path_join(s->host->lib_dir(s->ctx), "kiln-host");
+  kiln_err rc = path ? kiln_sha256_file(path, sha, NULL, err) : KILN_E_NOMEM;
+  free(path);
+  if (rc)
+    return rc;
+  r->kiln_host_sha256 = sha;
+  r->kiln_host_key = *derived = kiln_s3_kiln_host_key(sha);
+  return *derived ? KILN_OK : kiln_error_set(err, KILN_E_NOMEM, "out of memory");
 }
 
 /* Open the client and resolve the deployment (a new id for setup when none exists). */
@@ -201,9 +239,10 @@ static kiln_err do_setup(struct stage_env *s, struct kiln_awsenv *env, cJSON **m
   const cJSON *opts = s->host->options(s->ctx);
   struct kiln_walk w;
   kiln_walk_init(&w, env, opts, KILN_WALK_SETUP);
-  w.nports = ports_of(opts, w.ports, KILN_MAX_PORTS);
-  /* before anything is created: can this region run enclaves at all? */
-  kiln_err rc = setup_checks(s, env, &w, err);
+  /* before anything is created: are the ports valid, can this region run enclaves at all? */
+  kiln_err rc = runtime_of(s, w.ports, &w.nports, NULL, err);
+  if (rc == KILN_OK)
+    rc = setup_checks(s, env, &w, err);
   if (rc == KILN_OK && !env->dep.id)
     rc = new_deployment_id(s, env, err);
   if (rc == KILN_OK && string_at(opts, "credentials_file") &&
@@ -222,14 +261,14 @@ static kiln_err do_setup(struct stage_env *s, struct kiln_awsenv *env, cJSON **m
 
 /* The release to run, from the pipeline's sizing, s3-object and eif artifacts. */
 static kiln_err release_of(struct stage_env *s, struct kiln_release *r, char **derived_key,
-                           struct kiln_error *err)
+                           char **derived_host_key, struct kiln_error *err)
 {
   const cJSON *opts = s->host->options(s->ctx);
   const struct kiln_artifact *sizing = s->host->input(s->ctx, "sizing");
   const struct kiln_artifact *object = s->host->input(s->ctx, "s3-object");
   const struct kiln_artifact *eif = s->host->input(s->ctx, "eif");
   memset(r, 0, sizeof(*r));
-  *derived_key = NULL;
+  *derived_key = *derived_host_key = NULL;
   if (!sizing)
     return kiln_error_set(err, KILN_E_INVALID,
                           "deploy needs the size stage's result (run it through `kiln deploy`)");
@@ -253,7 +292,11 @@ static kiln_err release_of(struct stage_env *s, struct kiln_release *r, char **d
     return kiln_error_set(err, KILN_E_INVALID,
                           "deploy needs the sized instance and the uploaded EIF (size and s3 "
                           "stages before aws)");
-  r->nports = ports_of(opts, r->ports, KILN_MAX_PORTS);
+  kiln_err rc = runtime_of(s, r->ports, &r->nports, &r->host_conf, err);
+  if (rc == KILN_OK)
+    rc = kiln_host_of(s, object, r, derived_host_key, err);
+  if (rc)
+    return rc;
   const cJSON *count = cJSON_GetObjectItemCaseSensitive(opts, "count");
   r->count = cJSON_IsNumber(count) ? count->valueint : 0; /* the schema's default: 1 */
   r->ami = string_at(opts, "ami");
@@ -270,10 +313,10 @@ static kiln_err do_deploy(struct stage_env *s, struct kiln_awsenv *env, cJSON **
   struct kiln_network net;
   struct kiln_fleet fleet;
   struct kiln_release r;
-  char *derived_key = NULL;
+  char *derived_key = NULL, *derived_host_key = NULL;
   memset(&net, 0, sizeof(net));
   memset(&fleet, 0, sizeof(fleet));
-  kiln_err rc = release_of(s, &r, &derived_key, err);
+  kiln_err rc = release_of(s, &r, &derived_key, &derived_host_key, err);
   if (rc == KILN_OK && s->plan && !s->host->input(s->ctx, "sizing"))
     rc = KILN_OK;
   if (rc == KILN_OK)
@@ -301,6 +344,8 @@ static kiln_err do_deploy(struct stage_env *s, struct kiln_awsenv *env, cJSON **
     add_changes(*meta, env);
   }
   free(derived_key);
+  free(derived_host_key);
+  free(r.host_conf);
   kiln_fleet_clear(&fleet);
   kiln_network_clear(&net);
   return rc;

@@ -1,6 +1,7 @@
 /* The s3 stage: the pipeline's EIF to the deployment's S3 bucket under a content-addressed key,
  * skipped when the object is already there, resumable, never cached (the bucket is checked on every
- * run). Output: an s3-object artifact describing where the EIF now lives. */
+ * run), and beside it the parent's kiln-host (kiln-host/<sha256>) that the instances install.
+ * Output: an s3-object artifact describing where the EIF (and kiln-host) now live. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -128,6 +129,39 @@ static kiln_err open_client(struct kiln_stage_ctx *ctx, const struct kiln_host *
   return kiln_aws_client_new(&o, c, err);
 }
 
+/* kiln-host beside the EIF, content-addressed; {"key", "sha256"} into meta. */
+static kiln_err upload_kiln_host(struct kiln_stage_ctx *ctx, const struct kiln_host *host,
+                                 struct kiln_aws_client *c, const char *bucket, cJSON *meta,
+                                 struct kiln_error *err)
+{
+  char sha[KILN_SHA256_HEX_LEN + 1], *key = NULL;
+  char *path = kiln_path_join(host->lib_dir(ctx), "kiln-host");
+  kiln_err rc = path ? kiln_sha256_file(path, sha, NULL, err) : KILN_E_NOMEM;
+  if (rc == KILN_E_NOT_FOUND || rc == KILN_E_IO)
+    kiln_error_prefix(err, "kiln-host (the parent side of the enclave runtime) is missing: "
+                           "rebuild or reinstall kiln");
+  if (rc == KILN_OK && !(key = kiln_s3_kiln_host_key(sha)))
+    rc = kiln_error_set(err, KILN_E_NOMEM, "out of memory");
+  struct kiln_s3_upload_result res;
+  memset(&res, 0, sizeof(res));
+  if (rc == KILN_OK) {
+    struct kiln_s3_upload_options uo = {.bucket = bucket, .key = key, .path = path, .sha256 = sha};
+    rc = kiln_s3_upload(c, &uo, &res, err);
+  }
+  if (rc == KILN_OK) {
+    host->log(ctx, KILN_LOG_INFO, "%s s3://%s/%s", res.skipped ? "already in" : "uploaded to",
+              bucket, key);
+    cJSON *kh = cJSON_AddObjectToObject(meta, "kiln_host");
+    if (!kh || !cJSON_AddStringToObject(kh, "key", key) ||
+        !cJSON_AddStringToObject(kh, "sha256", sha))
+      rc = kiln_error_set(err, KILN_E_NOMEM, "out of memory");
+  }
+  kiln_s3_upload_result_clear(&res);
+  free(path);
+  free(key);
+  return rc;
+}
+
 static kiln_err s3_run(struct kiln_stage_ctx *ctx, const struct kiln_host *host)
 {
   const cJSON *opts = host->options(ctx);
@@ -206,6 +240,11 @@ static kiln_err s3_run(struct kiln_stage_ctx *ctx, const struct kiln_host *host)
   cJSON *transfer = cJSON_AddObjectToObject(meta, "transfer");
   if (transfer)
     kiln_s3_upload_stats_json(transfer, &res);
+  /* a deploy (content-addressed key) also ships kiln-host; `kiln upload FILE s3://B/K` does not */
+  if (!exact_key && (rc = upload_kiln_host(ctx, host, c, bucket, meta, &err))) {
+    cJSON_Delete(meta);
+    goto fail;
+  }
   const char *dir = NULL;
   if ((rc = host->output(ctx, "s3-object", &dir))) {
     cJSON_Delete(meta);

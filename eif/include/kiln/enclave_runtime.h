@@ -20,6 +20,10 @@
 #define KILN_VSOCK_RESERVED_LAST 7709
 #define KILN_HEARTBEAT_PORT 9000
 #define KILN_ENCLAVE_PARENT_CID 3
+/* The CID kiln deploys the enclave with (nitro-cli run-enclave --enclave-cid). */
+#define KILN_ENCLAVE_CID 16
+/* Where kiln-host writes the enclave's log records on the parent. */
+#define KILN_HOST_LOG_FILE "/var/log/kiln/app.log"
 
 struct kiln_enclave_port {
   uint16_t pub;       /* TCP port on the parent (and in the security group) */

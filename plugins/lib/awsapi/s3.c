@@ -405,6 +405,16 @@ char *kiln_s3_content_key(const char *prefix, const char *name, const char *sha2
   return kiln_buf_detach(&b);
 }
 
+char *kiln_s3_kiln_host_key(const char *sha256)
+{
+  struct kiln_buf b = KILN_BUF_INIT;
+  if (kiln_buf_printf(&b, "kiln-host/%s", sha256) != KILN_OK) {
+    kiln_buf_free(&b);
+    return NULL;
+  }
+  return kiln_buf_detach(&b);
+}
+
 void kiln_s3_composite_crc32c(const uint32_t *part_crcs, size_t n, char *out, size_t out_size)
 {
   uint32_t crc = 0;

@@ -67,6 +67,8 @@ void kiln_s3_upload_entries_free(struct kiln_s3_upload_entry *e, size_t n);
 
 /* The content-addressed key of an EIF: "<prefix>eifs/<name>/<sha256>.eif" (caller frees). */
 char *kiln_s3_content_key(const char *prefix, const char *name, const char *sha256);
+/* "kiln-host/<sha256>": where deploy puts the parent's kiln-host binary. */
+char *kiln_s3_kiln_host_key(const char *sha256);
 
 /* The composite checksum S3 reports for a multipart object: CRC32C over the parts' binary
  * CRC32C values, base64, "-N" (out >= 16 bytes). */

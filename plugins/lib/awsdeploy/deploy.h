@@ -77,8 +77,9 @@ struct kiln_userdata_params {
   const char *eif_sha256; /* 64 hex digits */
   int cpu_count;
   long long memory_mib;
-  const int *ports;
-  size_t nports;
+  const char *kiln_host_key;    /* kiln-host in the bucket (content-addressed) */
+  const char *kiln_host_sha256; /* 64 hex digits */
+  const char *host_conf;        /* kiln-host's configuration (kiln_enclave_host_conf) */
   int debug;
 };
 /* Render share/aws/userdata.sh.tmpl; *script is the shell text, *base64 (optional) the

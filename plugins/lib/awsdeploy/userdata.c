@@ -1,16 +1,16 @@
 /* User data for the enclave's parent instance: install nitro-cli, size the allocator, fetch and
- * check the EIF, run the enclave and forward ports over vsock. */
+ * check the EIF and kiln-host, and install the systemd units that run the enclave and kiln-host
+ * (ports, egress, logs, attestation). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <openssl/evp.h>
 
+#include <kiln/enclave_runtime.h>
+
 #include "deploy.h"
 #include "util/buf.h"
-
-/* The enclave's fixed vsock CID, so the parent's port forwarders know where to connect. */
-#define KILN_ENCLAVE_CID 16
 
 static int is_hex64(const char *s)
 {
@@ -47,16 +47,14 @@ kiln_err kiln_userdata_render(const char *share_dir, const struct kiln_userdata_
     return kiln_error_set(err, KILN_E_INVALID, "user data: the EIF's sha256 must be 64 hex digits");
   if (p->cpu_count < 1 || p->memory_mib < 64)
     return kiln_error_set(err, KILN_E_INVALID, "user data: enclave CPUs and memory must be sized");
-  struct kiln_buf ports = KILN_BUF_INIT;
-  for (size_t i = 0; i < p->nports; i++) {
-    if (p->ports[i] < 1 || p->ports[i] > 65535) {
-      kiln_buf_free(&ports);
-      return kiln_error_set(err, KILN_E_INVALID,
-                            "kiln.json /aws/ports/%zu: %d is not a TCP port (1-65535)", i,
-                            p->ports[i]);
-    }
-    kiln_buf_printf(&ports, "%s%d", i ? " " : "", p->ports[i]);
-  }
+  if (!is_hex64(p->kiln_host_sha256) || !p->kiln_host_key || !p->host_conf)
+    return kiln_error_set(err, KILN_E_INVALID,
+                          "user data: kiln-host's key, sha256 and configuration are needed");
+  size_t conf_len = strlen(p->host_conf);
+  unsigned char *conf64 = malloc(4 * ((conf_len + 2) / 3) + 1);
+  if (!conf64)
+    return kiln_error_set(err, KILN_E_NOMEM, "out of memory");
+  EVP_EncodeBlock(conf64, (const unsigned char *)p->host_conf, (int)conf_len);
   cJSON *v = cJSON_CreateObject();
   cJSON_AddStringToObject(v, "deployment_id", p->deployment_id);
   cJSON_AddStringToObject(v, "region", p->region);
@@ -67,8 +65,10 @@ kiln_err kiln_userdata_render(const char *share_dir, const struct kiln_userdata_
   cJSON_AddNumberToObject(v, "memory_mib", (double)p->memory_mib);
   cJSON_AddNumberToObject(v, "enclave_cid", KILN_ENCLAVE_CID);
   cJSON_AddStringToObject(v, "debug_flag", p->debug ? "--debug-mode" : "");
-  cJSON_AddStringToObject(v, "ports", kiln_buf_str(&ports));
-  kiln_buf_free(&ports);
+  cJSON_AddStringToObject(v, "kiln_host_key", p->kiln_host_key);
+  cJSON_AddStringToObject(v, "kiln_host_sha256", p->kiln_host_sha256);
+  cJSON_AddStringToObject(v, "host_conf_base64", (const char *)conf64);
+  free(conf64);
   kiln_err rc = kiln_template_render_file(share_dir, "aws/userdata.sh.tmpl", v, script, err);
   cJSON_Delete(v);
   if (rc || !base64)
