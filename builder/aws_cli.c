@@ -2,6 +2,7 @@
  */
 #include "aws_cli.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,40 +25,33 @@ int kiln_aws_cli_set(struct kiln_cli *cli, struct kiln *k, struct kiln_pipeline 
 static int set_string(struct kiln_cli *cli, struct kiln *k, struct kiln_pipeline *p,
                       const char *key, const char *value)
 {
-  cJSON *s = cJSON_CreateString(value);
-  char *text = cJSON_PrintUnformatted(s);
-  int code = kiln_aws_cli_set(cli, k, p, key, text ? text : "\"\"");
-  free(text);
-  cJSON_Delete(s);
-  return code;
+  return kiln_cli_set_string(cli, k, p, "aws", key, value);
 }
 
 int kiln_aws_cli_option(struct kiln_cli *cli, struct kiln *k, struct kiln_pipeline *p,
-                        struct kiln_aws_cli *a, int *i)
+                        struct kiln_aws_cli *a, int *i, int *taken)
 {
   const char *arg = cli->argv[*i];
   const char *v = *i + 1 < cli->argc ? cli->argv[*i + 1] : NULL;
-  int code = 0;
-  if (strcmp(arg, "--region") == 0 || strcmp(arg, "--profile") == 0 || strcmp(arg, "--set") == 0 ||
-      (a->deploy_pipeline && strcmp(arg, "--eif") == 0)) {
-    if (!v)
-      return -kiln_cli_usage(cli, "%s needs a value", arg);
-    (*i)++;
-    if (strcmp(arg, "--set") == 0)
-      code = kiln_cli_apply_set(cli, k, p, NULL, v);
-    else if (strcmp(arg, "--eif") == 0)
-      a->eif_file = v;
-    else
-      code = set_string(cli, k, p, arg + 2, v);
-    /* The aws stage's region option comes after AWS_REGION (it is kiln.json's too), and the s3
-     * stage reads kiln.json's aws section, not these options: the command line is the most
-     * explicit setting, so --region and --profile also go where every AWS client looks first. */
-    if (!code && strcmp(arg, "--set") != 0 && strcmp(arg, "--eif") != 0 &&
-        setenv(strcmp(arg, "--region") == 0 ? "AWS_REGION" : "AWS_PROFILE", v, 1) != 0)
-      code = kiln_cli_fail_msg(cli, KILN_E_NOMEM, "cannot set %s", arg);
-    return code ? -code : 1;
+  *taken = strcmp(arg, "--region") == 0 || strcmp(arg, "--profile") == 0 ||
+           strcmp(arg, "--set") == 0 || (a->deploy_pipeline && strcmp(arg, "--eif") == 0);
+  if (!*taken)
+    return 0;
+  if (!v)
+    return kiln_cli_usage(cli, "%s needs a value", arg);
+  (*i)++;
+  if (strcmp(arg, "--set") == 0)
+    return kiln_cli_apply_set(cli, k, p, NULL, v);
+  if (strcmp(arg, "--eif") == 0) {
+    a->eif_file = v;
+    return 0;
   }
-  return 0;
+  /* The aws stage's region option comes after AWS_REGION (it is kiln.json's too), and the s3
+   * stage reads kiln.json's aws section, not these options: the command line is the most
+   * explicit setting, so --region and --profile also go where every AWS client looks first. */
+  if (setenv(strcmp(arg, "--region") == 0 ? "AWS_REGION" : "AWS_PROFILE", v, 1) != 0)
+    return kiln_cli_fail_msg(cli, KILN_E_NOMEM, "cannot set %s", arg);
+  return set_string(cli, k, p, arg + 2, v);
 }
 
 /* kiln.json "eif": "FILE" (a prebuilt EIF, relative to the app directory). */
@@ -136,10 +130,9 @@ int kiln_aws_cli_args(struct kiln_cli *cli, struct kiln *k, struct kiln_pipeline
       i++;
       continue;
     }
-    int r = kiln_aws_cli_option(cli, k, p, a, &i);
-    if (r < 0)
-      code = -r;
-    else if (r == 0)
+    int taken = 0;
+    code = kiln_aws_cli_option(cli, k, p, a, &i, &taken);
+    if (!code && !taken)
       code = kiln_cli_usage(cli, "unexpected argument \"%s\"", cli->argv[i]);
   }
   if (!code && a->eif_file)
@@ -206,31 +199,15 @@ static void print_field(const cJSON *m, const char *key, const char *label)
 
 void kiln_aws_cli_print_deployment(const cJSON *m)
 {
-  static const char *const fields[][2] = {
-      {"deployment_id", "deployment"},
-      {"region", "region"},
-      {"account_id", "account"},
-      {"vpc_id", "VPC"},
-      {"subnet_ids", "subnets"},
-      {"security_group_id", "security group"},
-      {"bucket", "bucket"},
-      {"instance_role", "instance role"},
-      {"deploy_user", "deploy user"},
-      {"deploy_role_arn", "CI deploy role"},
-      {"credentials_file", "deploy credentials"},
-      {"launch_template_id", "launch template"},
-      {"launch_template_version", "  version"},
-      {"asg_name", "Auto Scaling group"},
-      {"instance_type", "instance type"},
-      {"instance_ids", "instances"},
-      {"instance_refresh", "instance refresh"},
-      {"eip", "Elastic IP"},
-      {"eif_key", "EIF"},
-      {"eif_sha256", "EIF sha256"},
-      {"changes", "changes made"},
-  };
-  for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
-    print_field(m, fields[i][0], fields[i][1]);
+  /* the aws stage says which fields people see, and how they are called, in "display" */
+  const cJSON *d;
+  cJSON_ArrayForEach(d, cJSON_GetObjectItemCaseSensitive(m, "display"))
+  {
+    const char *field = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(d, "field"));
+    const char *label = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(d, "label"));
+    if (field && label)
+      print_field(m, field, label);
+  }
   const cJSON *pcrs = cJSON_GetObjectItemCaseSensitive(m, "measurements");
   static const char *const keys[] = {"PCR0", "PCR1", "PCR2", "PCR8"};
   for (size_t i = 0; i < 4; i++)
@@ -261,10 +238,38 @@ static int confirmed(struct kiln_cli *cli, int yes)
   return answer[0] == 'y' || answer[0] == 'Y';
 }
 
+/* setup: a new deployment id goes into <app>/.env before anything is created (the aws stage's
+ * "setup-check" action makes it, after setup's checks), so an interrupted setup resumes with the
+ * same id. */
+static int record_new_deployment_id(struct kiln_cli *cli, struct kiln *k, struct kiln_pipeline *p)
+{
+  const struct kiln_artifact *d = NULL;
+  int code = kiln_aws_cli_set(cli, k, p, "action", "\"setup-check\"");
+  if (!code)
+    code = kiln_cli_run_pipeline(cli, k, p, "deployment", &d);
+  const char *id =
+      code ? NULL
+           : cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(d->meta, "new_deployment_id"));
+  if (id) {
+    char *dotenv = kiln_path_join(kiln_app_dir(k), ".env");
+    FILE *f = dotenv ? fopen(dotenv, "a") : NULL;
+    int written = f && fprintf(f, "DEPLOYMENT_ID=%s\n", id) > 0;
+    if (f && fclose(f) != 0)
+      written = 0;
+    if (!written)
+      code = kiln_cli_fail_msg(cli, KILN_E_IO, "cannot record the deployment id in %s: %s",
+                               dotenv ? dotenv : ".env", strerror(errno));
+    else
+      kiln_log(k, KILN_LOG_INFO, "new deployment id %s (recorded in %s)", id, dotenv);
+    free(dotenv);
+  }
+  return code ? code : kiln_aws_cli_set(cli, k, p, "action", "\"setup\"");
+}
+
 int kiln_aws_cli_simple(struct kiln_cli *cli, const char *action, const struct kiln_aws_flag *flags,
                         int confirm)
 {
-  int code = 0, yes = 0;
+  int code = 0, yes = 0, switched = 0;
   struct kiln *k = kiln_cli_open_app(cli, 0, &code);
   if (!k)
     return code;
@@ -288,16 +293,18 @@ int kiln_aws_cli_simple(struct kiln_cli *cli, const char *action, const struct k
       code = f->option[0] == '=' ? 0 : kiln_aws_cli_set(cli, k, p, f->option, "true");
       if (f->option[0] == '=') /* "=action": the flag switches the action */
         code = kiln_aws_cli_set(cli, k, p, "action", f->option + 1);
+      switched |= f->option[0] == '=';
     } else {
-      int r = kiln_aws_cli_option(cli, k, p, &a, &i);
-      if (r < 0)
-        code = -r;
-      else if (r == 0)
+      int taken = 0;
+      code = kiln_aws_cli_option(cli, k, p, &a, &i, &taken);
+      if (!code && !taken)
         code = kiln_cli_usage(cli, "unexpected argument \"%s\"", arg);
     }
   }
   if (!code && confirm && !confirmed(cli, yes))
     code = kiln_cli_usage(cli, "refusing to %s without confirmation: add --yes", action);
+  if (!code && strcmp(action, "setup") == 0 && !switched)
+    code = record_new_deployment_id(cli, k, p);
 out:
   return kiln_aws_cli_finish(cli, k, p, &a, code);
 }

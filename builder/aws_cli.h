@@ -14,10 +14,10 @@ struct kiln_aws_cli {
 };
 
 /* Parse the options every AWS command takes (--region, --profile, --set STAGE.KEY=VALUE,
- * --eif FILE when deploy_pipeline) after the pipeline exists; returns 1 when argv[*i] was one
- * (advancing *i), 0 when not, or -exit_code on a usage error. */
+ * --eif FILE when deploy_pipeline) after the pipeline exists. *taken: 1 when argv[*i] was one
+ * (*i advanced past its value), else 0. Returns 0 or an exit code, like every CLI helper. */
 int kiln_aws_cli_option(struct kiln_cli *cli, struct kiln *k, struct kiln_pipeline *p,
-                        struct kiln_aws_cli *a, int *i);
+                        struct kiln_aws_cli *a, int *i, int *taken);
 /* Create the command's pipeline. */
 int kiln_aws_cli_pipeline(struct kiln_cli *cli, struct kiln *k, struct kiln_aws_cli *a,
                           struct kiln_pipeline **out);

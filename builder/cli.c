@@ -75,6 +75,25 @@ int kiln_cli_apply_set(struct kiln_cli *cli, struct kiln *k, struct kiln_pipelin
   return rc ? kiln_cli_usage(cli, "%s", kiln_errmsg(k)) : 0;
 }
 
+int kiln_cli_add_input(struct kiln_cli *cli, struct kiln *k, struct kiln_pipeline *p,
+                       const char *option, const char *kind, const char *file)
+{
+  kiln_err rc = kiln_pipeline_add_input_file(p, kind, file);
+  return rc ? kiln_cli_fail_msg(cli, rc, "%s %s", option, kiln_errmsg(k)) : 0;
+}
+
+int kiln_cli_set_string(struct kiln_cli *cli, struct kiln *k, struct kiln_pipeline *p,
+                        const char *stage, const char *key, const char *value)
+{
+  cJSON *s = cJSON_CreateString(value);
+  char *quoted = s ? cJSON_PrintUnformatted(s) : NULL;
+  kiln_err rc = quoted ? kiln_pipeline_set(p, stage, key, quoted)
+                       : kiln_fail(k, KILN_E_NOMEM, "out of memory");
+  free(quoted);
+  cJSON_Delete(s);
+  return rc ? kiln_cli_fail(cli, k, rc) : 0;
+}
+
 int kiln_cli_pipeline(struct kiln_cli *cli, struct kiln *k, const char *const *stages,
                       struct kiln_pipeline **out)
 {

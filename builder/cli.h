@@ -23,10 +23,10 @@ struct kiln_cli {
 
 /*
  * A command is `int kiln_cmd_<name>(struct kiln_cli *cli)` in builder/cmd_<name>.c ('-' in the
- * name becomes '_'), returning an exit code. The list in main.c names every command; one whose
- * file is not built yet says so and exits 2. Its help, arguments and options are documented in
- * builder/command_doc.c, from which main.c prints --help (a command missing there is called with
- * --help and prints its own) and tells its options from the global ones.
+ * name becomes '_'), returning an exit code. The table in main.c lists every command. Its help,
+ * arguments and options are documented in builder/command_doc.c, from which main.c prints --help
+ * (a command missing there is called with --help and prints its own) and tells its options from
+ * the global ones.
  */
 typedef int (*kiln_command_fn)(struct kiln_cli *cli);
 
@@ -39,6 +39,14 @@ struct kiln *kiln_cli_open_app(struct kiln_cli *cli, int config_required, int *e
  * Returns 0, or an exit code. */
 int kiln_cli_apply_set(struct kiln_cli *cli, struct kiln *k, struct kiln_pipeline *p,
                        const char *stage, const char *assignment);
+/* Give FILE in place as the pipeline's input of kind (`kiln run --input KIND=FILE`, `kiln size
+ * --eif`); on failure prints "<option> <message>" and returns the exit code, else 0. */
+int kiln_cli_add_input(struct kiln_cli *cli, struct kiln *k, struct kiln_pipeline *p,
+                       const char *option, const char *kind, const char *file);
+/* Set a stage option to a string (never parsed as JSON); prints failures, returns 0 or the exit
+ * code. */
+int kiln_cli_set_string(struct kiln_cli *cli, struct kiln *k, struct kiln_pipeline *p,
+                        const char *stage, const char *key, const char *value);
 /* Create the pipeline of these stages; on failure prints the error and returns the exit code. */
 int kiln_cli_pipeline(struct kiln_cli *cli, struct kiln *k, const char *const *stages,
                       struct kiln_pipeline **out);

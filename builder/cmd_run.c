@@ -1,8 +1,25 @@
 /* `kiln run STAGE`: run any single stage with options from kiln.json and --set. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
+
+/* --input KIND=FILE */
+static int add_input(struct kiln_cli *cli, struct kiln *k, struct kiln_pipeline *p,
+                     const char *assignment)
+{
+  const char *eq = strchr(assignment, '=');
+  if (!eq || eq == assignment || !eq[1])
+    return kiln_cli_usage(cli, "--input takes KIND=FILE (e.g. eif=app.eif), got \"%s\"",
+                          assignment);
+  char *kind = strndup(assignment, (size_t)(eq - assignment));
+  if (!kind)
+    return kiln_cli_fail_msg(cli, KILN_E_NOMEM, "out of memory");
+  int code = kiln_cli_add_input(cli, k, p, "--input", kind, eq + 1);
+  free(kind);
+  return code;
+}
 
 static void print_outputs(const cJSON *result)
 {
@@ -44,6 +61,10 @@ int kiln_cmd_run(struct kiln_cli *cli)
       code = kiln_cli_apply_set(cli, k, p, stage, cli->argv[++i]);
     else if (strncmp(a, "--set=", 6) == 0)
       code = kiln_cli_apply_set(cli, k, p, stage, a + 6);
+    else if (strcmp(a, "--input") == 0 && i + 1 < cli->argc)
+      code = add_input(cli, k, p, cli->argv[++i]);
+    else if (strncmp(a, "--input=", 8) == 0)
+      code = add_input(cli, k, p, a + 8);
     else
       code = kiln_cli_usage(cli, "unexpected argument \"%s\"", a);
     if (code)

@@ -50,7 +50,7 @@ int kiln_cmd_sign(struct kiln_cli *cli)
     cJSON *doc = kiln_eif_measurements_json(&pcrs);
     kiln_cli_print_json_ordered(doc);
   }
-  kiln_rm_rf(dir, &e);
+  kiln_rm_rf_quiet(dir);
 done:
   kiln_error_clear(&e);
   for (size_t i = 0; strings && i < KILN_EIF_MAX_SECTIONS + 4; i++)

@@ -2,21 +2,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "cli.h"
-
-static int add_eif_input(struct kiln_cli *cli, struct kiln *k, struct kiln_pipeline *p,
-                         const char *file)
-{
-  struct stat st;
-  if (stat(file, &st) != 0 || !S_ISREG(st.st_mode))
-    return kiln_cli_fail_msg(cli, KILN_E_NOT_FOUND, "--eif %s: no such file", file);
-  cJSON *meta = cJSON_CreateObject();
-  cJSON_AddNumberToObject(meta, "size", (double)st.st_size);
-  kiln_err rc = kiln_pipeline_add_input(p, "eif", NULL, meta);
-  return rc ? kiln_cli_fail(cli, k, rc) : 0;
-}
 
 static void print_human(const cJSON *m)
 {
@@ -85,14 +72,10 @@ int kiln_cmd_size(struct kiln_cli *cli)
       i++;
     } else if (strcmp(a, "--family") == 0 || strcmp(a, "--arch") == 0 ||
                strcmp(a, "--catalogue") == 0) {
-      cJSON *s = cJSON_CreateString(v);
-      char *quoted = cJSON_PrintUnformatted(s);
-      rc = kiln_pipeline_set(p, "size", a + 2, quoted ? quoted : v);
-      free(quoted);
-      cJSON_Delete(s);
+      code = kiln_cli_set_string(cli, k, p, "size", a + 2, v);
       i++;
     } else if (strcmp(a, "--eif") == 0) {
-      code = add_eif_input(cli, k, p, v);
+      code = kiln_cli_add_input(cli, k, p, "--eif", "eif", v);
       i++;
     } else {
       code = kiln_cli_usage(cli, "unexpected argument \"%s\"", a);

@@ -1,5 +1,6 @@
 /* `kiln verify`: prove an EIF is what this app directory builds (rebuild from kiln.lock and
- * compare bytes and PCRs), or that its PCRs equal an expected set (--pcrs FILE). */
+ * compare bytes and PCRs), or that its PCRs equal an expected set (--pcrs FILE); with
+ * --attestation, that a live enclave runs it (verify_attestation.c). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -7,6 +8,7 @@
 #include <kiln/eif.h>
 
 #include "cli.h"
+#include "verify_attestation.h"
 #include "util/buf.h"
 #include "util/fs.h"
 #include "util/hash.h"
@@ -43,6 +45,9 @@ static int compare_pcrs(struct kiln_cli *cli, const struct kiln_eif_pcrs *got, c
 
 int kiln_cmd_verify(struct kiln_cli *cli)
 {
+  for (int i = 1; i < cli->argc; i++)
+    if (strcmp(cli->argv[i], "--attestation") == 0)
+      return kiln_verify_attestation(cli);
   const char *file = NULL, *pcrs_file = NULL;
   for (int i = 1; i < cli->argc; i++) {
     if (strcmp(cli->argv[i], "--pcrs") == 0 && i + 1 < cli->argc)

@@ -45,6 +45,21 @@ static const struct kiln_cli_option describe_options[] = {
 
 static const struct kiln_cli_option verify_options[] = {
     {"--pcrs", NULL, "EXPECTED.json", "compare with these PCRs instead of rebuilding", "file"},
+    {"--attestation", NULL, "FILE|URL",
+     "check a live enclave's attestation document (a file, or kiln-host's attestation URL)",
+     "file"},
+    {"--eif", NULL, "FILE.eif", "with --attestation: expect this EIF's PCRs instead of a rebuild",
+     "file"},
+    {"--root", NULL, "CA.pem", "with --attestation: trust this root instead of AWS's (announced)",
+     "file"},
+    {"--at", NULL, "TIME", "with --attestation: verification time, RFC 3339 (default now)", NULL},
+    {"--max-skew", NULL, "DURATION",
+     "with --attestation: how far the document's timestamp may be from that time (default 5m)",
+     NULL},
+    {"--nonce", NULL, "HEX", "with --attestation FILE: the nonce the document must echo", NULL},
+    {"--timeout", NULL, "SECONDS", "with --attestation URL: seconds to wait (default 10)", NULL},
+    {"--allow-debug", NULL, NULL, "with --attestation: accept a debug-mode enclave (all-zero PCRs)",
+     NULL},
     END_OPTIONS};
 
 static const struct kiln_cli_option eif_build_options[] = {
@@ -156,6 +171,8 @@ static const struct kiln_cli_option teardown_options[] = {
 
 static const struct kiln_cli_option run_options[] = {
     {"--set", NULL, "KEY=VALUE", "override one of the stage's options (JSON when it parses)", NULL},
+    {"--input", NULL, "KIND=FILE", "give FILE, read in place, as the stage's input of KIND (eif)",
+     "file"},
     END_OPTIONS};
 
 static const struct kiln_cli_option init_options[] = {
@@ -195,17 +212,38 @@ static const struct kiln_cli_doc docs[] = {
      "  kiln describe hello.eif\n"
      "  kiln describe hello.eif --json | jq -r .Measurements.PCR0\n",
      describe_options},
-    {"verify", "FILE.eif",
+    {"verify", "[FILE.eif]",
      "Without --pcrs: rebuilds the app (kiln.json, pinned by kiln.lock; cache hits are fine: the\n"
      "cache is content-addressed) and checks that FILE has exactly the rebuilt bytes and PCRs.\n"
      "With --pcrs: reads FILE, recomputes its measurements and compares PCR0/1/2 (and PCR8 when\n"
      "present) with EXPECTED.json, in nitro-cli's form ({\"Measurements\": {...}} or the inner\n"
      "object), e.g. values from an attestation document.\n"
-     "Exit status 0 when everything matches, 1 with the differing values otherwise.\n"
+     "\n"
+     "With --attestation FILE|URL (no FILE.eif): proves that a live enclave runs the EIF. A URL\n"
+     "(kiln-host's attestation port) is fetched with a fresh random nonce (GET URL?nonce=HEX); a\n"
+     "FILE holds a document (CBOR or base64). Checks, one line each: the certificate chain from\n"
+     "the document's leaf through its cabundle to the pinned AWS Nitro root\n"
+     "(share/kiln/attestation; cabundle[0] is never trusted on its own), every certificate valid\n"
+     "at the verification time, CA and key usage constraints, the COSE ES384 signature, the\n"
+     "timestamp within --max-skew of that time, the nonce (URL, or --nonce for a FILE), no debug\n"
+     "mode (all-zero PCRs fail unless --allow-debug), and PCR0/1/2 (+PCR8 when the EIF is\n"
+     "signed) against the expected PCRs: rebuilt from kiln.json + kiln.lock by default, or\n"
+     "--pcrs FILE, or --eif FILE.\n"
+     "Exit status 0 when everything matches, 1 with the differing values otherwise; --json gives\n"
+     "every check with its result.\n"
      "\n"
      "Examples:\n"
      "  kiln verify hello.eif\n"
-     "  kiln verify hello.eif --pcrs expected-pcrs.json\n",
+     "  kiln verify hello.eif --pcrs expected-pcrs.json\n"
+     "  kiln verify --attestation http://203.0.113.7:7443/attestation\n"
+     "  kiln verify --attestation doc.cbor --eif hello.eif --at 2022-11-09T23:00:00Z\n"
+     "\n"
+     "  $ kiln verify --attestation http://203.0.113.7:7443/attestation --pcrs expected.json\n"
+     "  ok      chain            CN=i-0abc...-enc0123.eu-west-1.aws -> 3 intermediate(s) -> ...\n"
+     "  ok      signature        COSE_Sign1 ES384 verifies with the leaf certificate's key\n"
+     "  ok      nonce            the document echoes the nonce sent\n"
+     "  FAIL    PCR0             differs from the expected value\n"
+     "                           expected 8a1b...  actual 22f9...\n",
      verify_options},
     {"eif-build", NULL,
      "Takes the flags of AWS's eif_build, so existing pipelines can swap it in; every option\n"
@@ -359,12 +397,14 @@ static const struct kiln_cli_doc docs[] = {
     {"run", "STAGE",
      "Runs one stage on its own, with its options from the kiln.json section named like the\n"
      "stage, overridden by --set (values are JSON when they parse as JSON, else strings;\n"
-     "nested keys use dots). The result is cached like any pipeline step.\n"
+     "nested keys use dots). --input gives a file as the stage's input of KIND (e.g. eif),\n"
+     "read in place. The result is cached like any pipeline step.\n"
      "\n"
      "Examples:\n"
      "  kiln run size --set cpus=6 --set memory_mib=30720\n"
      "  kiln run kernel --set source=debian-cloud:6.12\n"
-     "  kiln run image --set source=oci:./layout:latest --json\n",
+     "  kiln run image --set source=oci:./layout:latest --json\n"
+     "  kiln run s3 --input eif=app.eif --set bucket=my-eifs\n",
      run_options},
     {"plugins", NULL,
      "Lists every plugin kiln loaded (search order: --plugin-path, $KILN_PLUGIN_PATH,\n"

@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "header.h"
 #include "kiln/eif.h"
 #include "measure.h"
 #include "sign.h"
@@ -15,24 +16,6 @@
 
 #define EIF_CHUNK (1u << 20)
 #define EIF_TEXT_MAX (1u << 20) /* cmdline and metadata are small; refuse absurd sizes */
-
-static uint64_t get64(const uint8_t *p)
-{
-  uint64_t v = 0;
-  for (int i = 0; i < 8; i++)
-    v = (v << 8) | p[i];
-  return v;
-}
-
-static uint16_t get16(const uint8_t *p)
-{
-  return (uint16_t)((p[0] << 8) | p[1]);
-}
-
-static uint32_t get32(const uint8_t *p)
-{
-  return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
-}
 
 static kiln_err read_exact(int fd, void *buf, size_t len, uint64_t offset, const char *path,
                            struct kiln_error *err)
@@ -100,6 +83,86 @@ static const char *type_name(uint16_t t)
   return t <= 5 ? names[t] : "unknown";
 }
 
+/* Every section: its header against the section table and the sequential layout, its data
+ * through the measurement; then the unused table slots, trailing bytes and the ramdisk count. */
+static kiln_err read_sections(int fd, const char *path, const struct eif_header *hdr,
+                              struct kiln_eif_info *info, struct eif_measure *m, char *chunk,
+                              char **signature, uint64_t *signature_len, struct kiln_error *err)
+{
+  kiln_err rc = KILN_OK;
+  uint64_t pos = KILN_EIF_HEADER_SIZE;
+  int ramdisks = 0;
+  for (uint16_t i = 0; i < info->num_sections && !rc; i++) {
+    struct kiln_eif_section *s = &info->sections[i];
+    uint64_t table_offset = hdr->offsets[i];
+    uint64_t table_size = hdr->sizes[i];
+    if (pos + KILN_EIF_SECTION_HEADER_SIZE > info->file_size) {
+      rc = kiln_error_set(err, KILN_E_INVALID,
+                          "%s: section %u starts at byte %llu, past the end of the file (%llu "
+                          "bytes)",
+                          path, i, (unsigned long long)pos, (unsigned long long)info->file_size);
+      break;
+    }
+    uint8_t sh[KILN_EIF_SECTION_HEADER_SIZE];
+    if ((rc = read_exact(fd, sh, sizeof sh, pos, path, err)))
+      break;
+    struct eif_section_header parsed;
+    eif_section_header_parse(sh, &parsed);
+    s->type = parsed.type;
+    s->flags = parsed.flags;
+    s->size = parsed.size;
+    s->offset = pos;
+    if (s->type < KILN_EIF_SECTION_KERNEL || s->type > KILN_EIF_SECTION_METADATA) {
+      rc = kiln_error_set(err, KILN_E_INVALID, "%s: section %u has unknown type %u", path, i,
+                          s->type);
+      break;
+    }
+    if (s->size > info->file_size - pos - KILN_EIF_SECTION_HEADER_SIZE) {
+      rc = kiln_error_set(err, KILN_E_INVALID,
+                          "%s: section %u (%s) claims %llu bytes, past the end of the file", path,
+                          i, type_name(s->type), (unsigned long long)s->size);
+      break;
+    }
+    if (table_offset != pos || table_size != s->size) {
+      rc = kiln_error_set(err, KILN_E_INVALID,
+                          "%s: section table entry %u (offset %llu, size %llu) disagrees with the "
+                          "sections as laid out (offset %llu, size %llu): overlapping or "
+                          "misplaced sections",
+                          path, i, (unsigned long long)table_offset, (unsigned long long)table_size,
+                          (unsigned long long)pos, (unsigned long long)s->size);
+      break;
+    }
+    eif_measure_crc(m, sh, sizeof sh);
+    enum eif_feed feed = EIF_FEED_NONE;
+    char **text = NULL;
+    if (s->type == KILN_EIF_SECTION_KERNEL || s->type == KILN_EIF_SECTION_CMDLINE)
+      feed = EIF_FEED_BOOT;
+    if (s->type == KILN_EIF_SECTION_RAMDISK)
+      feed = ramdisks++ == 0 ? EIF_FEED_BOOT : EIF_FEED_APP;
+    if (s->type == KILN_EIF_SECTION_CMDLINE)
+      text = &info->cmdline;
+    if (s->type == KILN_EIF_SECTION_METADATA)
+      text = &info->metadata;
+    if (s->type == KILN_EIF_SECTION_SIGNATURE) {
+      info->has_signature = 1;
+      text = signature;
+      *signature_len = s->size;
+    }
+    rc = read_section(fd, path, s, feed, m, chunk, text, err);
+    pos += KILN_EIF_SECTION_HEADER_SIZE + s->size;
+  }
+  for (uint16_t i = info->num_sections; !rc && i < KILN_EIF_MAX_SECTIONS; i++)
+    if (hdr->offsets[i] || hdr->sizes[i])
+      rc = kiln_error_set(err, KILN_E_INVALID, "%s: unused section table slot %u is not zero", path,
+                          i);
+  if (!rc && pos != info->file_size)
+    rc = kiln_error_set(err, KILN_E_INVALID, "%s: %llu bytes after the last section", path,
+                        (unsigned long long)(info->file_size - pos));
+  if (!rc && ramdisks == 0)
+    rc = kiln_error_set(err, KILN_E_INVALID, "%s has no ramdisk section", path);
+  return rc;
+}
+
 kiln_err kiln_eif_read(const char *path, int check_crc, enum kiln_eif_hash hash,
                        struct kiln_eif_info *info, struct kiln_error *err)
 {
@@ -124,18 +187,19 @@ kiln_err kiln_eif_read(const char *path, int check_crc, enum kiln_eif_hash hash,
   }
   if ((rc = read_exact(fd, h, sizeof h, 0, path, err)))
     goto out;
-  if (memcmp(h, ".eif", 4) != 0) {
+  struct eif_header hdr;
+  if (!eif_header_parse(h, &hdr)) {
     rc = kiln_error_set(err, KILN_E_INVALID,
                         "%s is not an EIF (magic %02x %02x %02x %02x, expected \".eif\")", path,
                         h[0], h[1], h[2], h[3]);
     goto out;
   }
-  info->version = get16(h + 4);
-  info->flags = get16(h + 6);
-  info->default_mem = get64(h + 8);
-  info->default_cpus = get64(h + 16);
-  info->num_sections = get16(h + 26);
-  info->crc_stored = get32(h + KILN_EIF_HEADER_SIZE - 4);
+  info->version = hdr.version;
+  info->flags = hdr.flags;
+  info->default_mem = hdr.default_mem;
+  info->default_cpus = hdr.default_cpus;
+  info->num_sections = hdr.num_sections;
+  info->crc_stored = hdr.crc;
   if (info->version < 1 || info->version > 4) {
     rc = kiln_error_set(err, KILN_E_UNSUPPORTED, "%s: EIF version %u is not supported (1 to 4)",
                         path, info->version);
@@ -154,75 +218,7 @@ kiln_err kiln_eif_read(const char *path, int check_crc, enum kiln_eif_hash hash,
     goto out;
   }
   eif_measure_crc(&m, h, KILN_EIF_HEADER_SIZE - 4);
-  uint64_t pos = KILN_EIF_HEADER_SIZE;
-  int ramdisks = 0;
-  for (uint16_t i = 0; i < info->num_sections && !rc; i++) {
-    struct kiln_eif_section *s = &info->sections[i];
-    uint64_t table_offset = get64(h + 28 + 8 * i);
-    uint64_t table_size = get64(h + 28 + 8 * KILN_EIF_MAX_SECTIONS + 8 * i);
-    if (pos + KILN_EIF_SECTION_HEADER_SIZE > info->file_size) {
-      rc = kiln_error_set(err, KILN_E_INVALID,
-                          "%s: section %u starts at byte %llu, past the end of the file (%llu "
-                          "bytes)",
-                          path, i, (unsigned long long)pos, (unsigned long long)info->file_size);
-      break;
-    }
-    uint8_t sh[KILN_EIF_SECTION_HEADER_SIZE];
-    if ((rc = read_exact(fd, sh, sizeof sh, pos, path, err)))
-      break;
-    s->type = get16(sh);
-    s->flags = get16(sh + 2);
-    s->size = get64(sh + 4);
-    s->offset = pos;
-    if (s->type < KILN_EIF_SECTION_KERNEL || s->type > KILN_EIF_SECTION_METADATA) {
-      rc = kiln_error_set(err, KILN_E_INVALID, "%s: section %u has unknown type %u", path, i,
-                          s->type);
-      break;
-    }
-    if (s->size > info->file_size - pos - KILN_EIF_SECTION_HEADER_SIZE) {
-      rc = kiln_error_set(err, KILN_E_INVALID,
-                          "%s: section %u (%s) claims %llu bytes, past the end of the file", path,
-                          i, type_name(s->type), (unsigned long long)s->size);
-      break;
-    }
-    if (table_offset != pos || table_size != s->size) {
-      rc = kiln_error_set(err, KILN_E_INVALID,
-                          "%s: section table entry %u (offset %llu, size %llu) disagrees with the "
-                          "sections as laid out (offset %llu, size %llu): overlapping or "
-                          "misplaced sections",
-                          path, i, (unsigned long long)table_offset, (unsigned long long)table_size,
-                          (unsigned long long)pos, (unsigned long long)s->size);
-      break;
-    }
-    eif_measure_crc(&m, sh, sizeof sh);
-    enum eif_feed feed = EIF_FEED_NONE;
-    char **text = NULL;
-    if (s->type == KILN_EIF_SECTION_KERNEL || s->type == KILN_EIF_SECTION_CMDLINE)
-      feed = EIF_FEED_BOOT;
-    if (s->type == KILN_EIF_SECTION_RAMDISK)
-      feed = ramdisks++ == 0 ? EIF_FEED_BOOT : EIF_FEED_APP;
-    if (s->type == KILN_EIF_SECTION_CMDLINE)
-      text = &info->cmdline;
-    if (s->type == KILN_EIF_SECTION_METADATA)
-      text = &info->metadata;
-    if (s->type == KILN_EIF_SECTION_SIGNATURE) {
-      info->has_signature = 1;
-      text = &signature;
-      signature_len = s->size;
-    }
-    rc = read_section(fd, path, s, feed, &m, chunk, text, err);
-    pos += KILN_EIF_SECTION_HEADER_SIZE + s->size;
-  }
-  for (uint16_t i = info->num_sections; !rc && i < KILN_EIF_MAX_SECTIONS; i++)
-    if (get64(h + 28 + 8 * i) || get64(h + 28 + 8 * KILN_EIF_MAX_SECTIONS + 8 * i))
-      rc = kiln_error_set(err, KILN_E_INVALID, "%s: unused section table slot %u is not zero", path,
-                          i);
-  if (!rc && pos != info->file_size)
-    rc = kiln_error_set(err, KILN_E_INVALID, "%s: %llu bytes after the last section", path,
-                        (unsigned long long)(info->file_size - pos));
-  if (!rc && ramdisks == 0)
-    rc = kiln_error_set(err, KILN_E_INVALID, "%s has no ramdisk section", path);
-  if (rc)
+  if ((rc = read_sections(fd, path, &hdr, info, &m, chunk, &signature, &signature_len, err)))
     goto out;
   info->crc_computed = m.crc;
   info->crc_ok = info->version < 2 || info->crc_stored == info->crc_computed;

@@ -8,16 +8,15 @@
 #include <string.h>
 
 #include <cbor.h>
-#include <openssl/bn.h>
-#include <openssl/ecdsa.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
+#include "cose.h"
 #include "util/fs.h"
 #include "util/hash.h"
 
-#define ES384_SIG_LEN 96
+#define ES384_SIG_LEN EIF_COSE_ES384_SIG_LEN
 
 struct eif_signer {
   EVP_PKEY *key;
@@ -121,8 +120,6 @@ static int serialize(cbor_item_t *item, uint8_t **out, size_t *len)
   return *len > 0;
 }
 
-static const uint8_t protected_es384[] = {0xA1, 0x01, 0x38, 0x22}; /* {1: -35} */
-
 /* payload = {"register_index": 0, "register_value": [PCR0 bytes]} */
 static int build_payload(const uint8_t *pcr0, size_t pcr0_len, uint8_t **out, size_t *len)
 {
@@ -136,17 +133,11 @@ static int build_payload(const uint8_t *pcr0, size_t pcr0_len, uint8_t **out, si
   return ok;
 }
 
-/* Sig_structure = ["Signature1", protected, h'', payload] */
+/* Sig_structure = ["Signature1", {1: -35}, h'', payload] */
 static int build_to_be_signed(const uint8_t *payload, size_t plen, uint8_t **out, size_t *len)
 {
-  cbor_item_t *a = cbor_new_definite_array(4);
-  cbor_array_push(a, cbor_move(cbor_build_string("Signature1")));
-  cbor_array_push(a, cbor_move(cbor_build_bytestring(protected_es384, sizeof protected_es384)));
-  cbor_array_push(a, cbor_move(cbor_build_bytestring(NULL, 0)));
-  cbor_array_push(a, cbor_move(cbor_build_bytestring(payload, plen)));
-  int ok = serialize(a, out, len);
-  cbor_decref(&a);
-  return ok;
+  return eif_cose_sig_structure(eif_cose_protected_es384, sizeof eif_cose_protected_es384, payload,
+                                plen, out, len);
 }
 
 kiln_err eif_sign_section(const struct eif_signer *s, const uint8_t *pcr0, size_t pcr0_len,
@@ -155,31 +146,17 @@ kiln_err eif_sign_section(const struct eif_signer *s, const uint8_t *pcr0, size_
   *out = NULL;
   uint8_t *payload = NULL, *tbs = NULL, *cose = NULL;
   size_t plen = 0, tlen = 0, clen = 0;
-  unsigned char *der = NULL;
-  size_t dlen = 0;
   uint8_t rs[ES384_SIG_LEN];
   kiln_err rc = KILN_OK;
-  EVP_MD_CTX *md = EVP_MD_CTX_new();
   if (!build_payload(pcr0, pcr0_len, &payload, &plen) ||
-      !build_to_be_signed(payload, plen, &tbs, &tlen) || !md ||
-      EVP_DigestSignInit(md, NULL, EVP_sha384(), NULL, s->key) != 1 ||
-      EVP_DigestSign(md, NULL, &dlen, tbs, tlen) != 1 || !(der = OPENSSL_malloc(dlen)) ||
-      EVP_DigestSign(md, der, &dlen, tbs, tlen) != 1) {
+      !build_to_be_signed(payload, plen, &tbs, &tlen) ||
+      !eif_cose_es384_sign(s->key, tbs, tlen, rs)) {
     rc = kiln_error_set(err, KILN_E_INTERNAL, "signing the EIF failed");
     goto out;
   }
-  /* COSE wants r || s, each 48 bytes, instead of DER. */
-  const unsigned char *p = der;
-  ECDSA_SIG *sig = d2i_ECDSA_SIG(NULL, &p, (long)dlen);
-  if (!sig || BN_bn2binpad(ECDSA_SIG_get0_r(sig), rs, 48) != 48 ||
-      BN_bn2binpad(ECDSA_SIG_get0_s(sig), rs + 48, 48) != 48) {
-    ECDSA_SIG_free(sig);
-    rc = kiln_error_set(err, KILN_E_INTERNAL, "unexpected ECDSA signature");
-    goto out;
-  }
-  ECDSA_SIG_free(sig);
   cbor_item_t *c = cbor_new_definite_array(4);
-  cbor_array_push(c, cbor_move(cbor_build_bytestring(protected_es384, sizeof protected_es384)));
+  cbor_array_push(c, cbor_move(cbor_build_bytestring(eif_cose_protected_es384,
+                                                     sizeof eif_cose_protected_es384)));
   cbor_array_push(c, cbor_move(cbor_new_definite_map(0)));
   cbor_array_push(c, cbor_move(cbor_build_bytestring(payload, plen)));
   cbor_array_push(c, cbor_move(cbor_build_bytestring(rs, sizeof rs)));
@@ -197,8 +174,6 @@ kiln_err eif_sign_section(const struct eif_signer *s, const uint8_t *pcr0, size_
     rc = kiln_error_set(err, KILN_E_NOMEM, "out of memory");
   cbor_decref(&section);
 out:
-  EVP_MD_CTX_free(md);
-  OPENSSL_free(der);
   free(payload);
   free(tbs);
   free(cose);
@@ -295,20 +270,9 @@ kiln_err eif_sign_check(const uint8_t *section, size_t len, const uint8_t *pcr0,
     kiln_error_set(err, rc, "the signed payload is not this EIF's PCR0");
     goto out;
   }
-  build_to_be_signed(payload, plen, &tbs, &tlen);
-  ECDSA_SIG *es = ECDSA_SIG_new();
-  BIGNUM *r = BN_bin2bn(sig, 48, NULL), *sv = BN_bin2bn(sig + 48, 48, NULL);
+  int ok = build_to_be_signed(payload, plen, &tbs, &tlen) &&
+           eif_cose_es384_verify(X509_get0_pubkey(s.cert), tbs, tlen, sig);
   free(sig);
-  ECDSA_SIG_set0(es, r, sv);
-  unsigned char *der = NULL;
-  int der_len = i2d_ECDSA_SIG(es, &der);
-  ECDSA_SIG_free(es);
-  EVP_MD_CTX *md = EVP_MD_CTX_new();
-  int ok = der_len > 0 && md &&
-           EVP_DigestVerifyInit(md, NULL, EVP_sha384(), NULL, X509_get0_pubkey(s.cert)) == 1 &&
-           EVP_DigestVerify(md, der, (size_t)der_len, tbs, tlen) == 1;
-  EVP_MD_CTX_free(md);
-  OPENSSL_free(der);
   if (!ok)
     kiln_error_set(err, rc, "the EIF's signature does not verify with its certificate");
   else

@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "header.h"
 #include "kiln/eif.h"
 #include "measure.h"
 #include "sign.h"
@@ -35,9 +36,7 @@ static kiln_err put_section(struct eif_stream *st, const struct section_src *s,
                             struct kiln_error *err)
 {
   uint8_t sh[KILN_EIF_SECTION_HEADER_SIZE];
-  eif_put16(sh, s->type);
-  eif_put16(sh + 2, 0);
-  eif_put64(sh + 4, s->size);
+  eif_section_header_write(&(struct eif_section_header){s->type, 0, s->size}, sh);
   kiln_err rc = eif_stream_put(st, sh, sizeof sh, EIF_FEED_NONE, err);
   if (!rc)
     rc = s->path ? eif_stream_put_file(st, s->path, s->size, s->feed, err)
@@ -94,21 +93,19 @@ static kiln_err plan_sections(const struct kiln_eif_build *b, struct section_src
   return KILN_OK;
 }
 
-/* The header with the section table; returns the offset after the last section. */
+/* The header with the section table (no CRC yet); returns the offset after the last section. */
 static uint64_t fill_header(const struct kiln_eif_build *b, const struct section_src *s, size_t n,
-                            int signed_eif, uint8_t *header)
+                            int signed_eif, struct eif_header *hdr)
 {
-  memset(header, 0, KILN_EIF_HEADER_SIZE);
-  memcpy(header, ".eif", 4);
-  eif_put16(header + 4, EIF_VERSION);
-  eif_put16(header + 6, b->aarch64 ? 1 : 0);
-  eif_put64(header + 8, EIF_DEFAULT_MEM);
-  eif_put64(header + 16, EIF_DEFAULT_CPUS);
-  eif_put16(header + 26, (uint16_t)(n + (signed_eif ? 1 : 0)));
+  *hdr = (struct eif_header){.version = EIF_VERSION,
+                             .flags = b->aarch64 ? 1 : 0,
+                             .default_mem = EIF_DEFAULT_MEM,
+                             .default_cpus = EIF_DEFAULT_CPUS,
+                             .num_sections = (uint16_t)(n + (signed_eif ? 1 : 0))};
   uint64_t offset = KILN_EIF_HEADER_SIZE;
   for (size_t i = 0; i < n; i++) {
-    eif_put64(header + 28 + 8 * i, offset);
-    eif_put64(header + 28 + 8 * KILN_EIF_MAX_SECTIONS + 8 * i, s[i].size);
+    hdr->offsets[i] = offset;
+    hdr->sizes[i] = s[i].size;
     offset += KILN_EIF_SECTION_HEADER_SIZE + s[i].size;
   }
   return offset;
@@ -117,14 +114,14 @@ static uint64_t fill_header(const struct kiln_eif_build *b, const struct section
 /* Append the signature section over PCR0 (after every hashed byte) and enter it in the header. */
 static kiln_err put_signature(struct eif_stream *st, struct eif_signer *signer,
                               const struct eif_measure *m, size_t n, uint64_t *offset,
-                              uint8_t *header, struct kiln_error *err)
+                              struct eif_header *hdr, struct kiln_error *err)
 {
   uint8_t *signature = NULL;
   size_t signature_len = 0;
   kiln_err rc = eif_sign_section(signer, m->raw[0], m->raw_len, &signature, &signature_len, err);
   if (!rc) {
-    eif_put64(header + 28 + 8 * n, *offset);
-    eif_put64(header + 28 + 8 * KILN_EIF_MAX_SECTIONS + 8 * n, signature_len);
+    hdr->offsets[n] = *offset;
+    hdr->sizes[n] = signature_len;
     struct section_src sig = {KILN_EIF_SECTION_SIGNATURE, EIF_FEED_NONE, NULL,
                               (const char *)signature,    signature_len, -1};
     rc = put_section(st, &sig, err);
@@ -145,9 +142,7 @@ static kiln_err crc_ahead(const struct section_src *s, size_t n, uint32_t *crc,
   *crc = 0;
   for (size_t i = 0; i < n && !rc; i++) {
     uint8_t sh[KILN_EIF_SECTION_HEADER_SIZE];
-    eif_put16(sh, s[i].type);
-    eif_put16(sh + 2, 0);
-    eif_put64(sh + 4, s[i].size);
+    eif_section_header_write(&(struct eif_section_header){s[i].type, 0, s[i].size}, sh);
     *crc = (uint32_t)libdeflate_crc32(*crc, sh, sizeof sh);
     if (!s[i].path) {
       *crc = (uint32_t)libdeflate_crc32(*crc, s[i].data, (size_t)s[i].size);
@@ -174,11 +169,14 @@ static kiln_err crc_ahead(const struct section_src *s, size_t n, uint32_t *crc,
   return rc;
 }
 
-static void put_crc(uint8_t *header, uint32_t sections_crc, uint64_t end)
+/* The serialized header with its CRC: header-but-CRC, then the sections' CRC combined in. */
+static void put_crc(struct eif_header *hdr, uint32_t sections_crc, uint64_t end,
+                    uint8_t header[KILN_EIF_HEADER_SIZE])
 {
+  eif_header_write(hdr, header);
   uLong crc = crc32(0L, header, KILN_EIF_HEADER_SIZE - 4);
-  crc = crc32_combine(crc, sections_crc, (z_off_t)(end - KILN_EIF_HEADER_SIZE));
-  eif_put32(header + KILN_EIF_HEADER_SIZE - 4, (uint32_t)crc);
+  hdr->crc = (uint32_t)crc32_combine(crc, sections_crc, (z_off_t)(end - KILN_EIF_HEADER_SIZE));
+  eif_header_write(hdr, header);
 }
 
 /* Stream every section after the header into fd, measure, sign, then write the final header
@@ -188,14 +186,15 @@ static kiln_err write_file(const struct kiln_eif_build *b, int fd, const char *o
                            struct kiln_eif_pcrs *measured, struct kiln_error *err)
 {
   uint8_t header[KILN_EIF_HEADER_SIZE];
-  uint64_t offset = fill_header(b, s, n, signer != NULL, header);
+  struct eif_header hdr;
+  uint64_t offset = fill_header(b, s, n, signer != NULL, &hdr);
   struct eif_measure m;
   struct eif_stream *st = NULL;
   uint32_t crc_read_ahead = 0;
   int whole = b->file_sha256 && !signer;
   kiln_err rc = whole ? crc_ahead(s, n, &crc_read_ahead, err) : KILN_OK;
   if (whole)
-    put_crc(header, crc_read_ahead, offset);
+    put_crc(&hdr, crc_read_ahead, offset, header);
   if (!rc)
     rc = eif_measure_init(&m, b->hash, err);
   if (rc)
@@ -214,11 +213,11 @@ static kiln_err write_file(const struct kiln_eif_build *b, int fd, const char *o
                         "an input of %s changed while the EIF was being written; build again",
                         out_path);
   if (!rc && signer) {
-    rc = put_signature(st, signer, &m, n, &offset, header, err);
+    rc = put_signature(st, signer, &m, n, &offset, &hdr, err);
     eif_signer_pcr8(signer, b->hash, measured->pcr8);
   }
   if (!rc) {
-    put_crc(header, m.crc, offset);
+    put_crc(&hdr, m.crc, offset, header);
     if (fchmod(fd, 0644) != 0)
       rc = kiln_error_set(err, KILN_E_IO, "cannot write %s: %s", out_path, strerror(errno));
   }

@@ -285,7 +285,7 @@ void kiln_stage_ctx_release(struct kiln_stage_ctx *ctx)
   struct kiln_error e = KILN_ERROR_INIT;
   for (size_t i = 0; i < ctx->noutputs; i++) {
     if (ctx->outputs[i].root)
-      kiln_rm_rf(ctx->outputs[i].root, &e);
+      kiln_rm_rf_quiet(ctx->outputs[i].root);
     kiln_error_clear(&e);
     free(ctx->outputs[i].kind);
     free(ctx->outputs[i].root);
@@ -297,7 +297,7 @@ void kiln_stage_ctx_release(struct kiln_stage_ctx *ctx)
   }
   free(ctx->outputs);
   if (ctx->temp_dir)
-    kiln_rm_rf(ctx->temp_dir, &e);
+    kiln_rm_rf_quiet(ctx->temp_dir);
   kiln_error_clear(&e);
   free(ctx->temp_dir);
   free(ctx->state_dir);

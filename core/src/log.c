@@ -7,27 +7,32 @@
 
 #include "internal.h"
 
-kiln_err kiln_secret_add(struct kiln *k, const char *secret)
+void kiln_secret_add(struct kiln *k, const char *secret)
 {
   if (!secret || strlen(secret) < 4)
-    return KILN_OK; /* too short to mask without garbling ordinary text */
+    return; /* too short to mask without garbling ordinary text */
   for (size_t i = 0; i < k->nsecrets; i++)
     if (strcmp(k->secrets[i], secret) == 0)
-      return KILN_OK;
+      return;
   char **n = realloc(k->secrets, (k->nsecrets + 1) * sizeof *n);
-  if (!n)
-    return KILN_E_NOMEM;
+  if (!n) {
+    k->secrets_lost = 1;
+    return;
+  }
   k->secrets = n;
-  if (!(k->secrets[k->nsecrets] = strdup(secret)))
-    return KILN_E_NOMEM;
+  if (!(k->secrets[k->nsecrets] = strdup(secret))) {
+    k->secrets_lost = 1;
+    return;
+  }
   k->nsecrets++;
-  return KILN_OK;
 }
 
 char *kiln_redact(const struct kiln *k, const char *s)
 {
   struct kiln_buf b = KILN_BUF_INIT;
   const char *p = s;
+  if (k && k->secrets_lost)
+    return strdup("(message withheld: out of memory while registering a secret to mask)");
   while (*p) {
     size_t best = 0;
     for (size_t i = 0; k && i < k->nsecrets; i++) {
@@ -104,7 +109,6 @@ void kiln_progress_draw(struct kiln *k, const char *prefix, uint64_t done, uint6
 {
   if (!k->progress || k->verbosity < 0)
     return;
-  static struct timespec last;
   struct timespec now;
   clock_gettime(CLOCK_MONOTONIC, &now);
   double now_s = (double)now.tv_sec + (double)now.tv_nsec / 1e9;
@@ -112,10 +116,11 @@ void kiln_progress_draw(struct kiln *k, const char *prefix, uint64_t done, uint6
     k->progress_start = now_s;
     k->progress_first = done;
   }
-  long ms = (now.tv_sec - last.tv_sec) * 1000 + (now.tv_nsec - last.tv_nsec) / 1000000;
+  long ms = (now.tv_sec - k->progress_last.tv_sec) * 1000 +
+            (now.tv_nsec - k->progress_last.tv_nsec) / 1000000;
   if (ms < 100 && !(total && done >= total))
     return;
-  last = now;
+  k->progress_last = now;
   char d[32], t[32], r[32], eta[32] = "";
   human_bytes(done, d, sizeof d);
   double elapsed = now_s - k->progress_start;

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "pipeline.h"
 #include "util/fs.h"
@@ -214,12 +215,33 @@ kiln_err kiln_pipeline_add_input(struct kiln_pipeline *p, const char *kind,
     rc = rc ? rc : kiln_pipeline_push_artifact(p, a);
   }
   if (rc)
-    kiln_rm_rf(root, &e);
+    kiln_rm_rf_quiet(root);
   kiln_error_clear(&e);
   cJSON_Delete(meta);
   free(dir);
   free(root);
   return rc;
+}
+
+kiln_err kiln_pipeline_add_input_file(struct kiln_pipeline *p, const char *kind, const char *file)
+{
+  struct stat st;
+  char *abs = realpath(file, NULL);
+  if (!abs || stat(abs, &st) != 0 || !S_ISREG(st.st_mode)) {
+    free(abs);
+    return kiln_set_error(p->k, KILN_E_NOT_FOUND, "%s: no such file", file);
+  }
+  const char *base = strrchr(abs, '/') ? strrchr(abs, '/') + 1 : abs;
+  cJSON *meta = cJSON_CreateObject();
+  if (!meta || !cJSON_AddStringToObject(meta, "source", abs) ||
+      !cJSON_AddStringToObject(meta, "name", base) ||
+      !cJSON_AddNumberToObject(meta, "size", (double)st.st_size)) {
+    cJSON_Delete(meta);
+    free(abs);
+    return kiln_set_error(p->k, KILN_E_NOMEM, "out of memory");
+  }
+  free(abs);
+  return kiln_pipeline_add_input(p, kind, NULL, meta);
 }
 
 const struct kiln_artifact *kiln_pipeline_output(const struct kiln_pipeline *p, const char *kind)

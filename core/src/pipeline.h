@@ -29,6 +29,7 @@ static inline int has_field(const struct kiln_stage *s, size_t offset, size_t si
 #define STAGE_FLAGS(s)                                                                             \
   (has_field((s), offsetof(struct kiln_stage, flags), sizeof((s)->flags)) ? (s)->flags : 0u)
 
-kiln_err kiln_pipeline_push_artifact(struct kiln_pipeline *p, struct kiln_stored_artifact *a);
+KILN_MUST_CHECK kiln_err kiln_pipeline_push_artifact(struct kiln_pipeline *p,
+                                                     struct kiln_stored_artifact *a);
 
 #endif

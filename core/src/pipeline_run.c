@@ -73,7 +73,7 @@ static kiln_err step_cache_key(struct kiln_pipeline *p, const struct kiln_step *
     kiln_buf_putc(&b, '\n');
   }
   kiln_buf_append(&b, ctx->identity.data ? ctx->identity.data : "", ctx->identity.len);
-  if (!b.data) {
+  if (kiln_buf_status(&b) || !b.data) { /* the appends above are checked here, once */
     kiln_buf_free(&b);
     return kiln_set_error(p->k, KILN_E_NOMEM, "out of memory");
   }
@@ -86,6 +86,9 @@ static kiln_err step_cache_key(struct kiln_pipeline *p, const struct kiln_step *
 static kiln_err stage_failed(struct kiln_stage_ctx *ctx, kiln_err rc, const char *what)
 {
   struct kiln *k = ctx->k;
+  if (kiln_cancelled() && ctx->err.msg) /* the stage says what it kept (e.g. a resumable upload) */
+    return kiln_set_error(k, KILN_E_CANCELLED, "interrupted during stage %s: %s", ctx->stage->name,
+                          ctx->err.msg);
   if (kiln_cancelled())
     return kiln_set_error(k, KILN_E_CANCELLED, "interrupted during stage %s; nothing was kept",
                           ctx->stage->name);
@@ -312,9 +315,9 @@ static kiln_err run_step(struct kiln_pipeline *p, struct kiln_lock *lock, size_t
       goto out;
     io_counters(&io[4], &io[5]);
     report_io(p, &ctx, io, step_json);
-    if (cacheable)
-      /* a cache that cannot be written is only a miss next time */
-      kiln_store_index_put(k, key, index_outputs, ctx.lock_resolved);
+    if (cacheable && kiln_store_index_put(k, key, index_outputs, ctx.lock_resolved) != KILN_OK)
+      kiln_log(k, KILN_LOG_DEBUG, "step cache not written (%s): only a miss next time",
+               kiln_errmsg(k));
   }
   rc = kiln_lock_set_stage(lock, s->stage->name,
                            lock_entry(s, key, ctx.lock_resolved, p, first_output));

@@ -39,9 +39,10 @@ struct kiln_stage_ctx {
 
 extern const struct kiln_host kiln_host_services;
 
-kiln_err kiln_stage_ctx_init(struct kiln_stage_ctx *ctx, struct kiln *k,
-                             const struct kiln_stage *stage,
-                             const struct kiln_loaded_plugin *plugin, enum kiln_stage_mode mode);
+KILN_MUST_CHECK kiln_err kiln_stage_ctx_init(struct kiln_stage_ctx *ctx, struct kiln *k,
+                                             const struct kiln_stage *stage,
+                                             const struct kiln_loaded_plugin *plugin,
+                                             enum kiln_stage_mode mode);
 /* Remove staging and temp directories; free everything the context owns. */
 void kiln_stage_ctx_release(struct kiln_stage_ctx *ctx);
 

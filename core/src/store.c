@@ -121,7 +121,7 @@ void kiln_stored_artifact_free(struct kiln_stored_artifact *a)
 kiln_err kiln_store_open(struct kiln *k, const char *digest, struct kiln_stored_artifact **out)
 {
   *out = NULL;
-  if (strncmp(digest, "sha256:", 7) != 0 || strlen(digest) != 7 + 64)
+  if (!kiln_sha256_digest_hex(digest))
     return kiln_set_error(k, KILN_E_INVALID, "invalid artifact digest %s", digest);
   struct kiln_stored_artifact *a = calloc(1, sizeof *a);
   char *meta_path = NULL, *kind_text = NULL;
@@ -181,7 +181,7 @@ kiln_err kiln_store_commit(struct kiln *k, const char *staging_root, const char 
   struct kiln_buf text = KILN_BUF_INIT;
   char *files = kiln_path_join(staging_root, "files");
   char *dest = NULL;
-  char tree[KILN_SHA256_HEX_LEN + 1], digest[KILN_SHA256_HEX_LEN + 8];
+  char tree[KILN_SHA256_HEX_LEN + 1], digest[KILN_SHA256_DIGEST_LEN + 1];
   const char *verify_all = getenv("KILN_VERIFY_DIGESTS");
   uint64_t limit =
       verify_all && strcmp(verify_all, "1") == 0 ? UINT64_MAX : KILN_STORE_VERIFY_LIMIT;
@@ -194,9 +194,13 @@ kiln_err kiln_store_commit(struct kiln *k, const char *staging_root, const char 
   /* The address covers the kind, the files and the metadata. */
   kiln_buf_printf(&text, "kiln-artifact-v1\n%s\n%s\n", kind, tree);
   kiln_json_canonical(meta, &text);
+  if ((rc = kiln_buf_status(&text))) { /* the appends above, checked once */
+    rc = kiln_set_error(k, rc, "out of memory");
+    goto out;
+  }
   char hex[KILN_SHA256_HEX_LEN + 1];
   kiln_sha256_hex(text.data, text.len, hex);
-  snprintf(digest, sizeof digest, "sha256:%s", hex);
+  kiln_sha256_digest(hex, digest);
   kiln_buf_reset(&text);
   kiln_json_pretty(meta, &text);
   char *meta_path = kiln_path_join(staging_root, "meta.json");
@@ -217,11 +221,11 @@ kiln_err kiln_store_commit(struct kiln *k, const char *staging_root, const char 
     goto out;
   if (kiln_is_dir(dest)) {
     /* Same content is already stored: keep the stored copy untouched. */
-    kiln_rm_rf(staging_root, &e);
+    kiln_rm_rf_quiet(staging_root);
     kiln_error_clear(&e);
   } else if (rename(staging_root, dest) != 0) {
     if (errno == ENOTEMPTY || errno == EEXIST) {
-      kiln_rm_rf(staging_root, &e); /* another kiln committed the same artifact meanwhile */
+      kiln_rm_rf_quiet(staging_root); /* another kiln committed the same artifact meanwhile */
       kiln_error_clear(&e);
     } else {
       rc = kiln_set_error(k, KILN_E_IO, "cannot store artifact in %s: %s", dest, strerror(errno));

@@ -5,10 +5,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+static kiln_err failed(struct kiln_buf *b)
+{
+  b->failed = 1;
+  return KILN_E_NOMEM;
+}
+
 kiln_err kiln_buf_reserve(struct kiln_buf *b, size_t extra)
 {
-  if (extra > SIZE_MAX - b->len - 1)
-    return KILN_E_NOMEM;
+  if (b->failed || extra > SIZE_MAX - b->len - 1)
+    return failed(b);
   size_t need = b->len + extra + 1;
   if (need <= b->cap)
     return KILN_OK;
@@ -17,7 +23,7 @@ kiln_err kiln_buf_reserve(struct kiln_buf *b, size_t extra)
     cap = cap > SIZE_MAX / 2 ? need : cap * 2;
   char *p = realloc(b->data, cap);
   if (!p)
-    return KILN_E_NOMEM;
+    return failed(b);
   b->data = p;
   b->cap = cap;
   return KILN_OK;
@@ -51,8 +57,10 @@ kiln_err kiln_buf_vprintf(struct kiln_buf *b, const char *fmt, va_list ap)
   va_copy(copy, ap);
   int n = vsnprintf(NULL, 0, fmt, copy);
   va_end(copy);
-  if (n < 0)
+  if (n < 0) {
+    b->failed = 1;
     return KILN_E_INVALID;
+  }
   kiln_err rc = kiln_buf_reserve(b, (size_t)n);
   if (rc)
     return rc;
@@ -70,6 +78,11 @@ kiln_err kiln_buf_printf(struct kiln_buf *b, const char *fmt, ...)
   return rc;
 }
 
+kiln_err kiln_buf_status(const struct kiln_buf *b)
+{
+  return b->failed ? KILN_E_NOMEM : KILN_OK;
+}
+
 const char *kiln_buf_str(const struct kiln_buf *b)
 {
   return b->data ? b->data : "";
@@ -78,16 +91,22 @@ const char *kiln_buf_str(const struct kiln_buf *b)
 char *kiln_buf_detach(struct kiln_buf *b)
 {
   char *p = b->data;
-  if (!p)
+  if (b->failed) {
+    free(p);
+    p = NULL;
+  } else if (!p) {
     p = calloc(1, 1);
+  }
   b->data = NULL;
   b->len = b->cap = 0;
+  b->failed = 0;
   return p;
 }
 
 void kiln_buf_reset(struct kiln_buf *b)
 {
   b->len = 0;
+  b->failed = 0;
   if (b->data)
     b->data[0] = '\0';
 }
@@ -97,6 +116,7 @@ void kiln_buf_free(struct kiln_buf *b)
   free(b->data);
   b->data = NULL;
   b->len = b->cap = 0;
+  b->failed = 0;
 }
 
 int kiln_cursor_take(struct kiln_cursor *c, void *out, size_t n)

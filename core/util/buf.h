@@ -8,15 +8,19 @@
 
 #include <kiln/plugin.h>
 
+/* Appends that fail (out of memory) set the sticky flag failed; later appends do nothing and
+ * kiln_buf_detach returns NULL, so text is built with unchecked appends and checked once where it
+ * is used: kiln_buf_status(), or the NULL from kiln_buf_detach(). */
 struct kiln_buf {
   char *data; /* owned; NULL until the first append; data[len] == '\0' when non-NULL */
   size_t len;
   size_t cap;
+  int failed;
 };
 
 #define KILN_BUF_INIT                                                                              \
   {                                                                                                \
-    NULL, 0, 0                                                                                     \
+    NULL, 0, 0, 0                                                                                  \
   }
 
 kiln_err kiln_buf_append(struct kiln_buf *b, const void *data, size_t len);
@@ -26,9 +30,12 @@ kiln_err kiln_buf_printf(struct kiln_buf *b, const char *fmt, ...) KILN_PRINTF(2
 kiln_err kiln_buf_vprintf(struct kiln_buf *b, const char *fmt, va_list ap);
 /* Make room for at least extra more bytes. */
 kiln_err kiln_buf_reserve(struct kiln_buf *b, size_t extra);
+/* KILN_E_NOMEM when an append failed since the buffer was made or reset, else KILN_OK. */
+KILN_MUST_CHECK kiln_err kiln_buf_status(const struct kiln_buf *b);
 /* The contents as a C string ("" when empty); stays owned by b. */
 const char *kiln_buf_str(const struct kiln_buf *b);
-/* Hand the contents to the caller (who frees them); b becomes empty. Never NULL unless OOM. */
+/* Hand the contents to the caller (who frees them); b becomes empty. NULL when out of memory or
+ * an append failed (the partial text is freed). */
 char *kiln_buf_detach(struct kiln_buf *b);
 void kiln_buf_reset(struct kiln_buf *b);
 void kiln_buf_free(struct kiln_buf *b);

@@ -140,6 +140,14 @@ kiln_err kiln_rm_rf(const char *path, struct kiln_error *err)
   return KILN_OK;
 }
 
+void kiln_rm_rf_quiet(const char *path)
+{
+  struct kiln_error e = KILN_ERROR_INIT;
+  kiln_err rc = kiln_rm_rf(path, &e);
+  (void)rc; /* best effort by design */
+  kiln_error_clear(&e);
+}
+
 kiln_err kiln_mkdtemp_in(const char *parent, const char *prefix, char **out, struct kiln_error *err)
 {
   struct kiln_buf b = KILN_BUF_INIT;

@@ -25,6 +25,29 @@ void kiln_hex_encode(const uint8_t *in, size_t n, char *out)
   out[2 * n] = '\0';
 }
 
+void kiln_sha256_digest(const char hex[KILN_SHA256_HEX_LEN + 1],
+                        char out[KILN_SHA256_DIGEST_LEN + 1])
+{
+  memcpy(out, KILN_SHA256_PREFIX, 7);
+  memcpy(out + 7, hex, KILN_SHA256_HEX_LEN);
+  out[KILN_SHA256_DIGEST_LEN] = '\0';
+}
+
+int kiln_digest_is_sha256(const char *text)
+{
+  return text && strncmp(text, KILN_SHA256_PREFIX, 7) == 0;
+}
+
+const char *kiln_sha256_digest_hex(const char *text)
+{
+  if (!kiln_digest_is_sha256(text))
+    return NULL;
+  const char *hex = text + 7;
+  if (strlen(hex) != KILN_SHA256_HEX_LEN || strspn(hex, "0123456789abcdef") != KILN_SHA256_HEX_LEN)
+    return NULL;
+  return hex;
+}
+
 void kiln_sha256_hex(const void *data, size_t len, char out[KILN_SHA256_HEX_LEN + 1])
 {
   uint8_t md[32];

@@ -14,11 +14,11 @@ kiln_err kiln_json_pretty(const cJSON *value, struct kiln_buf *out);
 /* Pretty JSON keeping the objects' key order (for formats defined by another tool). */
 kiln_err kiln_json_pretty_ordered(const cJSON *value, struct kiln_buf *out);
 /* Parse text; on error the message names `name`, the line and the column. Caller frees *out. */
-kiln_err kiln_json_parse(const char *text, size_t len, const char *name, cJSON **out,
-                         struct kiln_error *err);
+KILN_MUST_CHECK kiln_err kiln_json_parse(const char *text, size_t len, const char *name,
+                                         cJSON **out, struct kiln_error *err);
 /* Read and parse a JSON file of at most max_size bytes. */
-kiln_err kiln_json_read_file(const char *path, size_t max_size, cJSON **out,
-                             struct kiln_error *err);
+KILN_MUST_CHECK kiln_err kiln_json_read_file(const char *path, size_t max_size, cJSON **out,
+                                             struct kiln_error *err);
 /* Look up an RFC 6901 JSON pointer ("/a/b/0"); NULL when absent. */
 const cJSON *kiln_json_pointer(const cJSON *root, const char *pointer);
 /* Append the keys of an object, ", "-separated, to out (for "known keys: ..." messages). */

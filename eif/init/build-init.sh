@@ -5,8 +5,9 @@ set -eu
 cc=$1
 src=$(cd "$2" && pwd)
 out=$3
+cd "$src"
 "$cc" -std=c11 -Os -static -s -Wall -Wextra -Werror \
   -ffile-prefix-map="$src"=. -fno-ident \
   -Wl,--build-id=none \
-  -o "$out.tmp" "$src/init.c"
+  -o "$out.tmp" init.c agent.c app.c
 mv "$out.tmp" "$out"

@@ -22,6 +22,8 @@
 #include <grp.h>
 #include <linux/vm_sockets.h>
 
+#include "init.h"
+
 #ifndef MODULE_INIT_COMPRESSED_FILE
 #define MODULE_INIT_COMPRESSED_FILE 4
 #endif
@@ -29,11 +31,9 @@
 #define PARENT_CID 3
 #define HEARTBEAT_PORT 9000
 #define HEARTBEAT_BYTE 0xB7
-#define DEFAULT_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 #define MAX_LINES 4096
 
-static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void say(const char *fmt, ...)
+void say(const char *fmt, ...)
 {
   char line[1024];
   va_list ap;
@@ -47,11 +47,18 @@ static void say(const char *fmt, ...)
   line[n++] = '\n';
   (void)!write(STDOUT_FILENO, "kiln-init: ", 11);
   (void)!write(STDOUT_FILENO, line, (size_t)n);
+  if (agent_log_fd() >= 0) { /* the same line as a log record (dropped if the pipe is full) */
+    char record[1040];
+    memcpy(record, "kiln-init: ", 11);
+    memcpy(record + 11, line, (size_t)n);
+    (void)!write(agent_log_fd(), record, 11 + (size_t)n);
+  }
 }
 
 /* Stop the enclave: on Nitro a reboot ends it; under qemu -no-reboot the VM exits. */
 static void power_off(void)
 {
+  agent_stop();
   say("powering off");
   sync();
   reboot(RB_AUTOBOOT);
@@ -415,10 +422,13 @@ int main(int argc, char **argv)
   read_run_config(&run);
   unlink("/cmd");
   unlink("/env");
+  int with_agent = agent_start();
   switch_root();
   loopback_up();
+  app_set_hostname();
+  char **app_env = app_environment(env, nenv, run.uid, with_agent);
 
-  char *exe = resolve(cmd[0], env);
+  char *exe = resolve(cmd[0], app_env);
   if (!exe) {
     say("\"%s\" is not an executable file in the image (PATH searched from /env)", cmd[0]);
     fatal("the application cannot be found");
@@ -431,16 +441,20 @@ int main(int argc, char **argv)
     setsid();
     if (run.workdir && chdir(run.workdir) != 0)
       say("working directory %s: %s (staying in /)", run.workdir, strerror(errno));
-    if ((run.gid && (setgroups(0, NULL) != 0 || setgid((gid_t)run.gid) != 0)) ||
-        (run.uid && setuid((uid_t)run.uid) != 0)) {
+    if (with_agent) { /* stdout and stderr become log records */
+      dup2(agent_app_stdout(), STDOUT_FILENO);
+      dup2(agent_app_stderr(), STDERR_FILENO);
+    }
+    if (app_become_user(run.uid, run.gid) != 0) {
       say("cannot switch to user %d:%d: %s", run.uid, run.gid, strerror(errno));
       _exit(126);
     }
-    execve(exe, cmd, env);
+    execve(exe, cmd, app_env);
     say("cannot run %s: %s", exe, strerror(errno));
     _exit(127);
   }
   say("started %s as pid %d (user %d:%d)", exe, (int)app, run.uid, run.gid);
+  agent_forget_app_pipes();
   for (;;) {
     int status = 0;
     pid_t pid = wait(&status);
@@ -448,6 +462,8 @@ int main(int argc, char **argv)
       continue;
     if (pid < 0)
       break;
+    if (agent_reaped(pid, status))
+      continue;
     if (pid != app)
       continue; /* an orphan reparented to us: reaped */
     if (WIFEXITED(status))

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "util/buf.h"
 
@@ -150,4 +151,88 @@ const struct kiln_xml *kiln_awsenv_items(const struct kiln_xml *doc, const char 
 {
   const struct kiln_xml *list = kiln_xml_find(doc, list_name);
   return list ? list->child : NULL;
+}
+
+char *kiln_awsenv_dup(const char *s)
+{
+  return s ? strdup(s) : NULL;
+}
+
+/* Describe<what> filtered by the deployment tag (plus an optional extra filter); the answer. */
+kiln_err kiln_awsenv_describe_tagged(struct kiln_awsenv *env, const char *action,
+                                     const char *filter, const char *value, struct kiln_xml **out,
+                                     struct kiln_error *err)
+{
+  struct kiln_aws_params p = {0};
+  int n = 1;
+  kiln_err rc = kiln_awsenv_tag_filter(env, &p, &n);
+  if (rc == KILN_OK && filter) {
+    char key[48];
+    snprintf(key, sizeof(key), "Filter.%d.Name", n);
+    rc = kiln_aws_params_add(&p, key, filter);
+    snprintf(key, sizeof(key), "Filter.%d.Value.1", n);
+    if (rc == KILN_OK)
+      rc = kiln_aws_params_add(&p, key, value);
+  }
+  if (rc != KILN_OK)
+    rc = kiln_error_set(err, KILN_E_NOMEM, "out of memory");
+  else
+    rc = kiln_awsenv_read(env, "ec2", action, &p, out, err);
+  kiln_aws_params_clear(&p);
+  return rc;
+}
+
+/* The id a create call returned (or a placeholder in a plan). */
+kiln_err kiln_awsenv_take_id(struct kiln_awsenv *env, struct kiln_xml *doc, const char *field,
+                             const char *placeholder, char **out, struct kiln_error *err)
+{
+  const char *id = env->dry_run ? placeholder : kiln_awsenv_first(doc, field);
+  *out = id ? strdup(id) : NULL;
+  kiln_xml_free(doc);
+  if (!id)
+    return kiln_error_set(err, KILN_E_REMOTE, "EC2: the answer has no %s", field);
+  return *out ? KILN_OK : kiln_error_set(err, KILN_E_NOMEM, "out of memory");
+}
+
+/* Error codes that mean "already gone" to a deletion. */
+const char *const kiln_awsenv_gone[] = {"NoSuchEntity",
+                                        "InvalidGroup.NotFound",
+                                        "InvalidSubnetID.NotFound",
+                                        "InvalidVpcID.NotFound",
+                                        "InvalidRouteTableID.NotFound",
+                                        "InvalidInternetGatewayID.NotFound",
+                                        "InvalidAllocationID.NotFound",
+                                        "InvalidAssociationID.NotFound",
+                                        "InvalidLaunchTemplateName.NotFoundException",
+                                        "Gateway.NotAttached",
+                                        "NoSuchBucket",
+                                        NULL};
+
+kiln_err kiln_awsenv_delete(struct kiln_awsenv *env, const char *service, const char *action,
+                            const char *key, const char *id, const char *what,
+                            struct kiln_error *err)
+{
+  struct kiln_aws_params p = {0};
+  kiln_awsenv_announce(env, "delete", id, "%s", what);
+  kiln_aws_params_add(&p, key, id);
+  kiln_err rc = kiln_awsenv_mutate(env, service, action, &p, id, kiln_awsenv_gone, NULL, err);
+  kiln_aws_params_clear(&p);
+  return rc;
+}
+
+/* Retry a deletion that fails with DependencyViolation while instances shut down. */
+kiln_err kiln_awsenv_delete_waiting(struct kiln_awsenv *env, const char *action, const char *key,
+                                    const char *id, const char *what, struct kiln_error *err)
+{
+  kiln_err rc = KILN_OK;
+  for (int attempt = 0; attempt < 40; attempt++) {
+    rc = kiln_awsenv_delete(env, "ec2", action, key, id, what, err);
+    if (rc == KILN_OK || !strstr(kiln_error_msg(err), "DependencyViolation"))
+      return rc;
+    kiln_error_clear(err);
+    env->mutations--; /* count the deletion once */
+    kiln_aws_client_log(env->c, KILN_LOG_INFO, "%s is still in use; waiting", id);
+    sleep(attempt < 5 ? 2 : 5);
+  }
+  return kiln_error_set(err, KILN_E_REMOTE, "%s %s is still in use after 3 minutes", what, id);
 }

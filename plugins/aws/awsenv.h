@@ -24,10 +24,11 @@ struct kiln_awsenv {
 
 /* Fill env from kiln.json/environment (deployment id required unless allow_no_id) and ask STS for
  * the account. The client must already exist. */
-kiln_err kiln_awsenv_init(struct kiln_awsenv *env, int allow_no_id, struct kiln_error *err);
+KILN_MUST_CHECK kiln_err kiln_awsenv_init(struct kiln_awsenv *env, int allow_no_id,
+                                          struct kiln_error *err);
 /* env->names for deployment `id` (the bucket from /aws/bucket when set). */
-kiln_err kiln_awsenv_name_resources(struct kiln_awsenv *env, const char *id,
-                                    struct kiln_error *err);
+KILN_MUST_CHECK kiln_err kiln_awsenv_name_resources(struct kiln_awsenv *env, const char *id,
+                                                    struct kiln_error *err);
 void kiln_awsenv_clear(struct kiln_awsenv *env);
 void kiln_awsenv_announce(struct kiln_awsenv *env, const char *action, const char *resource,
                           const char *fmt, ...) KILN_PRINTF(4, 5);
@@ -35,14 +36,14 @@ void kiln_awsenv_announce(struct kiln_awsenv *env, const char *action, const cha
 /* A mutating Query call: in a dry run only announced (returns KILN_OK with *out NULL). The message
  * of a failure names the resource. "Already exists" codes listed in ok_codes (NULL-terminated)
  * count as success with *out NULL. */
-kiln_err kiln_awsenv_mutate(struct kiln_awsenv *env, const char *service, const char *action,
-                            const struct kiln_aws_params *p, const char *resource,
-                            const char *const *ok_codes, struct kiln_xml **out,
-                            struct kiln_error *err);
+KILN_MUST_CHECK kiln_err kiln_awsenv_mutate(struct kiln_awsenv *env, const char *service,
+                                            const char *action, const struct kiln_aws_params *p,
+                                            const char *resource, const char *const *ok_codes,
+                                            struct kiln_xml **out, struct kiln_error *err);
 /* A read-only Query call. */
-kiln_err kiln_awsenv_read(struct kiln_awsenv *env, const char *service, const char *action,
-                          const struct kiln_aws_params *p, struct kiln_xml **out,
-                          struct kiln_error *err);
+KILN_MUST_CHECK kiln_err kiln_awsenv_read(struct kiln_awsenv *env, const char *service,
+                                          const char *action, const struct kiln_aws_params *p,
+                                          struct kiln_xml **out, struct kiln_error *err);
 
 /* Filter.N.Name=tag:<key> / Filter.N.Value.1=<id> (EC2 Describe*), N from *n (incremented). */
 kiln_err kiln_awsenv_tag_filter(struct kiln_awsenv *env, struct kiln_aws_params *p, int *n);
@@ -54,5 +55,26 @@ const char *kiln_awsenv_first(const struct kiln_xml *doc, const char *name);
 /* Every element named item_name directly under the element named list_name, e.g. the
  * <item>s of <vpcSet>. Iterate with kiln_xml_next_same. */
 const struct kiln_xml *kiln_awsenv_items(const struct kiln_xml *doc, const char *list_name);
+
+/* strdup, NULL for NULL. */
+char *kiln_awsenv_dup(const char *s);
+/* Describe<what> (EC2) filtered by the deployment tag, plus filter=value when filter is set. */
+KILN_MUST_CHECK kiln_err kiln_awsenv_describe_tagged(struct kiln_awsenv *env, const char *action,
+                                                     const char *filter, const char *value,
+                                                     struct kiln_xml **out, struct kiln_error *err);
+/* The id a create call returned in field (placeholder in a dry run); frees doc. */
+KILN_MUST_CHECK kiln_err kiln_awsenv_take_id(struct kiln_awsenv *env, struct kiln_xml *doc,
+                                             const char *field, const char *placeholder, char **out,
+                                             struct kiln_error *err);
+/* Error codes that mean a resource is gone already (a deletion then succeeds). */
+extern const char *const kiln_awsenv_gone[];
+/* Delete one resource: action with key=id, announced as what. */
+KILN_MUST_CHECK kiln_err kiln_awsenv_delete(struct kiln_awsenv *env, const char *service,
+                                            const char *action, const char *key, const char *id,
+                                            const char *what, struct kiln_error *err);
+/* The same for EC2, retried while DependencyViolation says instances are still shutting down. */
+KILN_MUST_CHECK kiln_err kiln_awsenv_delete_waiting(struct kiln_awsenv *env, const char *action,
+                                                    const char *key, const char *id,
+                                                    const char *what, struct kiln_error *err);
 
 #endif

@@ -1,8 +1,6 @@
-/* The BYOC resources of a deployment, each module finding its resources by tag and creating or
- * updating only what differs: network.c (VPC, subnets, gateway, routes, security group), bucket.c
- * (the EIF bucket and its settings), iam.c (instance role/profile, scoped deploy user and policy),
- * fleet.c (launch template versions, Auto Scaling group, instance refresh, Elastic IP),
- * teardown.c (everything with the tag, in dependency order). */
+/* The BYOC resources of a deployment as values the actions share: the network, IAM and fleet
+ * states that the resource modules (res_*.c, listed in resources.c) find and converge one kind
+ * each, and what deploy (fleet.c) and update-policy (iam.c, ci_role.c) do with them. */
 #ifndef KILN_AWS_BYOC_H
 #define KILN_AWS_BYOC_H
 
@@ -13,6 +11,14 @@
 #define KILN_MAX_SUBNETS 3
 #define KILN_MAX_PORTS 16
 #define KILN_MAX_INSTANCES 16
+/* A release's PCRs, recorded with it: the measurements' names and the instance tag keys the
+ * launch template gives them (with kiln:eif-key and kiln:eif-sha256), so status reads what a
+ * version runs from the version itself. */
+#define KILN_RELEASE_PCRS 4
+extern const char *const kiln_release_pcr_names[KILN_RELEASE_PCRS];
+extern const char *const kiln_release_pcr_tags[KILN_RELEASE_PCRS];
+#define KILN_TAG_EIF_KEY "kiln:eif-key"
+#define KILN_TAG_EIF_SHA256 "kiln:eif-sha256"
 
 struct kiln_network {
   char *vpc_id;
@@ -32,18 +38,29 @@ struct kiln_network {
   int ports[KILN_MAX_PORTS]; /* ingress ports open now */
   size_t nports;
 };
-kiln_err kiln_network_find(struct kiln_awsenv *env, struct kiln_network *net,
-                           struct kiln_error *err);
-kiln_err kiln_network_ensure(struct kiln_awsenv *env, struct kiln_network *net, const int *ports,
-                             size_t nports, struct kiln_error *err);
+KILN_MUST_CHECK kiln_err kiln_network_find(struct kiln_awsenv *env, struct kiln_network *net,
+                                           struct kiln_error *err);
+/* The parts of kiln_network_find, each in its resource module (after the VPC's, each does
+ * nothing without net->vpc_id). */
+KILN_MUST_CHECK kiln_err kiln_network_find_vpc(struct kiln_awsenv *env, struct kiln_network *net,
+                                               struct kiln_error *err);
+KILN_MUST_CHECK kiln_err kiln_network_find_subnets(struct kiln_awsenv *env,
+                                                   struct kiln_network *net,
+                                                   struct kiln_error *err);
+KILN_MUST_CHECK kiln_err kiln_network_find_routes(struct kiln_awsenv *env, struct kiln_network *net,
+                                                  struct kiln_error *err);
+KILN_MUST_CHECK kiln_err kiln_network_find_sg(struct kiln_awsenv *env, struct kiln_network *net,
+                                              struct kiln_error *err);
 void kiln_network_clear(struct kiln_network *n);
 
 /* The EIF bucket: private, public access blocked, versioned, encrypted, incomplete multipart
  * uploads aborted after a day, tagged, policy limited to the account. */
-kiln_err kiln_bucket_ensure(struct kiln_awsenv *env, struct kiln_error *err);
-kiln_err kiln_bucket_exists(struct kiln_awsenv *env, int *exists, struct kiln_error *err);
+KILN_MUST_CHECK kiln_err kiln_bucket_ensure(struct kiln_awsenv *env, struct kiln_error *err);
+KILN_MUST_CHECK kiln_err kiln_bucket_exists(struct kiln_awsenv *env, int *exists,
+                                            struct kiln_error *err);
 /* The value of the bucket's deployment tag in `owner` (size n; empty when untagged). */
-kiln_err kiln_bucket_tag(struct kiln_awsenv *env, char *owner, size_t n, struct kiln_error *err);
+KILN_MUST_CHECK kiln_err kiln_bucket_tag(struct kiln_awsenv *env, char *owner, size_t n,
+                                         struct kiln_error *err);
 
 struct kiln_iam {
   int instance_role;
@@ -54,14 +71,16 @@ struct kiln_iam {
   char *deploy_policy; /* the policy attached now (JSON text), NULL when none */
   int deploy_keys;     /* access keys the deploy user has */
 };
-kiln_err kiln_iam_find(struct kiln_awsenv *env, struct kiln_iam *iam, struct kiln_error *err);
+KILN_MUST_CHECK kiln_err kiln_iam_find(struct kiln_awsenv *env, struct kiln_iam *iam,
+                                       struct kiln_error *err);
 /* Render the deploy policy for this deployment (caller frees). */
-kiln_err kiln_iam_render_policy(struct kiln_awsenv *env, const char *vpc_id, char **policy,
-                                struct kiln_error *err);
+KILN_MUST_CHECK kiln_err kiln_iam_render_policy(struct kiln_awsenv *env, const char *vpc_id,
+                                                char **policy, struct kiln_error *err);
 /* Instance role + profile, deploy user + policy; a new access key written 0600 to
  * credentials_file when the file does not exist yet (NULL: no key). */
-kiln_err kiln_iam_ensure(struct kiln_awsenv *env, struct kiln_iam *iam, const char *vpc_id,
-                         const char *credentials_file, struct kiln_error *err);
+KILN_MUST_CHECK kiln_err kiln_iam_ensure(struct kiln_awsenv *env, struct kiln_iam *iam,
+                                         const char *vpc_id, const char *credentials_file,
+                                         struct kiln_error *err);
 void kiln_iam_clear(struct kiln_iam *iam);
 
 /* What to run: from the sizing, s3-object and eif artifacts. */
@@ -72,10 +91,13 @@ struct kiln_release {
   const char *eif_key;
   const char *eif_sha256;
   const char *ami; /* NULL: latest Amazon Linux 2023 from SSM */
-  const int *ports;
+  int ports[KILN_MAX_PORTS];
   size_t nports;
   int count; /* instances (default 1) */
   int debug;
+  const char *kiln_host_key, *kiln_host_sha256; /* kiln-host in the bucket */
+  char *host_conf;                              /* kiln-host's configuration (owned) */
+  const char *pcrs[KILN_RELEASE_PCRS]; /* PCR0, PCR1, PCR2, PCR8 of the EIF (NULL: unknown) */
 };
 
 struct kiln_fleet {
@@ -83,8 +105,9 @@ struct kiln_fleet {
   long lt_latest; /* newest version number */
   long lt_default;
   char *lt_user_data; /* of the newest version */
-  char *eif_key;      /* the EIF that version runs (read back from its user data) */
+  char *eif_key;      /* the EIF that version runs (from its instance tags) */
   char *eif_sha256;
+  char *pcrs[KILN_RELEASE_PCRS];
   char *lt_instance_type;
   char *lt_image_id;
   int lt_enclave;
@@ -98,14 +121,16 @@ struct kiln_fleet {
   char *eip_instance;
   char *refresh_status;
 };
-kiln_err kiln_fleet_find(struct kiln_awsenv *env, struct kiln_fleet *f, struct kiln_error *err);
+KILN_MUST_CHECK kiln_err kiln_fleet_find(struct kiln_awsenv *env, struct kiln_fleet *f,
+                                         struct kiln_error *err);
 /* The policy document in element `element` of an IAM answer (IAM URL-encodes it), parsed; NULL
  * when absent. */
 cJSON *kiln_iam_document(const struct kiln_xml *doc, const char *element);
 /* Whether IAM entity `name` carries the deployment tag (action ListRoleTags/ListUserTags, key
  * RoleName/UserName). */
-kiln_err kiln_iam_tagged(struct kiln_awsenv *env, const char *action, const char *key,
-                         const char *name, int *tagged, struct kiln_error *err);
+KILN_MUST_CHECK kiln_err kiln_iam_tagged(struct kiln_awsenv *env, const char *action,
+                                         const char *key, const char *name, int *tagged,
+                                         struct kiln_error *err);
 
 /* The deploy role CI systems assume with their OIDC token (no stored keys): trusted for one
  * GitHub repository or GitLab project, with the same tag-scoped policy as the deploy user. */
@@ -114,41 +139,58 @@ struct kiln_ci_trust {
   char *subject; /* the token's sub pattern: repo:OWNER/REPO:*, project_path:GROUP/PROJECT:* */
 };
 /* From the stage options github_repo / gitlab_project (+ gitlab_url); host NULL when neither. */
-kiln_err kiln_ci_trust_from_options(const cJSON *opts, struct kiln_ci_trust *t,
-                                    struct kiln_error *err);
+KILN_MUST_CHECK kiln_err kiln_ci_trust_from_options(const cJSON *opts, struct kiln_ci_trust *t,
+                                                    struct kiln_error *err);
 void kiln_ci_trust_clear(struct kiln_ci_trust *t);
 /* Create or converge the role (trust NULL: only refresh an existing role's policy); *role_arn
  * is the role's ARN when it exists (caller frees). */
-kiln_err kiln_ci_role_ensure(struct kiln_awsenv *env, const struct kiln_ci_trust *trust,
-                             const char *vpc_id, char **role_arn, struct kiln_error *err);
+KILN_MUST_CHECK kiln_err kiln_ci_role_ensure(struct kiln_awsenv *env,
+                                             const struct kiln_ci_trust *trust, const char *vpc_id,
+                                             char **role_arn, struct kiln_error *err);
 /* The role's ARN when it exists (*role_arn NULL otherwise; caller frees). Read only. */
-kiln_err kiln_ci_role_arn(struct kiln_awsenv *env, char **role_arn, struct kiln_error *err);
+KILN_MUST_CHECK kiln_err kiln_ci_role_arn(struct kiln_awsenv *env, char **role_arn,
+                                          struct kiln_error *err);
 /* Teardown: delete the role when it exists and carries the deployment tag (the account's OIDC
  * provider stays: other roles may trust it). */
-kiln_err kiln_ci_role_delete(struct kiln_awsenv *env, struct kiln_error *err);
+KILN_MUST_CHECK kiln_err kiln_ci_role_delete(struct kiln_awsenv *env, struct kiln_error *err);
 
 /* The statements update-policy adds, removes or changes, as [{change, statement, old, new}]
  * (statements matched by Sid, else by position), and as lines for the terminal (caller frees). */
 cJSON *kiln_policy_diff(const cJSON *old, const cJSON *now);
 char *kiln_policy_diff_text(const cJSON *changes);
 /* A Nitro Enclave-capable type the region offers (error naming the region when none). */
-kiln_err kiln_offerings_enclave_type(struct kiln_awsenv *env, const char **type,
-                                     struct kiln_error *err);
+KILN_MUST_CHECK kiln_err kiln_offerings_enclave_type(struct kiln_awsenv *env, const char **type,
+                                                     struct kiln_error *err);
 /* Error unless one of the network's subnet zones offers `type`. */
-kiln_err kiln_offerings_check_zones(struct kiln_awsenv *env, const struct kiln_network *net,
-                                    const char *type, struct kiln_error *err);
-/* setup's part: the launch template (version 1 on `placeholder_type`, no EIF yet), the Auto
- * Scaling group (0 instances) and the Elastic IP, so the scoped deploy credentials only add
- * versions and scale. */
-kiln_err kiln_fleet_prepare(struct kiln_awsenv *env, const struct kiln_network *net,
-                            const char *placeholder_type, const char *pinned_ami,
-                            struct kiln_fleet *f, struct kiln_error *err);
-kiln_err kiln_fleet_deploy(struct kiln_awsenv *env, const struct kiln_network *net,
-                           const struct kiln_release *r, struct kiln_fleet *f,
-                           struct kiln_error *err);
+KILN_MUST_CHECK kiln_err kiln_offerings_check_zones(struct kiln_awsenv *env,
+                                                    const struct kiln_network *net,
+                                                    const char *type, struct kiln_error *err);
+/* The parts of kiln_fleet_find, each in its resource module (res_launch_template.c, res_asg.c,
+ * res_eip.c). */
+KILN_MUST_CHECK kiln_err kiln_fleet_find_template(struct kiln_awsenv *env, struct kiln_fleet *f,
+                                                  struct kiln_error *err);
+KILN_MUST_CHECK kiln_err kiln_fleet_find_group(struct kiln_awsenv *env, struct kiln_fleet *f,
+                                               struct kiln_error *err);
+KILN_MUST_CHECK kiln_err kiln_fleet_find_address(struct kiln_awsenv *env, struct kiln_fleet *f,
+                                                 struct kiln_error *err);
+/* The latest Amazon Linux 2023 AMI (SSM), caller frees. */
+KILN_MUST_CHECK kiln_err kiln_fleet_latest_ami(struct kiln_awsenv *env, char **ami,
+                                               struct kiln_error *err);
+/* LaunchTemplateData.* for a release (only instance_type is read for setup's placeholder). */
+void kiln_fleet_template_data(struct kiln_awsenv *env, const struct kiln_network *net,
+                              const struct kiln_release *r, const char *ami, const char *user_data,
+                              struct kiln_aws_params *p);
+/* A new Auto Scaling group of n instances (0 at setup) from template version ver in the subnets
+ * zones (comma-separated). */
+KILN_MUST_CHECK kiln_err kiln_fleet_create_group(struct kiln_awsenv *env, struct kiln_fleet *f,
+                                                 const char *ver, int n, const char *zones,
+                                                 struct kiln_error *err);
+/* The Elastic IP: allocated when missing, associated with a serving instance when there is one. */
+KILN_MUST_CHECK kiln_err kiln_fleet_ensure_address(struct kiln_awsenv *env, struct kiln_fleet *f,
+                                                   struct kiln_error *err);
+KILN_MUST_CHECK kiln_err kiln_fleet_deploy(struct kiln_awsenv *env, const struct kiln_network *net,
+                                           const struct kiln_release *r, struct kiln_fleet *f,
+                                           struct kiln_error *err);
 void kiln_fleet_clear(struct kiln_fleet *f);
-
-/* Delete everything tagged with the deployment; the bucket only with delete_bucket. */
-kiln_err kiln_teardown(struct kiln_awsenv *env, int delete_bucket, struct kiln_error *err);
 
 #endif

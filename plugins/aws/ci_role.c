@@ -94,7 +94,7 @@ kiln_err kiln_ci_trust_from_options(const cJSON *opts, struct kiln_ci_trust *t,
 static char *role_name(struct kiln_awsenv *env)
 {
   struct kiln_buf b = KILN_BUF_INIT;
-  kiln_buf_printf(&b, "%s-ci", env->names.deploy_role);
+  kiln_buf_printf(&b, "%s-ci", env->names.deploy_user);
   return kiln_buf_detach(&b);
 }
 

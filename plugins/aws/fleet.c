@@ -6,15 +6,19 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <openssl/evp.h>
-
 #include "byoc.h"
 #include "util/buf.h"
 
 #define AL2023_PARAMETER "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"
 
+const char *const kiln_release_pcr_names[KILN_RELEASE_PCRS] = {"PCR0", "PCR1", "PCR2", "PCR8"};
+const char *const kiln_release_pcr_tags[KILN_RELEASE_PCRS] = {"kiln:pcr0", "kiln:pcr1", "kiln:pcr2",
+                                                              "kiln:pcr8"};
+
 void kiln_fleet_clear(struct kiln_fleet *f)
 {
+  for (int i = 0; i < KILN_RELEASE_PCRS; i++)
+    free(f->pcrs[i]);
   free(f->lt_id);
   free(f->lt_user_data);
   free(f->eif_key);
@@ -31,146 +35,18 @@ void kiln_fleet_clear(struct kiln_fleet *f)
   memset(f, 0, sizeof(*f));
 }
 
-static char *dup_text(const char *s)
-{
-  return s ? strdup(s) : NULL;
-}
-
-/* Which EIF a version's user data fetches: its `s3 cp "s3://BUCKET/KEY"` and `echo "SHA  ` lines.
- */
-static void eif_of_user_data(struct kiln_fleet *f)
-{
-  size_t len = f->lt_user_data ? strlen(f->lt_user_data) : 0;
-  unsigned char *text = len ? malloc(len + 4) : NULL;
-  if (!text)
-    return;
-  int n = EVP_DecodeBlock(text, (const unsigned char *)f->lt_user_data, (int)len);
-  if (n > 0) {
-    text[n] = '\0';
-    const char *cp = strstr((char *)text, "s3 cp \"s3://");
-    if (cp) {
-      const char *key = strchr(cp + 12, '/');
-      const char *end = key ? strchr(key, '"') : NULL;
-      if (key && end)
-        f->eif_key = strndup(key + 1, (size_t)(end - key - 1));
-    }
-    const char *sha = strstr((char *)text, "\necho \"");
-    if (sha && strlen(sha + 7) > 64 && sha[7 + 64] == ' ')
-      f->eif_sha256 = strndup(sha + 7, 64);
-  }
-  free(text);
-}
-
-static kiln_err find_template(struct kiln_awsenv *env, struct kiln_fleet *f, struct kiln_error *err)
-{
-  struct kiln_aws_params p = {0};
-  struct kiln_aws_error_info info;
-  struct kiln_xml *doc = NULL;
-  kiln_aws_params_add(&p, "LaunchTemplateName.1", env->names.launch_template);
-  kiln_err rc = kiln_aws_query(env->c, "ec2", "DescribeLaunchTemplates", &p, &doc, &info, err);
-  kiln_aws_params_clear(&p);
-  if (rc != KILN_OK && strstr(info.code, "NotFound")) {
-    kiln_error_clear(err);
-    return KILN_OK;
-  }
-  if (rc != KILN_OK)
-    return rc;
-  f->lt_id = dup_text(kiln_awsenv_first(doc, "launchTemplateId"));
-  const char *latest = kiln_awsenv_first(doc, "latestVersionNumber");
-  const char *def = kiln_awsenv_first(doc, "defaultVersionNumber");
-  f->lt_latest = latest ? atol(latest) : 0;
-  f->lt_default = def ? atol(def) : 0;
-  kiln_xml_free(doc);
-  if (!f->lt_id)
-    return KILN_OK;
-  kiln_aws_params_add(&p, "LaunchTemplateId", f->lt_id);
-  kiln_aws_params_add(&p, "LaunchTemplateVersion.1", "$Latest");
-  rc = kiln_awsenv_read(env, "ec2", "DescribeLaunchTemplateVersions", &p, &doc, err);
-  kiln_aws_params_clear(&p);
-  if (rc == KILN_OK) {
-    const struct kiln_xml *data = kiln_xml_find(doc, "launchTemplateData");
-    f->lt_user_data = dup_text(kiln_xml_text(data, "userData"));
-    eif_of_user_data(f);
-    f->lt_instance_type = dup_text(kiln_xml_text(data, "instanceType"));
-    f->lt_image_id = dup_text(kiln_xml_text(data, "imageId"));
-    const char *enclave = kiln_xml_text(data, "enclaveOptions/enabled");
-    f->lt_enclave = enclave && strcmp(enclave, "true") == 0;
-  }
-  kiln_xml_free(doc);
-  return rc;
-}
-
-static kiln_err find_group(struct kiln_awsenv *env, struct kiln_fleet *f, struct kiln_error *err)
-{
-  struct kiln_aws_params p = {0};
-  struct kiln_xml *doc = NULL;
-  kiln_aws_params_add(&p, "AutoScalingGroupNames.member.1", env->names.asg);
-  kiln_err rc = kiln_awsenv_read(env, "autoscaling", "DescribeAutoScalingGroups", &p, &doc, err);
-  kiln_aws_params_clear(&p);
-  if (rc != KILN_OK)
-    return rc;
-  const struct kiln_xml *group = kiln_xml_find(doc, "AutoScalingGroups");
-  group = group ? kiln_xml_child(group, "member") : NULL;
-  if (group) {
-    const char *desired = kiln_xml_text(group, "DesiredCapacity");
-    f->asg_exists = 1;
-    f->asg_lt_version = dup_text(kiln_xml_text(group, "LaunchTemplate/Version"));
-    f->asg_desired = desired ? atoi(desired) : 0;
-    for (const struct kiln_xml *i = kiln_awsenv_items(group, "Instances");
-         i && f->ninstances < KILN_MAX_INSTANCES; i = kiln_xml_next_same(i)) {
-      const char *id = kiln_xml_text(i, "InstanceId");
-      if (id)
-        f->instance_ids[f->ninstances++] = strdup(id);
-    }
-  }
-  kiln_xml_free(doc);
-  if (!f->asg_exists)
-    return KILN_OK;
-  kiln_aws_params_add(&p, "AutoScalingGroupName", env->names.asg);
-  struct kiln_aws_error_info info;
-  rc = kiln_aws_query(env->c, "autoscaling", "DescribeInstanceRefreshes", &p, &doc, &info, err);
-  kiln_aws_params_clear(&p);
-  if (rc == KILN_OK)
-    f->refresh_status = dup_text(kiln_awsenv_first(doc, "Status"));
-  else
-    kiln_error_clear(err); /* not every endpoint knows refreshes; status shows none */
-  kiln_xml_free(doc);
-  return KILN_OK;
-}
-
-static kiln_err find_address(struct kiln_awsenv *env, struct kiln_fleet *f, struct kiln_error *err)
-{
-  struct kiln_aws_params p = {0};
-  struct kiln_xml *doc = NULL;
-  int n = 1;
-  kiln_awsenv_tag_filter(env, &p, &n);
-  kiln_err rc = kiln_awsenv_read(env, "ec2", "DescribeAddresses", &p, &doc, err);
-  kiln_aws_params_clear(&p);
-  if (rc == KILN_OK) {
-    const struct kiln_xml *a = kiln_awsenv_items(doc, "addressesSet");
-    if (a) {
-      f->eip_allocation = dup_text(kiln_xml_text(a, "allocationId"));
-      f->eip_address = dup_text(kiln_xml_text(a, "publicIp"));
-      const char *inst = kiln_xml_text(a, "instanceId");
-      f->eip_instance = inst && *inst ? strdup(inst) : NULL;
-    }
-  }
-  kiln_xml_free(doc);
-  return rc;
-}
-
 kiln_err kiln_fleet_find(struct kiln_awsenv *env, struct kiln_fleet *f, struct kiln_error *err)
 {
   memset(f, 0, sizeof(*f));
-  kiln_err rc = find_template(env, f, err);
+  kiln_err rc = kiln_fleet_find_template(env, f, err);
   if (rc == KILN_OK)
-    rc = find_group(env, f, err);
+    rc = kiln_fleet_find_group(env, f, err);
   if (rc == KILN_OK)
-    rc = find_address(env, f, err);
+    rc = kiln_fleet_find_address(env, f, err);
   return rc;
 }
 
-static kiln_err latest_ami(struct kiln_awsenv *env, char **ami, struct kiln_error *err)
+kiln_err kiln_fleet_latest_ami(struct kiln_awsenv *env, char **ami, struct kiln_error *err)
 {
   cJSON *body = cJSON_CreateObject(), *out = NULL;
   cJSON_AddStringToObject(body, "Name", AL2023_PARAMETER);
@@ -189,13 +65,25 @@ static kiln_err latest_ami(struct kiln_awsenv *env, char **ami, struct kiln_erro
   return rc;
 }
 
-/* LaunchTemplateData.* for this release. */
-static void template_data(struct kiln_awsenv *env, const struct kiln_network *net,
-                          const struct kiln_release *r, const char *ami, const char *user_data,
-                          struct kiln_aws_params *p)
+/* LaunchTemplateData.* for this release; its instances are tagged with the EIF and its PCRs. */
+void kiln_fleet_template_data(struct kiln_awsenv *env, const struct kiln_network *net,
+                              const struct kiln_release *r, const char *ami, const char *user_data,
+                              struct kiln_aws_params *p)
 {
-  const char *tags[3][2] = {
+  const char *tags[3 + 2 + KILN_RELEASE_PCRS][2] = {
       {env->dep.tag_key, env->dep.id}, {"kiln:managed", "true"}, {"Name", env->names.asg}};
+  int ntags = 3;
+  if (r->eif_key && r->eif_sha256) {
+    tags[ntags][0] = KILN_TAG_EIF_KEY;
+    tags[ntags++][1] = r->eif_key;
+    tags[ntags][0] = KILN_TAG_EIF_SHA256;
+    tags[ntags++][1] = r->eif_sha256;
+  }
+  for (int i = 0; i < KILN_RELEASE_PCRS; i++)
+    if (r->pcrs[i]) {
+      tags[ntags][0] = kiln_release_pcr_tags[i];
+      tags[ntags++][1] = r->pcrs[i];
+    }
   kiln_aws_params_add(p, "LaunchTemplateData.ImageId", ami);
   kiln_aws_params_add(p, "LaunchTemplateData.InstanceType", r->instance_type);
   kiln_aws_params_add(p, "LaunchTemplateData.IamInstanceProfile.Name", env->names.instance_role);
@@ -208,7 +96,7 @@ static void template_data(struct kiln_awsenv *env, const struct kiln_network *ne
     char key[96];
     snprintf(key, sizeof(key), "LaunchTemplateData.TagSpecification.%d.ResourceType", t + 1);
     kiln_aws_params_add(p, key, types[t]);
-    for (int i = 0; i < 3; i++) {
+    for (int i = 0; i < (t == 0 ? ntags : 3); i++) {
       snprintf(key, sizeof(key), "LaunchTemplateData.TagSpecification.%d.Tag.%d.Key", t + 1, i + 1);
       kiln_aws_params_add(p, key, tags[i][0]);
       snprintf(key, sizeof(key), "LaunchTemplateData.TagSpecification.%d.Tag.%d.Value", t + 1,
@@ -226,8 +114,8 @@ static kiln_err ensure_template(struct kiln_awsenv *env, const struct kiln_netwo
   char *ami = NULL, *script = NULL, *user_data = NULL;
   struct kiln_aws_params p = {0};
   struct kiln_xml *doc = NULL;
-  kiln_err rc =
-      r->ami ? ((ami = strdup(r->ami)) ? KILN_OK : KILN_E_NOMEM) : latest_ami(env, &ami, err);
+  kiln_err rc = r->ami ? ((ami = strdup(r->ami)) ? KILN_OK : KILN_E_NOMEM)
+                       : kiln_fleet_latest_ami(env, &ami, err);
   struct kiln_userdata_params up = {.deployment_id = env->dep.id,
                                     .region = env->dep.region,
                                     .bucket = env->names.bucket,
@@ -235,8 +123,9 @@ static kiln_err ensure_template(struct kiln_awsenv *env, const struct kiln_netwo
                                     .eif_sha256 = r->eif_sha256,
                                     .cpu_count = r->cpus,
                                     .memory_mib = r->memory_mib,
-                                    .ports = r->ports,
-                                    .nports = r->nports,
+                                    .kiln_host_key = r->kiln_host_key,
+                                    .kiln_host_sha256 = r->kiln_host_sha256,
+                                    .host_conf = r->host_conf,
                                     .debug = r->debug};
   if (rc == KILN_OK)
     rc = kiln_userdata_render(env->share_dir, &up, &script, &user_data, err);
@@ -251,7 +140,7 @@ static kiln_err ensure_template(struct kiln_awsenv *env, const struct kiln_netwo
     *version = f->lt_latest;
     goto out;
   }
-  template_data(env, net, r, ami, user_data, &p);
+  kiln_fleet_template_data(env, net, r, ami, user_data, &p);
   if (!f->lt_id) {
     kiln_awsenv_announce(env, "create", env->names.launch_template,
                          "launch template: %s, %s, enclave %d CPUs / %lld MiB", r->instance_type,
@@ -261,7 +150,7 @@ static kiln_err ensure_template(struct kiln_awsenv *env, const struct kiln_netwo
     rc = kiln_awsenv_mutate(env, "ec2", "CreateLaunchTemplate", &p, env->names.launch_template,
                             NULL, &doc, err);
     if (rc == KILN_OK && !env->dry_run)
-      f->lt_id = dup_text(kiln_awsenv_first(doc, "launchTemplateId"));
+      f->lt_id = kiln_awsenv_dup(kiln_awsenv_first(doc, "launchTemplateId"));
     *version = 1;
   } else {
     kiln_awsenv_announce(env, "update", env->names.launch_template,
@@ -296,12 +185,10 @@ out:
 }
 
 /* A new Auto Scaling group of n instances (0 at setup) from the template's version ver. */
-static kiln_err create_group(struct kiln_awsenv *env, const struct kiln_network *net,
-                             struct kiln_fleet *f, const char *ver, int n, const char *zones,
-                             struct kiln_error *err)
+kiln_err kiln_fleet_create_group(struct kiln_awsenv *env, struct kiln_fleet *f, const char *ver,
+                                 int n, const char *zones, struct kiln_error *err)
 {
   struct kiln_aws_params p = {0};
-  (void)net;
   kiln_awsenv_announce(env, "create", env->names.asg,
                        "Auto Scaling group: %d instance(s) from version %s", n, ver);
   kiln_aws_params_add(&p, "AutoScalingGroupName", env->names.asg);
@@ -344,7 +231,7 @@ static kiln_err ensure_group(struct kiln_awsenv *env, const struct kiln_network 
   for (size_t i = 0; i < net->nsubnets; i++)
     kiln_buf_printf(&zones, "%s%s", i ? "," : "", net->subnet_ids[i]);
   if (!f->asg_exists) {
-    rc = create_group(env, net, f, ver, n, kiln_buf_str(&zones), err);
+    rc = kiln_fleet_create_group(env, f, ver, n, kiln_buf_str(&zones), err);
   } else if (!f->asg_lt_version || strcmp(f->asg_lt_version, ver) != 0 || f->asg_desired != n) {
     kiln_awsenv_announce(env, "update", env->names.asg,
                          "launch template version %s -> %s, %d instance(s), rolling refresh",
@@ -383,8 +270,8 @@ static int in_group(const struct kiln_fleet *f, const char *instance)
   return 0;
 }
 
-static kiln_err ensure_address(struct kiln_awsenv *env, struct kiln_fleet *f,
-                               struct kiln_error *err)
+kiln_err kiln_fleet_ensure_address(struct kiln_awsenv *env, struct kiln_fleet *f,
+                                   struct kiln_error *err)
 {
   struct kiln_aws_params p = {0};
   struct kiln_xml *doc = NULL;
@@ -398,8 +285,8 @@ static kiln_err ensure_address(struct kiln_awsenv *env, struct kiln_fleet *f,
                             &doc, err);
     kiln_aws_params_clear(&p);
     if (rc == KILN_OK && !env->dry_run) {
-      f->eip_allocation = dup_text(kiln_awsenv_first(doc, "allocationId"));
-      f->eip_address = dup_text(kiln_awsenv_first(doc, "publicIp"));
+      f->eip_allocation = kiln_awsenv_dup(kiln_awsenv_first(doc, "allocationId"));
+      f->eip_address = kiln_awsenv_dup(kiln_awsenv_first(doc, "publicIp"));
     }
     kiln_xml_free(doc);
   }
@@ -419,59 +306,6 @@ static kiln_err ensure_address(struct kiln_awsenv *env, struct kiln_fleet *f,
     free(f->eip_instance);
     f->eip_instance = strdup(target);
   }
-  return rc;
-}
-
-/* "#!/bin/sh\necho 'kiln: no EIF deployed yet'\n" in base64 */
-#define PLACEHOLDER_USER_DATA "IyEvYmluL3NoCmVjaG8gJ2tpbG46IG5vIEVJRiBkZXBsb3llZCB5ZXQnCg=="
-
-kiln_err kiln_fleet_prepare(struct kiln_awsenv *env, const struct kiln_network *net,
-                            const char *placeholder_type, const char *pinned_ami,
-                            struct kiln_fleet *f, struct kiln_error *err)
-{
-  struct kiln_aws_params p = {0};
-  struct kiln_xml *doc = NULL;
-  struct kiln_buf zones = KILN_BUF_INIT;
-  char *ami = NULL;
-  kiln_err rc = KILN_OK;
-  if (!f->lt_id) {
-    rc = pinned_ami ? ((ami = strdup(pinned_ami)) ? KILN_OK : KILN_E_NOMEM)
-                    : latest_ami(env, &ami, err);
-    struct kiln_release placeholder = {.instance_type = placeholder_type};
-    if (rc == KILN_OK) {
-      kiln_awsenv_announce(env, "create", env->names.launch_template,
-                           "launch template (version 1: no EIF yet; deploy adds versions)");
-      template_data(env, net, &placeholder, ami, PLACEHOLDER_USER_DATA, &p);
-      kiln_aws_params_add(&p, "LaunchTemplateName", env->names.launch_template);
-      kiln_awsenv_tag_spec(env, &p, 1, "launch-template", env->names.launch_template);
-      /* a new instance profile takes seconds to be usable: retry while EC2 does not know it */
-      for (int attempt = 0; attempt < 10; attempt++) {
-        rc = kiln_awsenv_mutate(env, "ec2", "CreateLaunchTemplate", &p, env->names.launch_template,
-                                NULL, &doc, err);
-        if (rc == KILN_OK || !strstr(kiln_error_msg(err), "IamInstanceProfile"))
-          break;
-        kiln_error_clear(err);
-        env->mutations--;
-        kiln_aws_client_log(env->c, KILN_LOG_INFO,
-                            "instance profile not visible to EC2 yet; retrying");
-        sleep(3);
-      }
-      if (rc == KILN_OK && !env->dry_run) {
-        f->lt_id = dup_text(kiln_awsenv_first(doc, "launchTemplateId"));
-        f->lt_latest = 1;
-      }
-      kiln_xml_free(doc);
-    }
-    kiln_aws_params_clear(&p);
-  }
-  for (size_t i = 0; i < net->nsubnets; i++)
-    kiln_buf_printf(&zones, "%s%s", i ? "," : "", net->subnet_ids[i]);
-  if (rc == KILN_OK && !f->asg_exists)
-    rc = create_group(env, net, f, "1", 0, kiln_buf_str(&zones), err);
-  if (rc == KILN_OK)
-    rc = ensure_address(env, f, err);
-  kiln_buf_free(&zones);
-  free(ami);
   return rc;
 }
 
@@ -501,9 +335,9 @@ kiln_err kiln_fleet_deploy(struct kiln_awsenv *env, const struct kiln_network *n
     f->asg_exists = 0;
     free(f->refresh_status);
     f->refresh_status = NULL;
-    rc = find_group(env, f, err);
+    rc = kiln_fleet_find_group(env, f, err);
   }
   if (rc == KILN_OK)
-    rc = ensure_address(env, f, err);
+    rc = kiln_fleet_ensure_address(env, f, err);
   return rc;
 }

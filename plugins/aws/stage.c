@@ -7,75 +7,26 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <kiln/enclave_runtime.h>
 #include <kiln/plugin.h>
 
-#include "byoc.h"
+#include "resource.h"
+#include "host_hooks.h"
 #include "s3.h"
 #include "util/buf.h"
 #include "util/fs.h"
+#include "util/hash.h"
 #include "util/json.h"
 
-static const char options_schema[] =
-    "{\"type\":\"object\",\"additionalProperties\":false,\"properties\":{"
-    "\"action\":{\"type\":\"string\",\"enum\":[\"deploy\",\"setup\",\"status\","
-    "\"update-policy\",\"teardown\",\"policy\"],\"description\":\"What to do (set by the kiln "
-    "command)\"},"
-    "\"region\":{\"type\":\"string\",\"minLength\":1,\"description\":\"AWS region (after "
-    "AWS_REGION and the profile)\"},"
-    "\"profile\":{\"type\":\"string\",\"minLength\":1,\"description\":\"AWS profile\"},"
-    "\"deployment_id\":{\"type\":\"string\",\"minLength\":1,\"maxLength\":32,"
-    "\"description\":\"Deployment id (default: DEPLOYMENT_ID from the environment or .env)\"},"
-    "\"vpc_id\":{\"type\":\"string\",\"minLength\":1,\"description\":\"Use this VPC instead of "
-    "creating one\"},"
-    "\"tag_key\":{\"type\":\"string\",\"minLength\":1,\"maxLength\":127,\"description\":\"Tag key "
-    "marking the deployment's resources (default caution:deployment-id)\"},"
-    "\"bucket\":{\"type\":\"string\",\"minLength\":3,\"maxLength\":63,\"description\":\"The "
-    "deployment's EIF bucket: setup creates it, s3 uploads to it (default kiln-<id>-<account>)\"},"
-    "\"ports\":{\"type\":\"array\",\"maxItems\":16,\"items\":{\"type\":\"integer\","
-    "\"minimum\":1,\"maximum\":65535},\"description\":\"TCP ports open to the world and "
-    "forwarded to the enclave over vsock\"},"
-    "\"count\":{\"type\":\"integer\",\"minimum\":1,\"maximum\":16,\"description\":\"Instances "
-    "(default 1)\"},"
-    "\"ami\":{\"type\":\"string\",\"minLength\":1,\"description\":\"Pin the AMI (default: latest "
-    "Amazon Linux 2023)\"},"
-    "\"debug\":{\"type\":\"boolean\",\"description\":\"Run the enclave in debug mode (console "
-    "readable, PCRs zero)\"},"
-    "\"s3_path_style\":{\"type\":\"boolean\",\"description\":\"Path-style S3 addressing\"},"
-    "\"credentials_file\":{\"type\":\"string\",\"minLength\":1,\"description\":\"setup: write "
-    "the scoped deploy credentials here (0600)\"},"
-    "\"github_repo\":{\"type\":\"string\",\"minLength\":3,\"maxLength\":255,\"description\":"
-    "\"setup: a deploy role GitHub Actions of OWNER/REPO assume with their OIDC token\"},"
-    "\"gitlab_project\":{\"type\":\"string\",\"minLength\":3,\"maxLength\":255,"
-    "\"description\":\"setup: a deploy role GitLab CI jobs of GROUP/PROJECT assume with their "
-    "OIDC token\"},"
-    "\"gitlab_url\":{\"type\":\"string\",\"minLength\":9,\"description\":\"The GitLab "
-    "instance issuing the tokens (default https://gitlab.com)\"},"
-    "\"delete_bucket\":{\"type\":\"boolean\",\"description\":\"teardown: also delete the bucket "
-    "and its EIFs\"}}}";
+/* The options schema: options.schema.json, compiled in by kiln_embed_text (CMakeLists.txt). */
+extern const char options_schema[];
 
 struct stage_env {
   struct kiln_stage_ctx *ctx;
   const struct kiln_host *host;
   int plan;
+  struct kiln_aws_host hooks; /* the same ctx and host, as the AWS client's hooks */
 };
-
-static void hook_log(void *p, int level, const char *msg)
-{
-  struct stage_env *s = p;
-  s->host->log(s->ctx, (enum kiln_log_level)level, "%s", msg);
-}
-
-static void hook_redact(void *p, const char *secret)
-{
-  struct stage_env *s = p;
-  s->host->redact(s->ctx, secret);
-}
-
-static int hook_cancelled(void *p)
-{
-  struct stage_env *s = p;
-  return s->host->cancelled(s->ctx);
-}
 
 static void hook_announce(void *p, const char *action, const char *resource, const char *detail)
 {
@@ -96,20 +47,56 @@ static const char *string_at(const cJSON *o, const char *key)
 
 static const char *action_of(const cJSON *opts)
 {
-  const char *a = string_at(opts, "action");
-  return a ? a : "deploy";
+  const char *a = string_at(opts, "action"); /* the schema's default: deploy */
+  return a ? a : "";
 }
 
-static size_t ports_of(const cJSON *opts, int *ports, size_t max)
+/* The public ports to open (ingress ports, and the attestation port when set) from kiln.json's
+ * enclave settings (/enclave/ports, else /aws/ports); with host_conf, kiln-host's configuration. */
+static kiln_err runtime_of(struct stage_env *s, int *ports, size_t *nports, char **host_conf,
+                           struct kiln_error *err)
 {
-  size_t n = 0;
-  const cJSON *p;
-  cJSON_ArrayForEach(p, cJSON_GetObjectItemCaseSensitive(opts, "ports"))
-  {
-    if (cJSON_IsNumber(p) && n < max)
-      ports[n++] = p->valueint;
-  }
-  return n;
+  struct kiln_enclave_runtime rt;
+  kiln_err rc = kiln_enclave_runtime_load(s->host->config(s->ctx), &rt, err);
+  if (rc)
+    return rc;
+  *nports = 0;
+  for (size_t i = 0; i < rt.nports && *nports < KILN_MAX_PORTS; i++)
+    ports[(*nports)++] = rt.ports[i].pub;
+  if (rt.attestation_port && *nports < KILN_MAX_PORTS)
+    ports[(*nports)++] = rt.attestation_port;
+  if (rt.nports + (rt.attestation_port != 0) > KILN_MAX_PORTS)
+    rc = kiln_error_set(err, KILN_E_INVALID, "/enclave/ports: at most %d public ports",
+                        KILN_MAX_PORTS);
+  if (!rc && host_conf &&
+      !(*host_conf = kiln_enclave_host_conf(&rt, KILN_ENCLAVE_CID, KILN_HOST_LOG_FILE)))
+    rc = kiln_error_set(err, KILN_E_NOMEM, "out of memory");
+  kiln_enclave_runtime_free(&rt);
+  return rc;
+}
+
+/* kiln-host in the bucket: from the s3 stage's object, or (plan) derived from the binary. */
+static kiln_err kiln_host_of(struct stage_env *s, const struct kiln_artifact *object,
+                             struct kiln_release *r, char **derived, struct kiln_error *err)
+{
+  const cJSON *kh = object ? cJSON_GetObjectItemCaseSensitive(object->meta, "kiln_host") : NULL;
+  r->kiln_host_key = string_at(kh, "key");
+  r->kiln_host_sha256 = string_at(kh, "sha256");
+  if (r->kiln_host_key || !s->plan)
+    return r->kiln_host_key && r->kiln_host_sha256
+               ? KILN_OK
+               : kiln_error_set(err, KILN_E_INVALID,
+                                "the s3 stage did not upload kiln-host (an s3 stage from an "
+                                "older kiln?): run `kiln deploy` with this kiln's plugins");
+  static char sha[KILN_SHA256_HEX_LEN + 1];
+  char *path = kiln_path_join(s->host->lib_dir(s->ctx), "kiln-host");
+  kiln_err rc = path ? kiln_sha256_file(path, sha, NULL, err) : KILN_E_NOMEM;
+  free(path);
+  if (rc)
+    return rc;
+  r->kiln_host_sha256 = sha;
+  r->kiln_host_key = *derived = kiln_s3_kiln_host_key(sha);
+  return *derived ? KILN_OK : kiln_error_set(err, KILN_E_NOMEM, "out of memory");
 }
 
 /* Open the client and resolve the deployment (a new id for setup when none exists). */
@@ -120,11 +107,8 @@ static kiln_err open_env(struct stage_env *s, struct kiln_awsenv *env, int allow
   struct kiln_aws_client_options o = {
       .profile = string_at(opts, "profile"),
       .region = string_at(opts, "region"),
-      .s3_path_style = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(opts, "s3_path_style")),
-      .log = hook_log,
-      .redact = hook_redact,
-      .cancelled = hook_cancelled,
-      .hook_ctx = s};
+      .s3_path_style = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(opts, "s3_path_style"))};
+  kiln_aws_host_hooks(&s->hooks, &o);
   memset(env, 0, sizeof(*env));
   env->config = s->host->config(s->ctx);
   env->app_dir = s->host->app_dir(s->ctx);
@@ -151,78 +135,68 @@ static void close_env(struct kiln_awsenv *env)
   env->c = NULL;
 }
 
-/* setup on an app without a deployment id: make one and record it in <app>/.env. */
+/* setup without a deployment id: a new one. `kiln setup` records it in <app>/.env before the
+ * real run (action "setup-check" hands it over), so only a plan or that action gets here. */
 static kiln_err new_deployment_id(struct stage_env *s, struct kiln_awsenv *env,
                                   struct kiln_error *err)
 {
+  if (!s->plan && strcmp(action_of(s->host->options(s->ctx)), "setup-check") != 0)
+    return kiln_error_set(err, KILN_E_INVALID,
+                          "no deployment id: run `kiln setup` (it records a new id in .env), or "
+                          "set /aws/deployment_id or DEPLOYMENT_ID");
   char *id = kiln_deployment_id_generate();
   if (!id)
     return kiln_error_set(err, KILN_E_INTERNAL, "no random bytes for a deployment id");
   env->dep.id = id;
-  env->dep.id_source = "new (written to .env)";
-  kiln_err rc = kiln_awsenv_name_resources(env, id, err);
-  if (rc != KILN_OK || s->plan)
-    return rc;
-  char *dotenv = kiln_path_join(env->app_dir, ".env");
-  FILE *f = dotenv ? fopen(dotenv, "a") : NULL;
-  if (!f) {
-    rc = kiln_error_set(err, KILN_E_IO, "cannot record the deployment id in %s: %s",
-                        dotenv ? dotenv : ".env", strerror(errno));
-  } else {
-    fprintf(f, "DEPLOYMENT_ID=%s\n", id);
-    if (fclose(f) != 0)
-      rc = kiln_error_set(err, KILN_E_IO, "writing %s failed", dotenv);
-    else
-      s->host->log(s->ctx, KILN_LOG_INFO, "new deployment id %s (recorded in %s)", id, dotenv);
-  }
-  free(dotenv);
-  return rc;
-}
-
-static cJSON *string_array(char *const *items, size_t n)
-{
-  cJSON *a = cJSON_CreateArray();
-  for (size_t i = 0; i < n; i++)
-    cJSON_AddItemToArray(a, cJSON_CreateString(items[i]));
-  return a;
-}
-
-static void add_string(cJSON *o, const char *key, const char *value)
-{
-  if (value)
-    cJSON_AddStringToObject(o, key, value);
+  env->dep.id_source = "new";
+  return kiln_awsenv_name_resources(env, id, err);
 }
 
 static cJSON *identity_json(const struct kiln_awsenv *env)
 {
+  static const char *const labels[][2] = {
+      {"deployment_id", "deployment"},    {"region", "region"},
+      {"account_id", "account"},          {"bucket", "bucket"},
+      {"instance_role", "instance role"}, {"deploy_user", "deploy user"},
+      {"asg_name", "Auto Scaling group"}};
   cJSON *m = cJSON_CreateObject();
-  add_string(m, "deployment_id", env->dep.id);
-  add_string(m, "region", env->dep.region);
-  add_string(m, "account_id", env->account_id);
-  add_string(m, "tag_key", env->dep.tag_key);
-  add_string(m, "bucket", env->names.bucket);
-  add_string(m, "asg_name", env->names.asg);
-  add_string(m, "instance_role", env->names.instance_role);
-  add_string(m, "deploy_user", env->names.deploy_role);
+  kiln_json_add_string(m, "deployment_id", env->dep.id);
+  kiln_json_add_string(m, "region", env->dep.region);
+  kiln_json_add_string(m, "account_id", env->account_id);
+  kiln_json_add_string(m, "tag_key", env->dep.tag_key);
+  kiln_json_add_string(m, "bucket", env->names.bucket);
+  kiln_json_add_string(m, "asg_name", env->names.asg);
+  kiln_json_add_string(m, "instance_role", env->names.instance_role);
+  kiln_json_add_string(m, "deploy_user", env->names.deploy_user);
+  for (size_t i = 0; i < sizeof(labels) / sizeof(labels[0]); i++)
+    kiln_doc_label(m, labels[i][0], labels[i][1]);
   return m;
 }
 
-static void network_json(cJSON *m, const struct kiln_network *net)
+/* The mutating calls made (or a plan would make), last in the document. */
+static void add_changes(cJSON *m, const struct kiln_awsenv *env)
 {
-  add_string(m, "vpc_id", net->vpc_id);
-  cJSON_AddItemToObject(m, "subnet_ids", string_array(net->subnet_ids, net->nsubnets));
-  add_string(m, "security_group_id", net->sg_id);
+  cJSON_AddNumberToObject(m, "changes", env->mutations);
+  kiln_doc_label(m, "changes", "changes made");
 }
 
-static void fleet_json(cJSON *m, const struct kiln_fleet *f)
+/* The deploy document's network and fleet fields, as the resource kinds write them. */
+static void release_fields(cJSON *m, const struct kiln_awsenv *env, const struct kiln_network *net,
+                           const struct kiln_fleet *f)
 {
-  add_string(m, "launch_template_id", f->lt_id);
-  if (f->lt_latest)
-    cJSON_AddNumberToObject(m, "launch_template_version", (double)f->lt_latest);
-  cJSON_AddItemToObject(m, "instance_ids", string_array(f->instance_ids, f->ninstances));
-  add_string(m, "eip", f->eip_address);
-  add_string(m, "eip_instance", f->eip_instance);
-  add_string(m, "instance_refresh", f->refresh_status);
+  static const struct kiln_aws_resource *const kinds[] = {&kiln_res_vpc,
+                                                          &kiln_res_subnets,
+                                                          &kiln_res_security_group,
+                                                          &kiln_res_launch_template,
+                                                          &kiln_res_asg,
+                                                          &kiln_res_eip,
+                                                          NULL};
+  struct kiln_walk w;
+  kiln_walk_init(&w, (struct kiln_awsenv *)env, NULL, KILN_WALK_SETUP);
+  w.net = *net;
+  w.fleet = *f;
+  for (size_t i = 0; kinds[i]; i++)
+    kinds[i]->fields(&w, m);
 }
 
 static kiln_err emit(struct stage_env *s, cJSON *meta)
@@ -249,80 +223,52 @@ static kiln_err emit(struct stage_env *s, cJSON *meta)
   return s->host->output_meta(s->ctx, "deployment", meta);
 }
 
+/* What setup refuses before anything exists: bad CI options, a region without enclave types. */
+static kiln_err setup_checks(struct stage_env *s, struct kiln_awsenv *env, struct kiln_walk *w,
+                             struct kiln_error *err)
+{
+  kiln_err rc = kiln_ci_trust_from_options(s->host->options(s->ctx), &w->trust, err);
+  if (rc == KILN_OK)
+    rc = kiln_offerings_enclave_type(env, &w->placeholder_type, err);
+  return rc;
+}
+
 static kiln_err do_setup(struct stage_env *s, struct kiln_awsenv *env, cJSON **meta,
                          struct kiln_error *err)
 {
   const cJSON *opts = s->host->options(s->ctx);
-  struct kiln_network net;
-  struct kiln_iam iam;
-  int ports[KILN_MAX_PORTS];
-  size_t nports = ports_of(opts, ports, KILN_MAX_PORTS);
-  char *cred_file = NULL;
-  const char *placeholder_type = NULL;
-  kiln_err rc = KILN_OK;
-  memset(&iam, 0, sizeof(iam));
-  memset(&net, 0, sizeof(net));
-  struct kiln_ci_trust trust;
-  char *role_arn = NULL;
-  if ((rc = kiln_ci_trust_from_options(opts, &trust, err)) != KILN_OK)
-    return rc;
-  /* before anything is created (or a new id recorded): can this region run enclaves at all? */
-  if ((rc = kiln_offerings_enclave_type(env, &placeholder_type, err)) != KILN_OK) {
-    kiln_ci_trust_clear(&trust);
-    return rc;
-  }
-  if (!env->dep.id && (rc = new_deployment_id(s, env, err)) != KILN_OK) {
-    kiln_ci_trust_clear(&trust);
-    return rc;
-  }
-  if (string_at(opts, "credentials_file"))
-    cred_file = kiln_path_absolute(env->app_dir, string_at(opts, "credentials_file"));
-  /* the bucket first: a name taken by another account stops setup before anything exists */
-  rc = kiln_bucket_ensure(env, err);
+  struct kiln_walk w;
+  kiln_walk_init(&w, env, opts, KILN_WALK_SETUP);
+  /* before anything is created: are the ports valid, can this region run enclaves at all? */
+  kiln_err rc = runtime_of(s, w.ports, &w.nports, NULL, err);
   if (rc == KILN_OK)
-    rc = kiln_network_find(env, &net, err);
+    rc = setup_checks(s, env, &w, err);
+  if (rc == KILN_OK && !env->dep.id)
+    rc = new_deployment_id(s, env, err);
+  if (rc == KILN_OK && string_at(opts, "credentials_file") &&
+      !(w.credentials_file = kiln_path_absolute(env->app_dir, string_at(opts, "credentials_file"))))
+    rc = kiln_error_set(err, KILN_E_NOMEM, "out of memory");
   if (rc == KILN_OK)
-    rc = kiln_network_ensure(env, &net, ports, nports, err);
-  if (rc == KILN_OK)
-    rc = kiln_iam_find(env, &iam, err);
-  if (rc == KILN_OK)
-    rc = kiln_iam_ensure(env, &iam, net.vpc_id, cred_file, err);
-  if (rc == KILN_OK)
-    rc = kiln_ci_role_ensure(env, trust.host ? &trust : NULL, net.vpc_id, &role_arn, err);
-  struct kiln_fleet fleet;
-  memset(&fleet, 0, sizeof(fleet));
-  if (rc == KILN_OK)
-    rc = kiln_fleet_find(env, &fleet, err);
-  if (rc == KILN_OK)
-    rc = kiln_fleet_prepare(env, &net, placeholder_type, string_at(opts, "ami"), &fleet, err);
+    rc = kiln_walk_setup(&w, err);
   if (rc == KILN_OK) {
     *meta = identity_json(env);
-    network_json(*meta, &net);
-    fleet_json(*meta, &fleet);
-    add_string(*meta, "credentials_file", cred_file);
-    add_string(*meta, "deploy_role_arn", role_arn);
-    cJSON_AddNumberToObject(*meta, "changes", env->mutations);
+    kiln_walk_fields(&w, *meta);
+    add_changes(*meta, env);
   }
-  free(role_arn);
-  kiln_ci_trust_clear(&trust);
-  free(cred_file);
-  kiln_fleet_clear(&fleet);
-  kiln_iam_clear(&iam);
-  kiln_network_clear(&net);
+  kiln_walk_clear(&w);
   return rc;
 }
 
 /* The release to run, from the pipeline's sizing, s3-object and eif artifacts. */
-static kiln_err release_of(struct stage_env *s, struct kiln_awsenv *env, struct kiln_release *r,
-                           char **derived_key, struct kiln_error *err)
+static kiln_err release_of(struct stage_env *s, struct kiln_release *r, char **derived_key,
+                           char **derived_host_key, struct kiln_error *err)
 {
   const cJSON *opts = s->host->options(s->ctx);
   const struct kiln_artifact *sizing = s->host->input(s->ctx, "sizing");
   const struct kiln_artifact *object = s->host->input(s->ctx, "s3-object");
   const struct kiln_artifact *eif = s->host->input(s->ctx, "eif");
-  (void)env;
   memset(r, 0, sizeof(*r));
-  *derived_key = NULL;
+  *derived_key = *derived_host_key = NULL;
   if (!sizing)
     return kiln_error_set(err, KILN_E_INVALID,
                           "deploy needs the size stage's result (run it through `kiln deploy`)");
@@ -346,13 +292,18 @@ static kiln_err release_of(struct stage_env *s, struct kiln_awsenv *env, struct 
     return kiln_error_set(err, KILN_E_INVALID,
                           "deploy needs the sized instance and the uploaded EIF (size and s3 "
                           "stages before aws)");
-  static int ports[KILN_MAX_PORTS];
-  r->nports = ports_of(opts, ports, KILN_MAX_PORTS);
-  r->ports = ports;
+  kiln_err rc = runtime_of(s, r->ports, &r->nports, &r->host_conf, err);
+  if (rc == KILN_OK)
+    rc = kiln_host_of(s, object, r, derived_host_key, err);
+  if (rc)
+    return rc;
   const cJSON *count = cJSON_GetObjectItemCaseSensitive(opts, "count");
-  r->count = cJSON_IsNumber(count) ? count->valueint : 1;
+  r->count = cJSON_IsNumber(count) ? count->valueint : 0; /* the schema's default: 1 */
   r->ami = string_at(opts, "ami");
   r->debug = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(opts, "debug"));
+  const cJSON *pcrs = eif ? cJSON_GetObjectItemCaseSensitive(eif->meta, "measurements") : NULL;
+  for (int i = 0; i < KILN_RELEASE_PCRS; i++)
+    r->pcrs[i] = string_at(pcrs, kiln_release_pcr_names[i]);
   return KILN_OK;
 }
 
@@ -362,10 +313,10 @@ static kiln_err do_deploy(struct stage_env *s, struct kiln_awsenv *env, cJSON **
   struct kiln_network net;
   struct kiln_fleet fleet;
   struct kiln_release r;
-  char *derived_key = NULL;
+  char *derived_key = NULL, *derived_host_key = NULL;
   memset(&net, 0, sizeof(net));
   memset(&fleet, 0, sizeof(fleet));
-  kiln_err rc = release_of(s, env, &r, &derived_key, err);
+  kiln_err rc = release_of(s, &r, &derived_key, &derived_host_key, err);
   if (rc == KILN_OK && s->plan && !s->host->input(s->ctx, "sizing"))
     rc = KILN_OK;
   if (rc == KILN_OK)
@@ -377,20 +328,24 @@ static kiln_err do_deploy(struct stage_env *s, struct kiln_awsenv *env, cJSON **
   if (rc == KILN_OK) {
     const struct kiln_artifact *eif = s->host->input(s->ctx, "eif");
     *meta = identity_json(env);
-    network_json(*meta, &net);
-    fleet_json(*meta, &fleet);
-    add_string(*meta, "eif_key", r.eif_key);
-    add_string(*meta, "eif_sha256", r.eif_sha256);
-    add_string(*meta, "instance_type", r.instance_type);
+    release_fields(*meta, env, &net, &fleet);
+    kiln_json_add_string(*meta, "eif_key", r.eif_key);
+    kiln_json_add_string(*meta, "eif_sha256", r.eif_sha256);
+    kiln_json_add_string(*meta, "instance_type", r.instance_type);
+    kiln_doc_label(*meta, "instance_type", "instance type");
+    kiln_doc_label(*meta, "eif_key", "EIF");
+    kiln_doc_label(*meta, "eif_sha256", "EIF sha256");
     cJSON_AddNumberToObject(*meta, "enclave_cpus", r.cpus);
     cJSON_AddNumberToObject(*meta, "enclave_memory_mib", (double)r.memory_mib);
     if (eif)
       cJSON_AddItemToObject(
           *meta, "measurements",
           cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(eif->meta, "measurements"), 1));
-    cJSON_AddNumberToObject(*meta, "changes", env->mutations);
+    add_changes(*meta, env);
   }
   free(derived_key);
+  free(derived_host_key);
+  free(r.host_conf);
   kiln_fleet_clear(&fleet);
   kiln_network_clear(&net);
   return rc;
@@ -399,91 +354,14 @@ static kiln_err do_deploy(struct stage_env *s, struct kiln_awsenv *env, cJSON **
 static kiln_err do_status(struct stage_env *s, struct kiln_awsenv *env, cJSON **meta,
                           struct kiln_error *err)
 {
-  struct kiln_network net;
-  struct kiln_fleet fleet;
-  struct kiln_iam iam;
-  int bucket = 0;
-  char *role_arn = NULL;
-  (void)s;
-  memset(&fleet, 0, sizeof(fleet));
-  memset(&iam, 0, sizeof(iam));
-  kiln_err rc = kiln_network_find(env, &net, err);
-  if (rc == KILN_OK)
-    rc = kiln_fleet_find(env, &fleet, err);
-  /* The scoped deploy credentials have no IAM rights: status then shows everything else. */
-  int iam_visible = 1;
-  if (rc == KILN_OK && (rc = kiln_iam_find(env, &iam, err)) == KILN_E_AUTH) {
-    kiln_aws_client_log(env->c, KILN_LOG_INFO,
-                        "IAM is not readable with these credentials (the scoped deploy policy "
-                        "has no IAM rights): roles and the deploy user are not shown");
-    kiln_error_clear(err);
-    kiln_iam_clear(&iam);
-    iam_visible = 0;
-    rc = KILN_OK;
-  }
-  if (rc == KILN_OK)
-    rc = kiln_bucket_exists(env, &bucket, err);
-  if (rc == KILN_OK && iam_visible)
-    rc = kiln_ci_role_arn(env, &role_arn, err);
-  if (rc == KILN_OK && !net.vpc_id && net.nsubnets == 0 && !net.sg_id && !fleet.lt_id &&
-      !fleet.asg_exists && !iam.instance_role && !iam.deploy_user && !bucket && !role_arn)
-    rc = kiln_error_set(err, KILN_E_NOT_FOUND,
-                        "no resource of deployment %s in account %s, region %s: it was never set "
-                        "up there, was torn down, or these credentials belong to another account; "
-                        "run `kiln setup`, or use credentials of the deployment's account",
-                        env->dep.id, env->account_id,
-                        env->dep.region ? env->dep.region : "(default)");
+  struct kiln_walk w;
+  kiln_walk_init(&w, env, s->host->options(s->ctx), KILN_WALK_STATUS);
+  kiln_err rc = kiln_walk_status(&w, err);
   if (rc == KILN_OK) {
     *meta = identity_json(env);
-    network_json(*meta, &net);
-    fleet_json(*meta, &fleet);
-    cJSON_AddBoolToObject(*meta, "bucket_exists", bucket);
-    add_string(*meta, "eif_key", fleet.eif_key);
-    add_string(*meta, "eif_sha256", fleet.eif_sha256);
-    struct kiln_s3_object obj = {0};
-    if (bucket && fleet.eif_key &&
-        kiln_s3_head(env->c, env->names.bucket, fleet.eif_key, &obj, err) == KILN_OK) {
-      cJSON *m = cJSON_CreateObject();
-      static const char *const pcrs[][2] = {
-          {"pcr0", "PCR0"}, {"pcr1", "PCR1"}, {"pcr2", "PCR2"}, {"pcr8", "PCR8"}};
-      for (size_t i = 0; i < obj.nmeta; i++)
-        for (size_t j = 0; j < 4; j++)
-          if (strcmp(obj.meta[i].name, pcrs[j][0]) == 0)
-            cJSON_AddStringToObject(m, pcrs[j][1], obj.meta[i].value);
-      cJSON_AddItemToObject(*meta, "measurements", m);
-    }
-    kiln_error_clear(err);
-    kiln_s3_object_clear(&obj);
-    if (iam_visible) {
-      cJSON_AddBoolToObject(*meta, "instance_role_exists", iam.instance_role);
-      cJSON_AddBoolToObject(*meta, "deploy_user_exists", iam.deploy_user);
-      add_string(*meta, "deploy_role_arn", role_arn);
-    }
-    cJSON_AddBoolToObject(*meta, "iam_visible", iam_visible);
-    /* which EIF the newest template version runs: from its user data */
-    cJSON *uploads = cJSON_CreateArray();
-    if (bucket) {
-      struct kiln_s3_upload_entry *e = NULL;
-      size_t n = 0;
-      if (kiln_s3_list_uploads(env->c, env->names.bucket, NULL, &e, &n, err) == KILN_OK) {
-        for (size_t i = 0; i < n; i++) {
-          cJSON *u = cJSON_CreateObject();
-          add_string(u, "key", e[i].key);
-          add_string(u, "upload_id", e[i].upload_id);
-          add_string(u, "initiated", e[i].initiated);
-          cJSON_AddItemToArray(uploads, u);
-        }
-      } else {
-        kiln_error_clear(err);
-      }
-      kiln_s3_upload_entries_free(e, n);
-    }
-    cJSON_AddItemToObject(*meta, "incomplete_uploads", uploads);
+    kiln_walk_fields(&w, *meta);
   }
-  free(role_arn);
-  kiln_iam_clear(&iam);
-  kiln_fleet_clear(&fleet);
-  kiln_network_clear(&net);
+  kiln_walk_clear(&w);
   return rc;
 }
 
@@ -501,7 +379,7 @@ static kiln_err do_update_policy(struct stage_env *s, struct kiln_awsenv *env, c
   if (rc == KILN_OK && !iam.deploy_user)
     rc = kiln_error_set(err, KILN_E_NOT_FOUND,
                         "deployment %s has no deploy user %s: run `kiln setup` first", env->dep.id,
-                        env->names.deploy_role);
+                        env->names.deploy_user);
   if (rc == KILN_OK)
     rc = kiln_iam_render_policy(env, net.vpc_id, &policy, err);
   if (rc == KILN_OK) {
@@ -511,13 +389,13 @@ static kiln_err do_update_policy(struct stage_env *s, struct kiln_awsenv *env, c
     char *text = kiln_policy_diff_text(diff);
     if (!old)
       s->host->log(s->ctx, KILN_LOG_INFO, "%s has no kiln-deploy policy: it will be attached",
-                   env->names.deploy_role);
+                   env->names.deploy_user);
     else if (cJSON_GetArraySize(diff) > 0)
       s->host->log(s->ctx, KILN_LOG_INFO, "policy kiln-deploy of %s differs from kiln's:\n%s",
-                   env->names.deploy_role, text ? text : "");
+                   env->names.deploy_user, text ? text : "");
     else
       s->host->log(s->ctx, KILN_LOG_INFO, "policy kiln-deploy of %s is up to date",
-                   env->names.deploy_role);
+                   env->names.deploy_user);
     cJSON_Delete(old);
     cJSON_Delete(now);
     free(text);
@@ -527,11 +405,11 @@ static kiln_err do_update_policy(struct stage_env *s, struct kiln_awsenv *env, c
     rc = kiln_ci_role_ensure(env, NULL, net.vpc_id, &role_arn, err);
   if (rc == KILN_OK) {
     *meta = identity_json(env);
-    add_string(*meta, "deploy_role_arn", role_arn);
+    kiln_json_add_string(*meta, "deploy_role_arn", role_arn);
     cJSON_AddItemToObject(*meta, "policy", cJSON_Parse(policy));
     cJSON_AddItemToObject(*meta, "policy_changes", diff ? diff : cJSON_CreateArray());
     diff = NULL;
-    cJSON_AddNumberToObject(*meta, "changes", env->mutations);
+    add_changes(*meta, env);
   }
   cJSON_Delete(diff);
   free(role_arn);
@@ -573,38 +451,79 @@ static kiln_err do_teardown(struct stage_env *s, struct kiln_awsenv *env, cJSON 
                             struct kiln_error *err)
 {
   const cJSON *opts = s->host->options(s->ctx);
-  int delete_bucket = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(opts, "delete_bucket"));
-  kiln_err rc = kiln_teardown(env, delete_bucket, err);
+  struct kiln_walk w;
+  kiln_walk_init(&w, env, opts, KILN_WALK_TEARDOWN);
+  w.delete_bucket = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(opts, "delete_bucket"));
+  kiln_err rc = kiln_walk_teardown(&w, err);
   if (rc == KILN_OK) {
     *meta = identity_json(env);
-    cJSON_AddBoolToObject(*meta, "bucket_deleted", delete_bucket);
-    cJSON_AddNumberToObject(*meta, "changes", env->mutations);
+    cJSON_AddBoolToObject(*meta, "bucket_deleted", w.delete_bucket);
+    add_changes(*meta, env);
   }
+  kiln_walk_clear(&w);
   return rc;
 }
 
+/* `kiln setup` runs this first: setup's checks, then the deployment id, a new one when none is
+ * set ("new_deployment_id"), which the CLI records in .env before the real setup creates
+ * anything. */
+static kiln_err do_setup_check(struct stage_env *s, struct kiln_awsenv *env, cJSON **meta,
+                               struct kiln_error *err)
+{
+  struct kiln_walk w;
+  kiln_walk_init(&w, env, s->host->options(s->ctx), KILN_WALK_SETUP);
+  kiln_err rc = setup_checks(s, env, &w, err);
+  int fresh = rc == KILN_OK && !env->dep.id;
+  if (fresh)
+    rc = new_deployment_id(s, env, err);
+  if (rc == KILN_OK) {
+    *meta = cJSON_CreateObject();
+    kiln_json_add_string(*meta, "deployment_id", env->dep.id);
+    if (fresh)
+      kiln_json_add_string(*meta, "new_deployment_id", env->dep.id);
+  }
+  kiln_walk_clear(&w);
+  return rc;
+}
+
+typedef kiln_err (*action_fn)(struct stage_env *s, struct kiln_awsenv *env, cJSON **meta,
+                              struct kiln_error *err);
+
+/* The stage's actions (option "action"). needs_id: the deployment must exist already (setup,
+ * its checks and the policy preview make or show one). */
+static const struct aws_action {
+  const char *name;
+  action_fn fn;
+  int needs_id;
+} actions[] = {
+    {"deploy", do_deploy, 1},
+    {"setup", do_setup, 0},
+    {"setup-check", do_setup_check, 0},
+    {"status", do_status, 1},
+    {"update-policy", do_update_policy, 1},
+    {"teardown", do_teardown, 1},
+    {"policy", do_policy, 0},
+    {NULL, NULL, 0},
+};
+
 static kiln_err aws_act(struct kiln_stage_ctx *ctx, const struct kiln_host *host, int plan)
 {
-  struct stage_env s = {ctx, host, plan};
+  struct stage_env s = {ctx, host, plan, {ctx, host}};
   struct kiln_awsenv env;
   struct kiln_error err = KILN_ERROR_INIT;
   const char *action = action_of(host->options(ctx));
-  int setup = strcmp(action, "setup") == 0;
-  int no_id_ok = setup || strcmp(action, "policy") == 0;
+  const struct aws_action *a = actions;
+  while (a->name && strcmp(a->name, action) != 0)
+    a++;
   cJSON *meta = NULL;
-  kiln_err rc = open_env(&s, &env, no_id_ok, &err);
-  if (rc == KILN_OK && setup)
-    rc = do_setup(&s, &env, &meta, &err);
-  else if (rc == KILN_OK && strcmp(action, "deploy") == 0)
-    rc = do_deploy(&s, &env, &meta, &err);
-  else if (rc == KILN_OK && strcmp(action, "status") == 0)
-    rc = do_status(&s, &env, &meta, &err);
-  else if (rc == KILN_OK && strcmp(action, "update-policy") == 0)
-    rc = do_update_policy(&s, &env, &meta, &err);
-  else if (rc == KILN_OK && strcmp(action, "teardown") == 0)
-    rc = do_teardown(&s, &env, &meta, &err);
-  else if (rc == KILN_OK && strcmp(action, "policy") == 0)
-    rc = do_policy(&s, &env, &meta, &err);
+  kiln_err rc = KILN_OK;
+  memset(&env, 0, sizeof(env));
+  if (!a->name)
+    rc = kiln_error_set(&err, KILN_E_INVALID, "unknown action \"%s\"", action);
+  else
+    rc = open_env(&s, &env, !a->needs_id, &err);
+  if (rc == KILN_OK)
+    rc = a->fn(&s, &env, &meta, &err);
   if (rc != KILN_OK) {
     cJSON_Delete(meta);
     rc = host->fail(ctx, rc, "%s: %s", action, kiln_error_msg(&err));

@@ -1,5 +1,6 @@
-/* The bootstrap ramdisk: `dev/`, `init`, `modules/<file>` for each module in load order, and
- * `modules.order` listing them, written with kiln_cpio in sorted order with fixed metadata. */
+/* The bootstrap ramdisk: `dev/`, `init`, `kiln-agent` and `kiln-agent.conf` (kiln's init only),
+ * `modules/<file>` for each module in load order, and `modules.order` listing them, written with
+ * kiln_cpio in sorted order with fixed metadata. */
 #include "bootstrap.h"
 
 #include <errno.h>
@@ -88,9 +89,27 @@ static kiln_err read_order(const char *modules_dir, const char *order_path, char
   return rc;
 }
 
-kiln_err kiln_bootstrap_write(const char *out_path, const char *init_path, const char *modules_dir,
-                              const char *order_path, int64_t mtime, struct kiln_error *err)
+/* kiln-agent and its configuration, right after init. */
+static kiln_err add_agent(struct kiln_cpio *c, const struct kiln_bootstrap *b,
+                          struct kiln_error *err)
 {
+  if (!b->agent_path)
+    return KILN_OK;
+  kiln_err rc = add_file(c, "kiln-agent", b->agent_path, 0755, err);
+  size_t n = b->agent_conf ? strlen(b->agent_conf) : 0;
+  if (!rc)
+    rc = kiln_cpio_add_file(c, "kiln-agent.conf", 0644, 0, 0, n, err);
+  if (!rc && n)
+    rc = kiln_cpio_write_data(c, b->agent_conf, n, err);
+  return rc;
+}
+
+kiln_err kiln_bootstrap_write(const char *out_path, const struct kiln_bootstrap *b,
+                              struct kiln_error *err)
+{
+  const char *init_path = b->init_path, *modules_dir = b->modules_dir;
+  const char *order_path = b->order_path;
+  int64_t mtime = b->mtime;
   char **names = NULL, *order_text = NULL, *tmp = NULL;
   size_t count = 0;
   struct kiln_cpio *c = NULL;
@@ -102,10 +121,13 @@ kiln_err kiln_bootstrap_write(const char *out_path, const char *init_path, const
   tmp = kiln_buf_detach(&t);
   if (!tmp || (rc = kiln_cpio_open_path(tmp, mtime, &c, err)))
     goto out;
-  /* Bytewise-sorted paths, parents first: dev, init, modules, modules/..., modules.order. */
+  /* Fixed order, parents first: dev, init, kiln-agent, kiln-agent.conf, modules, modules/...,
+   * modules.order. */
   rc = kiln_cpio_add_dir(c, "dev", 0755, 0, 0, err);
   if (!rc)
     rc = add_file(c, "init", init_path, 0755, err);
+  if (!rc)
+    rc = add_agent(c, b, err);
   if (!rc && count) {
     char **sorted = malloc(count * sizeof *sorted);
     if (!sorted) {

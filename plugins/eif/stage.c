@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 
 #include <kiln/eif.h>
+#include <kiln/enclave_runtime.h>
 #include <kiln/plugin.h>
 
 #include "bootstrap.h"
@@ -16,17 +17,8 @@
 
 #define EIF_STAGE_VERSION "0.1.0"
 
-static const char options_schema[] =
-    "{\"type\":\"object\",\"additionalProperties\":false,\"properties\":{"
-    "\"name\":{\"type\":\"string\",\"minLength\":1,\"description\":\"ImageName in the EIF "
-    "metadata (default: the app name)\"},"
-    "\"version\":{\"type\":\"string\",\"minLength\":1,\"default\":\"1.0\","
-    "\"description\":\"ImageVersion in the EIF metadata\"},"
-    "\"init\":{\"type\":\"string\",\"enum\":[\"kiln\",\"blobs\"],"
-    "\"description\":\"Bootstrap init: kiln's (default), or the init file of a blobs: kernel "
-    "(also settable as /kernel/init)\"},"
-    "\"algo\":{\"type\":\"string\",\"enum\":[\"sha256\",\"sha384\",\"sha512\"],"
-    "\"default\":\"sha384\",\"description\":\"PCR hash algorithm\"}}}";
+/* The options schema: options.schema.json, compiled in by kiln_embed_text (CMakeLists.txt). */
+extern const char options_schema[];
 
 static const char *str_option(const cJSON *o, const char *key, const char *fallback)
 {
@@ -91,6 +83,45 @@ static kiln_err record_eif(struct kiln_stage_ctx *ctx, const struct kiln_host *h
   return rc ? kiln_error_set(err, rc, "cannot record the eif artifact's metadata") : KILN_OK;
 }
 
+/* kiln-agent (lib_dir/kiln-agent) and its configuration from kiln.json's enclave settings. */
+static kiln_err agent_files(struct kiln_stage_ctx *ctx, const struct kiln_host *host, char **agent,
+                            char **conf, struct kiln_error *err)
+{
+  *agent = kiln_path_join(host->lib_dir(ctx), "kiln-agent");
+  if (!*agent)
+    return kiln_error_set(err, KILN_E_NOMEM, "out of memory");
+  if (!kiln_path_exists(*agent))
+    return kiln_error_set(err, KILN_E_NOT_FOUND,
+                          "kiln's enclave agent is missing (%s): rebuild or reinstall kiln",
+                          *agent);
+  struct kiln_enclave_runtime rt;
+  kiln_err rc = kiln_enclave_runtime_load(host->config(ctx), &rt, err);
+  if (rc)
+    return rc;
+  *conf = kiln_enclave_agent_conf(&rt);
+  host->log(ctx, KILN_LOG_INFO, "enclave runtime: %zu port(s), egress %zu allow / %zu deny",
+            rt.nports, rt.nallow, rt.ndeny);
+  kiln_enclave_runtime_free(&rt);
+  return *conf ? KILN_OK : kiln_error_set(err, KILN_E_NOMEM, "out of memory");
+}
+
+/* The bytes of kiln-init and kiln-agent are inputs of this step: a rebuilt kiln with another init
+ * or agent must not reuse an EIF made with the old ones. */
+static kiln_err eif_identify(struct kiln_stage_ctx *ctx, const struct kiln_host *host)
+{
+  static const char *const programs[] = {"kiln-init", "kiln-agent"};
+  for (size_t i = 0; i < 2; i++) {
+    char *path = kiln_path_join(host->lib_dir(ctx), programs[i]);
+    char hex[KILN_SHA256_HEX_LEN + 1];
+    struct kiln_error err = KILN_ERROR_INIT;
+    if (path && kiln_path_exists(path) && kiln_sha256_file(path, hex, NULL, &err) == KILN_OK)
+      host->cache_key_add(ctx, hex);
+    kiln_error_clear(&err);
+    free(path);
+  }
+  return KILN_OK;
+}
+
 static kiln_err eif_run(struct kiln_stage_ctx *ctx, const struct kiln_host *host)
 {
   const cJSON *opts = host->options(ctx);
@@ -100,7 +131,7 @@ static kiln_err eif_run(struct kiln_stage_ctx *ctx, const struct kiln_host *host
   struct kiln_buf cmdline = KILN_BUF_INIT;
   char *init = NULL, *bootstrap = NULL, *app = NULL, *kernel_file = NULL, *config = NULL;
   char *modules = NULL, *order = NULL, *eif = NULL, *pcrs_file = NULL, *cmdline_text = NULL;
-  char *os = NULL, *kver = NULL;
+  char *os = NULL, *kver = NULL, *agent = NULL, *agent_conf = NULL;
   kiln_err rc = KILN_OK;
   const char *dir = NULL, *tmp = host->temp_dir(ctx);
   if (!tmp)
@@ -131,7 +162,13 @@ static kiln_err eif_run(struct kiln_stage_ctx *ctx, const struct kiln_host *host
   while (n && (cmdline_text[n - 1] == '\n' || cmdline_text[n - 1] == '\r'))
     cmdline_text[--n] = '\0'; /* as nitro-cli trims the blobs' cmdline */
   int64_t mtime = build_time();
-  if ((rc = kiln_bootstrap_write(bootstrap, init, modules, order, mtime, &err)))
+  struct kiln_bootstrap boot = {
+      .init_path = init, .modules_dir = modules, .order_path = order, .mtime = mtime};
+  if (strcmp(which_init, "kiln") == 0 && (rc = agent_files(ctx, host, &agent, &agent_conf, &err)))
+    goto fail;
+  boot.agent_path = agent;
+  boot.agent_conf = agent_conf;
+  if ((rc = kiln_bootstrap_write(bootstrap, &boot, &err)))
     goto fail;
   if ((rc = host->output(ctx, "eif", &dir)))
     goto out;
@@ -202,12 +239,15 @@ out:
   free(cmdline_text);
   free(os);
   free(kver);
+  free(agent);
+  free(agent_conf);
   return rc;
 }
 
 static const char *const consumes[] = {"rootfs", "kernel", NULL};
 static const char *const produces[] = {"eif", NULL};
-static const char *const config_reads[] = {"/name", "/kernel/init", NULL};
+static const char *const config_reads[] = {"/name",           "/kernel/init", "/enclave/ports",
+                                           "/enclave/egress", "/aws/ports",   NULL};
 
 static const struct kiln_stage eif_stage = {
     .struct_size = sizeof(struct kiln_stage),
@@ -217,6 +257,7 @@ static const struct kiln_stage eif_stage = {
     .produces = produces,
     .options_schema = options_schema,
     .run = eif_run,
+    .identify = eif_identify,
     .config_reads = config_reads,
 };
 

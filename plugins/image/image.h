@@ -14,15 +14,16 @@
 
 /* ---- spool.c: file contents appended to one unlinked temp file, read back by offset ---- */
 struct img_spool;
-kiln_err img_spool_new(const char *temp_dir, struct img_spool **out, struct kiln_error *err);
+KILN_MUST_CHECK kiln_err img_spool_new(const char *temp_dir, struct img_spool **out,
+                                       struct kiln_error *err);
 void img_spool_free(struct img_spool *s);
 /* Offset where the next appended bytes go. */
 uint64_t img_spool_tell(const struct img_spool *s);
-kiln_err img_spool_append(struct img_spool *s, const void *data, size_t len,
-                          struct kiln_error *err);
+KILN_MUST_CHECK kiln_err img_spool_append(struct img_spool *s, const void *data, size_t len,
+                                          struct kiln_error *err);
 /* Read len bytes at off (flushes pending writes first). */
-kiln_err img_spool_read(struct img_spool *s, uint64_t off, void *buf, size_t len,
-                        struct kiln_error *err);
+KILN_MUST_CHECK kiln_err img_spool_read(struct img_spool *s, uint64_t off, void *buf, size_t len,
+                                        struct kiln_error *err);
 
 /* ---- tree.c: the merged filesystem, never touching the host ---- */
 #define IMG_MAX_PATH 4096
@@ -78,13 +79,14 @@ struct img_tree {
   void *warn_ctx;
 };
 
-kiln_err img_tree_new(struct img_spool *spool, struct img_tree **out, struct kiln_error *err);
+KILN_MUST_CHECK kiln_err img_tree_new(struct img_spool *spool, struct img_tree **out,
+                                      struct kiln_error *err);
 void img_tree_free(struct img_tree *t);
 struct img_node *img_node_find(const struct img_node *dir, const char *name, size_t len);
 /* Insert a new child (name must not exist); takes a new reference on inode. */
-kiln_err img_node_add(struct img_tree *t, struct img_node *dir, const char *name, size_t len,
-                      struct img_inode *inode, uint32_t layer, struct img_node **out,
-                      struct kiln_error *err);
+KILN_MUST_CHECK kiln_err img_node_add(struct img_tree *t, struct img_node *dir, const char *name,
+                                      size_t len, struct img_inode *inode, uint32_t layer,
+                                      struct img_node **out, struct kiln_error *err);
 /* Remove node and its subtree from its parent and free it. */
 void img_node_remove(struct img_tree *t, struct img_node *node);
 /* A new inode with one reference (the caller's), or NULL when memory ran out. */
@@ -94,36 +96,42 @@ int img_node_is_dir(const struct img_node *n);
 /* Resolve every component of path (length len) from dir, following symlinks chroot-style (targets
  * relative to the tree root, ".." clamped at the root). create: make missing directories (0755,
  * root) stamped with layer. Fails on a non-directory component or too many symlink hops. */
-kiln_err img_tree_walk_dirs(struct img_tree *t, struct img_node *dir, const char *path, size_t len,
-                            int create, uint32_t layer, struct img_node **out,
-                            struct kiln_error *err);
+KILN_MUST_CHECK kiln_err img_tree_walk_dirs(struct img_tree *t, struct img_node *dir,
+                                            const char *path, size_t len, int create,
+                                            uint32_t layer, struct img_node **out,
+                                            struct kiln_error *err);
 /* Resolve a full path, following symlinks in every component including the last (for argv[0],
  * /etc/passwd); *out NULL when it does not exist. */
-kiln_err img_tree_lookup(struct img_tree *t, const char *path, struct img_node **out,
-                         struct kiln_error *err);
+KILN_MUST_CHECK kiln_err img_tree_lookup(struct img_tree *t, const char *path,
+                                         struct img_node **out, struct kiln_error *err);
 /* Register fd (duplicated) as a place file data is read from in place; *src receives the index
  * for img_inode.src. The same file registered twice gets the same index. */
-kiln_err img_tree_add_backing(struct img_tree *t, int fd, uint32_t *src, struct kiln_error *err);
+KILN_MUST_CHECK kiln_err img_tree_add_backing(struct img_tree *t, int fd, uint32_t *src,
+                                              struct kiln_error *err);
 /* Read len bytes of a regular file's data starting at off (relative to the file's start). */
-kiln_err img_tree_read_data(struct img_tree *t, const struct img_inode *ino, uint64_t off,
-                            void *buf, size_t len, struct kiln_error *err);
+KILN_MUST_CHECK kiln_err img_tree_read_data(struct img_tree *t, const struct img_inode *ino,
+                                            uint64_t off, void *buf, size_t len,
+                                            struct kiln_error *err);
 /* Read the whole content of a regular file node (at most max bytes); caller frees. */
-kiln_err img_tree_read_file(struct img_tree *t, const struct img_node *n, size_t max, char **out,
-                            size_t *len, struct kiln_error *err);
+KILN_MUST_CHECK kiln_err img_tree_read_file(struct img_tree *t, const struct img_node *n,
+                                            size_t max, char **out, size_t *len,
+                                            struct kiln_error *err);
 
 /* ---- path.c: entry-name normalisation ---- */
 /* Normalise a layer entry name into out: strip leading "/" and "./", drop "." and empty
  * components; refuse ".." components, NUL-free empty names and names over IMG_MAX_PATH. An empty
  * result (the root itself) is allowed and gives out->len == 0. */
-kiln_err img_path_normalise(const char *name, struct kiln_buf *out, struct kiln_error *err);
+KILN_MUST_CHECK kiln_err img_path_normalise(const char *name, struct kiln_buf *out,
+                                            struct kiln_error *err);
 
 /* ---- whiteout.c ---- */
 enum img_whiteout_kind { IMG_WH_NONE, IMG_WH_FILE, IMG_WH_OPAQUE, IMG_WH_META };
 /* Classify the base name of a normalised entry; for IMG_WH_FILE *target is the hidden name. */
 enum img_whiteout_kind img_whiteout_classify(const char *base, const char **target);
 /* Hide dir/<name> from lower layers. */
-kiln_err img_whiteout_apply(struct img_tree *t, struct img_node *dir, const char *name,
-                            uint32_t layer, const char *path, struct kiln_error *err);
+KILN_MUST_CHECK kiln_err img_whiteout_apply(struct img_tree *t, struct img_node *dir,
+                                            const char *name, uint32_t layer, const char *path,
+                                            struct kiln_error *err);
 /* Hide every lower-layer child of dir (recursively). */
 void img_whiteout_opaque(struct img_tree *t, struct img_node *dir, uint32_t layer);
 
@@ -138,16 +146,17 @@ struct img_blob {
    * layer.tar, checked against the config's diff_id). */
   const char *diff_id;
 };
-kiln_err img_layer_apply(struct img_tree *t, const struct img_blob *blob, uint32_t layer,
-                         struct kiln_error *err);
+KILN_MUST_CHECK kiln_err img_layer_apply(struct img_tree *t, const struct img_blob *blob,
+                                         uint32_t layer, struct kiln_error *err);
 struct archive;
 struct archive_entry;
 /* Apply one entry read from a (tar or disk) archive; *truncated_after_data: see layer_apply.c. */
-kiln_err img_layer_apply_entry(struct img_tree *t, struct archive *a, struct archive_entry *e,
-                               uint32_t layer, int *truncated_after_data, struct kiln_error *err);
+KILN_MUST_CHECK kiln_err img_layer_apply_entry(struct img_tree *t, struct archive *a,
+                                               struct archive_entry *e, uint32_t layer,
+                                               int *truncated_after_data, struct kiln_error *err);
 /* Apply a host directory tree as one layer (dir: sources); owners become 0:0. */
-kiln_err img_layer_apply_dir(struct img_tree *t, const char *dir, uint32_t layer,
-                             struct kiln_error *err);
+KILN_MUST_CHECK kiln_err img_layer_apply_dir(struct img_tree *t, const char *dir, uint32_t layer,
+                                             struct kiln_error *err);
 
 /* ---- sources: every input reduces to this model ---- */
 struct img_layer_ref {
@@ -167,30 +176,34 @@ void img_manifest_clear(struct img_manifest *m);
 
 /* A place blobs are read from: a directory (OCI layout) or an uncompressed tar (indexed). */
 struct img_store;
-kiln_err img_store_open_dir(const char *dir, struct img_store **out, struct kiln_error *err);
-kiln_err img_store_open_tar(const char *file, struct img_store **out, struct kiln_error *err);
+KILN_MUST_CHECK kiln_err img_store_open_dir(const char *dir, struct img_store **out,
+                                            struct kiln_error *err);
+KILN_MUST_CHECK kiln_err img_store_open_tar(const char *file, struct img_store **out,
+                                            struct kiln_error *err);
 void img_store_free(struct img_store *s);
 int img_store_has(struct img_store *s, const char *path);
 /* Locate a blob: fills fd/offset/size of b (fd owned by the store). */
-kiln_err img_store_blob(struct img_store *s, const char *path, struct img_blob *b,
-                        struct kiln_error *err);
+KILN_MUST_CHECK kiln_err img_store_blob(struct img_store *s, const char *path, struct img_blob *b,
+                                        struct kiln_error *err);
 /* Read a small blob (JSON) fully, verifying digest when given; caller frees *out. */
-kiln_err img_store_read(struct img_store *s, const char *path, const char *digest, size_t max,
-                        char **out, size_t *len, struct kiln_error *err);
+KILN_MUST_CHECK kiln_err img_store_read(struct img_store *s, const char *path, const char *digest,
+                                        size_t max, char **out, size_t *len,
+                                        struct kiln_error *err);
 
 /* source_oci.c: OCI layout (dir or tar). ref: tag/name or NULL; platform "linux/amd64". */
-kiln_err img_oci_resolve(struct img_store *s, const char *ref, const char *platform,
-                         struct img_manifest *m, struct kiln_error *err);
+KILN_MUST_CHECK kiln_err img_oci_resolve(struct img_store *s, const char *ref, const char *platform,
+                                         struct img_manifest *m, struct kiln_error *err);
 /* source_docker_archive.c: docker save tarball. ref "NAME:TAG" or NULL. */
-kiln_err img_docker_archive_resolve(struct img_store *s, const char *ref, const char *platform,
-                                    struct img_manifest *m, struct kiln_error *err);
+KILN_MUST_CHECK kiln_err img_docker_archive_resolve(struct img_store *s, const char *ref,
+                                                    const char *platform, struct img_manifest *m,
+                                                    struct kiln_error *err);
 /* 1 when obj's os/architecture(/variant) match platform "os/arch[/variant]". */
 int img_platform_matches(const cJSON *obj, const char *platform);
 /* Check the config's os/architecture against platform ("os/arch[/variant]"). */
-kiln_err img_platform_check(const cJSON *config, const char *platform, const char *what,
-                            struct kiln_error *err);
+KILN_MUST_CHECK kiln_err img_platform_check(const cJSON *config, const char *platform,
+                                            const char *what, struct kiln_error *err);
 /* Parse "sha256:<64 hex>" into a blob path "blobs/sha256/<hex>"; caller frees. */
-kiln_err img_digest_path(const char *digest, char **out, struct kiln_error *err);
+KILN_MUST_CHECK kiln_err img_digest_path(const char *digest, char **out, struct kiln_error *err);
 
 /* ---- runconfig.c ---- */
 struct img_runconfig {
@@ -206,9 +219,9 @@ struct img_run_overrides {
   const cJSON *env; /* /enclave/env (object) or NULL */
   int nitro_cli_mode;
 };
-kiln_err img_runconfig_build(struct img_tree *t, const cJSON *config,
-                             const struct img_run_overrides *ov, struct img_runconfig *rc,
-                             struct kiln_error *err);
+KILN_MUST_CHECK kiln_err img_runconfig_build(struct img_tree *t, const cJSON *config,
+                                             const struct img_run_overrides *ov,
+                                             struct img_runconfig *rc, struct kiln_error *err);
 void img_runconfig_clear(struct img_runconfig *rc);
 
 /* ---- rootfs_cpio.c ---- */
@@ -218,8 +231,8 @@ struct img_emit_stats {
   char sha256[65]; /* the archive's SHA-256 and CRC-32, computed while writing it */
   uint32_t crc32;
 };
-kiln_err img_rootfs_write(struct img_tree *t, const struct img_runconfig *rc, int64_t mtime,
-                          const char *out_path, struct img_emit_stats *stats,
-                          struct kiln_error *err);
+KILN_MUST_CHECK kiln_err img_rootfs_write(struct img_tree *t, const struct img_runconfig *rc,
+                                          int64_t mtime, const char *out_path,
+                                          struct img_emit_stats *stats, struct kiln_error *err);
 
 #endif

@@ -70,7 +70,7 @@ static kiln_err blob_verify(struct blob_reader *r, int uncompressed, struct kiln
   char hex[KILN_SHA256_HEX_LEN + 1];
   EVP_DigestFinal_ex(r->sha, md, &mdlen);
   kiln_hex_encode(md, 32, hex);
-  if (strncmp(want, "sha256:", 7) != 0)
+  if (!kiln_digest_is_sha256(want))
     return kiln_error_set(err, KILN_E_UNSUPPORTED,
                           "layer %s: digest algorithm of \"%s\" is not supported (only sha256)",
                           b->label, want);

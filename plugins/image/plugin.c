@@ -13,25 +13,8 @@
 #include "util/fs.h"
 #include "util/hash.h"
 
-static const char image_schema[] =
-    "{\"type\":\"object\",\"additionalProperties\":false,\"required\":[\"source\"],"
-    "\"properties\":{"
-    "\"source\":{\"type\":\"string\",\"minLength\":1,\"description\":\"docker-daemon:NAME[:TAG], "
-    "docker-archive:FILE[:NAME:TAG], oci:DIR[:REF], oci-archive:FILE[:REF], "
-    "docker://[REGISTRY/]REPO[:TAG|@DIGEST] or dir:PATH\"},"
-    "\"platform\":{\"type\":\"string\",\"default\":\"linux/amd64\",\"description\":\"linux/amd64 "
-    "or linux/arm64\"},"
-    "\"cmd_mode\":{\"enum\":[\"docker\",\"nitro-cli\"],\"default\":\"docker\",\"description\":"
-    "\"docker: argv = Entrypoint ++ Cmd; nitro-cli: Cmd if set, else Entrypoint\"},"
-    "\"devices\":{\"enum\":[\"drop\",\"keep\"],\"default\":\"drop\",\"description\":\"device "
-    "nodes in layers\"},"
-    "\"max_bytes\":{\"type\":\"integer\",\"minimum\":1,\"description\":\"limit on file data "
-    "(default 64 GiB)\"},"
-    "\"max_entries\":{\"type\":\"integer\",\"minimum\":1,\"description\":\"limit on entries "
-    "(default 10000000)\"},"
-    "\"insecure_registries\":{\"type\":\"array\",\"items\":{\"type\":\"string\"},\"description\":"
-    "\"registries reached over plain HTTP (loopback ones always are)\"}"
-    "}}";
+/* The options schema: options.schema.json, compiled in by kiln_embed_text (CMakeLists.txt). */
+extern const char image_schema[];
 
 struct stage_run {
   struct kiln_stage_ctx *ctx;

@@ -26,8 +26,9 @@ struct reg_result {
 
 /* GET base+path with retries and auth; blob bodies go to sink (resumed with Range when sink
  * already holds bytes), others to out->body. want_digest: verify the content. */
-kiln_err reg_get(struct reg *r, const char *path, const char *accept, FILE *sink,
-                 const char *want_digest, struct reg_result *out, struct kiln_error *err);
+KILN_MUST_CHECK kiln_err reg_get(struct reg *r, const char *path, const char *accept, FILE *sink,
+                                 const char *want_digest, struct reg_result *out,
+                                 struct kiln_error *err);
 void reg_result_clear(struct reg_result *res);
 
 /* A parsed docker:// reference: host "docker.io" for Docker Hub (API host registry-1.docker.io),
@@ -36,8 +37,8 @@ void reg_result_clear(struct reg_result *res);
 struct img_registry_ref {
   char *host, *repo, *tag, *digest;
 };
-kiln_err img_registry_ref_parse(const char *text, struct img_registry_ref *ref,
-                                struct kiln_error *err);
+KILN_MUST_CHECK kiln_err img_registry_ref_parse(const char *text, struct img_registry_ref *ref,
+                                                struct kiln_error *err);
 void img_registry_ref_clear(struct img_registry_ref *r);
 /* 1 for localhost, [::1] and 127.x.y.z (with or without :port): plain HTTP is allowed there. */
 int img_registry_is_loopback(const char *host);

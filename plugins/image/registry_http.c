@@ -205,6 +205,97 @@ out:
   return rc;
 }
 
+/* One GET of url into x (headers reset, Range when resuming into sink); the curl result. */
+static CURLcode perform_once(struct reg *r, struct reg_resp *x, const char *url, const char *accept,
+                             FILE *sink)
+{
+  struct curl_slist *h = NULL;
+  char range[64];
+  kiln_buf_reset(&x->body);
+  resp_reset_headers(x);
+  x->sink_checked = 0;
+  x->too_big = 0;
+  if (accept) {
+    struct kiln_buf a = KILN_BUF_INIT;
+    kiln_buf_printf(&a, "Accept: %s", accept);
+    h = curl_slist_append(h, a.data);
+    kiln_buf_free(&a);
+  }
+  if (r->auth)
+    h = curl_slist_append(h, r->auth);
+  curl_easy_reset(r->curl);
+  if (sink) {
+    fflush(sink);
+    long pos = ftell(sink);
+    x->resume_from = pos > 0 ? (uint64_t)pos : 0;
+    if (x->resume_from) {
+      snprintf(range, sizeof(range), "%llu-", (unsigned long long)x->resume_from);
+      curl_easy_setopt(r->curl, CURLOPT_RANGE, range);
+    }
+  }
+  curl_easy_setopt(r->curl, CURLOPT_URL, url);
+  curl_easy_setopt(r->curl, CURLOPT_HTTPHEADER, h);
+  curl_easy_setopt(r->curl, CURLOPT_FOLLOWLOCATION, 1L);
+  curl_easy_setopt(r->curl, CURLOPT_MAXREDIRS, 10L);
+  curl_easy_setopt(r->curl, CURLOPT_HEADERFUNCTION, on_header);
+  curl_easy_setopt(r->curl, CURLOPT_HEADERDATA, x);
+  curl_easy_setopt(r->curl, CURLOPT_WRITEFUNCTION, on_body);
+  curl_easy_setopt(r->curl, CURLOPT_WRITEDATA, x);
+  curl_easy_setopt(r->curl, CURLOPT_CONNECTTIMEOUT, 30L);
+  curl_easy_setopt(r->curl, CURLOPT_LOW_SPEED_LIMIT, 1L);
+  curl_easy_setopt(r->curl, CURLOPT_LOW_SPEED_TIME, 60L);
+  CURLcode cc = curl_easy_perform(r->curl);
+  curl_slist_free_all(h);
+  x->status = 0;
+  curl_easy_getinfo(r->curl, CURLINFO_RESPONSE_CODE, &x->status);
+  return cc;
+}
+
+/* The answer of a finished GET: status errors, the digest (of the body or of what went into
+ * sink) checked against want_digest and Docker-Content-Digest, then the result. */
+static kiln_err finish(struct reg *r, struct reg_resp *x, const char *path, const char *url,
+                       FILE *sink, const char *want_digest, struct reg_result *out,
+                       struct kiln_error *err)
+{
+  if (x->status == 401 || x->status == 403) {
+    return kiln_error_set(err, KILN_E_AUTH,
+                          "registry %s denied access to %s (HTTP %ld); log in (credentials in "
+                          "~/.docker/config.json or $DOCKER_CONFIG) or check the name",
+                          r->host, r->repo, x->status);
+  }
+  if (x->status == 404)
+    return kiln_error_set(err, KILN_E_NOT_FOUND, "%s: not found on registry %s (HTTP 404)", path,
+                          r->host);
+  if (x->status / 100 != 2)
+    return kiln_error_set(err, KILN_E_REMOTE, "%s: HTTP %ld", url, x->status);
+  unsigned char md[32];
+  char hex[KILN_SHA256_HEX_LEN + 1];
+  if (sink) {
+    fflush(sink);
+    if (ferror(sink)) {
+      return kiln_error_set(err, KILN_E_IO, "writing %s failed", path);
+    }
+    EVP_DigestFinal_ex(x->sha, md, NULL);
+    kiln_hex_encode(md, 32, hex);
+  } else {
+    kiln_sha256_hex(kiln_buf_str(&x->body), x->body.len, hex);
+  }
+  kiln_sha256_digest(hex, out->digest);
+  if (want_digest && strcmp(want_digest, out->digest) != 0)
+    return kiln_error_set(err, KILN_E_INVALID, "%s: digest mismatch: expected %s, got %s", path,
+                          want_digest, out->digest);
+  if (x->docker_digest && kiln_digest_is_sha256(x->docker_digest) && !sink &&
+      strcmp(x->docker_digest, out->digest) != 0)
+    return kiln_error_set(err, KILN_E_INVALID,
+                          "%s: Docker-Content-Digest %s does not match the content (%s)", path,
+                          x->docker_digest, out->digest);
+  out->len = x->body.len;
+  out->body = kiln_buf_detach(&x->body);
+  out->content_type = x->content_type;
+  x->content_type = NULL;
+  return KILN_OK;
+}
+
 kiln_err reg_get(struct reg *r, const char *path, const char *accept, FILE *sink,
                  const char *want_digest, struct reg_result *out, struct kiln_error *err)
 {
@@ -219,45 +310,7 @@ kiln_err reg_get(struct reg *r, const char *path, const char *accept, FILE *sink
   }
   kiln_buf_printf(&url, "%s%s", r->base, path);
   for (int attempt = 0;; attempt++) {
-    struct curl_slist *h = NULL;
-    char range[64];
-    kiln_buf_reset(&x.body);
-    resp_reset_headers(&x);
-    x.sink_checked = 0;
-    x.too_big = 0;
-    if (accept) {
-      struct kiln_buf a = KILN_BUF_INIT;
-      kiln_buf_printf(&a, "Accept: %s", accept);
-      h = curl_slist_append(h, a.data);
-      kiln_buf_free(&a);
-    }
-    if (r->auth)
-      h = curl_slist_append(h, r->auth);
-    curl_easy_reset(r->curl);
-    if (sink) {
-      fflush(sink);
-      long pos = ftell(sink);
-      x.resume_from = pos > 0 ? (uint64_t)pos : 0;
-      if (x.resume_from) {
-        snprintf(range, sizeof(range), "%llu-", (unsigned long long)x.resume_from);
-        curl_easy_setopt(r->curl, CURLOPT_RANGE, range);
-      }
-    }
-    curl_easy_setopt(r->curl, CURLOPT_URL, url.data);
-    curl_easy_setopt(r->curl, CURLOPT_HTTPHEADER, h);
-    curl_easy_setopt(r->curl, CURLOPT_FOLLOWLOCATION, 1L);
-    curl_easy_setopt(r->curl, CURLOPT_MAXREDIRS, 10L);
-    curl_easy_setopt(r->curl, CURLOPT_HEADERFUNCTION, on_header);
-    curl_easy_setopt(r->curl, CURLOPT_HEADERDATA, &x);
-    curl_easy_setopt(r->curl, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(r->curl, CURLOPT_WRITEDATA, &x);
-    curl_easy_setopt(r->curl, CURLOPT_CONNECTTIMEOUT, 30L);
-    curl_easy_setopt(r->curl, CURLOPT_LOW_SPEED_LIMIT, 1L);
-    curl_easy_setopt(r->curl, CURLOPT_LOW_SPEED_TIME, 60L);
-    CURLcode cc = curl_easy_perform(r->curl);
-    curl_slist_free_all(h);
-    x.status = 0;
-    curl_easy_getinfo(r->curl, CURLINFO_RESPONSE_CODE, &x.status);
+    CURLcode cc = perform_once(r, &x, url.data, accept, sink);
     if (x.too_big) {
       rc = kiln_error_set(err, KILN_E_REMOTE, "%s: response larger than %u bytes", url.data,
                           REG_MAX_SMALL);
@@ -298,52 +351,7 @@ kiln_err reg_get(struct reg *r, const char *path, const char *accept, FILE *sink
     }
     break;
   }
-  if (x.status == 401 || x.status == 403) {
-    rc = kiln_error_set(err, KILN_E_AUTH,
-                        "registry %s denied access to %s (HTTP %ld); log in (credentials in "
-                        "~/.docker/config.json or $DOCKER_CONFIG) or check the name",
-                        r->host, r->repo, x.status);
-    goto out;
-  }
-  if (x.status == 404) {
-    rc = kiln_error_set(err, KILN_E_NOT_FOUND, "%s: not found on registry %s (HTTP 404)", path,
-                        r->host);
-    goto out;
-  }
-  if (x.status / 100 != 2) {
-    rc = kiln_error_set(err, KILN_E_REMOTE, "%s: HTTP %ld", url.data, x.status);
-    goto out;
-  }
-  unsigned char md[32];
-  char hex[KILN_SHA256_HEX_LEN + 1];
-  if (sink) {
-    fflush(sink);
-    if (ferror(sink)) {
-      rc = kiln_error_set(err, KILN_E_IO, "writing %s failed", path);
-      goto out;
-    }
-    EVP_DigestFinal_ex(x.sha, md, NULL);
-    kiln_hex_encode(md, 32, hex);
-  } else {
-    kiln_sha256_hex(kiln_buf_str(&x.body), x.body.len, hex);
-  }
-  snprintf(out->digest, sizeof(out->digest), "sha256:%s", hex);
-  if (want_digest && strcmp(want_digest, out->digest) != 0) {
-    rc = kiln_error_set(err, KILN_E_INVALID, "%s: digest mismatch: expected %s, got %s", path,
-                        want_digest, out->digest);
-    goto out;
-  }
-  if (x.docker_digest && strncmp(x.docker_digest, "sha256:", 7) == 0 && !sink &&
-      strcmp(x.docker_digest, out->digest) != 0) {
-    rc = kiln_error_set(err, KILN_E_INVALID,
-                        "%s: Docker-Content-Digest %s does not match the content (%s)", path,
-                        x.docker_digest, out->digest);
-    goto out;
-  }
-  out->len = x.body.len;
-  out->body = kiln_buf_detach(&x.body);
-  out->content_type = x.content_type;
-  x.content_type = NULL;
+  rc = finish(r, &x, path, url.data, sink, want_digest, out, err);
 out:
   kiln_buf_free(&x.body);
   resp_reset_headers(&x);

@@ -5,21 +5,36 @@
 #include <string.h>
 
 #include "source.h"
+#include "util/buf.h"
 #include "util/fs.h"
 #include "util/hash.h"
 #include <unistd.h>
 
-static const struct {
+/* Every transport, once (the table is at the end of this file): its prefix, what follows it,
+ * how the rest parses, and how an image is loaded and identified. */
+struct img_transport {
   const char *prefix;
+  const char *syntax;
   enum img_source_kind kind;
-} transports[] = {
-    {"dir:", IMG_SRC_DIR},
-    {"oci:", IMG_SRC_OCI},
-    {"oci-archive:", IMG_SRC_OCI_ARCHIVE},
-    {"docker-archive:", IMG_SRC_DOCKER_ARCHIVE},
-    {"docker://", IMG_SRC_REGISTRY},
-    {"docker-daemon:", IMG_SRC_DAEMON},
+  enum { REST_NAME, REST_FILE_REF, REST_PATH } rest; /* a name, FILE[:REF], or a plain path */
+  kiln_err (*load)(const struct img_source *src, const struct img_source_env *env,
+                   struct img_tree *tree, struct img_manifest *m, struct kiln_error *err);
+  kiln_err (*identify)(const struct img_source *src, const struct img_source_env *env,
+                       struct kiln_buf *out, struct kiln_error *err);
 };
+static const struct img_transport transports[];
+static const size_t ntransports;
+
+/* "docker-daemon:NAME[:TAG], ... or dir:PATH" */
+static void transport_list(struct kiln_buf *b)
+{
+  for (size_t i = 0; i < ntransports; i++)
+    kiln_buf_printf(b, "%s%s%s",
+                    i == 0                 ? ""
+                    : i + 1 == ntransports ? " or "
+                                           : ", ",
+                    transports[i].prefix, transports[i].syntax);
+}
 
 void img_source_clear(struct img_source *src)
 {
@@ -33,29 +48,33 @@ kiln_err img_source_parse(const char *text, const char *app_dir, struct img_sour
                           struct kiln_error *err)
 {
   memset(src, 0, sizeof(*src));
-  size_t i, n = sizeof(transports) / sizeof(transports[0]);
-  for (i = 0; i < n; i++)
+  size_t i;
+  for (i = 0; i < ntransports; i++)
     if (strncmp(text, transports[i].prefix, strlen(transports[i].prefix)) == 0)
       break;
-  if (i == n)
-    return kiln_error_set(err, KILN_E_INVALID,
-                          "image source \"%s\" has no transport; write docker-daemon:NAME[:TAG], "
-                          "docker-archive:FILE, oci:DIR[:REF], oci-archive:FILE[:REF], "
-                          "docker://REPO[:TAG] or dir:PATH",
-                          text);
+  if (i == ntransports) {
+    struct kiln_buf list = KILN_BUF_INIT;
+    transport_list(&list);
+    kiln_err rc =
+        kiln_error_set(err, KILN_E_INVALID, "image source \"%s\" has no transport; write %s", text,
+                       kiln_buf_str(&list));
+    kiln_buf_free(&list);
+    return rc;
+  }
+  src->transport = &transports[i];
   src->kind = transports[i].kind;
   const char *rest = text + strlen(transports[i].prefix);
   if (!*rest)
     return kiln_error_set(err, KILN_E_INVALID, "image source \"%s\" names nothing", text);
   if (!(src->text = strdup(text)))
     goto oom;
-  if (src->kind == IMG_SRC_REGISTRY || src->kind == IMG_SRC_DAEMON) {
+  if (transports[i].rest == REST_NAME) {
     if (!(src->path = strdup(rest)))
       goto oom;
     return KILN_OK;
   }
   /* FILE[:REF]: the first ':' separates the reference (as in containers-transports). */
-  const char *colon = src->kind == IMG_SRC_DIR ? NULL : strchr(rest, ':');
+  const char *colon = transports[i].rest == REST_PATH ? NULL : strchr(rest, ':');
   char *file = colon ? strndup(rest, (size_t)(colon - rest)) : strdup(rest);
   if (!file)
     goto oom;
@@ -125,94 +144,140 @@ static kiln_err resolve_local(const struct img_source *src, const char *path,
   return img_oci_resolve(*store, src->ref, env->platform, m, err);
 }
 
+static kiln_err load_dir(const struct img_source *src, const struct img_source_env *env,
+                         struct img_tree *tree, struct img_manifest *m, struct kiln_error *err)
+{
+  (void)env;
+  (void)m;
+  return img_layer_apply_dir(tree, src->path, 1, err);
+}
+
+static kiln_err load_local(const struct img_source *src, const struct img_source_env *env,
+                           struct img_tree *tree, struct img_manifest *m, struct kiln_error *err)
+{
+  struct img_store *store = NULL;
+  kiln_err rc = resolve_local(src, src->path, env, &store, m, err);
+  if (!rc)
+    rc = apply_layers(store, m, tree, env, err);
+  img_store_free(store);
+  return rc;
+}
+
+static kiln_err load_registry(const struct img_source *src, const struct img_source_env *env,
+                              struct img_tree *tree, struct img_manifest *m, struct kiln_error *err)
+{
+  struct img_store *store = NULL;
+  char *tmp = NULL;
+  kiln_err rc = img_registry_pull(src->path, env, 1, &tmp, m, err);
+  if (!rc)
+    rc = img_store_open_dir(tmp, &store, err);
+  if (!rc)
+    rc = apply_layers(store, m, tree, env, err);
+  img_store_free(store);
+  if (tmp)
+    kiln_rm_rf_quiet(tmp);
+  free(tmp);
+  return rc;
+}
+
+static kiln_err load_daemon(const struct img_source *src, const struct img_source_env *env,
+                            struct img_tree *tree, struct img_manifest *m, struct kiln_error *err)
+{
+  struct img_store *store = NULL;
+  char *tmp = NULL, *image_id = NULL;
+  kiln_err rc = img_daemon_export(src->path, env, &tmp, &image_id, err);
+  if (!rc)
+    rc = resolve_local(src, tmp, env, &store, m, err);
+  if (!rc)
+    rc = apply_layers(store, m, tree, env, err);
+  img_store_free(store);
+  if (tmp)
+    unlink(tmp);
+  free(tmp);
+  free(image_id);
+  return rc;
+}
+
 kiln_err img_source_load(const struct img_source *src, const struct img_source_env *env,
                          struct img_tree *tree, struct img_manifest *m, struct kiln_error *err)
 {
-  kiln_err rc;
-  struct img_store *store = NULL;
-  char *tmp = NULL, *image_id = NULL;
   memset(m, 0, sizeof(*m));
-  switch (src->kind) {
-  case IMG_SRC_DIR: rc = img_layer_apply_dir(tree, src->path, 1, err); break;
-  case IMG_SRC_OCI:
-  case IMG_SRC_OCI_ARCHIVE:
-  case IMG_SRC_DOCKER_ARCHIVE:
-    rc = resolve_local(src, src->path, env, &store, m, err);
-    if (!rc)
-      rc = apply_layers(store, m, tree, env, err);
-    break;
-  case IMG_SRC_REGISTRY:
-    rc = img_registry_pull(src->path, env, 1, &tmp, m, err);
-    if (!rc)
-      rc = img_store_open_dir(tmp, &store, err);
-    if (!rc)
-      rc = apply_layers(store, m, tree, env, err);
-    break;
-  case IMG_SRC_DAEMON:
-    rc = img_daemon_export(src->path, env, &tmp, &image_id, err);
-    if (!rc)
-      rc = resolve_local(src, tmp, env, &store, m, err);
-    if (!rc)
-      rc = apply_layers(store, m, tree, env, err);
-    if (tmp)
-      unlink(tmp);
-    break;
-  default: rc = kiln_error_set(err, KILN_E_INTERNAL, "unknown source kind");
-  }
+  if (!src->transport)
+    return kiln_error_set(err, KILN_E_INTERNAL, "image source without a transport");
+  return src->transport->load(src, env, tree, m, err);
+}
+
+static kiln_err identify_dir(const struct img_source *src, const struct img_source_env *env,
+                             struct kiln_buf *out, struct kiln_error *err)
+{
+  char hex[KILN_SHA256_HEX_LEN + 1];
+  (void)env;
+  kiln_err rc = kiln_sha256_tree(src->path, hex, err);
+  if (!rc)
+    kiln_buf_printf(out, "dir sha256:%s", hex);
+  return rc;
+}
+
+static kiln_err identify_local(const struct img_source *src, const struct img_source_env *env,
+                               struct kiln_buf *out, struct kiln_error *err)
+{
+  struct img_store *store = NULL;
+  struct img_manifest m = {0};
+  kiln_err rc = resolve_local(src, src->path, env, &store, &m, err);
+  if (!rc)
+    kiln_buf_printf(out, "%s %s", m.manifest_digest ? m.manifest_digest : "-", m.config_digest);
+  img_manifest_clear(&m);
   img_store_free(store);
-  if (tmp && src->kind == IMG_SRC_REGISTRY) {
-    struct kiln_error e2 = KILN_ERROR_INIT;
-    kiln_rm_rf(tmp, &e2);
-    kiln_error_clear(&e2);
-  }
+  return rc;
+}
+
+static kiln_err identify_registry(const struct img_source *src, const struct img_source_env *env,
+                                  struct kiln_buf *out, struct kiln_error *err)
+{
+  struct img_manifest m = {0};
+  char *tmp = NULL;
+  kiln_err rc = img_registry_pull(src->path, env, 0, &tmp, &m, err);
+  if (!rc)
+    kiln_buf_printf(out, "%s %s", m.manifest_digest, m.config_digest);
+  if (tmp)
+    kiln_rm_rf_quiet(tmp);
   free(tmp);
-  free(image_id);
+  img_manifest_clear(&m);
+  return rc;
+}
+
+static kiln_err identify_daemon(const struct img_source *src, const struct img_source_env *env,
+                                struct kiln_buf *out, struct kiln_error *err)
+{
+  char *id = NULL;
+  kiln_err rc = img_daemon_export(src->path, env, NULL, &id, err);
+  if (!rc)
+    kiln_buf_printf(out, "daemon %s", id);
+  free(id);
   return rc;
 }
 
 kiln_err img_source_identify(const struct img_source *src, const struct img_source_env *env,
                              char **out, struct kiln_error *err)
 {
-  kiln_err rc = KILN_OK;
-  struct img_store *store = NULL;
-  struct img_manifest m = {0};
   struct kiln_buf b = KILN_BUF_INIT;
-  char *tmp = NULL;
-  char hex[KILN_SHA256_HEX_LEN + 1];
   *out = NULL;
-  switch (src->kind) {
-  case IMG_SRC_DIR:
-    if (!(rc = kiln_sha256_tree(src->path, hex, err)))
-      kiln_buf_printf(&b, "dir sha256:%s", hex);
-    break;
-  case IMG_SRC_OCI:
-  case IMG_SRC_OCI_ARCHIVE:
-  case IMG_SRC_DOCKER_ARCHIVE:
-    if (!(rc = resolve_local(src, src->path, env, &store, &m, err)))
-      kiln_buf_printf(&b, "%s %s", m.manifest_digest ? m.manifest_digest : "-", m.config_digest);
-    break;
-  case IMG_SRC_REGISTRY:
-    if (!(rc = img_registry_pull(src->path, env, 0, &tmp, &m, err)))
-      kiln_buf_printf(&b, "%s %s", m.manifest_digest, m.config_digest);
-    break;
-  case IMG_SRC_DAEMON: {
-    char *id = NULL;
-    if (!(rc = img_daemon_export(src->path, env, NULL, &id, err)))
-      kiln_buf_printf(&b, "daemon %s", id);
-    free(id);
-    break;
-  }
-  }
+  if (!src->transport)
+    return kiln_error_set(err, KILN_E_INTERNAL, "image source without a transport");
+  kiln_err rc = src->transport->identify(src, env, &b, err);
   if (!rc && !(*out = kiln_buf_detach(&b)))
     rc = kiln_error_set(err, KILN_E_NOMEM, "out of memory");
-  if (tmp) {
-    struct kiln_error e2 = KILN_ERROR_INIT;
-    kiln_rm_rf(tmp, &e2);
-    kiln_error_clear(&e2);
-    free(tmp);
-  }
   kiln_buf_free(&b);
-  img_manifest_clear(&m);
-  img_store_free(store);
   return rc;
 }
+
+/* Adding a transport: its source_<name>.c, its load and identify functions, and one line here. */
+static const struct img_transport transports[] = {
+    {"docker-daemon:", "NAME[:TAG]", IMG_SRC_DAEMON, REST_NAME, load_daemon, identify_daemon},
+    {"docker-archive:", "FILE", IMG_SRC_DOCKER_ARCHIVE, REST_FILE_REF, load_local, identify_local},
+    {"oci:", "DIR[:REF]", IMG_SRC_OCI, REST_FILE_REF, load_local, identify_local},
+    {"oci-archive:", "FILE[:REF]", IMG_SRC_OCI_ARCHIVE, REST_FILE_REF, load_local, identify_local},
+    {"docker://", "REPO[:TAG]", IMG_SRC_REGISTRY, REST_NAME, load_registry, identify_registry},
+    {"dir:", "PATH", IMG_SRC_DIR, REST_PATH, load_dir, identify_dir},
+};
+static const size_t ntransports = sizeof(transports) / sizeof(transports[0]);

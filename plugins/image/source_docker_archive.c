@@ -38,11 +38,11 @@ static char *digest_of_path(const char *path)
   if (!p || (p != path && p[-1] != '/'))
     return NULL;
   p += strlen("blobs/sha256/");
-  if (strlen(p) != 64 || strspn(p, "0123456789abcdef") != 64)
+  char digest[KILN_SHA256_DIGEST_LEN + 1];
+  if (strlen(p) != KILN_SHA256_HEX_LEN)
     return NULL;
-  struct kiln_buf b = KILN_BUF_INIT;
-  kiln_buf_printf(&b, "sha256:%s", p);
-  return kiln_buf_detach(&b);
+  kiln_sha256_digest(p, digest);
+  return kiln_sha256_digest_hex(digest) ? strdup(digest) : NULL;
 }
 
 kiln_err img_docker_archive_resolve(struct img_store *s, const char *ref, const char *platform,
@@ -88,9 +88,9 @@ kiln_err img_docker_archive_resolve(struct img_store *s, const char *ref, const 
     goto out;
   char hex[KILN_SHA256_HEX_LEN + 1];
   kiln_sha256_hex(cfg_text, cfg_len, hex);
-  struct kiln_buf d = KILN_BUF_INIT;
-  kiln_buf_printf(&d, "sha256:%s", hex);
-  m->config_digest = kiln_buf_detach(&d);
+  char digest[KILN_SHA256_DIGEST_LEN + 1];
+  kiln_sha256_digest(hex, digest);
+  m->config_digest = strdup(digest);
   if ((rc = img_platform_check(m->config, platform, "the image", err)))
     goto out;
   const cJSON *diff_ids = kiln_json_pointer(m->config, "/rootfs/diff_ids");

@@ -9,6 +9,7 @@
 
 #include "registry.h"
 #include "util/fs.h"
+#include "util/hash.h"
 #include "util/json.h"
 
 #define ACCEPT_MANIFESTS                                                                           \
@@ -61,7 +62,7 @@ kiln_err img_registry_ref_parse(const char *text, struct img_registry_ref *ref,
     ref->tag = strdup("latest");
   if (!ref->host || !ref->repo || !ref->repo[0] || (!ref->tag && !ref->digest))
     return kiln_error_set(err, KILN_E_INVALID, "docker://%s is not a valid image reference", text);
-  if (ref->digest && strncmp(ref->digest, "sha256:", 7) != 0)
+  if (ref->digest && !kiln_digest_is_sha256(ref->digest))
     return kiln_error_set(err, KILN_E_INVALID, "docker://%s: only sha256 digests are supported",
                           text);
   return KILN_OK;
@@ -138,6 +139,51 @@ static const char *media_type_of(const cJSON *doc, const char *content_type)
   return cJSON_IsString(mt) ? mt->valuestring : content_type ? content_type : "";
 }
 
+/* A manifest list (index): the manifest for env->platform, fetched in its place (*doc, *res and
+ * *mt replaced). */
+static kiln_err follow_index(struct reg *r, const struct img_registry_ref *ref,
+                             const char *reference, const struct img_source_env *env, cJSON **doc,
+                             struct reg_result *res, const char **mt, struct kiln_error *err)
+{
+  const cJSON *d, *chosen = NULL;
+  struct kiln_buf seen = KILN_BUF_INIT;
+  cJSON_ArrayForEach(d, cJSON_GetObjectItemCaseSensitive(*doc, "manifests"))
+  {
+    const cJSON *plat = cJSON_GetObjectItemCaseSensitive(d, "platform");
+    const cJSON *os = cJSON_GetObjectItemCaseSensitive(plat, "os");
+    const cJSON *arch = cJSON_GetObjectItemCaseSensitive(plat, "architecture");
+    if (cJSON_IsString(os) && cJSON_IsString(arch))
+      kiln_buf_printf(&seen, "%s%s/%s", seen.len ? ", " : "", os->valuestring, arch->valuestring);
+    if (!chosen && plat && img_platform_matches(plat, env->platform))
+      chosen = d;
+  }
+  const cJSON *cd = chosen ? cJSON_GetObjectItemCaseSensitive(chosen, "digest") : NULL;
+  if (!cJSON_IsString(cd)) {
+    kiln_err rc = kiln_error_set(err, KILN_E_NOT_FOUND,
+                                 "docker://%s has no manifest for %s (available: %s); set "
+                                 "/image/platform",
+                                 reference, env->platform, seen.len ? seen.data : "none");
+    kiln_buf_free(&seen);
+    return rc;
+  }
+  kiln_buf_free(&seen);
+  char *child = strdup(cd->valuestring);
+  cJSON_Delete(*doc);
+  *doc = NULL;
+  reg_result_clear(res);
+  struct kiln_buf path = KILN_BUF_INIT;
+  kiln_buf_printf(&path, "/v2/%s/manifests/%s", ref->repo, child ? child : "");
+  kiln_err rc = child && !kiln_buf_status(&path)
+                    ? reg_get(r, path.data, ACCEPT_MANIFESTS, NULL, child, res, err)
+                    : kiln_error_set(err, KILN_E_NOMEM, "out of memory");
+  free(child);
+  kiln_buf_free(&path);
+  if (rc || (rc = kiln_json_parse(res->body, res->len, "manifest", doc, err)))
+    return rc;
+  *mt = media_type_of(*doc, res->content_type);
+  return KILN_OK;
+}
+
 kiln_err img_registry_pull(const char *reference, const struct img_source_env *env, int layers,
                            char **dir, struct img_manifest *m, struct kiln_error *err)
 {
@@ -184,41 +230,9 @@ kiln_err img_registry_pull(const char *reference, const struct img_source_env *e
                         reference);
     goto out;
   }
-  if (strstr(mt, "index") || strstr(mt, "manifest.list")) {
-    const cJSON *d, *chosen = NULL;
-    struct kiln_buf seen = KILN_BUF_INIT;
-    cJSON_ArrayForEach(d, cJSON_GetObjectItemCaseSensitive(doc, "manifests"))
-    {
-      const cJSON *plat = cJSON_GetObjectItemCaseSensitive(d, "platform");
-      const cJSON *os = cJSON_GetObjectItemCaseSensitive(plat, "os");
-      const cJSON *arch = cJSON_GetObjectItemCaseSensitive(plat, "architecture");
-      if (cJSON_IsString(os) && cJSON_IsString(arch))
-        kiln_buf_printf(&seen, "%s%s/%s", seen.len ? ", " : "", os->valuestring, arch->valuestring);
-      if (!chosen && plat && img_platform_matches(plat, env->platform))
-        chosen = d;
-    }
-    const cJSON *cd = chosen ? cJSON_GetObjectItemCaseSensitive(chosen, "digest") : NULL;
-    if (!cJSON_IsString(cd)) {
-      rc = kiln_error_set(err, KILN_E_NOT_FOUND,
-                          "docker://%s has no manifest for %s (available: %s); set "
-                          "/image/platform",
-                          reference, env->platform, seen.len ? seen.data : "none");
-      kiln_buf_free(&seen);
-      goto out;
-    }
-    kiln_buf_free(&seen);
-    char *child = strdup(cd->valuestring);
-    cJSON_Delete(doc);
-    doc = NULL;
-    reg_result_clear(&res);
-    kiln_buf_reset(&path);
-    kiln_buf_printf(&path, "/v2/%s/manifests/%s", ref.repo, child);
-    rc = reg_get(&r, path.data, ACCEPT_MANIFESTS, NULL, child, &res, err);
-    free(child);
-    if (rc || (rc = kiln_json_parse(res.body, res.len, "manifest", &doc, err)))
-      goto out;
-    mt = media_type_of(doc, res.content_type);
-  }
+  if ((strstr(mt, "index") || strstr(mt, "manifest.list")) &&
+      (rc = follow_index(&r, &ref, reference, env, &doc, &res, &mt, err)))
+    goto out;
   if ((rc = write_blob_file(*dir, res.digest, res.body, res.len, err)))
     goto out;
   const cJSON *cfg_digest = kiln_json_pointer(doc, "/config/digest");
@@ -259,7 +273,7 @@ kiln_err img_registry_pull(const char *reference, const struct img_source_env *e
 out:
   if (rc && *dir) {
     struct kiln_error e2 = KILN_ERROR_INIT;
-    kiln_rm_rf(*dir, &e2);
+    kiln_rm_rf_quiet(*dir);
     kiln_error_clear(&e2);
     free(*dir);
     *dir = NULL;

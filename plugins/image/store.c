@@ -293,7 +293,8 @@ kiln_err img_store_read(struct img_store *s, const char *path, const char *diges
   if (digest) {
     char hex[KILN_SHA256_HEX_LEN + 1];
     kiln_sha256_hex(buf, got, hex);
-    if (strncmp(digest, "sha256:", 7) != 0 || strcmp(digest + 7, hex) != 0) {
+    const char *want = kiln_sha256_digest_hex(digest);
+    if (!want || strcmp(want, hex) != 0) {
       free(buf);
       return kiln_error_set(err, KILN_E_INVALID,
                             "%s: digest mismatch: expected %s, got sha256:%s (corrupt image?)",
@@ -308,12 +309,12 @@ kiln_err img_store_read(struct img_store *s, const char *path, const char *diges
 kiln_err img_digest_path(const char *digest, char **out, struct kiln_error *err)
 {
   *out = NULL;
-  if (!digest || strncmp(digest, "sha256:", 7) != 0)
+  if (!kiln_digest_is_sha256(digest))
     return kiln_error_set(err, KILN_E_UNSUPPORTED,
                           "digest \"%s\" is not sha256 (the only algorithm kiln reads)",
                           digest ? digest : "(missing)");
-  const char *hex = digest + 7;
-  if (strlen(hex) != 64 || strspn(hex, "0123456789abcdef") != 64)
+  const char *hex = kiln_sha256_digest_hex(digest);
+  if (!hex)
     return kiln_error_set(err, KILN_E_INVALID, "digest \"%s\" is not 64 lowercase hex digits",
                           digest);
   struct kiln_buf b = KILN_BUF_INIT;

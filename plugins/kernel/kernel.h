@@ -7,8 +7,8 @@
 #include "util/error.h"
 
 /* The nitro-cli default x86_64 kernel command line. */
-#define KILN_KERNEL_DEFAULT_CMDLINE                                                              \
-  "reboot=k panic=30 pci=off nomodules console=ttyS0 i8042.noaux i8042.nomux i8042.nopnp "       \
+#define KILN_KERNEL_DEFAULT_CMDLINE                                                                \
+  "reboot=k panic=30 pci=off nomodules console=ttyS0 i8042.noaux i8042.nomux i8042.nopnp "         \
   "i8042.dumbkbd random.trust_cpu=on"
 
 /* Pinned Debian 12 packages (a newer pin is a change to this file, reviewed like code). */
@@ -19,28 +19,31 @@
 
 /* Get package=version as a .deb in dir (apt-get download; reused when already there). *deb is
  * the file's path (caller frees). */
-kiln_err kiln_deb_fetch(const char *package, const char *version, const char *dir, char **deb,
-                        struct kiln_error *err);
+KILN_MUST_CHECK kiln_err kiln_deb_fetch(const char *package, const char *version, const char *dir,
+                                        char **deb, struct kiln_error *err);
 
 /* Called for each member of the .deb's data archive; returns the path to write it to (caller
  * of the callback frees), or NULL to skip it. */
 typedef char *(*kiln_deb_select_fn)(void *arg, const char *member);
 /* Unpack selected regular files of a .deb (ar + data.tar.{xz,zst,gz}) with libarchive. */
-kiln_err kiln_deb_extract(const char *deb, kiln_deb_select_fn select, void *arg,
-                          struct kiln_error *err);
+KILN_MUST_CHECK kiln_err kiln_deb_extract(const char *deb, kiln_deb_select_fn select, void *arg,
+                                          struct kiln_error *err);
 
 /* What a source puts into the kernel artifact's directory (files documented in
  * docs/artifacts.md), and the metadata/lock values it resolved. */
 struct kernel_result {
-  cJSON *meta;     /* kernel artifact metadata (owned) */
-  cJSON *package;  /* {"name","version","sha256"} or NULL (owned) */
+  cJSON *meta;    /* kernel artifact metadata (owned) */
+  cJSON *package; /* {"name","version","sha256"} or NULL (owned) */
 };
 
-kiln_err kiln_kernel_debian_cloud(struct kiln_stage_ctx *ctx, const struct kiln_host *host,
-                                  const char *out_dir, struct kernel_result *r);
-kiln_err kiln_kernel_debian_build(struct kiln_stage_ctx *ctx, const struct kiln_host *host,
-                                  const char *out_dir, struct kernel_result *r);
-kiln_err kiln_kernel_blobs(struct kiln_stage_ctx *ctx, const struct kiln_host *host,
-                           const char *blobs_dir, const char *out_dir, struct kernel_result *r);
+KILN_MUST_CHECK kiln_err kiln_kernel_debian_cloud(struct kiln_stage_ctx *ctx,
+                                                  const struct kiln_host *host, const char *out_dir,
+                                                  struct kernel_result *r);
+KILN_MUST_CHECK kiln_err kiln_kernel_debian_build(struct kiln_stage_ctx *ctx,
+                                                  const struct kiln_host *host, const char *out_dir,
+                                                  struct kernel_result *r);
+KILN_MUST_CHECK kiln_err kiln_kernel_blobs(struct kiln_stage_ctx *ctx, const struct kiln_host *host,
+                                           const char *blobs_dir, const char *out_dir,
+                                           struct kernel_result *r);
 
 #endif

@@ -9,19 +9,10 @@
 #include "util/fs.h"
 #include "util/hash.h"
 
-#define KERNEL_STAGE_VERSION "0.1.0"
+#define KERNEL_STAGE_VERSION "0.2.0" /* 0.2: vsock loopback (module and config) */
 
-static const char options_schema[] =
-    "{\"type\":\"object\",\"additionalProperties\":false,\"properties\":{"
-    "\"source\":{\"type\":\"string\",\"default\":\"debian-build:6.12\",\"description\":"
-    "\"debian-build:6.12 (compile Debian's linux-source with kiln's enclave config), "
-    "debian-cloud:6.12 (Debian's prebuilt cloud kernel + modules; its virtio_mmio lacks "
-    "command-line device discovery, so it is for tests and qemu), or blobs:DIR (nitro-cli "
-    "blobs)\"},"
-    "\"cmdline\":{\"type\":\"string\",\"description\":\"Kernel command line (default: "
-    "nitro-cli's, or the blobs' cmdline file)\"},"
-    "\"init\":{\"type\":\"string\",\"enum\":[\"kiln\",\"blobs\"],\"description\":\"Read by "
-    "the eif stage: kiln's init or the blobs' init\"}}}";
+/* The options schema: options.schema.json, compiled in by kiln_embed_text (CMakeLists.txt). */
+extern const char options_schema[];
 
 static const char *source_of(const cJSON *opts)
 {

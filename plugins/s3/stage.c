@@ -1,6 +1,7 @@
 /* The s3 stage: the pipeline's EIF to the deployment's S3 bucket under a content-addressed key,
  * skipped when the object is already there, resumable, never cached (the bucket is checked on every
- * run). Output: an s3-object artifact describing where the EIF now lives. */
+ * run), and beside it the parent's kiln-host (kiln-host/<sha256>) that the instances install.
+ * Output: an s3-object artifact describing where the EIF (and kiln-host) now live. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,56 +10,16 @@
 
 #include "client.h"
 #include "deploy.h"
+#include "host_hooks.h"
 #include "s3.h"
 #include "upload.h"
 #include "util/buf.h"
 #include "util/fs.h"
+#include "util/hash.h"
 #include "util/json.h"
 
-static const char options_schema[] =
-    "{\"type\":\"object\",\"additionalProperties\":false,\"properties\":{"
-    "\"bucket\":{\"type\":\"string\",\"minLength\":3,\"maxLength\":63,"
-    "\"description\":\"Bucket (default: /aws/bucket, else the deployment's bucket "
-    "kiln-<deployment id>-<account>)\"},"
-    "\"prefix\":{\"type\":\"string\",\"description\":\"Key prefix before eifs/<name>/<sha256>.eif "
-    "(e.g. \\\"team/\\\")\"},"
-    "\"key\":{\"type\":\"string\",\"minLength\":1,\"description\":\"Exact key instead of the "
-    "content address\"},"
-    "\"part_size_mib\":{\"type\":\"integer\",\"minimum\":5,\"maximum\":5120,"
-    "\"description\":\"Multipart part size in MiB (default: 16, more for files above 156 GiB)\"},"
-    "\"parallel\":{\"type\":\"integer\",\"minimum\":1,\"maximum\":64,"
-    "\"description\":\"Parts in flight at once (default 8)\"},"
-    "\"resumable\":{\"type\":\"boolean\",\"description\":\"Keep a failed multipart upload for a "
-    "later resume instead of aborting it (kiln status lists it)\"}}}";
-
-struct hook_ctx {
-  struct kiln_stage_ctx *ctx;
-  const struct kiln_host *host;
-};
-
-static void hook_log(void *p, int level, const char *msg)
-{
-  struct hook_ctx *h = p;
-  h->host->log(h->ctx, (enum kiln_log_level)level, "%s", msg);
-}
-
-static void hook_redact(void *p, const char *secret)
-{
-  struct hook_ctx *h = p;
-  h->host->redact(h->ctx, secret);
-}
-
-static int hook_cancelled(void *p)
-{
-  struct hook_ctx *h = p;
-  return h->host->cancelled(h->ctx);
-}
-
-static void hook_progress(void *p, uint64_t done, uint64_t total)
-{
-  struct hook_ctx *h = p;
-  h->host->progress(h->ctx, done, total, "upload");
-}
+/* The options schema: options.schema.json, compiled in by kiln_embed_text (CMakeLists.txt). */
+extern const char options_schema[];
 
 static const char *string_at(const cJSON *obj, const char *key)
 {
@@ -122,44 +83,90 @@ static kiln_err resolve_bucket(struct kiln_aws_client *c, const cJSON *opts, con
 
 struct eif_file {
   char *path;
-  const char *name;
+  char *name;
   const char *sha256;
+  char computed[KILN_SHA256_HEX_LEN + 1];
 };
 
-static kiln_err eif_of(const struct kiln_artifact *eif, struct eif_file *out,
+/* The file to upload: the eif artifact's image, or a file given in place (meta "source", from
+ * `--input eif=FILE`), whose name loses its .eif suffix. Without a digest in the metadata the file
+ * is hashed here unless want_sha256 is 0 (an exact key needs none). */
+static kiln_err eif_of(const struct kiln_artifact *eif, int want_sha256, struct eif_file *out,
                        struct kiln_error *err)
 {
+  const char *source = string_at(eif->meta, "source");
   const char *file = string_at(eif->meta, "file");
-  out->path = kiln_path_join(eif->path, file ? file : "image.eif");
-  out->name = string_at(eif->meta, "name");
+  const char *name = string_at(eif->meta, "name");
+  size_t n = name ? strlen(name) : 0;
+  if (source && n > 4 && strcmp(name + n - 4, ".eif") == 0)
+    n -= 4;
+  out->path = source ? strdup(source) : kiln_path_join(eif->path, file ? file : "image.eif");
+  out->name = name ? strndup(name, n ? n : 1) : strdup("enclave");
   out->sha256 = string_at(eif->meta, "sha256");
-  if (!out->name)
-    out->name = "enclave";
-  return out->path ? KILN_OK : kiln_error_set(err, KILN_E_NOMEM, "out of memory");
+  if (!out->path || !out->name)
+    return kiln_error_set(err, KILN_E_NOMEM, "out of memory");
+  if (out->sha256 || !want_sha256)
+    return KILN_OK;
+  kiln_err rc = kiln_sha256_file(out->path, out->computed, NULL, err);
+  if (rc == KILN_OK)
+    out->sha256 = out->computed;
+  return rc;
 }
 
 static kiln_err open_client(struct kiln_stage_ctx *ctx, const struct kiln_host *host,
-                            struct hook_ctx *hooks, struct kiln_aws_client **c,
+                            struct kiln_aws_host *hooks, struct kiln_aws_client **c,
                             struct kiln_error *err)
 {
+  const cJSON *opts = host->options(ctx);
   const cJSON *aws = cJSON_GetObjectItemCaseSensitive(host->config(ctx), "aws");
   struct kiln_aws_client_options o = {
-      .profile = string_at(aws, "profile"),
-      .region = string_at(aws, "region"),
+      .profile =
+          string_at(opts, "profile") ? string_at(opts, "profile") : string_at(aws, "profile"),
+      .region = string_at(opts, "region") ? string_at(opts, "region") : string_at(aws, "region"),
       .s3_path_style = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(aws, "s3_path_style")),
-      .log = hook_log,
-      .redact = hook_redact,
-      .cancelled = hook_cancelled,
-      .hook_ctx = hooks,
   };
+  kiln_aws_host_hooks(hooks, &o);
   return kiln_aws_client_new(&o, c, err);
+}
+
+/* kiln-host beside the EIF, content-addressed; {"key", "sha256"} into meta. */
+static kiln_err upload_kiln_host(struct kiln_stage_ctx *ctx, const struct kiln_host *host,
+                                 struct kiln_aws_client *c, const char *bucket, cJSON *meta,
+                                 struct kiln_error *err)
+{
+  char sha[KILN_SHA256_HEX_LEN + 1], *key = NULL;
+  char *path = kiln_path_join(host->lib_dir(ctx), "kiln-host");
+  kiln_err rc = path ? kiln_sha256_file(path, sha, NULL, err) : KILN_E_NOMEM;
+  if (rc == KILN_E_NOT_FOUND || rc == KILN_E_IO)
+    kiln_error_prefix(err, "kiln-host (the parent side of the enclave runtime) is missing: "
+                           "rebuild or reinstall kiln");
+  if (rc == KILN_OK && !(key = kiln_s3_kiln_host_key(sha)))
+    rc = kiln_error_set(err, KILN_E_NOMEM, "out of memory");
+  struct kiln_s3_upload_result res;
+  memset(&res, 0, sizeof(res));
+  if (rc == KILN_OK) {
+    struct kiln_s3_upload_options uo = {.bucket = bucket, .key = key, .path = path, .sha256 = sha};
+    rc = kiln_s3_upload(c, &uo, &res, err);
+  }
+  if (rc == KILN_OK) {
+    host->log(ctx, KILN_LOG_INFO, "%s s3://%s/%s", res.skipped ? "already in" : "uploaded to",
+              bucket, key);
+    cJSON *kh = cJSON_AddObjectToObject(meta, "kiln_host");
+    if (!kh || !cJSON_AddStringToObject(kh, "key", key) ||
+        !cJSON_AddStringToObject(kh, "sha256", sha))
+      rc = kiln_error_set(err, KILN_E_NOMEM, "out of memory");
+  }
+  kiln_s3_upload_result_clear(&res);
+  free(path);
+  free(key);
+  return rc;
 }
 
 static kiln_err s3_run(struct kiln_stage_ctx *ctx, const struct kiln_host *host)
 {
   const cJSON *opts = host->options(ctx);
   const struct kiln_artifact *eif = host->input(ctx, "eif");
-  struct hook_ctx hooks = {ctx, host};
+  struct kiln_aws_host hooks = {ctx, host};
   struct kiln_aws_client *c = NULL;
   struct kiln_error err = KILN_ERROR_INIT;
   struct kiln_s3_upload_result res;
@@ -169,11 +176,10 @@ static kiln_err s3_run(struct kiln_stage_ctx *ctx, const struct kiln_host *host)
   kiln_err rc;
   memset(&res, 0, sizeof(res));
 
-  if ((rc = eif_of(eif, &file, &err)) || (rc = open_client(ctx, host, &hooks, &c, &err)) ||
+  const int exact_key = string_at(opts, "key") != NULL;
+  if ((rc = eif_of(eif, !exact_key, &file, &err)) ||
+      (rc = open_client(ctx, host, &hooks, &c, &err)) ||
       (rc = resolve_bucket(c, opts, host->config(ctx), host->app_dir(ctx), &bucket, &err)))
-    goto fail;
-  if (!file.sha256 &&
-      (rc = kiln_error_set(&err, KILN_E_INVALID, "the eif artifact has no sha256 in its metadata")))
     goto fail;
   key = string_at(opts, "key")
             ? strdup(string_at(opts, "key"))
@@ -202,11 +208,12 @@ static kiln_err s3_run(struct kiln_stage_ctx *ctx, const struct kiln_host *host)
       .key = key,
       .path = file.path,
       .sha256 = file.sha256,
+      .checksum_identity = !file.sha256,
       .part_size = (uint64_t)int_at(opts, "part_size_mib", 0) << 20,
       .parallel = (unsigned)int_at(opts, "parallel", 0),
       .journal_dir = host->state_dir(ctx),
       .keep_on_failure = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(opts, "resumable")),
-      .progress = hook_progress,
+      .progress = kiln_aws_host_progress,
       .progress_ctx = &hooks,
   };
   if ((rc = kiln_s3_upload(c, &uo, &res, &err))) {
@@ -230,6 +237,18 @@ static kiln_err s3_run(struct kiln_stage_ctx *ctx, const struct kiln_host *host)
             res.skipped ? "already in" : "uploaded to", bucket, key, (unsigned long long)res.bytes,
             how, res.seconds);
   cJSON *meta = kiln_s3_upload_result_json(kiln_aws_client_region(c), bucket, key, &res);
+  cJSON *transfer = cJSON_AddObjectToObject(meta, "transfer");
+  if (transfer) {
+    kiln_s3_upload_stats_json(transfer, &res);
+    cJSON_AddNumberToObject(transfer, "parallel",
+                            uo.parallel ? (double)uo.parallel : KILN_S3_DEFAULT_PARALLEL);
+    cJSON_AddBoolToObject(transfer, "resumable", uo.keep_on_failure);
+  }
+  /* a deploy (content-addressed key) also ships kiln-host; `kiln upload FILE s3://B/K` does not */
+  if (!exact_key && (rc = upload_kiln_host(ctx, host, c, bucket, meta, &err))) {
+    cJSON_Delete(meta);
+    goto fail;
+  }
   const char *dir = NULL;
   if ((rc = host->output(ctx, "s3-object", &dir))) {
     cJSON_Delete(meta);
@@ -252,6 +271,7 @@ out:
   kiln_aws_client_free(c);
   kiln_buf_free(&text);
   free(file.path);
+  free(file.name);
   free(bucket);
   free(key);
   free(json_path);
@@ -263,7 +283,7 @@ static kiln_err s3_plan(struct kiln_stage_ctx *ctx, const struct kiln_host *host
 {
   const cJSON *opts = host->options(ctx);
   const struct kiln_artifact *eif = host->input(ctx, "eif");
-  struct hook_ctx hooks = {ctx, host};
+  struct kiln_aws_host hooks = {ctx, host};
   struct kiln_aws_client *c = NULL;
   struct kiln_error err = KILN_ERROR_INIT;
   struct eif_file file = {0};
@@ -273,7 +293,7 @@ static kiln_err s3_plan(struct kiln_stage_ctx *ctx, const struct kiln_host *host
   kiln_err rc;
   if (!eif)
     return host->plan_action(ctx, "create", "s3 object", "the EIF this run builds");
-  if ((rc = eif_of(eif, &file, &err)) || (rc = open_client(ctx, host, &hooks, &c, &err)) ||
+  if ((rc = eif_of(eif, 0, &file, &err)) || (rc = open_client(ctx, host, &hooks, &c, &err)) ||
       (rc = resolve_bucket(c, opts, host->config(ctx), host->app_dir(ctx), &bucket, &err)))
     goto fail;
   key = string_at(opts, "key") ? strdup(string_at(opts, "key"))
@@ -294,6 +314,7 @@ out:
   kiln_aws_client_free(c);
   kiln_buf_free(&resource);
   free(file.path);
+  free(file.name);
   free(bucket);
   free(key);
   return rc;

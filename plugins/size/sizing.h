@@ -29,7 +29,8 @@ struct kiln_catalogue {
 };
 
 /* Load and validate a catalogue file (share/instance-types.json format). */
-kiln_err kiln_catalogue_load(const char *path, struct kiln_catalogue **out, struct kiln_error *err);
+KILN_MUST_CHECK kiln_err kiln_catalogue_load(const char *path, struct kiln_catalogue **out,
+                                             struct kiln_error *err);
 void kiln_catalogue_free(struct kiln_catalogue *c);
 
 struct kiln_sizing_request {
@@ -51,8 +52,9 @@ struct kiln_sizing_result {
 /* Apply the rules: the parent keeps one core (2 vCPUs with SMT) and reserve_memory_mib; enclave
  * CPUs are whole cores; types with fewer than 4 vCPUs or without enclave support are skipped;
  * memory is raised to 4x the EIF size (nitro-cli E26). The cheapest fitting type wins. */
-kiln_err kiln_sizing_choose(const struct kiln_catalogue *c, const struct kiln_sizing_request *req,
-                            struct kiln_sizing_result *out, struct kiln_error *err);
+KILN_MUST_CHECK kiln_err kiln_sizing_choose(const struct kiln_catalogue *c,
+                                            const struct kiln_sizing_request *req,
+                                            struct kiln_sizing_result *out, struct kiln_error *err);
 void kiln_sizing_result_clear(struct kiln_sizing_result *r);
 /* The result as the sizing artifact's JSON (see docs/artifacts.md); caller frees. */
 cJSON *kiln_sizing_to_json(const struct kiln_catalogue *c, const struct kiln_sizing_result *r);

@@ -11,18 +11,8 @@
 #include "util/fs.h"
 #include "util/json.h"
 
-static const char options_schema[] =
-    "{\"type\":\"object\",\"additionalProperties\":false,\"properties\":{"
-    "\"cpus\":{\"type\":\"integer\",\"minimum\":1,\"maximum\":1024,"
-    "\"description\":\"Enclave vCPUs (default: /enclave/cpus, else 2)\"},"
-    "\"memory_mib\":{\"type\":\"integer\",\"minimum\":64,"
-    "\"description\":\"Enclave memory in MiB (default: /enclave/memory_mib, else 1024)\"},"
-    "\"family\":{\"type\":\"string\",\"description\":\"Only these instance families, "
-    "comma-separated (e.g. m5 or m5,m6i)\"},"
-    "\"arch\":{\"type\":\"string\",\"enum\":[\"x86_64\",\"aarch64\"],"
-    "\"description\":\"CPU architecture (default: the EIF's, else x86_64)\"},"
-    "\"catalogue\":{\"type\":\"string\",\"description\":\"Instance catalogue file (default: "
-    "share/kiln/instance-types.json)\"}}}";
+/* The options schema: options.schema.json, compiled in by kiln_embed_text (CMakeLists.txt). */
+extern const char options_schema[];
 
 static int int_option(const cJSON *opts, const cJSON *config, const char *key, int fallback)
 {

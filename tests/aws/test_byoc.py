@@ -507,4 +507,50 @@ def case_policy_denial():
     ok(kiln("teardown", "--yes", "--delete-bucket", env=kiln_env(admin, endpoint=url)), "teardown (admin)")
 
 
+def case_test_resource():
+    """A resource kind is one file and one table line: the test-only kind in
+    tests/aws/res_test_marker.c (an SSM parameter), in the tests' build of the aws plugin put first
+    on the plugin path, shows up in plan, setup, status and teardown; the shipped plugin lacks it."""
+    env = kiln_env(KILN_PLUGIN_PATH=os.environ["KILN_TEST_RESOURCE_PLUGIN_DIR"])
+    make_app()
+    configure()
+    fresh = plan_actions(kiln("plan", "--action", "setup", "--json", env=env))
+    check(any(a["action"] == "create" and a["resource"].endswith("/test-marker") for a in fresh),
+          "plan creates the test marker: %s" % fresh)
+    check(proxy("stats")["mutating"] == 0, "plan made no mutating call")
+    setup = ok(kiln("setup", "--json", env=env), "setup")
+    dep = deployment_id()
+    name = "/kiln/%s/test-marker" % dep
+    check(setup.get("test_marker") == name, "setup reports the marker: %s" % setup.get("test_marker"))
+    ssm = client("ssm")
+    check(ssm.get_parameter(Name=name)["Parameter"]["Value"] == "kiln", "the marker exists in SSM")
+    tags = ssm.list_tags_for_resource(ResourceType="Parameter", ResourceId=name)["TagList"]
+    check({"Key": TAG, "Value": dep} in tags, "the marker carries the deployment tag: %s" % tags)
+    policy = client("iam").get_user_policy(UserName=dep + "-deploy", PolicyName="kiln-deploy")["PolicyDocument"]
+    if isinstance(policy, str):
+        policy = json.loads(policy)
+    sids = [st.get("Sid") for st in policy["Statement"]]
+    check("ReadTheTestMarker" in sids and "ReadOnlyDescribe" in sids,
+          "the deploy user's policy has the kind's statement after the base ones: %s" % sids)
+    status = ok(kiln("status", "--json", env=env), "status")
+    check(status.get("test_marker") == name, "status shows the marker: %s" % status.get("test_marker"))
+    human = kiln("status", env=env)
+    ok(human, "status for people")
+    check("test marker" in human.stdout and name in human.stdout and "VPC" in human.stdout,
+          "status prints the fields the resource kinds label: %s" % human.stdout[-1500:])
+    shipped = ok(kiln("status", "--json"), "status with the shipped plugin")
+    check("test_marker" not in shipped, "the shipped aws plugin has no test marker")
+    again = plan_actions(kiln("plan", "--action", "setup", "--json", env=env))
+    check(any(a["action"] == "nothing" and a["resource"] == name for a in again),
+          "plan after setup: the marker is up to date: %s" % again)
+    configure()
+    ok(kiln("teardown", "--yes", "--delete-bucket", "--json", env=env), "teardown")
+    try:
+        ssm.get_parameter(Name=name)
+        check(False, "teardown deleted the marker")
+    except ssm.exceptions.ParameterNotFound:
+        pass
+    check(not any(tagged(dep).values()), "teardown removed everything: %s" % tagged(dep))
+
+
 run_case(globals(), CASE, WORK)

@@ -28,7 +28,7 @@ static char *temp_app(const char *dotenv)
 static void drop_app(char *dir)
 {
   struct kiln_error e = KILN_ERROR_INIT;
-  kiln_rm_rf(dir, &e);
+  kiln_rm_rf_quiet(dir);
   kiln_error_clear(&e);
   free(dir);
 }
@@ -173,7 +173,7 @@ static int test_templates(void)
                               .tag_key = strdup(KILN_DEFAULT_TAG_KEY),
                               .region = strdup("us-east-1")};
   struct kiln_deployment_names n;
-  kiln_deployment_names_make("prod", "123456789012", &n, &e);
+  CHECK_INT(KILN_OK, kiln_deployment_names_make("prod", "123456789012", &n, &e));
   cJSON *values = kiln_policy_values(&d, &n, "123456789012", "vpc-0abc");
   cJSON_AddStringToObject(values, "oidc_provider_arn",
                           "arn:aws:iam::123456789012:oidc-provider/gitlab.com");
@@ -215,36 +215,45 @@ static int test_templates(void)
 static int test_userdata(void)
 {
   struct kiln_error e = KILN_ERROR_INIT;
-  int ports[] = {443, 8443};
+  const char *sha = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
   struct kiln_userdata_params p = {
-      "prod",
-      "us-east-1",
-      "kiln-prod-123456789012",
-      "eifs/hello/0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef.eif",
-      "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
-      2,
-      4096,
-      ports,
-      2,
-      0};
+      .deployment_id = "prod",
+      .region = "us-east-1",
+      .bucket = "kiln-prod-123456789012",
+      .eif_key = "eifs/hello/0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef.eif",
+      .eif_sha256 = sha,
+      .cpu_count = 2,
+      .memory_mib = 4096,
+      .kiln_host_key = "kiln-host/fedcba9876543210fedcba9876543210fedcba9876543210fedcba9876543210",
+      .kiln_host_sha256 = "fedcba9876543210fedcba9876543210fedcba9876543210fedcba9876543210",
+      .host_conf = "enclave-cid 16\ningress tcp:0.0.0.0:443 vsock:16:8443\n",
+  };
   char *script = NULL, *b64 = NULL;
-  CHECK_CASE("user data sizes the allocator, checks the EIF and forwards ports");
+  CHECK_CASE("user data sizes the allocator, checks the EIF and kiln-host, installs the units");
   CHECK_INT(KILN_OK, kiln_userdata_render(share_dir, &p, &script, &b64, &e));
   CHECK_CONTAINS("memory_mib: 4096\ncpu_count: 2", script);
   CHECK_CONTAINS("echo \"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef  "
-                 "/opt/kiln/app.eif\" | sha256sum --check",
+                 "$root/opt/kiln/app.eif.part\" | sha256sum --check",
                  script);
-  CHECK_CONTAINS("for port in 443 8443; do", script);
-  CHECK_CONTAINS("--cpu-count 2", script);
-  CHECK(!strstr(script, "--debug-mode"));
+  CHECK_CONTAINS("echo \"fedcba9876543210fedcba9876543210fedcba9876543210fedcba9876543210  "
+                 "$root/opt/kiln/kiln-host.part\" | sha256sum --check",
+                 script);
+  /* "enclave-cid 16\ningress tcp:0.0.0.0:443 vsock:16:8443\n" in base64 */
+  CHECK_CONTAINS("ZW5jbGF2ZS1jaWQgMTYKaW5ncmVzcyB0Y3A6MC4wLjAuMDo0NDMgdnNvY2s6MTY6ODQ0Mwo=",
+                 script);
+  CHECK_CONTAINS("KILN_CPUS=2", script);
+  CHECK_CONTAINS("systemctl enable --now nitro-enclaves-allocator.service kiln-host.service "
+                 "kiln-enclave.service",
+                 script);
+  CHECK(!strstr(script, "--debug-mode") && !strstr(script, "socat"));
   CHECK(b64 && strlen(b64) % 4 == 0);
   free(script);
   free(b64);
-  CHECK_CASE("invalid port and digest are refused");
-  ports[1] = 70000;
+  CHECK_CASE("a bad digest or a missing kiln-host is refused");
+  p.kiln_host_sha256 = "nope";
   CHECK_INT(KILN_E_INVALID, kiln_userdata_render(share_dir, &p, &script, NULL, &e));
-  CHECK_CONTAINS("/aws/ports/1: 70000", kiln_error_msg(&e));
-  ports[1] = 8443;
+  CHECK_CONTAINS("kiln-host", kiln_error_msg(&e));
+  p.kiln_host_sha256 = sha;
   p.eif_sha256 = "not-a-digest";
   CHECK_INT(KILN_E_INVALID, kiln_userdata_render(share_dir, &p, &script, NULL, &e));
   kiln_error_clear(&e);

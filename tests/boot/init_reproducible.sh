@@ -7,8 +7,8 @@ src=$2
 a=$(mktemp -d /tmp/kiln-init-a.XXXXXX)
 b=$(mktemp -d /var/tmp/kiln-init-build-b.XXXXXX)
 trap 'rm -rf "$a" "$b"' EXIT
-cp "$src/init.c" "$src/build-init.sh" "$a/"
-cp "$src/init.c" "$src/build-init.sh" "$b/"
+cp "$src"/*.c "$src"/*.h "$src/build-init.sh" "$a/"
+cp "$src"/*.c "$src"/*.h "$src/build-init.sh" "$b/"
 (cd "$a" && umask 022 && sh ./build-init.sh "$cc" . "$a/kiln-init")
 (cd / && umask 077 && sh "$b/build-init.sh" "$cc" "$b" "$b/kiln-init")
 if cmp "$a/kiln-init" "$b/kiln-init"; then

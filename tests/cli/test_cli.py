@@ -259,4 +259,27 @@ def case_size_seed_table():
     a.cleanup()
 
 
+def case_run_input():
+    """kiln run STAGE --input KIND=FILE: the file is the stage's input in place (not copied), as
+    `kiln size --eif` and `kiln upload` use it; bad forms are usage errors, a missing file exit 1."""
+    a = App()
+    eif = os.path.join(a.dir, "big.eif")
+    with open(eif, "wb") as f:
+        f.truncate(600 * 1024 * 1024 + 1)
+    p = a.run("run", "size", "--input", "eif=big.eif", "--set", "cpus=2", "--set", "memory_mib=1024",
+              "--json", plugins=())
+    steps = (p.doc or {}).get("steps", [])
+    sizing = [o for s in steps for o in s.get("outputs", []) if o.get("kind") == "sizing"]
+    check(p.returncode == 0 and sizing, "kiln run size --input eif=FILE runs: %s" % p.stderr[-500:])
+    check(sizing and sizing[0]["meta"]["enclave"]["memory_mib"] == 601 * 4,
+          "the input file's size reaches the stage: %s" % (sizing[0]["meta"] if sizing else None))
+    store = os.path.join(a.cache, "artifacts")
+    big = [f for d, _, fs in os.walk(store) for f in fs if os.path.getsize(os.path.join(d, f)) > 1 << 20]
+    check(not big, "the file is not copied into the store: %s" % big)
+    expect(a.run("run", "size", "--input", "big.eif", plugins=()), 2, "--input takes KIND=FILE")
+    expect(a.run("run", "size", "--input", "eif=", plugins=()), 2, "--input takes KIND=FILE")
+    expect(a.run("run", "size", "--input", "eif=missing.eif", plugins=()), 1, "missing.eif: no such file")
+    a.cleanup()
+
+
 run_case(globals(), CASE)

@@ -13,13 +13,19 @@ import json
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import tarfile
 import tempfile
+import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "lib"))
+TESTS = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(TESTS, "lib"))
+sys.path.insert(0, os.path.join(TESTS, "attestation"))
 from kilntest import check, run_case, server_env  # noqa: E402
+
+import attestlib  # noqa: E402
 
 KILN, SERVER_DIR, DOC_DIR, CASE = sys.argv[1:5]
 WORK = tempfile.mkdtemp(prefix="kiln-flags-")
@@ -174,6 +180,71 @@ def opt_verify_pcrs(o):
     check("PCR0 differs" in r.err, "verify names the differing PCR0: %s" % r.err)
 
 
+def attestation_checks(r):
+    """{check name: result} of `kiln verify --attestation ... --json`."""
+    return {c.get("name"): c.get("result") for c in (r.doc or {}).get("checks", [])}
+
+
+def opt_verify_attestation(o):
+    """verify --attestation and its options, on documents signed by a test CA over an EIF's PCRs."""
+    if not os.path.exists(path("att/ca/root.pem")):
+        m = json.loads(eif_build(out="att.eif").expect(0, "eif-build").out)["Measurements"]
+        eif_build("--cmdline", "console=ttyS1", out="att-other.eif").expect(0, "eif-build of another EIF")
+        ca = attestlib.TestCA(path("att/ca"))
+        pcrs = attestlib.pcrs_of_eif(m)
+        write("att/doc.cbor", ca.document(pcrs, nonce=b"\x01\x02"), "wb")
+        old = int(time.time() * 1000) - 2 * 3600 * 1000
+        write("att/old.cbor", ca.document(pcrs, nonce=b"\x01\x02", timestamp_ms=old), "wb")
+        zero = {i: bytes(48) for i in range(16)}
+        write("att/debug.cbor", ca.document(zero, nonce=b"\x01\x02"), "wb")
+        write("att/zero.json", json.dumps(attestlib.measurements_json(zero)))
+    root = ["--root", path("att/ca/root.pem")]
+
+    def verify(doc, *args, expected=("--eif", path("att.eif"))):
+        return kiln("verify", "--attestation", path("att/" + doc), *expected, *args, "--json")
+
+    if o in ("--attestation", "--eif"):
+        r = verify("doc.cbor", *root, "--nonce", "0102").expect(0, "verify %s: the right EIF" % o)
+        check((r.doc or {}).get("verified") is True, "verify %s verifies: %s" % (o, r.out[-800:]))
+        r = verify("doc.cbor", *root, expected=("--eif", path("att-other.eif"))).expect(1, "another EIF")
+        check(attestation_checks(r).get("PCR0") == "fail" and attestation_checks(r).get("PCR2") == "ok",
+              "verify --eif compares that EIF's PCRs: %s" % attestation_checks(r))
+    elif o == "--root":
+        r = verify("doc.cbor").expect(1, "verify without --root: the AWS root refuses the test CA")
+        check(attestation_checks(r).get("chain") == "fail", "the chain fails without --root")
+        verify("doc.cbor", o, path("att/ca/root.pem")).expect(0, "verify --root the test CA")
+    elif o == "--at":
+        r = verify("doc.cbor", *root, o, "2001-01-01T00:00:00Z").expect(1, "verify --at before the certificates")
+        check(attestation_checks(r).get("chain") == "fail", "--at 2001: certificates not yet valid: %s"
+              % attestation_checks(r))
+    elif o == "--max-skew":
+        r = verify("old.cbor", *root).expect(1, "a two-hour-old document with the default skew")
+        check(attestation_checks(r).get("timestamp") == "fail", "old document: timestamp fails")
+        verify("old.cbor", *root, o, "3h").expect(0, "verify --max-skew 3h accepts it")
+    elif o == "--nonce":
+        r = verify("doc.cbor", *root, o, "0102").expect(0, "verify --nonce (the document's)")
+        check(attestation_checks(r).get("nonce") == "ok", "--nonce 0102 is checked: %s" % attestation_checks(r))
+        r = verify("doc.cbor", *root, o, "0304").expect(1, "verify --nonce (another)")
+        check(attestation_checks(r).get("nonce") == "fail", "--nonce 0304 fails the nonce check")
+    elif o == "--allow-debug":
+        zero = ("--pcrs", path("att/zero.json"))
+        r = verify("debug.cbor", *root, expected=zero).expect(1, "all-zero PCRs without --allow-debug")
+        check(attestation_checks(r).get("debug mode") == "fail", "debug mode fails: %s" % attestation_checks(r))
+        verify("debug.cbor", *root, o, expected=zero).expect(0, "verify --allow-debug")
+    elif o == "--timeout":
+        silent = socket.socket()  # accepts connections (backlog) and never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(4)
+        url = "http://127.0.0.1:%d/attestation" % silent.getsockname()[1]
+        started = time.time()
+        r = kiln("verify", "--attestation", url, "--eif", path("att.eif"), o, "1", timeout=60)
+        took = time.time() - started
+        silent.close()
+        check(r.code == 1 and "within 1 s" in r.out + r.err and took < 9,
+              "verify --timeout 1 gives up on a silent endpoint after a second: %d %.1fs %s"
+              % (r.code, took, r.err[-500:]))
+
+
 def sections(text, kind):
     return [int(m) for m in re.findall(r"section +\d+ %s +offset +\d+ size +(\d+)" % kind, text)]
 
@@ -308,6 +379,15 @@ def opt_size(o):
 
 
 def opt_run(o):
+    if o == "--input":
+        write("run-input.eif", "")
+        os.truncate(path("run-input.eif"), 3 << 30)  # sparse: only its size matters to size
+        r = kiln("run", "size", o, "eif=" + path("run-input.eif"), "--json").expect(0, "run --input")
+        metas = [out.get("meta", {}) for s in (r.doc or {}).get("steps", []) for out in s.get("outputs", [])]
+        check(metas and metas[0].get("enclave", {}).get("memory_mib", 0) >= 4 * 3072,
+              "run size --input eif=FILE sizes for that EIF: %s" % metas)
+        kiln("run", "size", o, "eif").expect(2, "run --input without =FILE")
+        return
     r = kiln("run", "size", o, "cpus=6", "--json").expect(0, "run --set")
     metas = [out.get("meta", {}) for s in (r.doc or {}).get("steps", []) for out in s.get("outputs", [])]
     check(metas and metas[0].get("enclave", {}).get("cpus") == 6, "run size --set cpus=6: %s" % metas)
@@ -477,7 +557,9 @@ def opt_upload(o):
 # Every documented option has a case, in the order they run (setup before the AWS commands that
 # need a deployment, teardown last).
 CASES = [("build", opt_build_output, ["--output"]), ("build", opt_build_set, ["--set"]),
-         ("describe", opt_describe_no_crc_check, None), ("verify", opt_verify_pcrs, None),
+         ("describe", opt_describe_no_crc_check, None), ("verify", opt_verify_pcrs, ["--pcrs"]),
+         ("verify", opt_verify_attestation, ["--attestation", "--eif", "--root", "--at", "--max-skew",
+                                             "--nonce", "--timeout", "--allow-debug"]),
          ("eif-build", opt_eif, None), ("sign", opt_sign, None), ("image", opt_image, None),
          ("size", opt_size, None), ("run", opt_run, None), ("init", opt_init, None),
          ("help", opt_help, None), ("upload", opt_upload, None), ("setup", opt_setup, None),

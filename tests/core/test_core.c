@@ -53,7 +53,7 @@ static struct kiln *open_kiln(const char *app, const char *cache)
 static void remove_tree(char *dir)
 {
   struct kiln_error e = KILN_ERROR_INIT;
-  kiln_rm_rf(dir, &e);
+  kiln_rm_rf_quiet(dir);
   kiln_error_clear(&e);
   free(dir);
 }
@@ -307,7 +307,7 @@ static int test_pipeline_cache(void)
   CHECK_INT(2, cached);
   CHECK_CASE("missing input kind is a clear error");
   struct kiln *k = open_kiln(app, cache);
-  kiln_plugin_load_file(k, KILN_FIXTURE_DIR "/good/good.so");
+  CHECK_INT(KILN_OK, kiln_plugin_load_file(k, KILN_FIXTURE_DIR "/good/good.so"));
   struct kiln_pipeline *p = NULL;
   const char *only_consume[] = {"consume", NULL};
   CHECK_INT(KILN_OK, kiln_pipeline_new(k, only_consume, &p));
@@ -322,7 +322,7 @@ static int test_pipeline_cache(void)
   CHECK_CASE("invalid option names the pointer");
   const char *produce_only[] = {"produce", NULL};
   CHECK_INT(KILN_OK, kiln_pipeline_new(k, produce_only, &p));
-  kiln_pipeline_set(p, "produce", "count", "0");
+  CHECK_INT(KILN_OK, kiln_pipeline_set(p, "produce", "count", "0"));
   CHECK_INT(KILN_E_INVALID, kiln_pipeline_run(p, &result));
   CHECK_CONTAINS("/produce/count: must be an integer >= 1", kiln_errmsg(k));
   kiln_pipeline_free(p);
@@ -340,7 +340,7 @@ static char *read_all(const char *dir, const char *name)
 {
   char *p = kiln_path_join(dir, name), *text = NULL;
   struct kiln_error e = KILN_ERROR_INIT;
-  kiln_read_file(p, 1 << 20, &text, NULL, &e);
+  CHECK_INT(KILN_OK, kiln_read_file(p, 1 << 20, &text, NULL, &e));
   kiln_error_clear(&e);
   free(p);
   return text;
@@ -380,10 +380,10 @@ static int test_lockfile(void)
   CHECK_CASE("damaged lock is a clear error");
   write_file(app, "kiln.lock", "{not json");
   struct kiln *k = open_kiln(app, cache);
-  kiln_plugin_load_file(k, KILN_FIXTURE_DIR "/good/good.so");
+  CHECK_INT(KILN_OK, kiln_plugin_load_file(k, KILN_FIXTURE_DIR "/good/good.so"));
   struct kiln_pipeline *p = NULL;
   const char *stages[] = {"produce", NULL};
-  kiln_pipeline_new(k, stages, &p);
+  CHECK_INT(KILN_OK, kiln_pipeline_new(k, stages, &p));
   cJSON *result = NULL;
   CHECK_INT(KILN_E_INVALID, kiln_pipeline_run(p, &result));
   CHECK_CONTAINS("kiln.lock is damaged", kiln_errmsg(k));

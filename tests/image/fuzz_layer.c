@@ -86,19 +86,22 @@ int main(int argc, char **argv)
       state = state * 1103515245u + 12345u;
       len = (state >> 8) % len; /* truncation */
     }
-    kiln_write_file_atomic(layer.data, mutated, len, 0644, &err);
-    int fd = open(layer.data, O_RDONLY);
     struct img_spool *spool = NULL;
     struct img_tree *t = NULL;
-    img_spool_new(dir, &spool, &err);
-    img_tree_new(spool, &t, &err);
+    if (kiln_write_file_atomic(layer.data, mutated, len, 0644, &err) != KILN_OK ||
+        img_spool_new(dir, &spool, &err) != KILN_OK || img_tree_new(spool, &t, &err) != KILN_OK) {
+      fprintf(stderr, "fuzz_layer: setup failed: %s\n", kiln_error_msg(&err));
+      return 1;
+    }
+    int fd = open(layer.data, O_RDONLY);
     struct img_blob b = {.fd = fd, .size = len, .label = "fuzz"};
     if (img_layer_apply(t, &b, 1, &err) == KILN_OK) {
       char *args[] = {"/x"};
       struct img_runconfig rc = {.argv = args, .argc = 1, .workdir = "/"};
       struct img_emit_stats st;
-      img_rootfs_write(t, &rc, 0, cpio.data, &st, &err);
-      applied++;
+      /* counted when the applied tree also writes out */
+      if (img_rootfs_write(t, &rc, 0, cpio.data, &st, &err) == KILN_OK)
+        applied++;
     }
     kiln_error_clear(&err);
     img_tree_free(t);
@@ -106,7 +109,7 @@ int main(int argc, char **argv)
     close(fd);
   }
   printf("%d iterations, %d mutated layers applied without error\n", iterations, applied);
-  kiln_rm_rf(dir, &err);
+  kiln_rm_rf_quiet(dir);
   kiln_error_clear(&err);
   kiln_buf_free(&layer);
   kiln_buf_free(&cpio);

@@ -70,7 +70,7 @@ out:
   img_source_clear(&src);
   if (tmp) {
     struct kiln_error e2 = KILN_ERROR_INIT;
-    kiln_rm_rf(tmp, &e2);
+    kiln_rm_rf_quiet(tmp);
     kiln_error_clear(&e2);
   }
   free(tmp);

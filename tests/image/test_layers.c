@@ -110,7 +110,7 @@ static char *make_layer(const struct layer *l, int index)
     char *data;
     size_t len;
     struct kiln_error err = KILN_ERROR_INIT;
-    kiln_read_file(path, 1 << 20, &data, &len, &err);
+    CHECK_INT(KILN_OK, kiln_read_file(path, 1 << 20, &data, &len, &err));
     const struct ent *last = l->ents;
     while (last[1].type)
       last++;
@@ -119,7 +119,7 @@ static char *make_layer(const struct layer *l, int index)
       const char *at = memmem(data, len, last->arg, strlen(last->arg));
       cut = (size_t)(at - data) + strlen(last->arg) - ((l->flags & L_CUT_DATA) ? 2 : 0);
     }
-    kiln_write_file_atomic(path, data, cut, 0644, &err);
+    CHECK_INT(KILN_OK, kiln_write_file_atomic(path, data, cut, 0644, &err));
     free(data);
   }
   return path;
@@ -146,7 +146,7 @@ static kiln_err run_layers(const struct layer *layers, size_t n, char **listing,
   for (size_t i = 0; i < n; i++) {
     char *path = make_layer(&layers[i], (int)i);
     char hex[65], digest[80];
-    kiln_sha256_file(path, hex, NULL, &err);
+    CHECK_INT(KILN_OK, kiln_sha256_file(path, hex, NULL, &err));
     snprintf(digest, sizeof(digest), "sha256:%s", hex);
     if (layers[i].flags & L_BAD_DIGEST)
       digest[7] = digest[7] == '0' ? '1' : '0';
@@ -168,7 +168,7 @@ static kiln_err run_layers(const struct layer *layers, size_t n, char **listing,
       (rc = img_rootfs_write(t, &cfg, 0, cpio, &stats, &err)))
     goto out;
   char hex[65];
-  kiln_sha256_file(cpio, hex, NULL, &err);
+  CHECK_INT(KILN_OK, kiln_sha256_file(cpio, hex, NULL, &err));
   if (cpio_sha)
     *cpio_sha = strdup(hex);
   struct archive *a = archive_read_new();
@@ -447,7 +447,7 @@ int main(void)
   test_cases();
   test_deterministic();
   test_limits();
-  kiln_rm_rf(tmpdir, &err);
+  kiln_rm_rf_quiet(tmpdir);
   free(tmpdir);
   return check_done();
 }

@@ -16,16 +16,17 @@ static void add(const char *path, uint32_t mode, const char *content)
   struct kiln_error err = KILN_ERROR_INIT;
   struct img_node *dir = NULL;
   const char *slash = strrchr(path, '/');
-  img_tree_walk_dirs(tree, tree->root, path, (size_t)(slash - path), 1, 1, &dir, &err);
+  CHECK_INT(KILN_OK,
+            img_tree_walk_dirs(tree, tree->root, path, (size_t)(slash - path), 1, 1, &dir, &err));
   struct img_inode *ino = img_inode_new(tree, mode, 0, 0);
   if (S_ISLNK(mode)) {
     ino->target = strdup(content);
   } else if (S_ISREG(mode)) {
     ino->spool_off = img_spool_tell(tree->spool);
     ino->size = strlen(content);
-    img_spool_append(tree->spool, content, strlen(content), &err);
+    CHECK_INT(KILN_OK, img_spool_append(tree->spool, content, strlen(content), &err));
   }
-  img_node_add(tree, dir, slash + 1, strlen(slash + 1), ino, 1, NULL, &err);
+  CHECK_INT(KILN_OK, img_node_add(tree, dir, slash + 1, strlen(slash + 1), ino, 1, NULL, &err));
   img_inode_unref(ino);
   kiln_error_clear(&err);
 }
@@ -102,8 +103,8 @@ int main(void)
 {
   struct kiln_error err = KILN_ERROR_INIT;
   struct img_spool *spool = NULL;
-  img_spool_new(getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp", &spool, &err);
-  img_tree_new(spool, &tree, &err);
+  CHECK_INT(KILN_OK, img_spool_new(getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp", &spool, &err));
+  CHECK_INT(KILN_OK, img_tree_new(spool, &tree, &err));
   add("/bin/sh", S_IFREG | 0755, "#!");
   add("/usr/local/bin/node", S_IFREG | 0755, "node");
   add("/usr/bin/python3.11", S_IFREG | 0755, "py");

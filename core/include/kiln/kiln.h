@@ -34,7 +34,7 @@ struct kiln_settings {
 };
 
 /* Create a context. On failure *out is still set (so kiln_errmsg works) unless memory ran out. */
-KILN_API kiln_err kiln_new(struct kiln **out, const struct kiln_settings *settings);
+KILN_API KILN_MUST_CHECK kiln_err kiln_new(struct kiln **out, const struct kiln_settings *settings);
 KILN_API void kiln_free(struct kiln *k);
 
 /* The message of the last failure: what failed, on which file/field/resource, what to do. */
@@ -64,9 +64,9 @@ KILN_API const char *kiln_lib_dir(const struct kiln *k);
 /* Load every plugin from the search path (--plugin-path, $KILN_PLUGIN_PATH, <app>/.kiln/plugins,
  * <prefix>/lib/kiln/plugins) plus those named in kiln.json /plugins. Call after kiln_config_load.
  */
-KILN_API kiln_err kiln_plugins_load(struct kiln *k);
+KILN_API KILN_MUST_CHECK kiln_err kiln_plugins_load(struct kiln *k);
 /* Load one plugin file (also used by tests). */
-KILN_API kiln_err kiln_plugin_load_file(struct kiln *k, const char *path);
+KILN_API KILN_MUST_CHECK kiln_err kiln_plugin_load_file(struct kiln *k, const char *path);
 /* A JSON array describing the loaded plugins and their stages (for `kiln plugins`); caller frees.
  */
 KILN_API cJSON *kiln_plugins_describe(const struct kiln *k);
@@ -75,7 +75,7 @@ KILN_API const struct kiln_stage *kiln_stage_find(const struct kiln *k, const ch
 
 /* Read <app>/kiln.json. required=0: a missing file is fine (empty configuration). The file is
  * validated fully (top level here, stage sections when a pipeline is built). */
-KILN_API kiln_err kiln_config_load(struct kiln *k, int required);
+KILN_API KILN_MUST_CHECK kiln_err kiln_config_load(struct kiln *k, int required);
 /* The loaded configuration (an empty object when there is none). Borrowed. */
 KILN_API const cJSON *kiln_config(const struct kiln *k);
 /* The application name: /name, else the app directory's base name. */
@@ -86,33 +86,39 @@ struct kiln_pipeline;
 
 /* Build a pipeline from the given stage names (NULL-terminated), inserting the extra steps of
  * kiln.json /steps after the stages they name. */
-KILN_API kiln_err kiln_pipeline_new(struct kiln *k, const char *const *stages,
-                                    struct kiln_pipeline **out);
+KILN_API KILN_MUST_CHECK kiln_err kiln_pipeline_new(struct kiln *k, const char *const *stages,
+                                                    struct kiln_pipeline **out);
 KILN_API void kiln_pipeline_free(struct kiln_pipeline *p);
 /* Override one option of a step: value is parsed as JSON when it parses, else taken as a string.
  * key may be a nested path "a.b". */
-KILN_API kiln_err kiln_pipeline_set(struct kiln_pipeline *p, const char *stage, const char *key,
-                                    const char *value);
+KILN_API KILN_MUST_CHECK kiln_err kiln_pipeline_set(struct kiln_pipeline *p, const char *stage,
+                                                    const char *key, const char *value);
 /* Give an artifact directory as the input of a kind (e.g. `kiln size --eif FILE`): the core
  * imports it into the store first. files: NULL-terminated (name, source path) pairs. */
-KILN_API kiln_err kiln_pipeline_add_input(struct kiln_pipeline *p, const char *kind,
-                                          const char *const *files, cJSON *meta);
+KILN_API KILN_MUST_CHECK kiln_err kiln_pipeline_add_input(struct kiln_pipeline *p, const char *kind,
+                                                          const char *const *files, cJSON *meta);
+/* Give a file in place as the input of a kind (`kiln run --input KIND=FILE`): nothing is copied;
+ * the artifact holds no files and its metadata names the file: {"source": absolute path, "name":
+ * its base name, "size": bytes}. Stages read it from "source" while they run. */
+KILN_API KILN_MUST_CHECK kiln_err kiln_pipeline_add_input_file(struct kiln_pipeline *p,
+                                                               const char *kind, const char *file);
 /* Run all steps. *result (caller frees) describes every step:
  * {"steps":[{"stage":..,"cached":bool,"seconds":..,"outputs":[{"kind","digest","path","meta"}]}]}
  */
-KILN_API kiln_err kiln_pipeline_run(struct kiln_pipeline *p, cJSON **result);
+KILN_API KILN_MUST_CHECK kiln_err kiln_pipeline_run(struct kiln_pipeline *p, cJSON **result);
 /* Dry run: call each stage's plan(); *result lists steps with cache status and planned actions. */
-KILN_API kiln_err kiln_pipeline_plan(struct kiln_pipeline *p, cJSON **result);
+KILN_API KILN_MUST_CHECK kiln_err kiln_pipeline_plan(struct kiln_pipeline *p, cJSON **result);
 /* Call undo() of the given stages in reverse order (teardown). */
-KILN_API kiln_err kiln_pipeline_undo(struct kiln_pipeline *p, cJSON **result);
+KILN_API KILN_MUST_CHECK kiln_err kiln_pipeline_undo(struct kiln_pipeline *p, cJSON **result);
 /* The newest artifact of a kind after run(), or NULL. Borrowed from the pipeline. */
 KILN_API const struct kiln_artifact *kiln_pipeline_output(const struct kiln_pipeline *p,
                                                           const char *kind);
 
 /* Copy (hard-link when possible) file `name` of an artifact to dest atomically. Does nothing when
  * dest already is that file (same inode), so re-runs rewrite nothing. */
-KILN_API kiln_err kiln_artifact_export(struct kiln *k, const struct kiln_artifact *a,
-                                       const char *name, const char *dest);
+KILN_API KILN_MUST_CHECK kiln_err kiln_artifact_export(struct kiln *k,
+                                                       const struct kiln_artifact *a,
+                                                       const char *name, const char *dest);
 
 /* SIGINT/SIGTERM handling: install handlers that set the cancel flag stages poll. */
 KILN_API void kiln_cancel_install_handlers(void);

@@ -35,9 +35,12 @@ extern "C" {
 #if defined(__GNUC__)
 #define KILN_PRINTF(fmt_index, first_arg) __attribute__((format(printf, fmt_index, first_arg)))
 #define KILN_PLUGIN_EXPORT __attribute__((visibility("default")))
+/* On fallible functions: ignoring the kiln_err they return is a compile error under -Werror. */
+#define KILN_MUST_CHECK __attribute__((warn_unused_result))
 #else
 #define KILN_PRINTF(fmt_index, first_arg)
 #define KILN_PLUGIN_EXPORT
+#define KILN_MUST_CHECK
 #endif
 
 /* The one error type: every fallible function returns one of these; 0 is success. */
