@@ -163,7 +163,6 @@ static kiln_err asg_teardown(struct kiln_walk *w, struct kiln_error *err)
     kiln_aws_params_clear(&p);
   }
   free_ids(ids, n);
-  free_ids(ids, n);
   return rc;
 }
 
