@@ -28,6 +28,7 @@ struct build_stream {
   char *image_id;
   char *error;
   int too_big;
+  int in_escape; /* inside an ANSI escape sequence (the daemon colours RUN's stderr) */
 };
 
 static void tail_clear(struct build_stream *b)
@@ -70,6 +71,11 @@ static void on_line(struct build_stream *b, const char *line)
 static void on_stream_text(struct build_stream *b, const char *text)
 {
   for (const char *p = text; *p; p++) {
+    if (*p == '\x1b' || b->in_escape) {
+      /* ESC [ parameters final-byte: drop it, the log is plain text */
+      b->in_escape = *p == '\x1b' || *p == '[' || !(*p >= 0x40 && *p <= 0x7e);
+      continue;
+    }
     if (*p == '\n' || *p == '\r') {
       if (b->line.len)
         on_line(b, b->line.data);
