@@ -19,6 +19,7 @@
 
 struct context_walk {
   struct archive *a;
+  struct archive_entry_linkresolver *links; /* hard links: later names refer to the first */
   struct img_ignore *ig;
   int64_t mtime;
   struct img_context_stats *st;
@@ -151,6 +152,17 @@ static kiln_err add_entry(struct context_walk *w, const char *path, const char *
   archive_entry_set_mtime(e, w->mtime, 0);
   if (S_ISREG(st->st_mode))
     archive_entry_set_size(e, st->st_size);
+  if (S_ISREG(st->st_mode) && st->st_nlink > 1) {
+    struct archive_entry *spare = NULL;
+    archive_entry_set_dev(e, st->st_dev);
+    archive_entry_set_ino64(e, st->st_ino);
+    archive_entry_set_nlink(e, st->st_nlink);
+    archive_entry_linkify(w->links, &e, &spare); /* tar strategy: never defers, spare unused */
+    archive_entry_free(spare);
+    archive_entry_set_dev(e, 0); /* keep host numbers out of the bytes */
+    archive_entry_set_ino64(e, 0);
+    archive_entry_set_nlink(e, 1);
+  }
   if (S_ISLNK(st->st_mode)) {
     ssize_t n = readlink(path, target, sizeof(target) - 1);
     if (n < 0) {
@@ -175,7 +187,7 @@ static kiln_err add_entry(struct context_walk *w, const char *path, const char *
     goto out;
   }
   w->st->files++;
-  if (S_ISREG(st->st_mode)) {
+  if (S_ISREG(st->st_mode) && !archive_entry_hardlink(e)) {
     w->st->bytes += (uint64_t)st->st_size;
     rc = copy_data(w, path, rel);
   }
@@ -277,16 +289,18 @@ kiln_err img_context_tar(const char *dir, const char *dockerfile, int64_t mtime,
   w.fd = open(out_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   w.sha = EVP_MD_CTX_new();
   w.a = archive_write_new();
+  w.links = archive_entry_linkresolver_new();
   if (w.fd < 0) {
     rc = kiln_error_set(err, KILN_E_IO, "cannot create %s: %s", out_path, strerror(errno));
     goto out;
   }
-  if (!w.sha || !w.a || !EVP_DigestInit_ex(w.sha, EVP_sha256(), NULL) ||
+  if (!w.sha || !w.a || !w.links || !EVP_DigestInit_ex(w.sha, EVP_sha256(), NULL) ||
       archive_write_set_format_pax_restricted(w.a) != ARCHIVE_OK ||
       archive_write_open(w.a, &w, NULL, on_write, NULL) != ARCHIVE_OK) {
     rc = kiln_error_set(err, KILN_E_NOMEM, "cannot start the context tar");
     goto out;
   }
+  archive_entry_linkresolver_set_strategy(w.links, archive_format(w.a));
   if ((rc = walk(&w, dir, "", NULL, 0)))
     goto out;
   if (archive_write_close(w.a) != ARCHIVE_OK) {
@@ -301,6 +315,7 @@ kiln_err img_context_tar(const char *dir, const char *dockerfile, int64_t mtime,
 out:
   if (w.a)
     archive_write_free(w.a);
+  archive_entry_linkresolver_free(w.links);
   if (w.fd >= 0 && close(w.fd) != 0 && !rc)
     rc = kiln_error_set(err, KILN_E_IO, "writing %s failed: %s", out_path, strerror(errno));
   if (rc)

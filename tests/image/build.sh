@@ -75,6 +75,7 @@ RUN exit 1
 DF
 printf '#!/bin/sh\necho "$@"\n' > full/app.sh; chmod 0755 full/app.sh
 mkdir -p full/data/sub; echo one > full/data/one; echo two > full/data/sub/two; chmod 0600 full/data/one
+ln full/data/one full/data/one-hardlink; ln -s sub/two full/data/two-link
 start=$(date +%s.%N)
 if kb full && [ -s full/app.eif ]; then
   pass "kiln build makes the EIF from the Dockerfile ($(echo "$(date +%s.%N) - $start" | bc) s)"
