@@ -40,28 +40,39 @@ static void tail_clear(struct build_stream *b)
   b->ntail = 0;
 }
 
+/* Docker's own bookkeeping lines, not output of the Dockerfile's commands. */
+static int is_chatter(const char *line)
+{
+  return strncmp(line, " ---> ", 6) == 0 ||
+         strncmp(line, "Removing intermediate container", 31) == 0;
+}
+
 /* One complete output line of the build. */
 static void on_line(struct build_stream *b, const char *line)
 {
   unsigned k, n;
-  int pos = 0;
+  int pos = 0, step = 0;
   if (sscanf(line, "Step %u/%u :%n", &k, &n, &pos) == 2 && pos > 0) {
     b->step = k;
     b->steps = n;
     free(b->step_text);
     b->step_text = strdup(line + pos + (line[pos] == ' '));
     tail_clear(b);
+    step = 1;
   } else if (strstr(line, "build-args [SOURCE_DATE_EPOCH] were not consumed")) {
     return; /* kiln always passes it; a Dockerfile need not use it */
-  } else if (strncmp(line, " ---> ", 6) != 0 &&
-             strncmp(line, "Removing intermediate container", 31) != 0) {
+  } else if (!is_chatter(line)) {
     free(b->tail[b->ntail % BUILD_TAIL_LINES]);
     b->tail[b->ntail % BUILD_TAIL_LINES] = strdup(line);
     b->ntail++;
   }
   if (b->tty && b->env->progress) {
-    char label[160];
-    snprintf(label, sizeof(label), "docker build: %s", line);
+    /* a terminal shows one line: the step and its newest output line */
+    char label[120];
+    if (is_chatter(line))
+      return;
+    snprintf(label, sizeof(label), "docker build step %u/%u: %.80s", b->step, b->steps,
+             step && b->step_text ? b->step_text : line);
     b->env->progress(b->env->log_ctx, b->step ? b->step - 1 : 0, b->steps, label);
   } else if (b->env->log) {
     b->env->log(b->env->log_ctx, "docker build: %s", line);

@@ -246,7 +246,9 @@ kiln_err img_daemon_export(const char *name, const struct img_source_env *env, c
   }
   kiln_buf_printf(&path, "/images/%s/get", escaped);
   if (env->log)
-    env->log(env->log_ctx, "exporting %s (%s) from the Docker daemon", name, *image_id);
+    env->log(env->log_ctx, "exporting %s%s%s%s from the Docker daemon", name,
+             strcmp(name, *image_id) ? " (" : "", strcmp(name, *image_id) ? *image_id : "",
+             strcmp(name, *image_id) ? ")" : "");
   rc = daemon_get(&d, path.data, f, &status, &s, err);
   if (fclose(f) != 0 && !rc)
     rc = kiln_error_set(err, KILN_E_IO, "writing %s failed (disk full?)", file.data);

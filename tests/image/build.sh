@@ -113,6 +113,13 @@ if DOCKER_HOST=unix://$work/no-daemon.sock kb full; then fail "a changed context
   grep -q "daemon is not running" full/err.txt && grep -q "systemctl start docker" full/err.txt \
     && pass "a changed context rebuilds; no daemon says how to start it" || { cat full/err.txt; fail "no-daemon message"; }; fi
 
+# ---- on a terminal the build's output is one progress line, not log lines
+echo "# tty" >> full/app.sh
+if script -qec "$kiln -C full build" /dev/null > tty.txt 2>&1 && grep -q "docker build step 1[0-9]/1[0-9]: " tty.txt &&
+   ! grep -q "image: docker build: Step" tty.txt; then
+  pass "on a TTY the build output is shown as progress"
+else tr '\r' '\n' < tty.txt | tail -5; fail "TTY progress"; fi
+
 # ---- .dockerignore: the same files reach the context as with docker build
 app ign '{"context": "ctx"}'
 mkdir -p ign/ctx && cd ign/ctx
