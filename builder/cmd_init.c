@@ -92,8 +92,7 @@ int kiln_cmd_init(struct kiln_cli *cli)
     cJSON_AddStringToObject(doc, "path", path);
     cJSON_AddStringToObject(doc, "name", name);
     cJSON *written = cJSON_Parse(text.data);
-    cJSON_AddItemToObject(doc, "image",
-                          cJSON_DetachItemFromObjectCaseSensitive(written, "image"));
+    cJSON_AddItemToObject(doc, "image", cJSON_DetachItemFromObjectCaseSensitive(written, "image"));
     cJSON_Delete(written);
     kiln_cli_print_json(doc);
   } else {

@@ -200,6 +200,39 @@ static kiln_err run_build(struct kiln_stage_ctx *ctx, const struct kiln_host *ho
   return rc;
 }
 
+/* The rootfs artifact's metadata and the kiln.lock entries of the resolved image. */
+static kiln_err record_rootfs(struct kiln_stage_ctx *ctx, const struct kiln_host *host,
+                              const struct img_manifest *m, const struct img_runconfig *run,
+                              const struct img_emit_stats *stats, const char *platform,
+                              const char *label, const char *source, struct kiln_error *err)
+{
+  kiln_err rc;
+  cJSON *meta = cJSON_CreateObject();
+  const char *image_digest = m->manifest_digest ? m->manifest_digest : m->config_digest;
+  char user[32];
+  snprintf(user, sizeof(user), "%u:%u", run->uid, run->gid);
+  cJSON_AddStringToObject(meta, "image_digest", image_digest ? image_digest : "");
+  cJSON_AddStringToObject(meta, "config_digest", m->config_digest ? m->config_digest : "");
+  cJSON_AddStringToObject(meta, "platform", platform);
+  cJSON_AddStringToObject(meta, "arch", arch_name(platform));
+  cJSON_AddItemToObject(meta, "argv", string_array(run->argv, run->argc));
+  cJSON_AddItemToObject(meta, "env", string_array(run->env, run->envc));
+  cJSON_AddStringToObject(meta, "workdir", run->workdir);
+  cJSON_AddStringToObject(meta, "user", user);
+  cJSON_AddNumberToObject(meta, "files", (double)stats->files);
+  cJSON_AddNumberToObject(meta, "bytes", (double)stats->bytes);
+  cJSON_AddStringToObject(meta, "source", label);
+  if ((rc = host->output_meta(ctx, "rootfs", meta)) ||
+      (image_digest &&
+       ((rc = host->lock_set(ctx, "image_digest", cJSON_CreateString(image_digest))) ||
+        (rc = host->lock_set(ctx, "image_source", cJSON_CreateString(source))))))
+    return kiln_error_set(err, rc, "cannot record the rootfs metadata or kiln.lock entry");
+  host->log(ctx, KILN_LOG_INFO, "rootfs: %llu entries, %llu bytes, image %s",
+            (unsigned long long)stats->files, (unsigned long long)stats->bytes,
+            image_digest ? image_digest : "(directory)");
+  return KILN_OK;
+}
+
 static kiln_err image_run(struct kiln_stage_ctx *ctx, const struct kiln_host *host)
 {
   kiln_err rc;
@@ -280,31 +313,8 @@ static kiln_err image_run(struct kiln_stage_ctx *ctx, const struct kiln_host *ho
   }
   if ((rc = img_rootfs_write(tree, &run, mtime, cpio, &stats, &err)))
     goto out;
-  cJSON *meta = cJSON_CreateObject();
-  const char *image_digest = m.manifest_digest ? m.manifest_digest : m.config_digest;
-  cJSON_AddStringToObject(meta, "image_digest", image_digest ? image_digest : "");
-  cJSON_AddStringToObject(meta, "config_digest", m.config_digest ? m.config_digest : "");
-  cJSON_AddStringToObject(meta, "platform", platform);
-  cJSON_AddStringToObject(meta, "arch", arch_name(platform));
-  cJSON_AddItemToObject(meta, "argv", string_array(run.argv, run.argc));
-  cJSON_AddItemToObject(meta, "env", string_array(run.env, run.envc));
-  cJSON_AddStringToObject(meta, "workdir", run.workdir);
-  char user[32];
-  snprintf(user, sizeof(user), "%u:%u", run.uid, run.gid);
-  cJSON_AddStringToObject(meta, "user", user);
-  cJSON_AddNumberToObject(meta, "files", (double)stats.files);
-  cJSON_AddNumberToObject(meta, "bytes", (double)stats.bytes);
-  cJSON_AddStringToObject(meta, "source", build ? stage_label(opts, &label) : src.text);
-  if ((rc = host->output_meta(ctx, "rootfs", meta)) ||
-      (image_digest &&
-       ((rc = host->lock_set(ctx, "image_digest", cJSON_CreateString(image_digest))) ||
-        (rc = host->lock_set(ctx, "image_source", cJSON_CreateString(src.text)))))) {
-    kiln_error_set(&err, rc, "cannot record the rootfs metadata or kiln.lock entry");
-    goto out;
-  }
-  host->log(ctx, KILN_LOG_INFO, "rootfs: %llu entries, %llu bytes, image %s",
-            (unsigned long long)stats.files, (unsigned long long)stats.bytes,
-            image_digest ? image_digest : "(directory)");
+  rc = record_rootfs(ctx, host, &m, &run, &stats, platform,
+                     build ? stage_label(opts, &label) : src.text, src.text, &err);
 out:
   if (rc)
     rc = host->fail(ctx, rc, "image %s: %s", stage_label(opts, &label), kiln_error_msg(&err));
