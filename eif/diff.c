@@ -376,6 +376,7 @@ static kiln_err compare_sections(int fa, int fb, const char *a, const char *b,
     if (rc)
       return rc;
     s->same = s->a.present && s->b.present && s->a.type == s->b.type && s->a.size == s->b.size &&
+              ia->sections[i].flags == ib->sections[i].flags &&
               strcmp(s->a.sha256, s->b.sha256) == 0;
     if (!s->same && out->first < 0)
       out->first = (int)i;

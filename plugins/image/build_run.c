@@ -26,6 +26,7 @@ struct build_stream {
   char *tail[BUILD_TAIL_LINES]; /* the current step's last output lines (ring) */
   unsigned ntail;
   char *image_id;
+  char *built; /* "Successfully built ID" (daemons without the aux message, e.g. podman) */
   char *error;
   int too_big;
   int in_escape; /* inside an ANSI escape sequence (the daemon colours RUN's stderr) */
@@ -59,6 +60,9 @@ static void on_line(struct build_stream *b, const char *line)
     b->step_text = strdup(line + pos + (line[pos] == ' '));
     tail_clear(b);
     step = 1;
+  } else if (strncmp(line, "Successfully built ", 19) == 0) {
+    free(b->built);
+    b->built = strndup(line + 19, strcspn(line + 19, " "));
   } else if (strstr(line, "build-args [SOURCE_DATE_EPOCH] were not consumed")) {
     return; /* kiln always passes it; a Dockerfile need not use it */
   } else if (!is_chatter(line)) {
@@ -308,6 +312,11 @@ kiln_err img_build_run(const struct img_build_opts *o, const struct img_source_e
       cJSON_Delete(m);
     } else if (b.error) {
       rc = step_error(&b, o, &df, err);
+    } else if (!b.image_id && b.built) {
+      rc = img_daemon_image_id(&d, b.built, &b.image_id, err);
+      if (rc == KILN_E_NOT_FOUND)
+        rc =
+            kiln_error_set(err, KILN_E_REMOTE, "the daemon built %s but does not know it", b.built);
     } else if (!b.image_id) {
       rc = kiln_error_set(err, KILN_E_REMOTE,
                           "the Docker daemon's build answer names no image id (is it a "
@@ -321,6 +330,7 @@ kiln_err img_build_run(const struct img_build_opts *o, const struct img_source_e
   tail_clear(&b);
   free(b.step_text);
   free(b.image_id);
+  free(b.built);
   free(b.error);
   kiln_buf_free(&b.pending);
   kiln_buf_free(&b.line);

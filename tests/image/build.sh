@@ -51,6 +51,12 @@ app() {
 }
 kb() { local d=$1; shift; "$kiln" -C "$d" build "$@" > "$d/out.txt" 2> "$d/err.txt"; }
 
+# ---- kiln init in a directory with a Dockerfile writes the build form
+mkdir initapp && printf 'FROM %s/base:1\nCMD ["/bin/sh"]\n' $tag > initapp/Dockerfile
+if "$kiln" -C initapp init > /dev/null 2>&1 && python3 -c "import json,sys; b=json.load(open(sys.argv[1]))['image']['build']; sys.exit(0 if b['context']=='.' and b['dockerfile']=='Dockerfile' else 1)" initapp/kiln.json; then
+  pass "kiln init writes \"image\": {\"build\": ...} when a Dockerfile is present"
+else cat initapp/kiln.json; fail "init with a Dockerfile"; fi
+
 # ---- the full Dockerfile: multi-stage, build arg, COPY, RUN, ENV, USER, WORKDIR, ENTRYPOINT, CMD
 app full '{"context": ".", "target": "final", "args": {"GREETING": "salut"}}'
 cat > full/Dockerfile <<DF
