@@ -84,7 +84,7 @@ mkdir -p full/data/sub; echo one > full/data/one; echo two > full/data/sub/two; 
 ln full/data/one full/data/one-hardlink; ln -s sub/two full/data/two-link
 start=$(date +%s.%N)
 if kb full && [ -s full/app.eif ]; then
-  pass "kiln build makes the EIF from the Dockerfile ($(echo "$(date +%s.%N) - $start" | bc) s)"
+  pass "kiln build makes the EIF from the Dockerfile ($(awk -v a="$start" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }') s)"
 else cat full/err.txt; fail "kiln build from the Dockerfile"; fi
 grep -q "Step 1[0-9]/" full/err.txt && pass "build output streams as log lines when stderr is not a TTY" \
   || { head -5 full/err.txt; fail "build output lines"; }
