@@ -129,10 +129,12 @@ else tr '\r' '\n' < tty.txt | tail -5; fail "TTY progress"; fi
 # ---- .dockerignore: the same files reach the context as with docker build
 app ign '{"context": "ctx"}'
 mkdir -p ign/ctx && cd ign/ctx
-mkdir -p build/keep build/drop docs/sub node_modules/x src/cache a/b/cache
+mkdir -p build/keep build/drop docs/sub node_modules/x src/cache a/b/cache logs/old skipme/a/keep \
+         deep/er/est
 for f in a.log keep.log x.tmp src/y.tmp src/main.c build/keep/k build/drop/d build/top docs/a.md \
          docs/sub/b.md node_modules/x/m secret1 secretXY b.txt d.txt abs src/cache/c a/b/cache/c \
-         'sp ace' notes.md; do echo "$f" > "$f"; done
+         'sp ace' notes.md tmpfile tmpkeep logs/old/x.log logs/important.log skipme/a/keep/k \
+         skipme/top deep/er/est/f.bak deep/er/f.bak 'br[a]ck' ; do echo "$f" > "$f"; done
 printf 'FROM %s/base:1\nCOPY . /ctx\nCMD ["/bin/sh"]\n' $tag > Dockerfile
 cat > .dockerignore <<'DI'
 # comment
@@ -149,11 +151,24 @@ secret?
 **/cache
 Dockerfile
 .dockerignore
+tmp*
+!tmpkeep
+logs/**
+!logs/important.log
+skipme
+!skipme/*/keep
+**/*.bak
+br\[a\]ck
 DI
 cd "$work"
 if kb ign && $docker build -q --force-rm -t $tag/ign:1 ign/ctx > /dev/null 2> ign-err.txt &&
    "$driver" docker-daemon:$tag/ign:1 ign-ref.cpio > /dev/null 2>&1; then
   r=$(find "$KILN_CACHE_DIR" -name rootfs.cpio -newer ign/kiln.json | head -1)
+  cpio -it < "$r" 2>/dev/null | sed -n 's|^rootfs/ctx/||p' | sort > ign-list.txt
+  want="build/keep/k keep.log logs/important.log notes.md src/main.c tmpkeep"
+  unwanted="a.log x.tmp src/y.tmp build/drop/d docs/a.md secret1 b.txt abs src/cache/c tmpfile logs/old/x.log skipme/a/keep/k deep/er/f.bak br[a]ck"
+  for f in $want; do grep -qxF "$f" ign-list.txt || fail ".dockerignore: $f should reach the context"; done
+  for f in $unwanted; do ! grep -qxF "$f" ign-list.txt || fail ".dockerignore: $f should stay out"; done
   if cmp -s "$r" ign-ref.cpio; then pass ".dockerignore: the same files reach the context as with docker build"
   else fail ".dockerignore files differ from docker build's"; diff <(cpio -it < "$r" 2>/dev/null) <(cpio -it < ign-ref.cpio 2>/dev/null); fi
 else cat ign/err.txt ign-err.txt; fail ".dockerignore build"; fi
