@@ -50,11 +50,14 @@ struct img_context_stats {
   uint64_t files; /* entries in the tar */
   uint64_t bytes; /* file data */
   int has_dockerignore;
+  int (*cancelled)(void *ctx); /* in: checked between entries (or NULL) */
+  void *cancel_ctx;
 };
 /* Write the build context of dir as a tar to out_path: .dockerignore applied as docker build
  * does (the Dockerfile and .dockerignore always sent), entries in sorted walk order, mtime
  * fixed, owners 0:0 without names; symlinks leaving the context refused. sha256_hex receives
- * the tar's digest. dockerfile: its path relative to dir. */
+ * the tar's digest. dockerfile: its path relative to dir. st->cancelled (set by the caller) stops
+ * the walk with KILN_E_CANCELLED. */
 kiln_err img_context_tar(const char *dir, const char *dockerfile, int64_t mtime,
                          const char *out_path, char sha256_hex[65], struct img_context_stats *st,
                          struct kiln_error *err);

@@ -212,6 +212,10 @@ static kiln_err walk(struct context_walk *w, const char *dir, const char *prefix
   }
   kiln_err rc = list_dir(dir, &names, &n, w->err);
   for (size_t i = 0; !rc && i < n; i++) {
+    if (w->st->cancelled && w->st->cancelled(w->st->cancel_ctx)) {
+      rc = kiln_error_set(w->err, KILN_E_CANCELLED, "interrupted while making the build context");
+      break;
+    }
     char *path = kiln_path_join(dir, names[i]);
     struct kiln_buf rel = KILN_BUF_INIT;
     struct stat st;
@@ -282,7 +286,11 @@ kiln_err img_context_tar(const char *dir, const char *dockerfile, int64_t mtime,
                          struct kiln_error *err)
 {
   struct context_walk w = {.mtime = mtime, .st = st, .err = err, .fd = -1};
+  int (*cancelled)(void *) = st->cancelled;
+  void *cancel_ctx = st->cancel_ctx;
   memset(st, 0, sizeof(*st));
+  st->cancelled = cancelled;
+  st->cancel_ctx = cancel_ctx;
   kiln_err rc = load_ignore(dir, dockerfile, &w.ig, &st->has_dockerignore, err);
   if (rc)
     goto out;

@@ -367,6 +367,7 @@ static kiln_err image_identify(struct kiln_stage_ctx *ctx, const struct kiln_hos
                                .locked_digest = NULL,
                                .log = stage_info,
                                .log_ctx = &sr,
+                               .cancelled = stage_cancelled,
                                .warn = stage_warn};
   if ((rc = check_input(opts, &build, &err)))
     ;

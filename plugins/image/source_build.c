@@ -115,7 +115,7 @@ kiln_err img_build_context(const struct img_build_opts *o, const struct img_sour
   struct kiln_buf tar = KILN_BUF_INIT, sum = KILN_BUF_INIT;
   char hex[65];
   char *text = NULL;
-  struct img_context_stats st;
+  struct img_context_stats st = {.cancelled = env->cancelled, .cancel_ctx = env->log_ctx};
   kiln_buf_printf(&tar, "%s/context.tar", env->temp_dir);
   kiln_buf_printf(&sum, "%s/context.sha256", env->temp_dir);
   *tar_path = *digest = NULL;
