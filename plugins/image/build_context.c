@@ -115,7 +115,11 @@ static kiln_err copy_data(struct context_walk *w, const char *path, const char *
                           "too; fix its permissions or list it in .dockerignore)",
                           rel, strerror(errno));
   kiln_err rc = KILN_OK;
-  for (;;) {
+  for (unsigned chunk = 1;; chunk++) {
+    if (chunk % 64 == 0 && w->st->cancelled && w->st->cancelled(w->st->cancel_ctx)) {
+      rc = kiln_error_set(w->err, KILN_E_CANCELLED, "interrupted while making the build context");
+      break;
+    }
     ssize_t n = read(fd, buf, sizeof(buf));
     if (n < 0 && errno == EINTR)
       continue;
@@ -321,6 +325,8 @@ kiln_err img_context_tar(const char *dir, const char *dockerfile, int64_t mtime,
   EVP_DigestFinal_ex(w.sha, md, &mdlen);
   kiln_hex_encode(md, sizeof(md), sha256_hex);
 out:
+  if (w.a && rc)
+    archive_write_fail(w.a); /* no padding of an unfinished entry: just stop */
   if (w.a)
     archive_write_free(w.a);
   archive_entry_linkresolver_free(w.links);

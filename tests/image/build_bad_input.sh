@@ -71,3 +71,18 @@ done
 if [ $rc -eq 130 ] && grep -q "interrupted" intr/err.txt && [ $gone -eq 1 ] && [ ! -e intr/app.eif ]; then
   pass "an interrupt exits 130 and cancels the daemon's build"
 else echo "rc=$rc gone=$gone"; tail -3 intr/err.txt; fail "interrupt"; fi
+
+# Interrupt while the context tar is made (a large sparse file keeps it busy): exit 130 at once.
+app slowctx '"."'
+printf 'FROM %s/base:1\nCMD ["/bin/sh"]\n' $tag > slowctx/Dockerfile
+truncate -s 64G slowctx/huge.img
+"$kiln" -C slowctx build > slowctx/out.txt 2> slowctx/err.txt &
+kpid=$!
+sleep 1
+t0=$(date +%s)
+kill -INT $kpid
+wait $kpid; rc=$?
+if [ $rc -eq 130 ] && [ $(($(date +%s) - t0)) -le 5 ] && grep -q "interrupted" slowctx/err.txt; then
+  pass "an interrupt while the build context is made exits 130 promptly"
+else echo "rc=$rc"; tail -3 slowctx/err.txt; fail "interrupt during the context"; fi
+rm -f slowctx/huge.img
