@@ -27,12 +27,15 @@ struct context_walk {
   EVP_MD_CTX *sha;
   int fd;
   int write_failed;
+  int abandon;
 };
 
 static la_ssize_t on_write(struct archive *a, void *ud, const void *buf, size_t len)
 {
   struct context_walk *w = ud;
   (void)a;
+  if (w->abandon)
+    return -1;
   EVP_DigestUpdate(w->sha, buf, len);
   for (size_t done = 0; done < len;) {
     ssize_t n = write(w->fd, (const char *)buf + done, len - done);
@@ -325,8 +328,7 @@ kiln_err img_context_tar(const char *dir, const char *dockerfile, int64_t mtime,
   EVP_DigestFinal_ex(w.sha, md, &mdlen);
   kiln_hex_encode(md, sizeof(md), sha256_hex);
 out:
-  if (w.a && rc)
-    archive_write_fail(w.a); /* no padding of an unfinished entry: just stop */
+  w.abandon = rc != KILN_OK; /* an unfinished entry is not padded out: writes fail at once */
   if (w.a)
     archive_write_free(w.a);
   archive_entry_linkresolver_free(w.links);
