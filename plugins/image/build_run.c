@@ -122,6 +122,8 @@ static void on_message(struct build_stream *b, const char *text, size_t len)
   const cJSON *msg = cJSON_GetObjectItemCaseSensitive(detail, "message");
   if (!cJSON_IsString(msg))
     msg = error;
+  if (!cJSON_IsString(msg)) /* an HTTP error answer: {"message": ...} */
+    msg = cJSON_GetObjectItemCaseSensitive(m, "message");
   if (cJSON_IsString(msg) && !b->error)
     b->error = strdup(msg->valuestring);
   if (cJSON_IsString(status) && b->env->log)
@@ -304,12 +306,8 @@ kiln_err img_build_run(const struct img_build_opts *o, const struct img_source_e
   if (!rc) {
     on_stream_text(&b, "\n"); /* flush a last line without newline */
     if (status != 200) {
-      cJSON *m = cJSON_ParseWithLength(b.pending.data ? b.pending.data : "", b.pending.len);
-      const cJSON *msg = cJSON_GetObjectItemCaseSensitive(m, "message");
       rc = kiln_error_set(err, KILN_E_REMOTE, "the Docker daemon refused the build of %s: %s",
-                          o->dockerfile,
-                          cJSON_IsString(msg) ? msg->valuestring : kiln_buf_str(&b.pending));
-      cJSON_Delete(m);
+                          o->dockerfile, b.error ? b.error : kiln_buf_str(&b.pending));
     } else if (b.error) {
       rc = step_error(&b, o, &df, err);
     } else if (!b.image_id && b.built) {

@@ -13,6 +13,12 @@ if kb target; then fail "unknown target"; else
   grep -q 'target "nope" is not a stage of the Dockerfile (stages: one, two)' target/err.txt \
     && pass "an unknown target lists the stages" || { cat target/err.txt; fail "target message"; }; fi
 
+app parse '"."'
+printf 'FROM %s/base:1\nFOO bar\n' $tag > parse/Dockerfile
+if kb parse; then fail "Dockerfile syntax error"; else
+  grep -q "refused the build of Dockerfile: dockerfile parse error line 2: unknown instruction: FOO" parse/err.txt \
+    && pass "a Dockerfile syntax error is the daemon's message with its line" || { cat parse/err.txt; fail "syntax error message"; }; fi
+
 # A socket only root may use, and kiln run as nobody: the message names the group to join.
 python3 -c "import socket,os,time,sys; s=socket.socket(socket.AF_UNIX); s.bind(sys.argv[1]); os.chmod(sys.argv[1],0o660); s.listen(1); time.sleep(120)" "$work/root-only.sock" &
 bgpid=$!
