@@ -88,8 +88,10 @@ static kiln_err kernel_run(struct kiln_stage_ctx *ctx, const struct kiln_host *h
     rc = host->fail(ctx, rc, "%s", kiln_error_msg(&err));
     goto out;
   }
+  /* copy first: cmdline may be the blobs' value that the deletion frees */
+  cJSON *cmdline_item = cJSON_CreateString(cmdline);
   cJSON_DeleteItemFromObjectCaseSensitive(r.meta, "cmdline");
-  cJSON_AddStringToObject(r.meta, "cmdline", cmdline);
+  cJSON_AddItemToObject(r.meta, "cmdline", cmdline_item);
   cJSON_AddStringToObject(r.meta, "source", source);
   cJSON_AddStringToObject(r.meta, "arch", "x86_64");
   cJSON_AddStringToObject(r.meta, "kernel_file", "bzImage");
