@@ -224,6 +224,10 @@ int kiln_cmd_run_local(struct kiln_cli *cli)
     code = rc ? kiln_cli_fail_msg(cli, rc, "%s", kiln_error_msg(&err)) : code;
     goto out;
   }
+  if ((rc = runlocal_ports(kiln_config(k), &ports, &nports, &err))) {
+    code = kiln_cli_fail_msg(cli, rc, "%s", kiln_error_msg(&err));
+    goto out;
+  }
   if (a.eif && !(eif = kiln_path_absolute(NULL, a.eif)))
     code = kiln_cli_fail_msg(cli, KILN_E_NOMEM, "out of memory");
   else if (!a.eif)
@@ -232,8 +236,7 @@ int kiln_cmd_run_local(struct kiln_cli *cli)
     goto out;
   enclave_size(kiln_config(k), &a);
   const char *tmp = getenv("TMPDIR");
-  if ((rc = runlocal_ports(kiln_config(k), &ports, &nports, &err)) ||
-      (rc = kiln_mkdtemp_in(tmp && *tmp ? tmp : "/tmp", "kiln-run-local-", &work, &err))) {
+  if ((rc = kiln_mkdtemp_in(tmp && *tmp ? tmp : "/tmp", "kiln-run-local-", &work, &err))) {
     code = kiln_cli_fail_msg(cli, rc, "%s", kiln_error_msg(&err));
     goto out;
   }
