@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -24,6 +25,7 @@
 #define STDERR_TAIL_MAX 8192
 #define LINGER_AFTER_EXIT_S 10.0 /* kiln-init said the app exited; the VM should be gone soon */
 #define KILL_GRACE_S 5.0         /* SIGTERM, then SIGKILL */
+#define SILENT_HINT_S 60.0       /* no kiln-init line yet: say how to see the kernel's messages */
 
 kiln_err runlocal_find_qemu(const char *path, char **out, struct kiln_error *err)
 {
@@ -358,6 +360,7 @@ static kiln_err spawn_qemu(char **argv, pid_t *pid, int *out_fd, int *err_fd,
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
     setpgid(0, 0);
+    prctl(PR_SET_PDEATHSIG, SIGTERM); /* even if kiln is killed outright, no VM is left behind */
     int null = open("/dev/null", O_RDONLY);
     if (null < 0 || dup2(null, STDIN_FILENO) < 0 || dup2(out[1], STDOUT_FILENO) < 0 ||
         dup2(er[1], STDERR_FILENO) < 0)
