@@ -183,6 +183,7 @@ struct boot {
   double result_at;   /* when kiln-init's last line arrived (0: not yet) */
   double stopping_at; /* when SIGTERM was sent (0: not yet) */
   int killed;         /* SIGKILL sent */
+  int hinted;         /* the "still booting" hint was given */
 };
 
 static void stop_vm(struct boot *s)
@@ -283,6 +284,13 @@ static void check_deadlines(struct boot *s, double started)
   if (s->o->timeout_s > 0 && t - started > (double)s->o->timeout_s && !s->stopping_at) {
     s->r->timed_out = 1;
     stop_vm(s);
+  }
+  if (!s->saw_init && !s->hinted && !s->stopping_at && t - started > SILENT_HINT_S) {
+    s->hinted = 1;
+    fprintf(stderr,
+            "kiln run-local: no word from kiln-init after %.0f s; the kernel may be stuck (run "
+            "with -v to see its messages, --timeout to give up)\n",
+            SILENT_HINT_S);
   }
   if (s->result_at && t - s->result_at > LINGER_AFTER_EXIT_S)
     stop_vm(s);
