@@ -180,6 +180,16 @@ kiln_err runlocal_host_start(const char *kiln_host, const char *work_dir, const 
   }
   free(path);
   *pid = child;
+  /* A port already in use or a directive it refuses ends kiln-host at once (its message is on
+   * stderr already): fail before the VM boots rather than run without the parent side. */
+  nanosleep(&(struct timespec){0, 300 * 1000 * 1000}, NULL);
+  int status = 0;
+  if (waitpid(child, &status, WNOHANG) == child) {
+    *pid = 0;
+    return kiln_error_set(
+        err, KILN_E_INVALID, "kiln-host (%s) stopped at once with status %d: see its message above",
+        kiln_host, WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
+  }
   return KILN_OK;
 }
 

@@ -23,6 +23,7 @@
 #include "util/fs.h"
 
 #define STDERR_TAIL_MAX 8192
+#define CONSOLE_LINE_MAX 65536   /* a longer run without a newline is passed on in pieces */
 #define LINGER_AFTER_EXIT_S 10.0 /* kiln-init said the app exited; the VM should be gone soon */
 #define KILL_GRACE_S 5.0         /* SIGTERM, then SIGKILL */
 #define SILENT_HINT_S 60.0       /* no kiln-init line yet: say how to see the kernel's messages */
@@ -240,10 +241,12 @@ static int read_console(struct boot *s, int fd)
     return 0;
   }
   for (ssize_t i = 0; i < n; i++) {
-    if (buf[i] != '\n') {
+    if (buf[i] != '\n' && s->line.len < CONSOLE_LINE_MAX) {
       kiln_buf_putc(&s->line, buf[i]);
       continue;
     }
+    if (buf[i] != '\n')
+      i--; /* this byte starts the next piece */
     console_line(s, s->line.len ? s->line.data : (char[]){""});
     kiln_buf_reset(&s->line);
   }
