@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import signal
+import struct
 import subprocess
 import sys
 import tempfile
@@ -34,6 +35,41 @@ SLEEPER_C = r"""
 #include <unistd.h>
 int main(void) { printf("sleeper: ready\n"); fflush(stdout); sleep(3600); return 0; }
 """
+# A test app that dies by a signal (SIGSEGV, 11).
+CRASHER_C = r"""
+#include <signal.h>
+#include <stdio.h>
+int main(void) { printf("crasher: going down\n"); fflush(stdout); raise(SIGSEGV); return 0; }
+"""
+
+
+def sections_of(path):
+    """kernel, cmdline and ramdisks of an EIF, read independently (548-byte header, then sections)."""
+    data = open(path, "rb").read()
+    count = struct.unpack(">H", data[26:28])[0]
+    pos, kernel, cmdline, ramdisks = 548, b"", "", []
+    for _ in range(count):
+        kind, _, size = struct.unpack(">HHQ", data[pos:pos + 12])
+        body = data[pos + 12:pos + 12 + size]
+        pos += 12 + size
+        if kind == 1:
+            kernel = body
+        elif kind == 2:
+            cmdline = body.decode()
+        elif kind == 3:
+            ramdisks.append(body)
+    return kernel, cmdline, ramdisks
+
+
+def newc(entries):
+    """A newc cpio archive from (path, mode, data) entries."""
+    out = b""
+    for ino, (name, mode, body) in enumerate(entries + [("TRAILER!!!", 0, b"")], 1):
+        fields = [ino, mode, 0, 0, 1, 0, len(body), 0, 0, 0, 0, len(name) + 1, 0]
+        hdr = b"070701" + b"".join(b"%08X" % f for f in fields) + name.encode() + b"\0"
+        hdr += b"\0" * (-len(hdr) % 4)
+        out += hdr + body + b"\0" * (-len(body) % 4)
+    return out
 
 
 def env():
@@ -43,7 +79,7 @@ def env():
     return e
 
 
-def make_app(name, cmd, sleeper=False, ports=None):
+def make_app(name, cmd, sleeper=False, ports=None, crasher=False):
     """The bundled example with its hello program compiled, a given cmd and the test kernel."""
     app = os.path.join(work, name)
     shutil.copytree(os.path.join(ROOT, "share/examples/hello"), app)
@@ -54,6 +90,10 @@ def make_app(name, cmd, sleeper=False, ports=None):
         src = os.path.join(work, "sleeper.c")
         open(src, "w").write(SLEEPER_C)
         subprocess.run([CC, "-static", "-Os", "-o", os.path.join(app, "rootfs/bin/sleeper"), src], check=True)
+    if crasher:
+        src = os.path.join(work, "crasher.c")
+        open(src, "w").write(CRASHER_C)
+        subprocess.run([CC, "-static", "-Os", "-o", os.path.join(app, "rootfs/bin/crasher"), src], check=True)
     cfg = json.load(open(os.path.join(app, "kiln.json")))
     cfg["enclave"]["cmd"] = cmd
     if ports is not None:
@@ -126,6 +166,32 @@ def case_exit_status():
     check(p.returncode == 3, "exit_status: the app's exit 3 is kiln's exit status (got %d)" % p.returncode)
     check("application exited with status 3" in p.stdout, "exit_status: kiln-init's line is on the console")
     check_clean("exit_status")
+
+
+def case_app_failures():
+    app = make_app("app", ["/bin/crasher"], crasher=True)
+    p = run_local(app)
+    check(p.returncode == 128 + 11, "app_failures: killed by SIGSEGV -> exit 139 (got %d)" % p.returncode)
+    check("crasher: going down" in p.stdout, "app_failures: the app's line is on the console")
+    shutil.rmtree(app)
+    # An EIF without /cmd (kiln's bootstrap ramdisk, a hand-made application ramdisk): kiln-init
+    # stops with a FATAL line, which becomes the error.
+    app = make_app("app", ["/bin/hello"])
+    eif = os.path.join(work, "base.eif")
+    subprocess.run([KILN, "-C", app, "build", "-o", eif], check=True, capture_output=True, env=env())
+    kernel, cmdline, ramdisks = sections_of(eif)
+    files = {}
+    for name, data in (("kernel", kernel), ("boot.cpio", ramdisks[0]), ("app.cpio", newc([("rootfs", 0o40755, b"")]))):
+        files[name] = os.path.join(work, name)
+        open(files[name], "wb").write(data)
+    no_cmd = os.path.join(work, "no-cmd.eif")
+    subprocess.run([KILN, "eif-build", "--kernel", files["kernel"], "--cmdline", cmdline, "--ramdisk", files["boot.cpio"],
+                    "--ramdisk", files["app.cpio"], "--output", no_cmd], check=True, capture_output=True)
+    p = run_local(app, "--eif", no_cmd)
+    check(p.returncode == 1, "app_failures: a kiln-init FATAL -> exit 1 (got %d)" % p.returncode)
+    check("kiln run-local: kiln-init: /cmd is missing or empty" in p.stderr,
+          "app_failures: kiln-init's FATAL message is the error")
+    check_clean("app_failures")
 
 
 def case_eif_flag():
