@@ -308,7 +308,10 @@ static void check_deadlines(struct boot *s, double started)
  * the Nitro hypervisor does, and the compiled enclave kernel (debian-build) finds them there. The
  * stock Debian module of debian-cloud cannot read that announcement, so when a vsock device must
  * be found with it, ACPI stays on and describes the device instead. Without devices both kernels
- * boot the same way. (q35 is not an option for vsock: the EIF's cmdline says pci=off.) */
+ * boot the same way. (q35 is not an option for vsock: the EIF's cmdline says pci=off.) Measured
+ * with qemu 7.2: under TCG the Debian kernel stalls at TSC calibration on microvm with ACPI (the
+ * timer is routed through the IO-APIC), so that combination relies on KVM's clock; hosts with
+ * /dev/vhost-vsock normally have KVM. Without ACPI it boots under TCG and KVM alike. */
 static const char *machine_for(const struct runlocal_vm_opts *o, const struct boot_files *f)
 {
   return o->vsock && f->stock_virtio_mmio ? "microvm" : "microvm,acpi=off";
