@@ -322,9 +322,11 @@ static kiln_err build_argv(const struct runlocal_vm_opts *o, const struct boot_f
 {
   /* reboot=t: kiln-init's final reboot becomes a triple fault, which -no-reboot turns into
    * qemu's exit (microvm resets instead of exiting on the EIF's reboot=k). quiet: the console is
-   * the app's and kiln-init's lines (kernel errors still show); -v keeps the kernel's messages. */
-  if (kiln_buf_printf(append, "%s console=ttyS0 kiln.heartbeat=off reboot=t%s", f->cmdline,
-                      o->verbose ? "" : " quiet"))
+   * the app's and kiln-init's lines (kernel errors still show); -v keeps the kernel's messages.
+   * Under vhost-vsock this machine is CID 2 (VMADDR_CID_HOST), not Nitro's parent CID 3, so the
+   * in-enclave agent is told where kiln-host listens with kiln.parent_cid. */
+  if (kiln_buf_printf(append, "%s console=ttyS0 kiln.heartbeat=off reboot=t%s%s", f->cmdline,
+                      o->vsock ? " kiln.parent_cid=2" : "", o->verbose ? "" : " quiet"))
     return KILN_E_NOMEM;
   snprintf(smp, 32, "%lld", o->cpus);
   snprintf(mem, 32, "%lldM", o->memory_mib);
