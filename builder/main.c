@@ -26,6 +26,7 @@
   X(update_policy, "update-policy", "Re-render and update the scoped deploy policy")               \
   X(teardown, "teardown", "Delete every resource carrying the deployment tag")                     \
   X(run, "run", "Run any single stage with options (--set key=value)")                             \
+  X(run_local, "run-local", "Boot the app's EIF here in qemu, without Nitro hardware")             \
   X(plugins, "plugins", "List the loaded plugins and their stages")                                \
   X(init, "init", "Write a kiln.json for the current directory")
 
