@@ -258,8 +258,9 @@ int kiln_cmd_run_local(struct kiln_cli *cli)
     code = finish(cli, &o, &r, ports, nports);
 out:
   runlocal_host_stop(host);
-  if (work)
-    kiln_rm_rf(work, &err);
+  if (work && kiln_rm_rf(work, &err) != KILN_OK)
+    fprintf(stderr, "kiln run-local: the temporary directory %s stays: %s\n", work,
+            kiln_error_msg(&err));
   runlocal_result_free(&r);
   kiln_error_clear(&err);
   free(work);
