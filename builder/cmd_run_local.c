@@ -148,7 +148,7 @@ static int start_parent_side(struct kiln_cli *cli, struct kiln *k, const char *w
   if (*vsock) {
     struct kiln_buf conf = KILN_BUF_INIT;
     struct kiln_error err = KILN_ERROR_INIT;
-    kiln_err rc = runlocal_host_config(kiln_config(k), ports, nports, &conf, &err);
+    kiln_err rc = runlocal_host_config(kiln_config(k), &conf, &err);
     rc = rc ? rc : runlocal_host_start(kiln_host, work_dir, kiln_buf_str(&conf), host, &err);
     if (rc)
       code = kiln_cli_fail_msg(cli, rc, "%s", kiln_error_msg(&err));

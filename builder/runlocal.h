@@ -64,8 +64,7 @@ kiln_err runlocal_ports(const cJSON *config, struct runlocal_port **out, size_t 
 
 /* kiln-host's configuration for the guest: ingress 127.0.0.1:PUB -> vsock CID:APP for each port,
  * egress and logs listeners, the /enclave/egress allow/deny lists. */
-kiln_err runlocal_host_config(const cJSON *config, const struct runlocal_port *ports, size_t n,
-                              struct kiln_buf *out, struct kiln_error *err);
+kiln_err runlocal_host_config(const cJSON *config, struct kiln_buf *out, struct kiln_error *err);
 
 /* Write conf into work_dir/host.conf and start kiln_host with it (its stdout, the app's log
  * records, goes to our stderr). *pid receives the process id. */

@@ -11,142 +11,49 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <kiln/enclave_runtime.h>
+
 #include "runlocal.h"
 #include "util/fs.h"
 
-static int reserved_port(unsigned p)
-{
-  return p == 9000 || (p >= 7700 && p <= 7709);
-}
-
-static int parse_port(const char *text, const char **end, unsigned *out)
-{
-  char *e = NULL;
-  errno = 0;
-  unsigned long v = strtoul(text, &e, 10);
-  if (e == text || errno || v == 0 || v > 65535 || *text == '-' || *text == '+')
-    return -1;
-  *end = e;
-  *out = (unsigned)v;
-  return 0;
-}
-
-/* One entry: an integer P (P -> P) or "PUB:APP". */
-static kiln_err port_entry(const cJSON *item, const char *where, struct runlocal_port *p,
-                           struct kiln_error *err)
-{
-  if (cJSON_IsNumber(item)) {
-    double v = item->valuedouble;
-    if (v < 1 || v > 65535 || v != (double)(unsigned)v)
-      return kiln_error_set(err, KILN_E_INVALID, "kiln.json %s: %g is not a port (1-65535)", where,
-                            v);
-    p->public_port = p->app_port = (unsigned)v;
-  } else if (cJSON_IsString(item)) {
-    const char *s = item->valuestring, *e = NULL;
-    int ok = parse_port(s, &e, &p->public_port) == 0;
-    p->app_port = p->public_port;
-    if (ok && *e == ':')
-      ok = parse_port(e + 1, &e, &p->app_port) == 0;
-    if (!ok || *e)
-      return kiln_error_set(err, KILN_E_INVALID,
-                            "kiln.json %s: \"%s\" is not a port or \"PUBLIC:APP\" (1-65535)", where,
-                            s);
-  } else {
-    return kiln_error_set(err, KILN_E_INVALID,
-                          "kiln.json %s: give a port number or a \"PUBLIC:APP\" string", where);
-  }
-  if (reserved_port(p->public_port) || reserved_port(p->app_port))
-    return kiln_error_set(err, KILN_E_INVALID,
-                          "kiln.json %s: ports 9000 and 7700-7709 are reserved for the enclave "
-                          "runtime (heartbeat, egress, logs, attestation); pick another port",
-                          where);
-  return KILN_OK;
-}
-
+/* The ports as kiln's enclave runtime reads them (the same checks and messages as the build and
+ * the deploy). */
 kiln_err runlocal_ports(const cJSON *config, struct runlocal_port **out, size_t *count,
                         struct kiln_error *err)
 {
+  struct kiln_enclave_runtime rt;
   *out = NULL;
   *count = 0;
-  const char *pointer = "/enclave/ports";
-  const cJSON *list = cJSON_GetObjectItemCaseSensitive(
-      cJSON_GetObjectItemCaseSensitive(config, "enclave"), "ports");
-  if (!list) {
-    pointer = "/aws/ports";
-    list =
-        cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(config, "aws"), "ports");
-  }
-  if (!list)
-    return KILN_OK;
-  if (!cJSON_IsArray(list))
-    return kiln_error_set(err, KILN_E_INVALID, "kiln.json %s: must be an array of ports", pointer);
-  int n = cJSON_GetArraySize(list);
-  struct runlocal_port *ports = calloc((size_t)n + 1, sizeof *ports);
+  kiln_err rc = kiln_enclave_runtime_load(config, &rt, err);
+  if (rc)
+    return rc;
+  struct runlocal_port *ports = calloc(rt.nports + 1, sizeof *ports);
   if (!ports)
+    rc = kiln_error_set(err, KILN_E_NOMEM, "out of memory");
+  for (size_t i = 0; ports && i < rt.nports; i++)
+    ports[i] = (struct runlocal_port){rt.ports[i].pub, rt.ports[i].app};
+  if (!rc) {
+    *out = ports;
+    *count = rt.nports;
+  }
+  kiln_enclave_runtime_free(&rt);
+  return rc;
+}
+
+kiln_err runlocal_host_config(const cJSON *config, struct kiln_buf *out, struct kiln_error *err)
+{
+  struct kiln_enclave_runtime rt;
+  kiln_err rc = kiln_enclave_runtime_load(config, &rt, err);
+  if (rc)
+    return rc;
+  char *text = kiln_enclave_host_conf(&rt, RUNLOCAL_GUEST_CID, "127.0.0.1", NULL);
+  kiln_enclave_runtime_free(&rt);
+  if (!text)
     return kiln_error_set(err, KILN_E_NOMEM, "out of memory");
-  for (int i = 0; i < n; i++) {
-    char where[64];
-    snprintf(where, sizeof where, "%s/%d", pointer, i);
-    kiln_err rc = port_entry(cJSON_GetArrayItem(list, i), where, &ports[i], err);
-    for (int j = 0; !rc && j < i; j++)
-      if (ports[j].public_port == ports[i].public_port)
-        rc = kiln_error_set(err, KILN_E_INVALID,
-                            "kiln.json %s: public port %u is listed twice (also %s/%d)", where,
-                            ports[i].public_port, pointer, j);
-    if (rc) {
-      free(ports);
-      return rc;
-    }
-  }
-  *out = ports;
-  *count = (size_t)n;
+  kiln_buf_puts(out, "# kiln run-local: the parent side of the enclave under qemu\n");
+  kiln_buf_puts(out, text);
+  free(text);
   return KILN_OK;
-}
-
-/* The allow or deny list of /enclave/egress as kiln-host directives. */
-static kiln_err egress_lines(const cJSON *egress, const char *key, struct kiln_buf *out,
-                             struct kiln_error *err)
-{
-  const cJSON *list = cJSON_GetObjectItemCaseSensitive(egress, key);
-  if (!list)
-    return KILN_OK;
-  if (!cJSON_IsArray(list))
-    return kiln_error_set(err, KILN_E_INVALID,
-                          "kiln.json /enclave/egress/%s: must be an array of \"host:port\" "
-                          "strings",
-                          key);
-  int i = 0;
-  const cJSON *e;
-  cJSON_ArrayForEach(e, list)
-  {
-    if (!cJSON_IsString(e) || !e->valuestring[0] || strpbrk(e->valuestring, " \t\r\n#"))
-      return kiln_error_set(err, KILN_E_INVALID,
-                            "kiln.json /enclave/egress/%s/%d: give one \"host:port\" entry "
-                            "without spaces (e.g. \"api.example.com:443\")",
-                            key, i);
-    kiln_buf_printf(out, "%s %s\n", key, e->valuestring);
-    i++;
-  }
-  return KILN_OK;
-}
-
-kiln_err runlocal_host_config(const cJSON *config, const struct runlocal_port *ports, size_t n,
-                              struct kiln_buf *out, struct kiln_error *err)
-{
-  kiln_buf_printf(out, "# kiln run-local: the parent side of the enclave under qemu\n");
-  kiln_buf_printf(out, "enclave-cid %u\n", RUNLOCAL_GUEST_CID);
-  for (size_t i = 0; i < n; i++)
-    kiln_buf_printf(out, "ingress tcp:127.0.0.1:%u vsock:%u:%u\n", ports[i].public_port,
-                    RUNLOCAL_GUEST_CID, ports[i].app_port);
-  kiln_buf_puts(out, "egress-listen vsock:any:7700\nlogs-listen vsock:any:7701\n");
-  const cJSON *egress = cJSON_GetObjectItemCaseSensitive(
-      cJSON_GetObjectItemCaseSensitive(config, "enclave"), "egress");
-  if (egress && !cJSON_IsObject(egress))
-    return kiln_error_set(err, KILN_E_INVALID,
-                          "kiln.json /enclave/egress: must be an object {\"allow\": [...], "
-                          "\"deny\": [...]}");
-  kiln_err rc = egress_lines(egress, "allow", out, err);
-  return rc ? rc : egress_lines(egress, "deny", out, err);
 }
 
 kiln_err runlocal_host_start(const char *kiln_host, const char *work_dir, const char *conf,

@@ -27,7 +27,7 @@ int main(int argc, char **argv)
     fprintf(stderr, "%s\n", kiln_error_msg(&err));
     return 1;
   }
-  char *conf = kiln_enclave_host_conf(&rt, KILN_ENCLAVE_CID, KILN_HOST_LOG_FILE);
+  char *conf = kiln_enclave_host_conf(&rt, KILN_ENCLAVE_CID, "0.0.0.0", KILN_HOST_LOG_FILE);
   snprintf(key, sizeof key, "kiln-host/%s", argv[4]);
   struct kiln_userdata_params p = {.deployment_id = "kiln-test",
                                    .region = "us-east-1",
