@@ -10,6 +10,8 @@
 #include "util/buf.h"
 #include "util/json.h"
 
+const char *const kiln_cli_build_stages[] = {"image", "kernel", "eif", NULL};
+
 struct kiln *kiln_cli_open(struct kiln_cli *cli)
 {
   struct kiln_settings s;

@@ -30,6 +30,10 @@ struct kiln_cli {
  */
 typedef int (*kiln_command_fn)(struct kiln_cli *cli);
 
+/* The stages `kiln build` runs (image -> kernel -> eif); commands that need the app's EIF run
+ * the same pipeline, so they share its cache. */
+extern const char *const kiln_cli_build_stages[];
+
 /* Open the core with the CLI's settings; on failure prints the error and returns NULL. */
 struct kiln *kiln_cli_open(struct kiln_cli *cli);
 /* Open the core, read kiln.json (config_required: it must exist) and load plugins. On failure

@@ -16,9 +16,8 @@ int kiln_cmd_build(struct kiln_cli *cli)
     return code;
   struct kiln_pipeline *p = NULL;
   struct kiln_buf dest = KILN_BUF_INIT;
-  const char *stages[] = {"image", "kernel", "eif", NULL};
   kiln_err rc = KILN_OK;
-  if ((code = kiln_cli_pipeline(cli, k, stages, &p)))
+  if ((code = kiln_cli_pipeline(cli, k, kiln_cli_build_stages, &p)))
     goto out;
   for (int i = 1; i < cli->argc && !code; i++) {
     const char *a = cli->argv[i];

@@ -37,17 +37,19 @@ int kiln_cmd_init(struct kiln_cli *cli)
   }
   if (!name)
     name = kiln_app_name(k);
+  int build = !image && kiln_path_exists(dockerfile);
   if (!image) {
-    if (kiln_path_exists(dockerfile))
-      kiln_buf_printf(&src, "docker-daemon:%s:latest", name);
-    else
-      kiln_buf_puts(&src, "dir:rootfs");
+    kiln_buf_puts(&src, build ? "build of ./Dockerfile" : "dir:rootfs");
     image = kiln_buf_str(&src);
   }
   kiln_buf_puts(&text, "{\n  \"name\": ");
   kiln_json_quote(name, &text);
   kiln_buf_puts(&text, ",\n  \"image\": ");
-  kiln_json_quote(image, &text);
+  if (build)
+    kiln_buf_puts(&text, "{ \"build\": { \"context\": \".\", \"dockerfile\": \"Dockerfile\", "
+                         "\"target\": null, \"args\": {}, \"platform\": \"linux/amd64\" } }");
+  else
+    kiln_json_quote(image, &text);
   kiln_buf_puts(&text, ",\n"
                        "  \"enclave\": {\n"
                        "    \"cpus\": 2,\n"
@@ -69,10 +71,12 @@ int kiln_cmd_init(struct kiln_cli *cli)
     cJSON *doc = cJSON_CreateObject();
     cJSON_AddStringToObject(doc, "path", path);
     cJSON_AddStringToObject(doc, "name", name);
-    cJSON_AddStringToObject(doc, "image", image);
+    cJSON *written = cJSON_Parse(text.data);
+    cJSON_AddItemToObject(doc, "image", cJSON_DetachItemFromObjectCaseSensitive(written, "image"));
+    cJSON_Delete(written);
     kiln_cli_print_json(doc);
   } else {
-    printf("wrote %s (image %s)\nnext: kiln build\n", path, image);
+    printf("wrote %s (image: %s)\nnext: kiln build\n", path, image);
   }
 out:
   kiln_buf_free(&text);

@@ -169,6 +169,20 @@ static const struct kiln_cli_option teardown_options[] = {
     OPT_SET_STAGE,
     END_OPTIONS};
 
+static const struct kiln_cli_option diff_options[] = {
+    {"--max-paths", NULL, "N", "list at most N differing paths per ramdisk (default 1000)", NULL},
+    END_OPTIONS};
+
+static const struct kiln_cli_option run_local_options[] = {
+    {"--eif", NULL, "FILE", "boot this EIF instead of the app's (kiln.json is then optional)",
+     "file"},
+    {"--cpus", NULL, "N", "virtual CPUs (default: /enclave/cpus, else 2)", NULL},
+    {"--memory", NULL, "SIZE", "memory, e.g. 512M or 2G (default: /enclave/memory_mib, else 512M)",
+     NULL},
+    {"--qemu", NULL, "PATH", "the qemu-system-x86_64 to use (default: from $PATH)", "file"},
+    {"--timeout", NULL, "SECONDS", "power the VM off after SECONDS and fail", NULL},
+    END_OPTIONS};
+
 static const struct kiln_cli_option run_options[] = {
     {"--set", NULL, "KEY=VALUE", "override one of the stage's options (JSON when it parses)", NULL},
     {"--input", NULL, "KIND=FILE", "give FILE, read in place, as the stage's input of KIND (eif)",
@@ -245,6 +259,19 @@ static const struct kiln_cli_doc docs[] = {
      "  FAIL    PCR0             differs from the expected value\n"
      "                           expected 8a1b...  actual 22f9...\n",
      verify_options},
+    {"diff", "A.eif B.eif",
+     "Compares two EIFs section by section (size and SHA-256) and names the first section that\n"
+     "differs. Ramdisks that differ are read as cpio archives and compared path by path: a path\n"
+     "is listed when it exists on one side only, or its type, content (size, SHA-256), mode,\n"
+     "owner or link target differ. Use it to find what makes two builds of the same app differ:\n"
+     "typical culprits are build timestamps, package-manager caches and logs, .pyc files and\n"
+     "build ids. Up to N paths per ramdisk are listed (default 1000; the count is always total).\n"
+     "Exit status 0 when the files are identical, 1 when they differ (or on an error).\n"
+     "\n"
+     "Examples:\n"
+     "  kiln diff hello.eif /tmp/rebuilt/hello.eif\n"
+     "  kiln diff a.eif b.eif --json | jq '.ramdisks[].paths[].path'\n",
+     diff_options},
     {"eif-build", NULL,
      "Takes the flags of AWS's eif_build, so existing pipelines can swap it in; every option\n"
      "after the command is eif-build's own (--version is the image's version: `kiln --version`\n"
@@ -394,6 +421,29 @@ static const struct kiln_cli_doc docs[] = {
      "Example:\n"
      "  kiln teardown --yes --delete-bucket\n",
      teardown_options},
+    {"run-local", NULL,
+     "Boots the application's enclave image on this machine in qemu (microvm, the machine closest\n"
+     "to a Nitro enclave: no PCI, virtio-mmio devices announced on the kernel command line), with\n"
+     "the enclave's CPUs and memory from kiln.json /enclave (default 2 CPUs, 512 MiB). The serial\n"
+     "console streams to stdout: kiln-init's lines and the application's output. kiln run-local\n"
+     "exits with the application's exit status (128+N when a signal N killed it, 1 when\n"
+     "kiln-init failed). Ctrl-C powers the VM off and exits 130.\n"
+     "\n"
+     "Without --eif it boots <app>/<name>.eif, building it first the way `kiln build` does when\n"
+     "it is missing or out of date (cached stages make that quick). It uses KVM when /dev/kvm\n"
+     "works, else qemu's emulator (slower). Where /dev/vhost-vsock exists (modprobe vhost_vsock)\n"
+     "the VM gets a vsock device (enclave CID 16) and kiln-host runs beside it as on the parent\n"
+     "instance: each port of /enclave/ports listens on 127.0.0.1, egress follows\n"
+     "/enclave/egress, the app's log records go to stderr. Without it the run is console-only.\n"
+     "With --json the console goes to stderr and stdout has {exit_status, console_lines, seconds,\n"
+     "vsock}. Needs qemu: sudo apt-get install qemu-system-x86\n"
+     "\n"
+     "Examples:\n"
+     "  kiln run-local                         build if needed, boot, exit with the app's status\n"
+     "  kiln -C share/examples/hello run-local --memory 1G\n"
+     "  kiln run-local --eif hello.eif --timeout 60 --json\n"
+     "  curl localhost:8080                    (with vhost-vsock: the app's port 8080)\n",
+     run_local_options},
     {"run", "STAGE",
      "Runs one stage on its own, with its options from the kiln.json section named like the\n"
      "stage, overridden by --set (values are JSON when they parse as JSON, else strings;\n"
@@ -422,7 +472,8 @@ static const struct kiln_cli_doc docs[] = {
      "\n"
      "Image sources: docker-daemon:NAME[:TAG], docker-archive:FILE, oci:DIR[:REF],\n"
      "oci-archive:FILE[:REF], docker://REGISTRY/REPO[:TAG|@DIGEST], dir:PATH.\n"
-     "Default: docker-daemon:<name>:latest when a Dockerfile is present, else dir:rootfs.\n"
+     "Default: when a Dockerfile is present, {\"build\": \".\"}: kiln build runs the Dockerfile\n"
+     "on the Docker daemon itself (no docker build first); else dir:rootfs.\n"
      "\n"
      "Examples:\n"
      "  kiln init\n"

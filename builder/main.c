@@ -14,6 +14,7 @@
   X(build, "build", "Build the app's EIF (image -> kernel -> eif) and print its PCRs")             \
   X(describe, "describe", "Show an EIF's header, sections, PCRs and metadata")                     \
   X(verify, "verify", "Check an EIF or a live enclave (--attestation) against a rebuild")          \
+  X(diff, "diff", "Show why two EIFs differ: first differing section, ramdisk paths")              \
   X(eif_build, "eif-build", "Assemble an EIF from kernel, cmdline and ramdisks (eif_build flags)") \
   X(sign, "sign", "Sign an EIF with a P-384 key and certificate (sets PCR8)")                      \
   X(image, "image", "Turn a container image into the enclave root filesystem (cpio)")              \
@@ -26,6 +27,7 @@
   X(update_policy, "update-policy", "Re-render and update the scoped deploy policy")               \
   X(teardown, "teardown", "Delete every resource carrying the deployment tag")                     \
   X(run, "run", "Run any single stage with options (--set key=value)")                             \
+  X(run_local, "run-local", "Boot the app's EIF here in qemu, without Nitro hardware")             \
   X(plugins, "plugins", "List the loaded plugins and their stages")                                \
   X(init, "init", "Write a kiln.json for the current directory")
 

@@ -221,16 +221,17 @@ char *kiln_enclave_agent_conf(const struct kiln_enclave_runtime *rt)
 }
 
 char *kiln_enclave_host_conf(const struct kiln_enclave_runtime *rt, uint32_t enclave_cid,
-                             const char *log_file)
+                             const char *listen_ip, const char *log_file)
 {
   struct kiln_buf b = KILN_BUF_INIT;
   kiln_buf_printf(&b, "# kiln-host, made by kiln from kiln.json\nenclave-cid %u\n", enclave_cid);
   for (size_t i = 0; i < rt->nports; i++)
-    kiln_buf_printf(&b, "ingress tcp:0.0.0.0:%u vsock:%u:%u%s\n", rt->ports[i].pub, enclave_cid,
-                    rt->ports[i].app, rt->ports[i].proxy_protocol ? " proxy-protocol" : "");
+    kiln_buf_printf(&b, "ingress tcp:%s:%u vsock:%u:%u%s\n", listen_ip, rt->ports[i].pub,
+                    enclave_cid, rt->ports[i].app,
+                    rt->ports[i].proxy_protocol ? " proxy-protocol" : "");
   if (rt->attestation_port)
-    kiln_buf_printf(&b, "ingress tcp:0.0.0.0:%u vsock:%u:%u\n", rt->attestation_port, enclave_cid,
-                    KILN_VSOCK_ATTESTATION_PORT);
+    kiln_buf_printf(&b, "ingress tcp:%s:%u vsock:%u:%u\n", listen_ip, rt->attestation_port,
+                    enclave_cid, KILN_VSOCK_ATTESTATION_PORT);
   kiln_buf_printf(&b, "egress-listen vsock:any:%u\nlogs-listen vsock:any:%u\n",
                   KILN_VSOCK_EGRESS_PORT, KILN_VSOCK_LOGS_PORT);
   if (log_file)

@@ -203,8 +203,10 @@ int main(int argc, char **argv)
   struct rt_config cfg;
   struct agent_args a = {.nsm_device = "/dev/nsm"};
   rt_config_init(&cfg);
-  if (parse_args(argc, argv, &cfg, &a) != 0)
+  if (parse_args(argc, argv, &cfg, &a) != 0) {
+    rt_config_free(&cfg);
     return 2;
+  }
   defaults(&cfg);
   uint32_t cid = a.parent_cid ? a.parent_cid : cmdline_parent_cid();
   if (cid && cid != PARENT_CID)
@@ -214,18 +216,25 @@ int main(int argc, char **argv)
   sigaction(SIGTERM, &sa, NULL);
   sigaction(SIGINT, &sa, NULL);
   struct rt_loop *loop = rt_loop_new();
-  if (!loop)
+  int rc = -1;
+  if (loop) {
+    start_logs(loop, &cfg, a.log_fds);
+    if (cid && cid != PARENT_CID)
+      say("parent CID %u (kiln.parent_cid: tests only)", cid);
+    if (start_services(loop, &cfg, a.nsm_device) == 0 && rt_pair_watch_idle(loop) == 0)
+      rc = rt_loop_run(loop, &stop_requested);
+  }
+  if (!loop) {
+    rt_config_free(&cfg);
     return 1;
-  start_logs(loop, &cfg, a.log_fds);
-  if (cid && cid != PARENT_CID)
-    say("parent CID %u (kiln.parent_cid: tests only)", cid);
-  if (start_services(loop, &cfg, a.nsm_device) != 0 || rt_pair_watch_idle(loop) != 0)
-    return 1;
-  int rc = rt_loop_run(loop, &stop_requested);
+  }
   if (logs) /* the last lines (the app's exit status) still go to the parent */
     rt_loop_drain(loop, 2000, rt_log_sender_idle, logs);
   rt_pair_close_all(loop);
+  logs = NULL;
   rt_loop_free(loop);
   rt_config_free(&cfg);
+  if (console_fd >= 0)
+    close(console_fd);
   return rc ? 1 : 0;
 }

@@ -292,8 +292,10 @@ int main(int argc, char **argv)
   struct rt_config cfg;
   int check = 0;
   rt_config_init(&cfg);
-  if (parse_args(argc, argv, &cfg, &check) != 0)
+  if (parse_args(argc, argv, &cfg, &check) != 0) {
+    rt_config_free(&cfg);
     return 2;
+  }
   if (check) {
     printf("kiln-host: configuration valid: %zu ingress, %zu allow, %zu deny\n", cfg.ningress,
            cfg.egress.nallow, cfg.egress.ndeny);
@@ -307,14 +309,18 @@ int main(int argc, char **argv)
   sigaction(SIGINT, &sa, NULL);
   setvbuf(stdout, NULL, _IONBF, 0);
   struct rt_loop *loop = rt_loop_new();
-  if (!loop || start_services(loop, &cfg) != 0 || rt_pair_watch_idle(loop) != 0)
-    return 1;
-  int rc = rt_loop_run(loop, &stop_requested);
-  say("stopping: %zu connections closed", rt_pair_count());
-  rt_pair_close_all(loop);
-  rt_loop_free(loop);
-  if (the_dns.channel)
+  int rc = -1;
+  if (loop && start_services(loop, &cfg) == 0 && rt_pair_watch_idle(loop) == 0) {
+    rc = rt_loop_run(loop, &stop_requested);
+    say("stopping: %zu connections closed", rt_pair_count());
+  }
+  if (the_dns.channel) /* lookups still running end now, while their sessions exist */
     ares_destroy(the_dns.channel);
+  if (loop) {
+    rt_pair_close_all(loop);
+    rt_loop_free(loop);
+  }
+  ares_library_cleanup();
   rt_config_free(&cfg);
   return rc ? 1 : 0;
 }

@@ -214,6 +214,16 @@ static void expire(struct rt_loop *loop, void *arg, uint64_t now)
   }
 }
 
+static void server_free(struct rt_loop *loop, void *arg)
+{
+  struct rt_attest_server *srv = arg;
+  while (srv->conns)
+    conn_end(loop, srv->conns, 0);
+  rt_loop_del(loop, srv->listen_fd);
+  close(srv->listen_fd);
+  free(srv);
+}
+
 struct rt_attest_server *rt_attest_server_start(struct rt_loop *loop, int listen_fd,
                                                 const char *device,
                                                 void (*log)(void *, const char *), void *log_arg)
@@ -227,7 +237,7 @@ struct rt_attest_server *rt_attest_server_start(struct rt_loop *loop, int listen
   srv->log_arg = log_arg;
   srv->watch.ready = accept_ready;
   if (rt_loop_add(loop, listen_fd, EPOLLIN, &srv->watch) != 0 ||
-      rt_loop_every(loop, expire, srv) != 0) {
+      rt_loop_every(loop, expire, srv) != 0 || rt_loop_on_free(loop, server_free, srv) != 0) {
     free(srv);
     return NULL;
   }

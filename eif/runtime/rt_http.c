@@ -155,7 +155,7 @@ static int rewrite_absolute(const char *head, size_t head_len, const char *metho
     line += len;
   }
   static const char tail[] = "Connection: close\r\n\r\n";
-  if (used + sizeof tail > cap) {
+  if (used + sizeof tail > cap) { /* sizeof tail counts the terminating NUL too */
     char *grown = realloc(out, used + sizeof tail);
     if (!grown) {
       free(out);
@@ -164,7 +164,7 @@ static int rewrite_absolute(const char *head, size_t head_len, const char *metho
     }
     out = grown;
   }
-  memcpy(out + used, tail, sizeof tail - 1);
+  memcpy(out + used, tail, sizeof tail); /* NUL-terminated, for messages and tests */
   req->forward = out;
   req->forward_len = used + sizeof tail - 1;
   return 0;

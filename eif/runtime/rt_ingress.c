@@ -233,6 +233,16 @@ static void tick(struct rt_loop *loop, void *arg, uint64_t now)
   }
 }
 
+static void ingress_free(struct rt_loop *loop, void *arg)
+{
+  struct rt_ingress *in = arg;
+  while (in->conns)
+    conn_end(loop, in->conns);
+  rt_loop_del(loop, in->listen_fd);
+  close(in->listen_fd);
+  free(in);
+}
+
 struct rt_ingress *rt_ingress_start(struct rt_loop *loop, const struct rt_ingress_config *cfg)
 {
   struct rt_ingress *in = calloc(1, sizeof *in);
@@ -250,7 +260,7 @@ struct rt_ingress *rt_ingress_start(struct rt_loop *loop, const struct rt_ingres
   in->listen_fd = rt_endpoint_listen(&cfg->listen, 1024);
   in->watch.ready = accept_ready;
   if (in->listen_fd < 0 || rt_loop_add(loop, in->listen_fd, EPOLLIN, &in->watch) != 0 ||
-      rt_loop_every(loop, tick, in) != 0) {
+      rt_loop_every(loop, tick, in) != 0 || rt_loop_on_free(loop, ingress_free, in) != 0) {
     int e = errno;
     if (in->listen_fd >= 0)
       close(in->listen_fd);

@@ -30,6 +30,7 @@ void rt_log_time(char out[32])
 
 struct log_source {
   struct rt_watch watch;
+  struct log_source *next; /* the sender's open sources */
   struct rt_log_sender *sender;
   int fd;
   char name[8];
@@ -50,6 +51,7 @@ struct rt_log_sender {
   uint64_t dropped;
   bool last_sent_newline;
   int sources; /* pipes still open */
+  struct log_source *source_list;
 };
 
 int rt_log_sender_idle(void *sender)
@@ -214,6 +216,24 @@ static void sender_tick(struct rt_loop *loop, void *arg, uint64_t now)
     sender_close(loop, s);
 }
 
+static void sender_free(struct rt_loop *loop, void *arg)
+{
+  struct rt_log_sender *s = arg;
+  while (s->source_list) {
+    struct log_source *src = s->source_list;
+    s->source_list = src->next;
+    rt_loop_del(loop, src->fd);
+    close(src->fd);
+    free(src);
+  }
+  if (s->fd >= 0) {
+    rt_loop_del(loop, s->fd);
+    close(s->fd);
+  }
+  free(s->ring);
+  free(s);
+}
+
 struct rt_log_sender *rt_log_sender_start(struct rt_loop *loop, const struct rt_endpoint *parent,
                                           size_t ring_bytes, int echo_fd)
 {
@@ -228,7 +248,7 @@ struct rt_log_sender *rt_log_sender_start(struct rt_loop *loop, const struct rt_
   s->echo_fd = echo_fd;
   s->watch.ready = sender_ready;
   s->last_sent_newline = true;
-  if (rt_loop_every(loop, sender_tick, s) != 0) {
+  if (rt_loop_every(loop, sender_tick, s) != 0 || rt_loop_on_free(loop, sender_free, s) != 0) {
     free(s->ring);
     free(s);
     return NULL;
@@ -272,8 +292,14 @@ static void source_ready(struct rt_loop *loop, struct rt_watch *w, uint32_t even
     if (n <= 0) {
       if (src->used)
         emit(src, src->line, src->used);
-      src->sender->sources--;
-      sender_flush(loop, src->sender);
+      struct rt_log_sender *s = src->sender;
+      s->sources--;
+      for (struct log_source **pp = &s->source_list; *pp; pp = &(*pp)->next)
+        if (*pp == src) {
+          *pp = src->next;
+          break;
+        }
+      sender_flush(loop, s);
       rt_loop_del(loop, src->fd);
       close(src->fd);
       rt_loop_defer_free(loop, src, free);
@@ -317,6 +343,8 @@ int rt_log_sender_add_source(struct rt_loop *loop, struct rt_log_sender *s, int 
     return -1;
   }
   s->sources++;
+  src->next = s->source_list;
+  s->source_list = src;
   return 0;
 }
 
@@ -324,6 +352,7 @@ int rt_log_sender_add_source(struct rt_loop *loop, struct rt_log_sender *s, int 
 
 struct rt_log_receiver {
   struct rt_watch watch;
+  struct log_conn *conns;
   int listen_fd;
   uint32_t peer_cid;
   char *file;
@@ -333,6 +362,7 @@ struct rt_log_receiver {
 
 struct log_conn {
   struct rt_watch watch;
+  struct log_conn *prev, *next;
   struct rt_log_receiver *r;
   int fd;
   char buf[RT_LOG_LINE_MAX + 128];
@@ -369,6 +399,19 @@ static void write_record(struct rt_log_receiver *r, const char *rec, size_t len)
     r->file_size += len;
 }
 
+static void log_conn_end(struct rt_loop *loop, struct log_conn *c)
+{
+  rt_loop_del(loop, c->fd);
+  close(c->fd);
+  if (c->prev)
+    c->prev->next = c->next;
+  else
+    c->r->conns = c->next;
+  if (c->next)
+    c->next->prev = c->prev;
+  rt_loop_defer_free(loop, c, free);
+}
+
 static void log_conn_ready(struct rt_loop *loop, struct rt_watch *w, uint32_t events)
 {
   struct log_conn *c = (struct log_conn *)w;
@@ -381,9 +424,7 @@ static void log_conn_ready(struct rt_loop *loop, struct rt_watch *w, uint32_t ev
       c->buf[c->used++] = '\n';
       write_record(c->r, c->buf, c->used);
     }
-    rt_loop_del(loop, c->fd);
-    close(c->fd);
-    rt_loop_defer_free(loop, c, free);
+    log_conn_end(loop, c);
     return;
   }
   c->used += (size_t)n;
@@ -426,8 +467,26 @@ static void log_accept(struct rt_loop *loop, struct rt_watch *w, uint32_t events
     if (rt_loop_add(loop, fd, EPOLLIN, &c->watch) != 0) {
       close(fd);
       free(c);
+      continue;
     }
+    c->next = r->conns;
+    if (r->conns)
+      r->conns->prev = c;
+    r->conns = c;
   }
+}
+
+static void receiver_free(struct rt_loop *loop, void *arg)
+{
+  struct rt_log_receiver *r = arg;
+  while (r->conns)
+    log_conn_end(loop, r->conns);
+  rt_loop_del(loop, r->listen_fd);
+  close(r->listen_fd);
+  if (r->file_fd >= 0)
+    close(r->file_fd);
+  free(r->file);
+  free(r);
 }
 
 struct rt_log_receiver *rt_log_receiver_start(struct rt_loop *loop, int listen_fd,
@@ -444,7 +503,8 @@ struct rt_log_receiver *rt_log_receiver_start(struct rt_loop *loop, int listen_f
   r->file_fd = -1;
   open_log_file(r);
   r->watch.ready = log_accept;
-  if (rt_loop_add(loop, listen_fd, EPOLLIN, &r->watch) != 0) {
+  if (rt_loop_add(loop, listen_fd, EPOLLIN, &r->watch) != 0 ||
+      rt_loop_on_free(loop, receiver_free, r) != 0) {
     free(r->file);
     free(r);
     return NULL;

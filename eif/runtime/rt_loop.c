@@ -23,8 +23,15 @@ struct rt_tick {
   void *arg;
 };
 
+struct rt_cleanup {
+  void (*fn)(struct rt_loop *, void *);
+  void *arg;
+};
+
 struct rt_loop {
   int epfd;
+  struct rt_cleanup *cleanups;
+  size_t ncleanups;
   struct rt_tick ticks[RT_MAX_TICKS];
   int nticks;
   struct rt_deferred *deferred;
@@ -75,11 +82,27 @@ static void run_deferred(struct rt_loop *loop)
   }
 }
 
+int rt_loop_on_free(struct rt_loop *loop, void (*fn)(struct rt_loop *, void *), void *arg)
+{
+  struct rt_cleanup *grown = realloc(loop->cleanups, (loop->ncleanups + 1) * sizeof *grown);
+  if (!grown)
+    return -1;
+  grown[loop->ncleanups++] = (struct rt_cleanup){fn, arg};
+  loop->cleanups = grown;
+  return 0;
+}
+
 void rt_loop_free(struct rt_loop *loop)
 {
   if (!loop)
     return;
   run_deferred(loop);
+  while (loop->ncleanups) {
+    struct rt_cleanup c = loop->cleanups[--loop->ncleanups];
+    c.fn(loop, c.arg);
+    run_deferred(loop);
+  }
+  free(loop->cleanups);
   close(loop->epfd);
   free(loop);
 }

@@ -26,6 +26,10 @@ void rt_loop_del(struct rt_loop *loop, int fd);
 /* fn(arg, now_ms) about every 100 ms (at most 160 ticks). */
 int rt_loop_every(struct rt_loop *loop, void (*fn)(struct rt_loop *, void *, uint64_t), void *arg);
 
+/* fn(loop, arg) when the loop is freed (latest first): objects close their sockets and free
+ * themselves there. */
+int rt_loop_on_free(struct rt_loop *loop, void (*fn)(struct rt_loop *, void *), void *arg);
+
 /* free_fn(ptr) once the current batch of events has been handled. */
 int rt_loop_defer_free(struct rt_loop *loop, void *ptr, void (*free_fn)(void *));
 

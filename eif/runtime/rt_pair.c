@@ -372,12 +372,24 @@ static void lingering_tick(struct rt_loop *loop, void *arg, uint64_t now)
   }
 }
 
+static void lingering_free(struct rt_loop *loop, void *arg)
+{
+  (void)arg;
+  while (lingering_list) {
+    struct lingering *l = lingering_list;
+    lingering_list = l->next;
+    lingering_close(loop, l);
+    free(l);
+  }
+}
+
 void rt_close_after_send(struct rt_loop *loop, int fd)
 {
   static struct rt_loop *ticking;
   struct lingering *l = calloc(1, sizeof *l);
   shutdown(fd, SHUT_WR);
-  if (!l || (ticking != loop && rt_loop_every(loop, lingering_tick, NULL) != 0)) {
+  if (!l || (ticking != loop && (rt_loop_every(loop, lingering_tick, NULL) != 0 ||
+                                 rt_loop_on_free(loop, lingering_free, NULL) != 0))) {
     free(l);
     close(fd);
     return;

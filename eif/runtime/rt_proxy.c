@@ -129,7 +129,8 @@ static void start_tunnel(struct rt_loop *loop, struct rt_proxy_session *s, const
   }
   if (s->req.forward_len)
     memcpy(to_up, s->req.forward, s->req.forward_len);
-  memcpy(to_up + s->req.forward_len, s->head + s->head_len, extra);
+  if (extra)
+    memcpy(to_up + s->req.forward_len, s->head + s->head_len, extra);
   int client = s->client_fd, up = s->up_fd;
   rt_loop_del(loop, client);
   rt_loop_del(loop, up);
@@ -463,6 +464,11 @@ static void expire(struct rt_loop *loop, void *arg, uint64_t now)
   }
 }
 
+static void stop_on_free(struct rt_loop *loop, void *arg)
+{
+  rt_proxy_stop(loop, arg);
+}
+
 struct rt_proxy *rt_proxy_start(struct rt_loop *loop, int listen_fd,
                                 const struct rt_proxy_config *config)
 {
@@ -481,7 +487,7 @@ struct rt_proxy *rt_proxy_start(struct rt_loop *loop, int listen_fd,
   p->listen_fd = listen_fd;
   p->watch.ready = accept_ready;
   if (rt_loop_add(loop, listen_fd, EPOLLIN, &p->watch) != 0 ||
-      rt_loop_every(loop, expire, p) != 0) {
+      rt_loop_every(loop, expire, p) != 0 || rt_loop_on_free(loop, stop_on_free, p) != 0) {
     free(p);
     return NULL;
   }

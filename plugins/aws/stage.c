@@ -69,7 +69,7 @@ static kiln_err runtime_of(struct stage_env *s, int *ports, size_t *nports, char
     rc = kiln_error_set(err, KILN_E_INVALID, "/enclave/ports: at most %d public ports",
                         KILN_MAX_PORTS);
   if (!rc && host_conf &&
-      !(*host_conf = kiln_enclave_host_conf(&rt, KILN_ENCLAVE_CID, KILN_HOST_LOG_FILE)))
+      !(*host_conf = kiln_enclave_host_conf(&rt, KILN_ENCLAVE_CID, "0.0.0.0", KILN_HOST_LOG_FILE)))
     rc = kiln_error_set(err, KILN_E_NOMEM, "out of memory");
   kiln_enclave_runtime_free(&rt);
   return rc;

@@ -33,6 +33,7 @@ struct img_source_env {
   void *log_ctx;
   int (*cancelled)(void *ctx);
   void (*progress)(void *ctx, uint64_t done, uint64_t total, const char *label);
+  img_warn_fn warn; /* problems the user should fix (log_ctx), or NULL */
 };
 
 KILN_MUST_CHECK kiln_err img_source_parse(const char *text, const char *app_dir,

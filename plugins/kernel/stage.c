@@ -88,7 +88,8 @@ static kiln_err kernel_run(struct kiln_stage_ctx *ctx, const struct kiln_host *h
     rc = host->fail(ctx, rc, "%s", kiln_error_msg(&err));
     goto out;
   }
-  cJSON *cmdline_item = cJSON_CreateString(cmdline); /* a copy: cmdline may point into r.meta */
+  /* copy first: cmdline may be the blobs' value that the deletion frees */
+  cJSON *cmdline_item = cJSON_CreateString(cmdline);
   cJSON_DeleteItemFromObjectCaseSensitive(r.meta, "cmdline");
   cJSON_AddItemToObject(r.meta, "cmdline", cmdline_item);
   cJSON_AddStringToObject(r.meta, "source", source);

@@ -245,6 +245,58 @@ def opt_verify_attestation(o):
               % (r.code, took, r.err[-500:]))
 
 
+def cpio_newc(files):
+    """A newc cpio archive of {name: bytes} (regular files, mode 0644)."""
+    out = b""
+    for ino, (name, data) in enumerate(sorted(files.items()) + [("TRAILER!!!", b"")], 1):
+        raw = name.encode() + b"\0"
+        mode = 0o100644 if name != "TRAILER!!!" else 0
+        fields = [ino, mode, 0, 0, 1, 0, len(data), 0, 0, 0, 0, len(raw), 0]
+        head = b"070701" + b"".join(b"%08X" % f for f in fields) + raw
+        out += head + b"\0" * (-len(head) % 4) + data + b"\0" * (-len(data) % 4)
+    return out
+
+
+def opt_diff(o):
+    """diff --max-paths N: at most N of the differing paths listed, the total still counted."""
+    for side in ("a", "b"):
+        write("diff/%s.cpio" % side, cpio_newc({"f%d" % i: (side + str(i)).encode() for i in range(5)}), "wb")
+        kiln("eif-build", "--kernel", path("parts/kernel.bin"), "--ramdisk", path("parts/boot.cpio"),
+             "--ramdisk", path("diff/%s.cpio" % side), "--output", path("diff/%s.eif" % side)).expect(0, "eif-build")
+    r = kiln("diff", path("diff/a.eif"), path("diff/b.eif"), o, "2", "--json").expect(1, "diff --max-paths 2")
+    rds = (r.doc or {}).get("ramdisks", [])
+    check(len(rds) == 1 and len(rds[0].get("paths", [])) == 2 and rds[0].get("differing_paths") == 5,
+          "diff --max-paths 2 lists 2 of the 5 differing paths: %s" % rds)
+    kiln("diff", path("diff/a.eif"), path("diff/b.eif"), o, "0").expect(2, "diff --max-paths 0")
+
+
+def opt_run_local(o):
+    """run-local's options, up to qemu (which refuses the test's random kernel): what it boots and
+    with which CPUs and memory is in its "booting" line; --timeout's power-off needs a real
+    kernel (tests/runlocal, label qemu)."""
+    eif = path("v.eif")
+    if not os.path.exists(eif):
+        eif_build(out="v.eif").expect(0, "eif-build")
+    if o == "--qemu":
+        r = kiln("run-local", "--eif", eif, o, path("no-such-qemu")).expect(1, "run-local --qemu")
+        check(path("no-such-qemu") in r.err, "run-local --qemu names that qemu: %s" % r.err[-500:])
+        return
+    if shutil.which("qemu-system-x86_64") is None:
+        check(False, "qemu-system-x86_64 is installed (tests/deps lists qemu-system-x86)")
+        return
+    value = {"--eif": eif, "--cpus": "3", "--memory": "700M", "--timeout": "30"}[o]
+    args = [o, value] if o == "--eif" else ["--eif", eif, o, value]
+    r = kiln("run-local", *args)
+    check(r.code == 1 and "qemu said" in r.err, "run-local %s reaches qemu: %d %s" % (o, r.code, r.err[-500:]))
+    want = {"--eif": "booting %s:" % eif, "--cpus": ": 3 CPUs,", "--memory": ", 700 MiB"}.get(o)
+    if want:
+        check(want in r.err, "run-local %s: %r in %s" % (o, want, r.err[-500:]))
+    bad = {"--eif": path("no-such.eif"), "--cpus": "0", "--memory": "1M", "--timeout": "0"}[o]
+    r = kiln("run-local", *([o, bad] if o == "--eif" else ["--eif", eif, o, bad]))
+    check(r.code in (1, 2) and (bad in r.err or o in r.err),
+          "run-local %s %s is refused, naming it: %d %s" % (o, bad, r.code, r.err[-300:]))
+
+
 def sections(text, kind):
     return [int(m) for m in re.findall(r"section +\d+ %s +offset +\d+ size +(\d+)" % kind, text)]
 
@@ -562,6 +614,7 @@ CASES = [("build", opt_build_output, ["--output"]), ("build", opt_build_set, ["-
                                              "--nonce", "--timeout", "--allow-debug"]),
          ("eif-build", opt_eif, None), ("sign", opt_sign, None), ("image", opt_image, None),
          ("size", opt_size, None), ("run", opt_run, None), ("init", opt_init, None),
+         ("diff", opt_diff, None), ("run-local", opt_run_local, None),
          ("help", opt_help, None), ("upload", opt_upload, None), ("setup", opt_setup, None),
          ("deploy", opt_deploy, None), ("plan", opt_plan, None), ("status", opt_status, None),
          ("update-policy", opt_update_policy, None), ("teardown", opt_teardown, None)]

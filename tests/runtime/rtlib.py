@@ -43,6 +43,8 @@ def start(binary, directives, extra=(), wait=(), log=None, **kw):
 
 
 def stop(p):
+    """SIGTERM, then the exit status, which must be 0: the programs stop cleanly, and a sanitizer
+    report (a leak at exit, an error) would make it non-zero."""
     if p.poll() is None:
         p.terminate()
         try:
@@ -50,6 +52,8 @@ def stop(p):
         except subprocess.TimeoutExpired:
             p.kill()
             p.wait()
+    from kilntest import check
+    check(p.returncode == 0, "%s exits 0 on SIGTERM (got %s)" % (os.path.basename(p.args[0]), p.returncode))
     return p.returncode
 
 

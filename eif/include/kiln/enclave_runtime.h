@@ -48,8 +48,9 @@ void kiln_enclave_runtime_free(struct kiln_enclave_runtime *rt);
 /* kiln-agent's configuration (malloc'd text). */
 char *kiln_enclave_agent_conf(const struct kiln_enclave_runtime *rt);
 
-/* kiln-host's configuration for an enclave with this CID; log_file may be NULL. */
+/* kiln-host's configuration for an enclave with this CID, ingress listening on listen_ip
+ * ("0.0.0.0" on an instance, "127.0.0.1" for run-local); log_file may be NULL. */
 char *kiln_enclave_host_conf(const struct kiln_enclave_runtime *rt, uint32_t enclave_cid,
-                             const char *log_file);
+                             const char *listen_ip, const char *log_file);
 
 #endif
