@@ -49,17 +49,6 @@ static void agent_log(void *arg, const char *line)
     rt_log_sender_record(logs, "agent", line, strlen(line));
 }
 
-static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void say(const char *fmt, ...)
-{
-  char line[512];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(line, sizeof line, fmt, ap);
-  va_end(ap);
-  agent_log(NULL, line);
-}
-
 static void usage(FILE *out)
 {
   fprintf(
@@ -155,7 +144,8 @@ static void start_logs(struct rt_loop *loop, struct rt_config *cfg, const char *
   int i = 0;
   for (char *t = strtok_r(copy, ",", &save); t && i < 3; t = strtok_r(NULL, ",", &save), i++)
     if (rt_log_sender_add_source(loop, logs, atoi(t), sources[i], i < 2) != 0)
-      say("log source %s (fd %s) cannot be read: %s", sources[i], t, strerror(errno));
+      rt_logf(agent_log, NULL, "log source %s (fd %s) cannot be read: %s", sources[i], t,
+              strerror(errno));
 }
 
 static int start_services(struct rt_loop *loop, struct rt_config *cfg, const char *nsm)
@@ -169,12 +159,12 @@ static int start_services(struct rt_loop *loop, struct rt_config *cfg, const cha
                                    .log = agent_log};
     rt_endpoint_format(&ic.listen, text, sizeof text);
     if (!rt_ingress_start(loop, &ic)) {
-      say("ingress: cannot listen on %s: %s", text, strerror(errno));
+      rt_logf(agent_log, NULL, "ingress: cannot listen on %s: %s", text, strerror(errno));
       return -1;
     }
     char target[80];
     rt_endpoint_format(&ic.target, target, sizeof target);
-    say("ingress %s -> %s%s", text, target, ic.pp ? " (PROXY v2)" : "");
+    rt_logf(agent_log, NULL, "ingress %s -> %s%s", text, target, ic.pp ? " (PROXY v2)" : "");
   }
   int efd = rt_endpoint_listen(&cfg->egress_listen, 1024);
   struct rt_proxy_config pc = {.mode = RT_PROXY_VIA_PARENT,
@@ -183,18 +173,18 @@ static int start_services(struct rt_loop *loop, struct rt_config *cfg, const cha
                                .log = agent_log};
   rt_endpoint_format(&cfg->egress_listen, text, sizeof text);
   if (efd < 0 || !rt_proxy_start(loop, efd, &pc)) {
-    say("egress: cannot listen on %s: %s", text, strerror(errno));
+    rt_logf(agent_log, NULL, "egress: cannot listen on %s: %s", text, strerror(errno));
     return -1;
   }
-  say("egress proxy on %s: %zu allow and %zu deny entries", text, cfg->egress.nallow,
-      cfg->egress.ndeny);
+  rt_logf(agent_log, NULL, "egress proxy on %s: %zu allow and %zu deny entries", text,
+          cfg->egress.nallow, cfg->egress.ndeny);
   int afd = rt_endpoint_listen(&cfg->attestation_listen, 64);
   rt_endpoint_format(&cfg->attestation_listen, text, sizeof text);
   if (afd < 0 || !rt_attest_server_start(loop, afd, nsm, agent_log, NULL)) {
-    say("attestation: cannot listen on %s: %s", text, strerror(errno));
+    rt_logf(agent_log, NULL, "attestation: cannot listen on %s: %s", text, strerror(errno));
     return -1;
   }
-  say("attestation endpoint on %s", text);
+  rt_logf(agent_log, NULL, "attestation endpoint on %s", text);
   return 0;
 }
 
@@ -220,7 +210,7 @@ int main(int argc, char **argv)
   if (loop) {
     start_logs(loop, &cfg, a.log_fds);
     if (cid && cid != PARENT_CID)
-      say("parent CID %u (kiln.parent_cid: tests only)", cid);
+      rt_logf(agent_log, NULL, "parent CID %u (kiln.parent_cid: tests only)", cid);
     if (start_services(loop, &cfg, a.nsm_device) == 0 && rt_pair_watch_idle(loop) == 0)
       rc = rt_loop_run(loop, &stop_requested);
   }

@@ -43,17 +43,6 @@ static void host_log(void *arg, const char *line)
   fprintf(stderr, "%s kiln-host: %s\n", stamp, line);
 }
 
-static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void say(const char *fmt, ...)
-{
-  char line[600];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(line, sizeof line, fmt, ap);
-  va_end(ap);
-  host_log(NULL, line);
-}
-
 /* ------------------------------------------------------------- DNS with c-ares in the loop */
 
 struct dns_socket {
@@ -253,10 +242,10 @@ static int start_services(struct rt_loop *loop, struct rt_config *cfg)
     rt_endpoint_format(&ic.listen, text, sizeof text);
     rt_endpoint_format(&ic.target, target, sizeof target);
     if (!rt_ingress_start(loop, &ic)) {
-      say("ingress: cannot listen on %s: %s", text, strerror(errno));
+      rt_logf(host_log, NULL, "ingress: cannot listen on %s: %s", text, strerror(errno));
       return -1;
     }
-    say("ingress %s -> %s%s", text, target, ic.pp ? " (PROXY v2)" : "");
+    rt_logf(host_log, NULL, "ingress %s -> %s%s", text, target, ic.pp ? " (PROXY v2)" : "");
   }
   if (cfg->has_egress_listen) {
     rt_endpoint_format(&cfg->egress_listen, text, sizeof text);
@@ -268,21 +257,22 @@ static int start_services(struct rt_loop *loop, struct rt_config *cfg)
                                  .resolve_arg = &the_dns,
                                  .log = host_log};
     if (fd < 0 || dns_init(&the_dns, loop, cfg->dns) != 0 || !rt_proxy_start(loop, fd, &pc)) {
-      say("egress: cannot listen on %s: %s", text, strerror(errno));
+      rt_logf(host_log, NULL, "egress: cannot listen on %s: %s", text, strerror(errno));
       return -1;
     }
-    say("egress on %s: %zu allow and %zu deny entries, names resolved with %s", text,
-        cfg->egress.nallow, cfg->egress.ndeny, cfg->dns);
+    rt_logf(host_log, NULL, "egress on %s: %zu allow and %zu deny entries, names resolved with %s",
+            text, cfg->egress.nallow, cfg->egress.ndeny, cfg->dns);
   }
   if (cfg->has_logs_listen) {
     rt_endpoint_format(&cfg->logs_listen, text, sizeof text);
     int fd = rt_endpoint_listen(&cfg->logs_listen, 16);
     if (fd < 0 ||
         !rt_log_receiver_start(loop, fd, cfg->enclave_cid, cfg->log_file, cfg->log_file_max)) {
-      say("logs: cannot listen on %s: %s", text, strerror(errno));
+      rt_logf(host_log, NULL, "logs: cannot listen on %s: %s", text, strerror(errno));
       return -1;
     }
-    say("log records on %s -> stdout%s%s", text, cfg->log_file[0] ? " and " : "", cfg->log_file);
+    rt_logf(host_log, NULL, "log records on %s -> stdout%s%s", text,
+            cfg->log_file[0] ? " and " : "", cfg->log_file);
   }
   return 0;
 }
@@ -312,7 +302,7 @@ int main(int argc, char **argv)
   int rc = -1;
   if (loop && start_services(loop, &cfg) == 0 && rt_pair_watch_idle(loop) == 0) {
     rc = rt_loop_run(loop, &stop_requested);
-    say("stopping: %zu connections closed", rt_pair_count());
+    rt_logf(host_log, NULL, "stopping: %zu connections closed", rt_pair_count());
   }
   if (the_dns.channel) /* lookups still running end now, while their sessions exist */
     ares_destroy(the_dns.channel);

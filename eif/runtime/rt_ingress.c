@@ -11,6 +11,7 @@
 #include <sys/epoll.h>
 #include <unistd.h>
 
+#include "rt_logs.h"
 #include "rt_pair.h"
 #include "rt_proxyv2.h"
 
@@ -41,19 +42,6 @@ struct ing_conn {
   struct ing_conn *prev, *next;
 };
 
-static void say(struct rt_ingress *in, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void say(struct rt_ingress *in, const char *fmt, ...)
-{
-  if (!in->cfg.log)
-    return;
-  char line[512];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(line, sizeof line, fmt, ap);
-  va_end(ap);
-  in->cfg.log(in->cfg.log_arg, line);
-}
-
 static void conn_end(struct rt_loop *loop, struct ing_conn *c)
 {
   if (c->dead)
@@ -83,8 +71,9 @@ static void pair_closed(void *arg, const struct rt_pair_stats *st)
 {
   struct rt_ingress *in = arg;
   if (st->error)
-    say(in, "ingress %s: connection ended after %llu bytes in, %llu out: %s", in->listen_text,
-        (unsigned long long)st->a_to_b, (unsigned long long)st->b_to_a, strerror(st->error));
+    rt_logf(in->cfg.log, in->cfg.log_arg,
+            "ingress %s: connection ended after %llu bytes in, %llu out: %s", in->listen_text,
+            (unsigned long long)st->a_to_b, (unsigned long long)st->b_to_a, strerror(st->error));
 }
 
 static void try_connect(struct rt_loop *loop, struct ing_conn *c)
@@ -144,8 +133,10 @@ static void target_ready(struct rt_loop *loop, struct rt_watch *w, uint32_t even
   uint64_t now = rt_now_ms();
   if (now - c->in->last_not_listening_log > 10000) {
     c->in->last_not_listening_log = now;
-    say(c->in, "ingress %s: nothing listens on %s yet (%s); retrying for up to %u s",
-        c->in->listen_text, c->in->target_text, strerror(err), c->in->cfg.connect_wait_ms / 1000);
+    rt_logf(c->in->cfg.log, c->in->cfg.log_arg,
+            "ingress %s: nothing listens on %s yet (%s); retrying for up to %u s",
+            c->in->listen_text, c->in->target_text, strerror(err),
+            c->in->cfg.connect_wait_ms / 1000);
   }
   c->state = WAIT_RETRY;
   c->retry_at = now + RETRY_MS;
@@ -168,8 +159,9 @@ static void client_ready(struct rt_loop *loop, struct rt_watch *w, uint32_t even
   c->head_len += (size_t)n;
   long ok = rt_proxyv2_check(c->head, c->head_len);
   if (ok < 0 || (ok == 0 && c->head_len == sizeof c->head)) {
-    say(c->in, "ingress %s: the connection does not start with a PROXY v2 header; closed",
-        c->in->listen_text);
+    rt_logf(c->in->cfg.log, c->in->cfg.log_arg,
+            "ingress %s: the connection does not start with a PROXY v2 header; closed",
+            c->in->listen_text);
     conn_end(loop, c);
     return;
   }
@@ -220,12 +212,13 @@ static void tick(struct rt_loop *loop, void *arg, uint64_t now)
   for (struct ing_conn *c = in->conns, *next; c; c = next) {
     next = c->next;
     if (c->state == PP_READ && now >= c->pp_deadline) {
-      say(in, "ingress %s: no PROXY v2 header within %u s; closed", in->listen_text,
-          PP_WAIT_MS / 1000);
+      rt_logf(in->cfg.log, in->cfg.log_arg, "ingress %s: no PROXY v2 header within %u s; closed",
+              in->listen_text, PP_WAIT_MS / 1000);
       conn_end(loop, c);
     } else if (c->state != PP_READ && now >= c->give_up) {
-      say(in, "ingress %s: nothing listened on %s within %u s; connection closed", in->listen_text,
-          in->target_text, in->cfg.connect_wait_ms / 1000);
+      rt_logf(in->cfg.log, in->cfg.log_arg,
+              "ingress %s: nothing listened on %s within %u s; connection closed", in->listen_text,
+              in->target_text, in->cfg.connect_wait_ms / 1000);
       conn_end(loop, c);
     } else if (c->state == WAIT_RETRY && now >= c->retry_at) {
       try_connect(loop, c);

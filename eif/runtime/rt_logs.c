@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <stdarg.h>
 #include <linux/vm_sockets.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -15,6 +16,18 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+
+void rt_logf(void (*log)(void *arg, const char *line), void *arg, const char *fmt, ...)
+{
+  if (!log)
+    return;
+  char line[600];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(line, sizeof line, fmt, ap);
+  va_end(ap);
+  log(arg, line);
+}
 
 void rt_log_time(char out[32])
 {

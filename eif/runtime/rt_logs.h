@@ -46,6 +46,11 @@ struct rt_log_receiver *rt_log_receiver_start(struct rt_loop *loop, int listen_f
                                               uint32_t peer_cid, const char *file,
                                               uint64_t file_max);
 
+/* One formatted line (at most 600 bytes) to a line sink such as a program's log function; nothing
+ * when log is NULL. */
+void rt_logf(void (*log)(void *arg, const char *line), void *arg, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
 /* The time prefix of a record: "2026-11-29T08:15:10.123Z" (24 characters + NUL). */
 void rt_log_time(char out[32]);
 

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "rt_http.h"
+#include "rt_logs.h"
 #include "rt_pair.h"
 
 enum state { READ_HEAD, RESOLVING, CONNECTING, READ_PARENT_HEAD };
@@ -45,19 +46,6 @@ struct rt_proxy_session {
   char refused[640]; /* why the last address was refused or failed */
   struct rt_proxy_session *prev, *next;
 };
-
-static void say(struct rt_proxy *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void say(struct rt_proxy *p, const char *fmt, ...)
-{
-  if (!p->cfg.log)
-    return;
-  char line[512];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(line, sizeof line, fmt, ap);
-  va_end(ap);
-  p->cfg.log(p->cfg.log_arg, line);
-}
 
 static void session_free(void *arg)
 {
@@ -135,7 +123,7 @@ static void start_tunnel(struct rt_loop *loop, struct rt_proxy_session *s, const
   rt_loop_del(loop, client);
   rt_loop_del(loop, up);
   s->client_fd = s->up_fd = -1;
-  say(p, "egress opened to %s port %u", s->req.host, s->req.port);
+  rt_logf(p->cfg.log, p->cfg.log_arg, "egress opened to %s port %u", s->req.host, s->req.port);
   struct rt_pair_opts opts = {.idle_ms = p->cfg.idle_ms, .on_close = tunnel_closed};
   (void)rt_pair_start(loop, client, up, to_up, to_up_len, to_client, to_client_len, &opts);
   free(to_up);
@@ -185,8 +173,9 @@ static void connect_next(struct rt_loop *loop, struct rt_proxy_session *s)
     return;
   }
   int status = strstr(s->refused, "refused unless") || strstr(s->refused, "denied") ? 403 : 502;
-  say(p, "egress %s to %s port %u: %s", status == 403 ? "denied" : "failed", s->req.host,
-      s->req.port, s->refused[0] ? s->refused : "no address");
+  rt_logf(p->cfg.log, p->cfg.log_arg, "egress %s to %s port %u: %s",
+          status == 403 ? "denied" : "failed", s->req.host, s->req.port,
+          s->refused[0] ? s->refused : "no address");
   fail(loop, s, status, s->refused[0] ? s->refused : "the name has no address");
 }
 
@@ -201,7 +190,8 @@ void rt_proxy_resolved(struct rt_loop *loop, struct rt_proxy_session *s,
   if (n == 0) {
     char why[400];
     snprintf(why, sizeof why, "%s does not resolve: %s", s->req.host, error ? error : "no address");
-    say(s->proxy, "egress failed to %s port %u: %s", s->req.host, s->req.port, why);
+    rt_logf(s->proxy->cfg.log, s->proxy->cfg.log_arg, "egress failed to %s port %u: %s",
+            s->req.host, s->req.port, why);
     fail(loop, s, 502, why);
     return;
   }
@@ -280,8 +270,8 @@ static void read_parent_head(struct rt_loop *loop, struct rt_proxy_session *s)
     }
     snprintf(why, sizeof why, "parent refused: %.*s", blen ? (int)blen : (int)strlen(reason),
              blen ? body : reason);
-    say(s->proxy, "egress %s to %s port %u: %s", status == 403 ? "denied" : "failed", s->req.host,
-        s->req.port, why);
+    rt_logf(s->proxy->cfg.log, s->proxy->cfg.log_arg, "egress %s to %s port %u: %s",
+            status == 403 ? "denied" : "failed", s->req.host, s->req.port, why);
     fail(loop, s, status > 0 ? status : 502, why);
     return;
   }
@@ -348,7 +338,8 @@ static void handle_head(struct rt_loop *loop, struct rt_proxy_session *s)
     return;
   }
   if (!rt_egress_check_host(p->cfg.policy, s->req.host, s->req.port, why, sizeof why)) {
-    say(p, "egress denied to %s port %u: %s", s->req.host, s->req.port, why);
+    rt_logf(p->cfg.log, p->cfg.log_arg, "egress denied to %s port %u: %s", s->req.host, s->req.port,
+            why);
     fail(loop, s, 403, why);
     return;
   }
@@ -415,8 +406,9 @@ static void accept_ready(struct rt_loop *loop, struct rt_watch *w, uint32_t even
     if (!peer_allowed(p, &peer)) {
       char text[64];
       rt_sockaddr_format((struct sockaddr *)&peer, len, text, sizeof text);
-      say(p, "egress connection from %s refused: not the enclave's CID %u", text,
-          p->cfg.allowed_peer_cid);
+      rt_logf(p->cfg.log, p->cfg.log_arg,
+              "egress connection from %s refused: not the enclave's CID %u", text,
+              p->cfg.allowed_peer_cid);
       close(fd);
       continue;
     }
@@ -458,7 +450,8 @@ static void expire(struct rt_loop *loop, void *arg, uint64_t now)
       char why[300];
       snprintf(why, sizeof why, "%s port %u did not answer within %u s", s->req.host, s->req.port,
                p->cfg.connect_timeout_ms / 1000);
-      say(p, "egress failed to %s port %u: timed out", s->req.host, s->req.port);
+      rt_logf(p->cfg.log, p->cfg.log_arg, "egress failed to %s port %u: timed out", s->req.host,
+              s->req.port);
       fail(loop, s, 504, why);
     }
   }
