@@ -31,6 +31,26 @@ def run_case(namespace, case, work=None):
     sys.exit(1 if failures else 0)
 
 
+def eif_parts(path):
+    """kernel, cmdline and ramdisks of an EIF, read independently of kiln (the 548-byte header,
+    then sections of type, flags, size), for booting its contents in qemu."""
+    import struct
+    data = open(path, "rb").read()
+    count = struct.unpack(">H", data[26:28])[0]
+    pos, kernel, cmdline, ramdisks = 548, b"", "", []
+    for _ in range(count):
+        kind, _, size = struct.unpack(">HHQ", data[pos:pos + 12])
+        body = data[pos + 12:pos + 12 + size]
+        pos += 12 + size
+        if kind == 1:
+            kernel = body
+        elif kind == 2:
+            cmdline = body.decode()
+        elif kind == 3:
+            ramdisks.append(body)
+    return kernel, cmdline, ramdisks
+
+
 def server_env(server_dir, name):
     """The NAME.env a ctest server fixture wrote (PORT, URL, PID, DIR)."""
     with open(os.path.join(server_dir, name + ".env")) as f:

@@ -11,13 +11,12 @@ Usage: docker_parity.py KILN CC DOCKERD_ENV_FILE"""
 import json
 import os
 import shutil
-import struct
 import subprocess
 import sys
 import tempfile
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "lib"))
-from kilntest import check, run_case, server_env  # noqa: E402
+from kilntest import check, eif_parts, run_case, server_env  # noqa: E402
 
 KILN, CC, ENV_FILE = sys.argv[1:4]
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -82,17 +81,10 @@ def enclave_run(image):
     p = subprocess.run([KILN, "-C", app, "build", "--json"], capture_output=True, text=True, env=env, timeout=1800)
     if p.returncode != 0:
         raise SystemExit("kiln build failed: " + p.stderr)
-    data = open(json.loads(p.stdout)["eif"], "rb").read()
-    count = struct.unpack(">H", data[26:28])[0]
-    pos, secs = 548, []
-    for _ in range(count):
-        kind, _, size = struct.unpack(">HHQ", data[pos:pos + 12])
-        secs.append((kind, data[pos + 12:pos + 12 + size]))
-        pos += 12 + size
+    kernel, cmdline, ramdisks = eif_parts(json.loads(p.stdout)["eif"])
     k, r = os.path.join(work, "k"), os.path.join(work, "r")
-    open(k, "wb").write([d for t, d in secs if t == 1][0])
-    open(r, "wb").write(b"".join(d for t, d in secs if t == 3))
-    cmdline = [d for t, d in secs if t == 2][0].decode()
+    open(k, "wb").write(kernel)
+    open(r, "wb").write(b"".join(ramdisks))
     out = subprocess.run(["qemu-system-x86_64", "-M", "q35", "-m", "512", "-smp", "1", "-nographic", "-no-reboot",
                           "-kernel", k, "-initrd", r, "-append", cmdline + " kiln.heartbeat=off"],
                          capture_output=True, text=True, errors="replace", timeout=300).stdout

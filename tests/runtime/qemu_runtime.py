@@ -9,14 +9,13 @@ Usage: qemu_runtime.py KILN CC KILN_HOST_STATIC CASE"""
 import json
 import os
 import shutil
-import struct
 import subprocess
 import sys
 import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "lib"))
-from kilntest import check, run_case  # noqa: E402
+from kilntest import check, eif_parts, run_case  # noqa: E402
 
 KILN, CC, HOST_BIN, CASE = sys.argv[1:5]
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -49,23 +48,9 @@ def make_app(allow):
     return json.loads(p.stdout)
 
 
-def eif_sections(path):
-    data = open(path, "rb").read()
-    count = struct.unpack(">H", data[26:28])[0]
-    pos, out = 548, []
-    for _ in range(count):
-        kind, _, size = struct.unpack(">HHQ", data[pos:pos + 12])
-        out.append((kind, data[pos + 12:pos + 12 + size]))
-        pos += 12 + size
-    return out
-
-
 def case_inside():
     built = make_app(["127.0.0.1:9090"])
-    secs = eif_sections(built["eif"])
-    kernel = [d for t, d in secs if t == 1][0]
-    cmdline = [d for t, d in secs if t == 2][0].decode()
-    ramdisks = [d for t, d in secs if t == 3]
+    kernel, cmdline, ramdisks = eif_parts(built["eif"])
     check(b"kiln-agent.conf" in ramdisks[0] and b"allow 127.0.0.1:9090" in ramdisks[0],
           "the egress list is in the measured bootstrap ramdisk")
     kpath, rpath = os.path.join(work, "bzImage"), os.path.join(work, "initrd")
