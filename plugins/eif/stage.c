@@ -105,6 +105,23 @@ static kiln_err agent_files(struct kiln_stage_ctx *ctx, const struct kiln_host *
   return *conf ? KILN_OK : kiln_error_set(err, KILN_E_NOMEM, "out of memory");
 }
 
+/* The bootstrap ramdisk, with kiln-agent and its configuration when the init is kiln's. */
+static kiln_err write_bootstrap(struct kiln_stage_ctx *ctx, const struct kiln_host *host,
+                                int with_agent, struct kiln_bootstrap *boot, const char *out,
+                                struct kiln_error *err)
+{
+  char *agent = NULL, *agent_conf = NULL;
+  kiln_err rc = with_agent ? agent_files(ctx, host, &agent, &agent_conf, err) : KILN_OK;
+  boot->agent_path = agent;
+  boot->agent_conf = agent_conf;
+  if (rc == KILN_OK)
+    rc = kiln_bootstrap_write(out, boot, err);
+  boot->agent_path = boot->agent_conf = NULL;
+  free(agent);
+  free(agent_conf);
+  return rc;
+}
+
 /* The bytes of kiln-init and kiln-agent are inputs of this step: a rebuilt kiln with another init
  * or agent must not reuse an EIF made with the old ones. */
 static kiln_err eif_identify(struct kiln_stage_ctx *ctx, const struct kiln_host *host)
@@ -131,7 +148,7 @@ static kiln_err eif_run(struct kiln_stage_ctx *ctx, const struct kiln_host *host
   struct kiln_buf cmdline = KILN_BUF_INIT;
   char *init = NULL, *bootstrap = NULL, *app = NULL, *kernel_file = NULL, *config = NULL;
   char *modules = NULL, *order = NULL, *eif = NULL, *pcrs_file = NULL, *cmdline_text = NULL;
-  char *os = NULL, *kver = NULL, *agent = NULL, *agent_conf = NULL;
+  char *os = NULL, *kver = NULL;
   kiln_err rc = KILN_OK;
   const char *dir = NULL, *tmp = host->temp_dir(ctx);
   if (!tmp)
@@ -164,11 +181,7 @@ static kiln_err eif_run(struct kiln_stage_ctx *ctx, const struct kiln_host *host
   int64_t mtime = build_time();
   struct kiln_bootstrap boot = {
       .init_path = init, .modules_dir = modules, .order_path = order, .mtime = mtime};
-  if (strcmp(which_init, "kiln") == 0 && (rc = agent_files(ctx, host, &agent, &agent_conf, &err)))
-    goto fail;
-  boot.agent_path = agent;
-  boot.agent_conf = agent_conf;
-  if ((rc = kiln_bootstrap_write(bootstrap, &boot, &err)))
+  if ((rc = write_bootstrap(ctx, host, strcmp(which_init, "kiln") == 0, &boot, bootstrap, &err)))
     goto fail;
   if ((rc = host->output(ctx, "eif", &dir)))
     goto out;
@@ -239,8 +252,6 @@ out:
   free(cmdline_text);
   free(os);
   free(kver);
-  free(agent);
-  free(agent_conf);
   return rc;
 }
 
