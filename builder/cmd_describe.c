@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include <kiln/eif.h>
+#include <kiln/enclave_runtime.h>
 
 #include "cli.h"
 #include "eif_json.h"
@@ -13,6 +14,28 @@ static const char *section_name(uint16_t t)
   static const char *const names[] = {"invalid", "kernel",    "cmdline",
                                       "ramdisk", "signature", "metadata"};
   return t <= 5 ? names[t] : "unknown";
+}
+
+/* The enclave runtime measured into the bootstrap ramdisk (kiln's init only): ports and egress
+ * list as kiln-agent enforces them, and the reserved vsock ports. */
+static void print_runtime(const char *file, const struct kiln_eif_info *info)
+{
+  char *conf = NULL;
+  struct kiln_error e = KILN_ERROR_INIT;
+  if (kiln_eif_agent_conf(file, info, &conf, &e) != KILN_OK)
+    fprintf(stderr, "kiln describe: %s\n", kiln_error_msg(&e));
+  kiln_error_clear(&e);
+  if (!conf)
+    return;
+  printf("runtime (kiln-agent.conf, measured in PCR0 and PCR1):\n");
+  for (char *save = NULL, *line = strtok_r(conf, "\n", &save); line;
+       line = strtok_r(NULL, "\n", &save))
+    if (!strncmp(line, "ingress ", 8) || !strncmp(line, "allow ", 6) || !strncmp(line, "deny ", 5))
+      printf("  %s\n", line);
+  printf("  vsock ports: %d heartbeat, %d egress, %d logs, %d attestation (%d-%d reserved)\n",
+         KILN_HEARTBEAT_PORT, KILN_VSOCK_EGRESS_PORT, KILN_VSOCK_LOGS_PORT,
+         KILN_VSOCK_ATTESTATION_PORT, KILN_VSOCK_RESERVED_FIRST, KILN_VSOCK_RESERVED_LAST);
+  free(conf);
 }
 
 int kiln_cmd_describe(struct kiln_cli *cli)
@@ -58,6 +81,7 @@ int kiln_cmd_describe(struct kiln_cli *cli)
       printf("cmdline: %s\n", info.cmdline);
     if (info.metadata)
       printf("metadata: %s\n", info.metadata);
+    print_runtime(file, &info);
   }
   cJSON_Delete(doc);
   kiln_eif_info_clear(&info);

@@ -4,9 +4,16 @@
 #define _GNU_SOURCE
 #include "kiln/enclave_runtime.h"
 
+#include <archive.h>
+#include <archive_entry.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+
+#include "kiln/eif.h"
 
 #include "rt_egress.h"
 #include "util/buf.h"
@@ -238,4 +245,75 @@ char *kiln_enclave_host_conf(const struct kiln_enclave_runtime *rt, uint32_t enc
     kiln_buf_printf(&b, "log-file %s\n", log_file);
   egress_lines(&b, rt);
   return kiln_buf_detach(&b);
+}
+
+#define BOOTSTRAP_MAX (64u << 20)
+#define AGENT_CONF_MAX (1u << 20)
+
+/* The first ramdisk section's bytes (the bootstrap ramdisk is small: init, agent, modules). */
+static kiln_err read_bootstrap(const char *path, const struct kiln_eif_info *info, void **data,
+                               size_t *len, struct kiln_error *err)
+{
+  *data = NULL;
+  for (uint16_t i = 0; i < info->num_sections; i++) {
+    const struct kiln_eif_section *s = &info->sections[i];
+    if (s->type != KILN_EIF_SECTION_RAMDISK)
+      continue;
+    if (s->size > BOOTSTRAP_MAX)
+      return KILN_OK; /* not a kiln bootstrap ramdisk */
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    *data = fd >= 0 ? malloc(s->size ? s->size : 1) : NULL;
+    ssize_t n =
+        *data ? pread(fd, *data, s->size, (off_t)(s->offset + KILN_EIF_SECTION_HEADER_SIZE)) : -1;
+    int e = errno;
+    if (fd >= 0)
+      close(fd);
+    if (n != (ssize_t)s->size) {
+      free(*data);
+      *data = NULL;
+      return kiln_error_set(err, KILN_E_IO, "%s: cannot read the bootstrap ramdisk: %s", path,
+                            n < 0 ? strerror(e) : "short read");
+    }
+    *len = s->size;
+    return KILN_OK;
+  }
+  return KILN_OK;
+}
+
+kiln_err kiln_eif_agent_conf(const char *eif_path, const struct kiln_eif_info *info, char **text,
+                             struct kiln_error *err)
+{
+  void *data = NULL;
+  size_t len = 0;
+  *text = NULL;
+  kiln_err rc = read_bootstrap(eif_path, info, &data, &len, err);
+  if (rc || !data)
+    return rc;
+  struct archive *a = archive_read_new();
+  struct archive_entry *ae;
+  archive_read_support_format_cpio(a);
+  if (archive_read_open_memory(a, data, len) == ARCHIVE_OK) {
+    while (!*text && archive_read_next_header(a, &ae) == ARCHIVE_OK) {
+      const char *name = archive_entry_pathname(ae);
+      int64_t size = archive_entry_size(ae);
+      if (!name || strcmp(name[0] == '.' && name[1] == '/' ? name + 2 : name, "kiln-agent.conf"))
+        continue;
+      if (size < 0 || size > AGENT_CONF_MAX || !(*text = malloc((size_t)size + 1))) {
+        rc = kiln_error_set(err, KILN_E_INVALID, "%s: kiln-agent.conf is too large", eif_path);
+        break;
+      }
+      la_ssize_t n = archive_read_data(a, *text, (size_t)size);
+      if (n != size) {
+        free(*text);
+        *text = NULL;
+        rc = kiln_error_set(err, KILN_E_INVALID, "%s: kiln-agent.conf cannot be read: %s", eif_path,
+                            archive_error_string(a));
+        break;
+      }
+      (*text)[size] = '\0';
+    }
+  }
+  archive_read_free(a);
+  free(data);
+  return rc;
 }

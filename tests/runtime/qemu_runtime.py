@@ -91,6 +91,12 @@ def case_pcr_change():
         m1["PCR0"][:16], m2["PCR0"][:16], m1["PCR1"][:16], m2["PCR1"][:16], m1["PCR2"][:16], m2["PCR2"][:16]))
     check(m1["PCR0"] != m2["PCR0"] and m1["PCR1"] != m2["PCR1"], "PCR0 and PCR1 change with the egress list")
     check(m1["PCR2"] == m2["PCR2"], "PCR2 (the app's ramdisk) does not")
+    d = subprocess.run([KILN, "describe", second["eif"]], capture_output=True, text=True)
+    for line in ["runtime (kiln-agent.conf, measured in PCR0 and PCR1):",
+                 "  ingress vsock:any:8080 tcp:127.0.0.1:8080", "  ingress vsock:any:8081 tcp:127.0.0.1:8081",
+                 "  allow 127.0.0.1:9090", "  allow api.example.com:443", "  deny evil.example.com:*",
+                 "  vsock ports: 9000 heartbeat, 7700 egress, 7701 logs, 7702 attestation (7700-7709 reserved)"]:
+        check(line in d.stdout.splitlines(), "kiln describe shows %r:\n%s" % (line, d.stdout[-600:]))
 
 
 if not shutil.which("qemu-system-x86_64"):

@@ -53,4 +53,11 @@ char *kiln_enclave_agent_conf(const struct kiln_enclave_runtime *rt);
 char *kiln_enclave_host_conf(const struct kiln_enclave_runtime *rt, uint32_t enclave_cid,
                              const char *listen_ip, const char *log_file);
 
+struct kiln_eif_info;
+
+/* The kiln-agent.conf measured into an EIF's bootstrap ramdisk (malloc'd text), or *text = NULL
+ * when the EIF has none (another init). */
+kiln_err kiln_eif_agent_conf(const char *eif_path, const struct kiln_eif_info *info, char **text,
+                             struct kiln_error *err);
+
 #endif
