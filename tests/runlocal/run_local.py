@@ -11,14 +11,13 @@ import json
 import os
 import shutil
 import signal
-import struct
 import subprocess
 import sys
 import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "lib"))
-from kilntest import check, run_case  # noqa: E402
+from kilntest import check, eif_parts, run_case  # noqa: E402
 
 KILN, CC, CASE = sys.argv[1], sys.argv[2], sys.argv[3]
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -41,24 +40,6 @@ CRASHER_C = r"""
 #include <stdio.h>
 int main(void) { printf("crasher: going down\n"); fflush(stdout); raise(SIGSEGV); return 0; }
 """
-
-
-def sections_of(path):
-    """kernel, cmdline and ramdisks of an EIF, read independently (548-byte header, then sections)."""
-    data = open(path, "rb").read()
-    count = struct.unpack(">H", data[26:28])[0]
-    pos, kernel, cmdline, ramdisks = 548, b"", "", []
-    for _ in range(count):
-        kind, _, size = struct.unpack(">HHQ", data[pos:pos + 12])
-        body = data[pos + 12:pos + 12 + size]
-        pos += 12 + size
-        if kind == 1:
-            kernel = body
-        elif kind == 2:
-            cmdline = body.decode()
-        elif kind == 3:
-            ramdisks.append(body)
-    return kernel, cmdline, ramdisks
 
 
 def newc(entries):
@@ -179,7 +160,7 @@ def case_app_failures():
     app = make_app("app", ["/bin/hello"])
     eif = os.path.join(work, "base.eif")
     subprocess.run([KILN, "-C", app, "build", "-o", eif], check=True, capture_output=True, env=env())
-    kernel, cmdline, ramdisks = sections_of(eif)
+    kernel, cmdline, ramdisks = eif_parts(eif)
     files = {}
     for name, data in (("kernel", kernel), ("boot.cpio", ramdisks[0]), ("app.cpio", newc([("rootfs", 0o40755, b"")]))):
         files[name] = os.path.join(work, name)
