@@ -151,21 +151,8 @@ static void start_logs(struct rt_loop *loop, struct rt_config *cfg, const char *
 static int start_services(struct rt_loop *loop, struct rt_config *cfg, const char *nsm)
 {
   char text[80];
-  for (size_t i = 0; i < cfg->ningress; i++) {
-    struct rt_ingress_config ic = {.listen = cfg->ingress[i].listen,
-                                   .target = cfg->ingress[i].target,
-                                   .pp = cfg->ingress[i].proxy_protocol ? RT_PP_EXPECT : RT_PP_NONE,
-                                   .connect_wait_ms = cfg->ingress_wait_s * 1000u,
-                                   .log = agent_log};
-    rt_endpoint_format(&ic.listen, text, sizeof text);
-    if (!rt_ingress_start(loop, &ic)) {
-      rt_logf(agent_log, NULL, "ingress: cannot listen on %s: %s", text, strerror(errno));
-      return -1;
-    }
-    char target[80];
-    rt_endpoint_format(&ic.target, target, sizeof target);
-    rt_logf(agent_log, NULL, "ingress %s -> %s%s", text, target, ic.pp ? " (PROXY v2)" : "");
-  }
+  if (rt_ingress_start_config(loop, cfg, RT_PP_EXPECT, agent_log, NULL) != 0)
+    return -1;
   int efd = rt_endpoint_listen(&cfg->egress_listen, 1024);
   struct rt_proxy_config pc = {.mode = RT_PROXY_VIA_PARENT,
                                .policy = &cfg->egress,

@@ -232,21 +232,9 @@ static void add_own_addresses(struct rt_config *cfg)
 
 static int start_services(struct rt_loop *loop, struct rt_config *cfg)
 {
-  char text[80], target[80];
-  for (size_t i = 0; i < cfg->ningress; i++) {
-    struct rt_ingress_config ic = {.listen = cfg->ingress[i].listen,
-                                   .target = cfg->ingress[i].target,
-                                   .pp = cfg->ingress[i].proxy_protocol ? RT_PP_ADD : RT_PP_NONE,
-                                   .connect_wait_ms = cfg->ingress_wait_s * 1000u,
-                                   .log = host_log};
-    rt_endpoint_format(&ic.listen, text, sizeof text);
-    rt_endpoint_format(&ic.target, target, sizeof target);
-    if (!rt_ingress_start(loop, &ic)) {
-      rt_logf(host_log, NULL, "ingress: cannot listen on %s: %s", text, strerror(errno));
-      return -1;
-    }
-    rt_logf(host_log, NULL, "ingress %s -> %s%s", text, target, ic.pp ? " (PROXY v2)" : "");
-  }
+  char text[80];
+  if (rt_ingress_start_config(loop, cfg, RT_PP_ADD, host_log, NULL) != 0)
+    return -1;
   if (cfg->has_egress_listen) {
     rt_endpoint_format(&cfg->egress_listen, text, sizeof text);
     int fd = rt_endpoint_listen(&cfg->egress_listen, 1024);

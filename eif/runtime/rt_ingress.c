@@ -11,6 +11,7 @@
 #include <sys/epoll.h>
 #include <unistd.h>
 
+#include "rt_config.h"
 #include "rt_logs.h"
 #include "rt_pair.h"
 #include "rt_proxyv2.h"
@@ -267,4 +268,26 @@ struct rt_ingress *rt_ingress_start(struct rt_loop *loop, const struct rt_ingres
 size_t rt_ingress_pending(const struct rt_ingress *in)
 {
   return in->pending;
+}
+
+int rt_ingress_start_config(struct rt_loop *loop, const struct rt_config *cfg, enum rt_pp_mode pp,
+                            void (*log)(void *, const char *), void *log_arg)
+{
+  for (size_t i = 0; i < cfg->ningress; i++) {
+    struct rt_ingress_config ic = {.listen = cfg->ingress[i].listen,
+                                   .target = cfg->ingress[i].target,
+                                   .pp = cfg->ingress[i].proxy_protocol ? pp : RT_PP_NONE,
+                                   .connect_wait_ms = cfg->ingress_wait_s * 1000u,
+                                   .log = log,
+                                   .log_arg = log_arg};
+    char text[80], target[80];
+    rt_endpoint_format(&ic.listen, text, sizeof text);
+    rt_endpoint_format(&ic.target, target, sizeof target);
+    if (!rt_ingress_start(loop, &ic)) {
+      rt_logf(log, log_arg, "ingress: cannot listen on %s: %s", text, strerror(errno));
+      return -1;
+    }
+    rt_logf(log, log_arg, "ingress %s -> %s%s", text, target, ic.pp ? " (PROXY v2)" : "");
+  }
+  return 0;
 }

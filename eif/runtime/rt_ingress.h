@@ -24,9 +24,16 @@ struct rt_ingress_config {
 };
 
 struct rt_ingress;
+struct rt_config;
 
 /* Listen on cfg->listen (bound here); NULL with errno when it cannot. */
 struct rt_ingress *rt_ingress_start(struct rt_loop *loop, const struct rt_ingress_config *cfg);
 size_t rt_ingress_pending(const struct rt_ingress *in);
+
+/* Start every ingress line of a configuration; ports with proxy-protocol use mode pp (kiln-host
+ * adds the header, kiln-agent checks it). Each listener is logged; -1 (logged) when one cannot
+ * listen. */
+int rt_ingress_start_config(struct rt_loop *loop, const struct rt_config *cfg, enum rt_pp_mode pp,
+                            void (*log)(void *, const char *), void *log_arg);
 
 #endif
