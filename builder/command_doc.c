@@ -141,10 +141,23 @@ static const struct kiln_cli_option setup_options[] = {
     {"--credentials-file", NULL, "FILE",
      "write the deploy user's new access key here (0600, KEY=VALUE lines; never printed)", "file"},
     {"--github-repo", NULL, "OWNER/REPO",
-     "also a deploy role only GitHub Actions of OWNER/REPO can assume (OIDC)", NULL},
-    {"--gitlab-project", NULL, "GROUP/PROJECT", "the same for GitLab CI jobs of this project",
+     "also a deploy role only GitHub Actions of OWNER/REPO can assume (OIDC); with one of "
+     "--github-ref, --github-environment, --ci-any-ref",
      NULL},
+    {"--github-ref", NULL, "REF",
+     "trust only this ref's jobs, e.g. refs/heads/main (token sub repo:OWNER/REPO:ref:REF)", NULL},
+    {"--github-environment", NULL, "NAME",
+     "trust only jobs of this GitHub environment (sub repo:OWNER/REPO:environment:NAME; "
+     "recommended, with required reviewers)",
+     NULL},
+    {"--gitlab-project", NULL, "GROUP/PROJECT",
+     "the same for GitLab CI jobs of this project; with --gitlab-ref or --ci-any-ref", NULL},
+    {"--gitlab-ref", NULL, "REF", "trust only jobs of this branch (or tag) of the project", NULL},
+    {"--gitlab-ref-type", NULL, "TYPE", "branch (default) or tag: what --gitlab-ref names", NULL},
     {"--gitlab-url", NULL, "URL", "the GitLab instance (default https://gitlab.com)", NULL},
+    {"--ci-any-ref", NULL, NULL,
+     "trust every branch, tag and pull request of the repository/project (repo:OWNER/REPO:*)",
+     NULL},
     {"--print-policy", NULL, NULL, "print the scoped deploy policy and change nothing", NULL},
     OPT_REGION,
     OPT_PROFILE,
@@ -384,7 +397,8 @@ static const struct kiln_cli_doc docs[] = {
      "\n"
      "Examples:\n"
      "  kiln setup --credentials-file kiln-deploy.env\n"
-     "  kiln setup --github-repo my-org/my-app     # then AWS_ROLE_ARN=<CI deploy role> in CI\n",
+     "  kiln setup --github-repo my-org/my-app --github-environment production\n"
+     "                                             # then AWS_ROLE_ARN=<CI deploy role> in CI\n",
      setup_options},
     {"deploy", NULL,
      "Build the app's EIF (cache hits when nothing changed), size the instance (memory at least\n"

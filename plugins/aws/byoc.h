@@ -65,6 +65,7 @@ KILN_MUST_CHECK kiln_err kiln_bucket_tag(struct kiln_awsenv *env, char *owner, s
 struct kiln_iam {
   int instance_role;
   int instance_role_policy;
+  char *instance_policy; /* the instance role's policy now (JSON text), NULL when none */
   int instance_profile;
   int profile_has_role;
   int deploy_user;
@@ -73,14 +74,35 @@ struct kiln_iam {
 };
 KILN_MUST_CHECK kiln_err kiln_iam_find(struct kiln_awsenv *env, struct kiln_iam *iam,
                                        struct kiln_error *err);
+/* The largest Auto Scaling group the deploy policy lets UpdateAutoScalingGroup ask for
+ * (autoscaling:MaxSize): deploy sets MaxSize to twice the instance count, at most 16. */
+#define KILN_POLICY_MAX_GROUP_SIZE (2 * KILN_MAX_INSTANCES)
+/* What the deploy policy names besides the deployment's names: its network, launch template and
+ * pinned AMI. A missing VPC, subnet, security group or launch template refuses the render (no
+ * silent "*"), except in a preview (print-policy before setup, a plan), which shows
+ * placeholders. */
+struct kiln_policy_scope {
+  const char *vpc_id;
+  char *const *subnet_ids;
+  size_t nsubnets;
+  const char *sg_id;
+  const char *launch_template_id;
+  const char *pinned_ami; /* /aws/ami, or NULL: Amazon's images only */
+  int preview;
+};
+/* The scope of the deployment's network and launch template as found (opts: the aws stage's
+ * options, for /aws/ami). */
+void kiln_policy_scope_of(struct kiln_policy_scope *s, const struct kiln_network *net,
+                          const char *lt_id, const cJSON *opts, int preview);
 /* Render the deploy policy for this deployment (caller frees). */
-KILN_MUST_CHECK kiln_err kiln_iam_render_policy(struct kiln_awsenv *env, const char *vpc_id,
+KILN_MUST_CHECK kiln_err kiln_iam_render_policy(struct kiln_awsenv *env,
+                                                const struct kiln_policy_scope *scope,
                                                 char **policy, struct kiln_error *err);
-/* Instance role + profile, deploy user + policy; a new access key written 0600 to
- * credentials_file when the file does not exist yet (NULL: no key). */
+/* Instance role + profile (and its policy converged), deploy user + policy; a new access key
+ * written 0600 to credentials_file when the file does not exist yet (NULL: no key). */
 KILN_MUST_CHECK kiln_err kiln_iam_ensure(struct kiln_awsenv *env, struct kiln_iam *iam,
-                                         const char *vpc_id, const char *credentials_file,
-                                         struct kiln_error *err);
+                                         const struct kiln_policy_scope *scope,
+                                         const char *credentials_file, struct kiln_error *err);
 void kiln_iam_clear(struct kiln_iam *iam);
 
 /* What to run: from the sizing, s3-object and eif artifacts. */
@@ -145,8 +167,9 @@ void kiln_ci_trust_clear(struct kiln_ci_trust *t);
 /* Create or converge the role (trust NULL: only refresh an existing role's policy); *role_arn
  * is the role's ARN when it exists (caller frees). */
 KILN_MUST_CHECK kiln_err kiln_ci_role_ensure(struct kiln_awsenv *env,
-                                             const struct kiln_ci_trust *trust, const char *vpc_id,
-                                             char **role_arn, struct kiln_error *err);
+                                             const struct kiln_ci_trust *trust,
+                                             const struct kiln_policy_scope *scope, char **role_arn,
+                                             struct kiln_error *err);
 /* The role's ARN when it exists (*role_arn NULL otherwise; caller frees). Read only. */
 KILN_MUST_CHECK kiln_err kiln_ci_role_arn(struct kiln_awsenv *env, char **role_arn,
                                           struct kiln_error *err);

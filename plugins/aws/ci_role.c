@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "byoc.h"
+#include "iam.h"
 #include "util/buf.h"
 
 #define CI_POLICY_NAME "kiln-deploy"
@@ -49,6 +50,87 @@ static const char *string_option(const cJSON *opts, const char *name)
   return cJSON_IsString(v) && v->valuestring[0] ? v->valuestring : NULL;
 }
 
+/* A ref, ref type or environment name inside the token's sub: letters, digits, - _ . / and no
+ * wildcard, so the trust names exactly one. */
+static int valid_name(const char *s, int slashes)
+{
+  if (!*s || strlen(s) > 255)
+    return 0;
+  for (const char *c = s; *c; c++)
+    if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
+          *c == '-' || *c == '_' || *c == '.' || (slashes && *c == '/')))
+      return 0;
+  return 1;
+}
+
+/* The GitHub token's sub narrowed to one ref (repo:O/R:ref:refs/heads/main) or environment
+ * (repo:O/R:environment:NAME); every ref (repo:O/R:*) only when asked for. */
+static kiln_err github_subject(const cJSON *opts, const char *repo, struct kiln_buf *subject,
+                               struct kiln_error *err)
+{
+  const char *ref = string_option(opts, "github_ref");
+  const char *environment = string_option(opts, "github_environment");
+  int any = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(opts, "ci_any_ref"));
+  if ((ref != NULL) + (environment != NULL) + any > 1)
+    return kiln_error_set(err, KILN_E_INVALID,
+                          "--github-ref, --github-environment and --ci-any-ref each choose the "
+                          "tokens the deploy role trusts: give one");
+  if (ref && (strncmp(ref, "refs/", 5) != 0 || !valid_name(ref, 1)))
+    return kiln_error_set(err, KILN_E_INVALID,
+                          "--github-ref \"%s\": give a full ref such as refs/heads/main or "
+                          "refs/tags/v1 (letters, digits, - _ . /; no wildcard)",
+                          ref);
+  if (environment && !valid_name(environment, 0))
+    return kiln_error_set(err, KILN_E_INVALID,
+                          "--github-environment \"%s\": give the environment's name (letters, "
+                          "digits, - _ .)",
+                          environment);
+  if (ref)
+    return kiln_buf_printf(subject, "repo:%s:ref:%s", repo, ref);
+  if (environment)
+    return kiln_buf_printf(subject, "repo:%s:environment:%s", repo, environment);
+  if (any)
+    return kiln_buf_printf(subject, "repo:%s:*", repo);
+  return kiln_error_set(err, KILN_E_INVALID,
+                        "--github-repo %s: say which of its tokens may deploy: --github-ref "
+                        "refs/heads/main (one branch) or --github-environment NAME (a protected "
+                        "environment), or --ci-any-ref to trust every branch, tag and pull "
+                        "request of the repository",
+                        repo);
+}
+
+/* GitLab's sub: project_path:G/P:ref_type:branch:ref:main; every ref only when asked for. */
+static kiln_err gitlab_subject(const cJSON *opts, const char *project, struct kiln_buf *subject,
+                               struct kiln_error *err)
+{
+  const char *ref = string_option(opts, "gitlab_ref");
+  const char *ref_type = string_option(opts, "gitlab_ref_type");
+  int any = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(opts, "ci_any_ref"));
+  if (ref && any)
+    return kiln_error_set(err, KILN_E_INVALID,
+                          "--gitlab-ref and --ci-any-ref each choose the tokens the deploy role "
+                          "trusts: give one");
+  if (ref_type && (!ref || (strcmp(ref_type, "branch") != 0 && strcmp(ref_type, "tag") != 0)))
+    return kiln_error_set(err, KILN_E_INVALID,
+                          "--gitlab-ref-type \"%s\": give branch or tag, with --gitlab-ref",
+                          ref_type);
+  if (ref && !valid_name(ref, 1))
+    return kiln_error_set(err, KILN_E_INVALID,
+                          "--gitlab-ref \"%s\": give a branch or tag name such as main "
+                          "(letters, digits, - _ . /; no wildcard)",
+                          ref);
+  if (ref)
+    return kiln_buf_printf(subject, "project_path:%s:ref_type:%s:ref:%s", project,
+                           ref_type ? ref_type : "branch", ref);
+  if (any)
+    return kiln_buf_printf(subject, "project_path:%s:*", project);
+  return kiln_error_set(err, KILN_E_INVALID,
+                        "--gitlab-project %s: say which of its tokens may deploy: --gitlab-ref "
+                        "main (with --gitlab-ref-type tag for a tag), or --ci-any-ref to trust "
+                        "every branch and tag of the project",
+                        project);
+}
+
 kiln_err kiln_ci_trust_from_options(const cJSON *opts, struct kiln_ci_trust *t,
                                     struct kiln_error *err)
 {
@@ -56,17 +138,29 @@ kiln_err kiln_ci_trust_from_options(const cJSON *opts, struct kiln_ci_trust *t,
   const char *gitlab = string_option(opts, "gitlab_project");
   const char *gitlab_url = string_option(opts, "gitlab_url");
   struct kiln_buf subject = KILN_BUF_INIT;
+  kiln_err rc = KILN_OK;
   memset(t, 0, sizeof(*t));
   if (github && gitlab)
     return kiln_error_set(err, KILN_E_INVALID,
                           "github_repo and gitlab_project are both set: the deploy role trusts "
                           "one CI system; keep one");
+  if (!github && (string_option(opts, "github_ref") || string_option(opts, "github_environment")))
+    return kiln_error_set(err, KILN_E_INVALID,
+                          "--github-ref/--github-environment narrow the CI role of --github-repo: "
+                          "give --github-repo OWNER/REPO too");
+  if (!gitlab && (string_option(opts, "gitlab_ref") || string_option(opts, "gitlab_ref_type")))
+    return kiln_error_set(err, KILN_E_INVALID,
+                          "--gitlab-ref/--gitlab-ref-type narrow the CI role of --gitlab-project: "
+                          "give --gitlab-project GROUP/PROJECT too");
   if (github) {
     if (!valid_path(github, 0))
       return kiln_error_set(err, KILN_E_INVALID,
                             "github_repo \"%s\": give OWNER/REPO (letters, digits, - _ .)", github);
+    if ((rc = github_subject(opts, github, &subject, err)) != KILN_OK) {
+      kiln_buf_free(&subject);
+      return rc;
+    }
     t->host = strdup(GITHUB_ISSUER);
-    kiln_buf_printf(&subject, "repo:%s:*", github);
   } else if (gitlab) {
     if (!valid_path(gitlab, 1))
       return kiln_error_set(err, KILN_E_INVALID,
@@ -78,8 +172,11 @@ kiln_err kiln_ci_trust_from_options(const cJSON *opts, struct kiln_ci_trust *t,
                             "gitlab_url \"%s\": give the instance's https:// address without a "
                             "path, e.g. https://gitlab.example.com",
                             host);
+    if ((rc = gitlab_subject(opts, gitlab, &subject, err)) != KILN_OK) {
+      kiln_buf_free(&subject);
+      return rc;
+    }
     t->host = strdup(host + 8);
-    kiln_buf_printf(&subject, "project_path:%s:*", gitlab);
   } else {
     return KILN_OK;
   }
@@ -168,23 +265,21 @@ static kiln_err ensure_provider(struct kiln_awsenv *env, const struct kiln_ci_tr
   return rc;
 }
 
-static kiln_err render_with(struct kiln_awsenv *env, const char *tmpl, const char *vpc_id,
-                            const struct kiln_ci_trust *t, const char *provider_arn, char **out,
-                            struct kiln_error *err)
+static kiln_err render_trust(struct kiln_awsenv *env, const struct kiln_ci_trust *t,
+                             const char *provider_arn, char **out, struct kiln_error *err)
 {
-  cJSON *values = kiln_policy_values(&env->dep, &env->names, env->account_id, vpc_id);
-  if (t) {
-    cJSON_AddStringToObject(values, "oidc_provider_arn", provider_arn);
-    cJSON_AddStringToObject(values, "oidc_host", t->host);
-    cJSON_AddStringToObject(values, "oidc_subject", t->subject);
-  }
-  kiln_err rc = kiln_template_render_file(env->share_dir, tmpl, values, out, err);
-  cJSON_Delete(values);
+  cJSON *extra = cJSON_CreateObject();
+  cJSON_AddStringToObject(extra, "oidc_provider_arn", provider_arn);
+  cJSON_AddStringToObject(extra, "oidc_host", t->host);
+  cJSON_AddStringToObject(extra, "oidc_subject", t->subject);
+  kiln_err rc = kiln_iam_render_with(env, "policies/deploy-role-trust.json.tmpl", extra, out, err);
+  cJSON_Delete(extra);
   return rc;
 }
 
 kiln_err kiln_ci_role_ensure(struct kiln_awsenv *env, const struct kiln_ci_trust *trust,
-                             const char *vpc_id, char **role_arn, struct kiln_error *err)
+                             const struct kiln_policy_scope *scope, char **role_arn,
+                             struct kiln_error *err)
 {
   struct kiln_aws_params p = {0};
   struct kiln_xml *doc = NULL;
@@ -215,8 +310,7 @@ kiln_err kiln_ci_role_ensure(struct kiln_awsenv *env, const struct kiln_ci_trust
     kiln_buf_printf(&provider, "arn:aws:iam::%s:oidc-provider/%s", env->account_id, trust->host);
     rc = ensure_provider(env, trust, kiln_buf_str(&provider), err);
     if (rc == KILN_OK)
-      rc = render_with(env, "policies/deploy-role-trust.json.tmpl", vpc_id, trust,
-                       kiln_buf_str(&provider), &trust_doc, err);
+      rc = render_trust(env, trust, kiln_buf_str(&provider), &trust_doc, err);
   }
   if (rc == KILN_OK && trust && !exists) {
     kiln_awsenv_announce(env, "create", name, "IAM role CI jobs of %s assume with their OIDC token",
@@ -252,7 +346,7 @@ kiln_err kiln_ci_role_ensure(struct kiln_awsenv *env, const struct kiln_ci_trust
     doc = NULL;
   }
   if (rc == KILN_OK)
-    rc = kiln_iam_render_policy(env, vpc_id, &policy, err);
+    rc = kiln_iam_render_policy(env, scope, &policy, err);
   if (rc == KILN_OK && !same_json(have_policy, policy)) {
     kiln_awsenv_announce(env, have_policy ? "update" : "create", name,
                          "inline policy " CI_POLICY_NAME " (tag-scoped deploy rights)");

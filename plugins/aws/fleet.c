@@ -321,6 +321,15 @@ kiln_err kiln_fleet_deploy(struct kiln_awsenv *env, const struct kiln_network *n
                           "account and region the deployment was set up in",
                           env->dep.id, env->dep.region ? env->dep.region : "this region",
                           env->account_id);
+  /* setup creates the launch template and the group: deploy (with the scoped credentials, which
+   * may not create them) only versions and updates them */
+  if ((!f->lt_id || !f->asg_exists) && !env->dry_run)
+    return kiln_error_set(err, KILN_E_NOT_FOUND,
+                          "deployment %s has no %s %s: creating it needs setup's rights, not the "
+                          "deploy credentials'; run `kiln setup` (it keeps what exists), then "
+                          "deploy again",
+                          env->dep.id, f->lt_id ? "Auto Scaling group" : "launch template",
+                          f->lt_id ? env->names.asg : env->names.launch_template);
   kiln_err rc = kiln_offerings_check_zones(env, net, r->instance_type, err);
   if (rc == KILN_OK)
     rc = ensure_template(env, net, r, f, &version, err);

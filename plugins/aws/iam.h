@@ -15,9 +15,14 @@ KILN_MUST_CHECK kiln_err kiln_iam_get(struct kiln_awsenv *env, const char *actio
                                       const char *name_key, const char *name, const char *extra_key,
                                       const char *extra, struct kiln_xml **doc, int *found,
                                       struct kiln_error *err);
-/* Render a share/ policy template with the deployment's values (caller frees *out). */
-KILN_MUST_CHECK kiln_err kiln_iam_render(struct kiln_awsenv *env, const char *tmpl,
-                                         const char *vpc_id, char **out, struct kiln_error *err);
+/* Render a share/ policy template with the deployment's values (caller frees *out); refused
+ * without the account id. */
+KILN_MUST_CHECK kiln_err kiln_iam_render(struct kiln_awsenv *env, const char *tmpl, char **out,
+                                         struct kiln_error *err);
+/* The same with more values (the CI role's trust: OIDC provider, host, subject). */
+KILN_MUST_CHECK kiln_err kiln_iam_render_with(struct kiln_awsenv *env, const char *tmpl,
+                                              const cJSON *extra, char **out,
+                                              struct kiln_error *err);
 KILN_MUST_CHECK kiln_err kiln_iam_find_instance_role(struct kiln_awsenv *env, struct kiln_iam *iam,
                                                      struct kiln_error *err);
 KILN_MUST_CHECK kiln_err kiln_iam_ensure_instance_role(struct kiln_awsenv *env,
@@ -26,7 +31,7 @@ KILN_MUST_CHECK kiln_err kiln_iam_ensure_instance_role(struct kiln_awsenv *env,
 KILN_MUST_CHECK kiln_err kiln_iam_find_deploy_user(struct kiln_awsenv *env, struct kiln_iam *iam,
                                                    struct kiln_error *err);
 KILN_MUST_CHECK kiln_err kiln_iam_ensure_deploy_user(struct kiln_awsenv *env, struct kiln_iam *iam,
-                                                     const char *vpc_id,
+                                                     const struct kiln_policy_scope *scope,
                                                      const char *credentials_file,
                                                      struct kiln_error *err);
 

@@ -16,8 +16,9 @@ static kiln_err ci_ensure(struct kiln_walk *w, struct kiln_error *err)
 {
   free(w->role_arn);
   w->role_arn = NULL;
-  return kiln_ci_role_ensure(w->env, w->trust.host ? &w->trust : NULL, w->net.vpc_id, &w->role_arn,
-                             err);
+  struct kiln_policy_scope scope;
+  kiln_policy_scope_of(&scope, &w->net, w->fleet.lt_id, w->opts, w->env->dry_run);
+  return kiln_ci_role_ensure(w->env, w->trust.host ? &w->trust : NULL, &scope, &w->role_arn, err);
 }
 
 static int ci_exists(const struct kiln_walk *w)

@@ -74,8 +74,8 @@ static kiln_err write_key_file(const char *path, const char *id, const char *sec
 }
 
 kiln_err kiln_iam_ensure_deploy_user(struct kiln_awsenv *env, struct kiln_iam *iam,
-                                     const char *vpc_id, const char *credentials_file,
-                                     struct kiln_error *err)
+                                     const struct kiln_policy_scope *scope,
+                                     const char *credentials_file, struct kiln_error *err)
 {
   struct kiln_aws_params p = {0};
   struct kiln_xml *doc = NULL;
@@ -92,7 +92,7 @@ kiln_err kiln_iam_ensure_deploy_user(struct kiln_awsenv *env, struct kiln_iam *i
     kiln_aws_params_clear(&p);
   }
   if (rc == KILN_OK)
-    rc = kiln_iam_render_policy(env, vpc_id, &policy, err);
+    rc = kiln_iam_render_policy(env, scope, &policy, err);
   if (rc == KILN_OK && !same_policy(iam->deploy_policy, policy)) {
     kiln_awsenv_announce(env, iam->deploy_policy ? "update" : "create", env->names.deploy_user,
                          "inline policy " DEPLOY_POLICY_NAME " (tag-scoped deploy rights)");
@@ -136,7 +136,9 @@ static kiln_err user_find(struct kiln_walk *w, struct kiln_error *err)
 
 static kiln_err user_ensure(struct kiln_walk *w, struct kiln_error *err)
 {
-  return kiln_iam_ensure_deploy_user(w->env, &w->iam, w->net.vpc_id, w->credentials_file, err);
+  struct kiln_policy_scope scope;
+  kiln_policy_scope_of(&scope, &w->net, w->fleet.lt_id, w->opts, w->env->dry_run);
+  return kiln_iam_ensure_deploy_user(w->env, &w->iam, &scope, w->credentials_file, err);
 }
 
 static int user_exists(const struct kiln_walk *w)

@@ -16,7 +16,12 @@ kiln_err kiln_iam_find_instance_role(struct kiln_awsenv *env, struct kiln_iam *i
   if (rc == KILN_OK && iam->instance_role) {
     rc = kiln_iam_get(env, "GetRolePolicy", "RoleName", env->names.instance_role, "PolicyName",
                       INSTANCE_POLICY_NAME, &doc, &iam->instance_role_policy, err);
+    cJSON *policy = iam->instance_role_policy ? kiln_iam_document(doc, "PolicyDocument") : NULL;
+    free(iam->instance_policy);
+    iam->instance_policy = policy ? cJSON_PrintUnformatted(policy) : NULL;
+    cJSON_Delete(policy);
     kiln_xml_free(doc);
+    doc = NULL;
   }
   if (rc == KILN_OK)
     rc = kiln_iam_get(env, "GetInstanceProfile", "InstanceProfileName", env->names.instance_role,
@@ -30,6 +35,16 @@ kiln_err kiln_iam_find_instance_role(struct kiln_awsenv *env, struct kiln_iam *i
   return rc;
 }
 
+/* Whether the policy attached now is the one kiln renders (as JSON values). */
+static int same_document(const char *have, const char *want)
+{
+  cJSON *a = have ? cJSON_Parse(have) : NULL, *b = want ? cJSON_Parse(want) : NULL;
+  int same = a && b && cJSON_Compare(a, b, 1);
+  cJSON_Delete(a);
+  cJSON_Delete(b);
+  return same;
+}
+
 kiln_err kiln_iam_ensure_instance_role(struct kiln_awsenv *env, struct kiln_iam *iam,
                                        struct kiln_error *err)
 {
@@ -41,7 +56,7 @@ kiln_err kiln_iam_ensure_instance_role(struct kiln_awsenv *env, struct kiln_iam 
   if (!iam->instance_role) {
     kiln_awsenv_announce(env, "create", env->names.instance_role,
                          "IAM role for the enclave instances (trusts ec2.amazonaws.com)");
-    rc = kiln_iam_render(env, "policies/instance-role-trust.json.tmpl", NULL, &doc_text, err);
+    rc = kiln_iam_render(env, "policies/instance-role-trust.json.tmpl", &doc_text, err);
     if (rc == KILN_OK) {
       kiln_aws_params_add(&p, "RoleName", env->names.instance_role);
       kiln_aws_params_add(&p, "AssumeRolePolicyDocument", doc_text);
@@ -54,12 +69,13 @@ kiln_err kiln_iam_ensure_instance_role(struct kiln_awsenv *env, struct kiln_iam 
     free(doc_text);
     doc_text = NULL;
   }
-  if (rc == KILN_OK && !iam->instance_role_policy) {
+  if (rc == KILN_OK)
+    rc = kiln_iam_render(env, "policies/instance-role-policy.json.tmpl", &doc_text, err);
+  if (rc == KILN_OK && !same_document(iam->instance_policy, doc_text)) {
     kiln_awsenv_announce(env, "update", env->names.instance_role,
                          "inline policy " INSTANCE_POLICY_NAME ": read EIFs from %s",
                          env->names.bucket);
-    rc = kiln_iam_render(env, "policies/instance-role-policy.json.tmpl", NULL, &doc_text, err);
-    if (rc == KILN_OK) {
+    {
       kiln_aws_params_add(&p, "RoleName", env->names.instance_role);
       kiln_aws_params_add(&p, "PolicyName", INSTANCE_POLICY_NAME);
       kiln_aws_params_add(&p, "PolicyDocument", doc_text);
@@ -67,8 +83,8 @@ kiln_err kiln_iam_ensure_instance_role(struct kiln_awsenv *env, struct kiln_iam 
                               err);
     }
     kiln_aws_params_clear(&p);
-    free(doc_text);
   }
+  free(doc_text);
   if (rc == KILN_OK && !iam->instance_profile) {
     kiln_awsenv_announce(env, "create", env->names.instance_role, "instance profile");
     kiln_aws_params_add(&p, "InstanceProfileName", env->names.instance_role);

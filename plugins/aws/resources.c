@@ -17,11 +17,12 @@ const struct kiln_aws_resource *const kiln_aws_resources[] = {
     &kiln_res_routes,          /* res_routes.c: internet gateway, route table, associations */
     &kiln_res_security_group,  /* res_security_group.c: ingress ports */
     &kiln_res_instance_role,   /* res_instance_role.c: instance role, policy and profile */
-    &kiln_res_deploy_user,     /* res_deploy_user.c: scoped deploy user, policy, access key */
-    &kiln_res_ci_role,         /* res_ci_role.c: the CI systems' OIDC deploy role */
     &kiln_res_launch_template, /* res_launch_template.c: the launch template */
     &kiln_res_asg,             /* res_asg.c: the Auto Scaling group and its instances */
     &kiln_res_eip,             /* res_eip.c: the Elastic IP */
+    /* the deploy policy names the network and launch template above: rendered after them */
+    &kiln_res_deploy_user, /* res_deploy_user.c: scoped deploy user, policy, access key */
+    &kiln_res_ci_role,     /* res_ci_role.c: the CI systems' OIDC deploy role */
 #ifdef KILN_AWS_TEST_RESOURCE
     &kiln_res_test_marker, /* tests/aws/res_test_marker.c, only in the tests' build */
 #endif

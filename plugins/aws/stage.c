@@ -369,11 +369,17 @@ static kiln_err do_update_policy(struct stage_env *s, struct kiln_awsenv *env, c
                                  struct kiln_error *err)
 {
   struct kiln_network net;
+  struct kiln_fleet fleet;
   struct kiln_iam iam;
+  struct kiln_policy_scope scope;
   char *policy = NULL, *role_arn = NULL;
   cJSON *diff = NULL;
   memset(&iam, 0, sizeof(iam));
+  memset(&fleet, 0, sizeof(fleet));
   kiln_err rc = kiln_network_find(env, &net, err);
+  if (rc == KILN_OK)
+    rc = kiln_fleet_find_template(env, &fleet, err);
+  kiln_policy_scope_of(&scope, &net, fleet.lt_id, s->host->options(s->ctx), 0);
   if (rc == KILN_OK)
     rc = kiln_iam_find(env, &iam, err);
   if (rc == KILN_OK && !iam.deploy_user)
@@ -381,7 +387,7 @@ static kiln_err do_update_policy(struct stage_env *s, struct kiln_awsenv *env, c
                         "deployment %s has no deploy user %s: run `kiln setup` first", env->dep.id,
                         env->names.deploy_user);
   if (rc == KILN_OK)
-    rc = kiln_iam_render_policy(env, net.vpc_id, &policy, err);
+    rc = kiln_iam_render_policy(env, &scope, &policy, err);
   if (rc == KILN_OK) {
     cJSON *old = iam.deploy_policy ? cJSON_Parse(iam.deploy_policy) : NULL;
     cJSON *now = cJSON_Parse(policy);
@@ -399,10 +405,10 @@ static kiln_err do_update_policy(struct stage_env *s, struct kiln_awsenv *env, c
     cJSON_Delete(old);
     cJSON_Delete(now);
     free(text);
-    rc = kiln_iam_ensure(env, &iam, net.vpc_id, NULL, err);
+    rc = kiln_iam_ensure(env, &iam, &scope, NULL, err);
   }
   if (rc == KILN_OK) /* the CI deploy role, when setup made one, carries the same policy */
-    rc = kiln_ci_role_ensure(env, NULL, net.vpc_id, &role_arn, err);
+    rc = kiln_ci_role_ensure(env, NULL, &scope, &role_arn, err);
   if (rc == KILN_OK) {
     *meta = identity_json(env);
     kiln_json_add_string(*meta, "deploy_role_arn", role_arn);
@@ -415,6 +421,7 @@ static kiln_err do_update_policy(struct stage_env *s, struct kiln_awsenv *env, c
   free(role_arn);
   free(policy);
   kiln_iam_clear(&iam);
+  kiln_fleet_clear(&fleet);
   kiln_network_clear(&net);
   return rc;
 }
@@ -424,8 +431,11 @@ static kiln_err do_policy(struct stage_env *s, struct kiln_awsenv *env, cJSON **
                           struct kiln_error *err)
 {
   struct kiln_network net;
+  struct kiln_fleet fleet;
+  struct kiln_policy_scope scope;
   char *policy = NULL;
   memset(&net, 0, sizeof(net));
+  memset(&fleet, 0, sizeof(fleet));
   if (!env->dep.id) {
     s->host->log(s->ctx, KILN_LOG_INFO,
                  "no deployment yet: showing the policy for the "
@@ -437,12 +447,22 @@ static kiln_err do_policy(struct stage_env *s, struct kiln_awsenv *env, cJSON **
   }
   kiln_err rc = kiln_network_find(env, &net, err);
   if (rc == KILN_OK)
-    rc = kiln_iam_render_policy(env, net.vpc_id, &policy, err);
+    rc = kiln_fleet_find_template(env, &fleet, err);
+  /* a preview: what setup has not created yet shows as a placeholder (setup itself refuses) */
+  kiln_policy_scope_of(&scope, &net, fleet.lt_id, s->host->options(s->ctx), 1);
+  if (rc == KILN_OK && (!net.vpc_id || !net.sg_id || !net.nsubnets || !fleet.lt_id))
+    s->host->log(s->ctx, KILN_LOG_INFO,
+                 "deployment %s is not (fully) set up: the policy shows *-CREATED-BY-SETUP "
+                 "placeholders for the VPC, subnets, security group or launch template",
+                 env->dep.id);
+  if (rc == KILN_OK)
+    rc = kiln_iam_render_policy(env, &scope, &policy, err);
   if (rc == KILN_OK) {
     *meta = identity_json(env);
     cJSON_AddItemToObject(*meta, "policy", cJSON_Parse(policy));
   }
   free(policy);
+  kiln_fleet_clear(&fleet);
   kiln_network_clear(&net);
   return rc;
 }

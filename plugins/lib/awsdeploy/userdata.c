@@ -30,7 +30,8 @@ cJSON *kiln_policy_values(const struct kiln_deployment *d, const struct kiln_dep
   cJSON_AddStringToObject(v, "tag_key", d->tag_key);
   cJSON_AddStringToObject(v, "region", d->region ? d->region : "us-east-1");
   cJSON_AddStringToObject(v, "account_id", account_id);
-  cJSON_AddStringToObject(v, "vpc_id", vpc_id ? vpc_id : "*");
+  if (vpc_id) /* without one, a template naming it does not render (no silent "*") */
+    cJSON_AddStringToObject(v, "vpc_id", vpc_id);
   cJSON_AddStringToObject(v, "bucket", n->bucket);
   cJSON_AddStringToObject(v, "asg_name", n->asg);
   cJSON_AddStringToObject(v, "instance_role", n->instance_role);
