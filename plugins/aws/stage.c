@@ -10,6 +10,7 @@
 #include <kiln/enclave_runtime.h>
 #include <kiln/plugin.h>
 
+#include "iam.h"
 #include "resource.h"
 #include "host_hooks.h"
 #include "s3.h"
@@ -433,7 +434,7 @@ static kiln_err do_policy(struct stage_env *s, struct kiln_awsenv *env, cJSON **
   struct kiln_network net;
   struct kiln_fleet fleet;
   struct kiln_policy_scope scope;
-  char *policy = NULL;
+  char *policy = NULL, *instance_policy = NULL, *bucket_policy = NULL;
   memset(&net, 0, sizeof(net));
   memset(&fleet, 0, sizeof(fleet));
   if (!env->dep.id) {
@@ -457,11 +458,19 @@ static kiln_err do_policy(struct stage_env *s, struct kiln_awsenv *env, cJSON **
                  env->dep.id);
   if (rc == KILN_OK)
     rc = kiln_iam_render_policy(env, &scope, &policy, err);
+  if (rc == KILN_OK) /* and the instance role's and the bucket's, shown beside it (--json) */
+    rc = kiln_iam_render(env, "policies/instance-role-policy.json.tmpl", &instance_policy, err);
+  if (rc == KILN_OK)
+    rc = kiln_iam_render(env, "policies/bucket-policy.json.tmpl", &bucket_policy, err);
   if (rc == KILN_OK) {
     *meta = identity_json(env);
     cJSON_AddItemToObject(*meta, "policy", cJSON_Parse(policy));
+    cJSON_AddItemToObject(*meta, "instance_role_policy", cJSON_Parse(instance_policy));
+    cJSON_AddItemToObject(*meta, "bucket_policy", cJSON_Parse(bucket_policy));
   }
   free(policy);
+  free(instance_policy);
+  free(bucket_policy);
   kiln_fleet_clear(&fleet);
   kiln_network_clear(&net);
   return rc;

@@ -351,8 +351,15 @@ def case_github_actions_example():
           "give the instance's https:// address", "a GitLab URL without TLS")
     fails(kiln("setup", "--gitlab-project", "group/app", "--github-repo", "org/app"), "keep one",
           "two CI systems")
+    fails(kiln("setup", "--github-repo", "org/app"), "--github-ref refs/heads/main",
+          "a CI role without --github-ref/--github-environment/--ci-any-ref")
+    fails(kiln("setup", "--github-repo", "org/app", "--github-ref", "refs/heads/*"), "no wildcard",
+          "a wildcard ref")
+    fails(kiln("setup", "--github-repo", "org/app", "--github-ref", "refs/heads/main", "--ci-any-ref"),
+          "give one", "two trust choices")
     check(not os.path.exists(os.path.join(APP, ".env")), "refused options create nothing, not even an id")
-    setup = ok(kiln("setup", "--github-repo", "example-org/app", "--json"), "setup with a CI deploy role")
+    setup = ok(kiln("setup", "--github-repo", "example-org/app", "--github-ref", "refs/heads/main", "--json"),
+               "setup with a CI deploy role")
     role_arn = setup.get("deploy_role_arn", "")
     check(role_arn.endswith(":role/%s-deploy-ci" % deployment_id()), "setup prints the CI role: %s" % role_arn)
     role = client("iam").get_role(RoleName=role_arn.split("/")[-1])["Role"]
@@ -361,7 +368,8 @@ def case_github_actions_example():
     st = trust["Statement"][0]
     check(st["Action"] == "sts:AssumeRoleWithWebIdentity" and
           st["Principal"]["Federated"].endswith(":oidc-provider/token.actions.githubusercontent.com") and
-          st["Condition"]["StringLike"]["token.actions.githubusercontent.com:sub"] == "repo:example-org/app:*" and
+          st["Condition"]["StringLike"]["token.actions.githubusercontent.com:sub"] ==
+          "repo:example-org/app:ref:refs/heads/main" and
           st["Condition"]["StringEquals"]["token.actions.githubusercontent.com:aud"] == "sts.amazonaws.com",
           "the role trusts only that repository's tokens: %s" % trust)
     providers = [p["Arn"] for p in client("iam").list_open_id_connect_providers()["OpenIDConnectProviderList"]]
@@ -369,7 +377,7 @@ def case_github_actions_example():
     st = ok(kiln("status", "--json"), "status")
     check(st.get("deploy_role_arn") == role_arn, "status shows the CI role: %s" % st.get("deploy_role_arn"))
     configure()
-    ok(kiln("setup", "--github-repo", "example-org/app"), "setup again")
+    ok(kiln("setup", "--github-repo", "example-org/app", "--github-ref", "refs/heads/main"), "setup again")
     check(proxy("stats")["mutating"] == 0, "a second setup with the CI role changes nothing: %s" % [
         e["op"] for e in proxy("stats")["log"] if e["method"] != "GET"][:20])
     share_ci = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "share", "ci")
@@ -451,7 +459,8 @@ def case_policy_denial():
     key = boot.create_access_key(UserName="kiln-test-admin")["AccessKey"]
     admin = {"AWS_ACCESS_KEY_ID": key["AccessKeyId"], "AWS_SECRET_ACCESS_KEY": key["SecretAccessKey"]}
     make_app()
-    setup = ok(kiln("setup", "--credentials-file", "deploy.env", "--github-repo", "example-org/app", "--json",
+    setup = ok(kiln("setup", "--credentials-file", "deploy.env", "--github-repo", "example-org/app",
+                    "--github-environment", "production", "--json",
                     env=kiln_env(admin, endpoint=url)), "setup (admin)")
     dep = deployment_id()
     scoped = scoped_creds()

@@ -515,11 +515,27 @@ def opt_setup(o):
         kiln("setup", o, path("app/deploy.env"), "--json", env=aws_env()).expect(0, "setup " + o)
         check(os.path.exists(path("app/deploy.env")) and
               os.stat(path("app/deploy.env")).st_mode & 0o777 == 0o600, "setup writes the credentials file 0600")
-    elif o == "--github-repo":
-        r = kiln("setup", o, "flag-org/flag-app", "--json", env=aws_env()).expect(0, "setup " + o)
-        check("deploy_role_arn" in (r.doc or {}), "setup --github-repo makes a CI role: %s" % r.doc)
+    elif o in ("--github-repo", "--github-ref", "--github-environment", "--ci-any-ref",
+               "--gitlab-ref", "--gitlab-ref-type"):
+        gitlab = o.startswith("--gitlab")
+        args, sub = {
+            "--github-repo": (["--github-ref", "refs/heads/main"], "repo:flag-org/flag-app:ref:refs/heads/main"),
+            "--github-ref": (["--github-ref", "refs/tags/v1"], "repo:flag-org/flag-app:ref:refs/tags/v1"),
+            "--github-environment": (["--github-environment", "prod"], "repo:flag-org/flag-app:environment:prod"),
+            "--ci-any-ref": (["--ci-any-ref"], "repo:flag-org/flag-app:*"),
+            "--gitlab-ref": (["--gitlab-ref", "main"], "project_path:flag-group/flag-app:ref_type:branch:ref:main"),
+            "--gitlab-ref-type": (["--gitlab-ref", "v1", "--gitlab-ref-type", "tag"],
+                                  "project_path:flag-group/flag-app:ref_type:tag:ref:v1"),
+        }[o]
+        who = ["--gitlab-project", "flag-group/flag-app"] if gitlab else ["--github-repo", "flag-org/flag-app"]
+        r = kiln("setup", *who, *args, "--json", env=aws_env()).expect(0, "setup " + o)
+        arn = (r.doc or {}).get("deploy_role_arn", "")
+        trust = boto("iam").get_role(RoleName=arn.split("/")[-1])["Role"]["AssumeRolePolicyDocument"] if arn else {}
+        trust = json.loads(trust) if isinstance(trust, str) else trust
+        subs = [v for st in trust.get("Statement", []) for v in st.get("Condition", {}).get("StringLike", {}).values()]
+        check(subs == [sub], "setup %s: the CI role trusts %s only: %s" % (o, sub, subs))
     elif o in ("--gitlab-project", "--gitlab-url"):
-        args = ["--gitlab-project", "flag-group/flag-app"]
+        args = ["--gitlab-project", "flag-group/flag-app", "--gitlab-ref", "main"]
         if o == "--gitlab-url":
             args += ["--gitlab-url", "https://gitlab.flag.example"]
         r = kiln("setup", *args, "--json", env=aws_env()).expect(0, "setup " + o)

@@ -1,0 +1,141 @@
+#!/usr/bin/env python3
+"""The scoped policies, evaluated by an independent IAM simulator (@cloud-copilot/iam-simulate via
+simulate.mjs): kiln sets a deployment up on moto's server, `kiln setup --print-policy --json`
+renders its deploy, instance-role and bucket policies, and
+every row of calls.json is decided: the calls kiln makes with the deploy credentials allowed,
+setup's calls and the attacks of the `denied` list refused. Prints the table.
+
+Usage: test_policy.py KILN SERVER_DIR NODE_DIR CASE   (CASE: table | unknown_keys_fail)
+"""
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from kilntest import check, run_case, server_env  # noqa: E402
+
+KILN, SERVER_DIR, NODE_DIR, CASE = sys.argv[1:5]
+HERE = os.path.dirname(os.path.abspath(__file__))
+WORK = tempfile.mkdtemp(prefix="kiln-policy-test-")
+APP = os.path.join(WORK, "app")
+ADMIN = {"AWS_ACCESS_KEY_ID": "AKIDADMINTEST", "AWS_SECRET_ACCESS_KEY": "admin-secret"}
+MOTO = server_env(SERVER_DIR, "moto-aws")["URL"]
+
+
+def kiln(*args):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_") and k != "DEPLOYMENT_ID"}
+    env.update(ADMIN, AWS_REGION="us-east-1", AWS_ENDPOINT_URL=MOTO, HOME=WORK, NO_COLOR="1",
+               KILN_CACHE_DIR=os.path.join(WORK, "cache"), AWS_EC2_METADATA_DISABLED="true")
+    p = subprocess.run([KILN, "-C", APP] + list(args), env=env, capture_output=True, text=True, timeout=300)
+    check(p.returncode == 0, "kiln %s: exit %d\n%s" % (" ".join(args), p.returncode, p.stderr[-3000:]))
+    return json.loads(p.stdout)
+
+
+def simulate(doc):
+    """Run simulate.mjs beside the evaluator's node_modules (ESM resolves packages from the
+    script's own directory); returns (exit code, output)."""
+    script = os.path.join(NODE_DIR, "kiln-simulate-%d.mjs" % os.getpid())
+    shutil.copyfile(os.path.join(HERE, "simulate.mjs"), script)
+    path = os.path.join(WORK, "cases.json")
+    with open(path, "w") as f:
+        json.dump(doc, f)
+    try:
+        p = subprocess.run(["node", script, path], capture_output=True, text=True, timeout=600)
+    finally:
+        os.unlink(script)
+    return p.returncode, p.stdout + p.stderr
+
+
+def deployment():
+    """Set a deployment up; its values and rendered policies."""
+    os.makedirs(APP, exist_ok=True)
+    with open(os.path.join(APP, "kiln.json"), "w") as f:
+        json.dump({"name": "hello", "aws": {"ports": [8080]}, "enclave": {"cpus": 2, "memory_mib": 1024}}, f)
+    setup = kiln("setup", "--json")
+    shown = kiln("setup", "--print-policy", "--json")
+    v = {"account": shown["account_id"], "region": shown["region"], "dep": shown["deployment_id"],
+         "tag": shown["tag_key"], "bucket": shown["bucket"], "asg": shown["asg_name"],
+         "role": shown["instance_role"], "user": shown["deploy_user"], "vpc": setup["vpc_id"],
+         "subnet": setup["subnet_ids"][0], "sg": setup["security_group_id"], "lt": setup["launch_template_id"]}
+    v["profile"] = "arn:aws:iam::%s:instance-profile/%s" % (v["account"], v["role"])
+    v["asg_arn"] = ("arn:aws:autoscaling:%s:%s:autoScalingGroup:11111111-2222-3333-4444-555555555555:"
+                    "autoScalingGroupName/%s" % (v["region"], v["account"], v["asg"]))
+    policies = {"deploy": shown["policy"], "instance": shown["instance_role_policy"], "bucket": shown["bucket_policy"]}
+    return v, policies
+
+
+def fill(x, v):
+    if isinstance(x, str):
+        for k, val in v.items():
+            x = x.replace("{%s}" % k, val)
+        return x
+    if isinstance(x, list):
+        return [fill(i, v) for i in x]
+    if isinstance(x, dict):
+        return {fill(k, v): fill(i, v) for k, i in x.items()}
+    return x
+
+
+def cases(table, v):
+    out = []
+    for row in table["calls"]:
+        if row["creds"] == "user":  # authorized by a role's trust, not by these policies
+            continue
+        principal = "instance" if row["creds"] == "instance" else "deploy"
+        expect = "allow" if row["creds"] in ("deploy", "instance") or row.get("allowed_for_deploy") else "deny"
+        reqs = [{"action": row["action"], "resource": row["resource"], "ctx": row.get("ctx", {})}]
+        reqs += [{"action": a, "resource": r, "ctx": c} for a, r, c in row.get("also", [])]
+        what = "%s call %s" % ("kiln's" if expect == "allow" else "setup's", row["api"])
+        out.append({"case": what, "principal": principal, "expect": expect, "requests": fill(reqs, v)})
+    for row in table["denied"]:
+        out.append({"case": row["case"], "principal": row.get("principal", "deploy"), "expect": "deny",
+                    "requests": fill([{"action": row["action"], "resource": row["resource"],
+                                       "ctx": row.get("ctx", {})}], v)})
+    return out
+
+
+def document(v, policies, table):
+    return {"policies": policies, "account": v["account"], "bucket": v["bucket"],
+            "principals": {"deploy": "arn:aws:iam::%s:user/%s" % (v["account"], v["user"]),
+                           "instance": "arn:aws:sts::%s:assumed-role/%s/i-0123456789abcdef0" % (v["account"], v["role"])},
+            "cases": cases(table, v)}
+
+
+def load_table():
+    with open(os.path.join(HERE, "calls.json")) as f:
+        return json.load(f)
+
+
+def case_table():
+    v, policies = deployment()
+    code, out = simulate(document(v, policies, load_table()))
+    print(out)
+    check(code == 0, "every call kiln makes is allowed and every listed attack denied (see the table)")
+    for sid in ("ThisGroupOnANumberedVersionInItsSubnets", "LaunchFromThisTemplateOnly",
+                "LatestAmazonLinuxAmiParameterOnly", "PassOnlyTheInstanceRole"):
+        check(sid in out, "the table names statement %s as decisive somewhere" % sid)
+
+
+def case_unknown_keys_fail():
+    """The checks can fail: a policy conditioning on a key AWS does not have for the action
+    (autoscaling:LaunchTemplate does not exist), and a request context with one, are problems."""
+    v, policies = deployment()
+    bad = json.loads(json.dumps(policies))
+    for st in bad["deploy"]["Statement"]:
+        if st.get("Sid") == "ThisGroupOnANumberedVersionInItsSubnets":
+            st["Condition"]["ArnEquals"] = {"autoscaling:LaunchTemplate": "arn:aws:ec2:*:*:launch-template/x"}
+    table = {"calls": [], "denied": [{"case": "invented key", "action": "autoscaling:StartInstanceRefresh",
+                                      "resource": "{asg_arn}", "ctx": {"autoscaling:DesiredLaunchTemplate": "$Latest"}}]}
+    code, out = simulate(document(v, bad, table))
+    print(out)
+    check(code == 1, "an unknown condition key fails the run: exit %d" % code)
+    check("condition key autoscaling:LaunchTemplate is not one autoscaling:UpdateAutoScalingGroup has" in out,
+          "the policy's invented key is named")
+    check("context key autoscaling:DesiredLaunchTemplate is not one AWS sends" in out,
+          "the request's invented key is named")
+
+
+run_case(globals(), CASE, WORK)
