@@ -6,9 +6,13 @@ like kiln's deploy policy can be neither satisfied nor violated there. This modu
 check for EC2, Auto Scaling and IAM requests: it derives the ARNs a request touches (launch
 template, instances, Elastic IPs, Auto Scaling group) and their tags from moto's own backends,
 and evaluates the caller's policies with the IAM rules kiln's policy uses (Allow/Deny, Action and
-Resource wildcards, StringEquals / StringLike / ArnLike / Bool conditions on aws:ResourceTag/*,
-aws:RequestTag/*, ec2:CreateAction, ec2:LaunchTemplate, iam:PassedToService). Unknown condition
-keys fail closed. S3 stays with moto's own checks (which already use bucket and object ARNs).
+Resource wildcards, String/Arn/Bool/Numeric operators and ForAllValues: on the keys these requests
+carry: aws:ResourceTag/*, aws:RequestTag/*, aws:TagKeys, autoscaling:LaunchTemplateVersionSpecified,
+autoscaling:MaxSize/MinSize, autoscaling:VPCZoneIdentifiers, s3:ResourceAccount). A condition key
+or operator this evaluator cannot supply fails loudly: the request is refused with the error code
+KilnTestUnknownConditionKey naming the key (and the server log says so), never decided silently.
+S3 requests are evaluated here too (moto's own check knows no s3:ResourceAccount), against the
+bucket and object ARNs moto gives.
 It also lets AssumeRoleWithWebIdentity/SAML through unsigned, as AWS does (the token is the
 credential), where moto's enforcement would demand an Authorization header, and authorizes
 HeadBucket as s3:ListBucket, as AWS does.
@@ -21,9 +25,21 @@ import json
 from moto.autoscaling.models import autoscaling_backends
 from moto.ec2.models import ec2_backends
 from moto.core import authorization
+from moto.core.exceptions import _RESTError as RESTError
 from moto.iam import access_control
+from moto.s3.models import s3_backends
 
-SERVICES = ("ec2", "autoscaling", "iam")
+SERVICES = ("ec2", "autoscaling", "iam", "s3", "ssm")
+
+
+class UnknownConditionKey(RESTError):
+    code = 400
+
+    def __init__(self, what):
+        print("moto_scoped_iam: " + what, flush=True)
+        super().__init__("KilnTestUnknownConditionKey",
+                         "moto_scoped_iam (test evaluator): %s; teach tests/aws/moto_scoped_iam.py the value AWS "
+                         "sends, do not let it decide silently" % what)
 
 
 def _values(data, prefix):
@@ -49,9 +65,23 @@ def _request_tags(data):
     return tags
 
 
-def _resources(req):
+def _resources(req, resource):
     """[(arn, tags)] the request acts on; [("*", {})] when it names none."""
     service, action = req._action.split(":", 1)
+    if service == "s3":
+        return [(resource or "*", {})]
+    if service == "ssm":
+        data = req._data if isinstance(req._data, dict) else {}
+        if not data.get("Name") and isinstance(getattr(req, "_body", None), (str, bytes)):
+            try:
+                data = json.loads(req._body)
+            except ValueError:
+                data = {}
+        name = _one(data, "Name")
+        if name:
+            return [("arn:aws:ssm:%s:%s:parameter%s%s" % (req._region, req.account_id, "" if name.startswith("/")
+                                                           else "/", name), {})]
+        return [("*", {})]
     data, acct, region = req._data, req.account_id, req._region
     ec2 = ec2_backends[acct][region]
     arn = "arn:aws:%s:%s:%s:" % (service, region, acct)
@@ -90,34 +120,65 @@ def _as_list(x):
     return x if isinstance(x, list) else [x]
 
 
-def _conditions_hold(cond, tags, request_tags, data, action):
+def _context(req, tags, request_tags, arn):
+    """The condition keys' values this request carries, as AWS would send them."""
+    service = req._action.split(":", 1)[0]
+    data = req._data
+    ctx = {"aws:ResourceTag/" + k: v for k, v in tags.items()}
+    ctx.update({"aws:RequestTag/" + k: v for k, v in request_tags.items()})
+    if request_tags:
+        ctx["aws:TagKeys"] = list(request_tags)
+    if service == "autoscaling":
+        version = _one(data, "LaunchTemplate.Version")
+        if _one(data, "LaunchTemplate.LaunchTemplateId") or _one(data, "LaunchTemplate.LaunchTemplateName"):
+            ctx["autoscaling:LaunchTemplateVersionSpecified"] = "true" if (version or "").isdigit() else "false"
+        for key in ("MaxSize", "MinSize"):
+            if _one(data, key) is not None:
+                ctx["autoscaling:" + key] = _one(data, key)
+        zones = _one(data, "VPCZoneIdentifier")
+        if zones:
+            ctx["autoscaling:VPCZoneIdentifiers"] = [z.strip() for z in zones.split(",") if z.strip()]
+    if service == "s3" and arn.startswith("arn:aws:s3:::"):
+        bucket = arn[len("arn:aws:s3:::"):].split("/", 1)[0]
+        if bucket in s3_backends[req.account_id]["global"].buckets:
+            ctx["s3:ResourceAccount"] = req.account_id
+    return ctx
+
+
+KNOWN_KEYS = ("aws:TagKeys", "autoscaling:LaunchTemplateVersionSpecified", "autoscaling:MaxSize",
+              "autoscaling:MinSize", "autoscaling:VPCZoneIdentifiers", "s3:ResourceAccount")
+KNOWN_PREFIXES = ("aws:ResourceTag/", "aws:RequestTag/")
+
+
+def _test(op, have, wanted):
+    if op in ("StringEquals", "Bool", "ArnEquals"):
+        return str(have) in wanted
+    if op in ("StringLike", "ArnLike"):
+        return any(fnmatch.fnmatchcase(str(have), w) for w in wanted)
+    if op == "NumericLessThanEquals":
+        return float(have) <= float(wanted[0])
+    raise UnknownConditionKey("condition operator %s is not one this evaluator implements" % op)
+
+
+def _conditions_hold(cond, ctx, sid):
     for op, pairs in (cond or {}).items():
         for key, wanted in pairs.items():
+            if key not in KNOWN_KEYS and not key.startswith(KNOWN_PREFIXES):
+                raise UnknownConditionKey("condition key %s (statement %s) is unknown to this evaluator" % (key, sid))
             wanted = [str(w) for w in _as_list(wanted)]
-            if key.startswith("aws:ResourceTag/"):
-                have = tags.get(key.split("/", 1)[1])
-            elif key.startswith("aws:RequestTag/"):
-                have = request_tags.get(key.split("/", 1)[1])
-            elif key == "ec2:CreateAction":
-                have = action.split(":", 1)[1]
-            elif key == "iam:PassedToService":
-                have = "ec2.amazonaws.com"
-            else:
-                return False  # unknown to this evaluator: fail closed
+            have = ctx.get(key)
+            if op.startswith("ForAllValues:"):
+                if not all(_test(op.split(":", 1)[1], h, wanted) for h in _as_list(have or [])):
+                    return False
+                continue
             if have is None:
                 return False
-            if op in ("StringEquals", "Bool"):
-                ok = str(have) in wanted
-            elif op in ("StringLike", "ArnLike"):
-                ok = any(fnmatch.fnmatchcase(str(have), w) for w in wanted)
-            else:
-                return False
-            if not ok:
+            if not any(_test(op, h, wanted) for h in _as_list(have)):
                 return False
     return True
 
 
-def _decide(policies, action, arn, tags, request_tags, data):
+def _decide(policies, action, arn, ctx):
     allowed = False
     for doc in policies:
         statements = doc.get("Statement", [])
@@ -126,7 +187,7 @@ def _decide(policies, action, arn, tags, request_tags, data):
                 continue
             if not any(_match(r, arn) for r in _as_list(st.get("Resource", "*"))):
                 continue
-            if not _conditions_hold(st.get("Condition"), tags, request_tags, data, action):
+            if not _conditions_hold(st.get("Condition"), ctx, st.get("Sid", "?")):
                 continue
             if st.get("Effect") == "Deny":
                 return False
@@ -157,8 +218,8 @@ def check_action_permitted(self, resource):
         return _original(self, resource)
     policies = _policy_documents(self)
     request_tags = _request_tags(self._data)
-    for arn, tags in _resources(self):
-        if not _decide(policies, self._action, arn, tags, request_tags, self._data):
+    for arn, tags in _resources(self, resource):
+        if not _decide(policies, self._action, arn, _context(self, tags, request_tags, arn)):
             self._raise_access_denied()
 
 

@@ -503,6 +503,16 @@ def case_policy_denial():
         denied(who + ": scale another Auto Scaling group",
                lambda: client("autoscaling", creds, url).update_auto_scaling_group(
                    AutoScalingGroupName="other-group", DesiredCapacity=1))
+        denied(who + ": point the group at $Latest",
+               lambda: client("autoscaling", creds, url).update_auto_scaling_group(
+                   AutoScalingGroupName=dep, LaunchTemplate={"LaunchTemplateId": lt, "Version": "$Latest"},
+                   MinSize=1, MaxSize=2))
+        denied(who + ": grow the group past the policy's MaxSize",
+               lambda: client("autoscaling", creds, url).update_auto_scaling_group(
+                   AutoScalingGroupName=dep, LaunchTemplate={"LaunchTemplateId": lt, "Version": "1"},
+                   MinSize=1, MaxSize=1000))
+        denied(who + ": read a non-AMI SSM parameter",
+               lambda: client("ssm", creds, url).get_parameter(Name="/prod/db-password"))
         denied(who + ": list IAM users", lambda: client("iam", creds, url).list_users())
         denied(who + ": create an IAM user", lambda: client("iam", creds, url).create_user(UserName="intruder"))
         # and the same credentials may act on the deployment's own tagged instance
@@ -512,7 +522,22 @@ def case_policy_denial():
     st = ok(kiln("status", "--json", env=kiln_env(scoped, endpoint=url)), "status with the scoped credentials")
     check(st.get("eif_sha256") and st.get("instance_ids"), "status shows the deployment: %s" % st)
     check(d2.get("launch_template_version", 0) > d.get("launch_template_version", 0), "the role deployed a new version")
-    print("deploy user and CI role: deploy allowed; untagged instance, other bucket, other group, IAM denied")
+    # the test evaluator (moto_scoped_iam.py) refuses loudly a condition key it cannot supply
+    boot_admin = client("iam", admin, url)
+    boot_admin.create_user(UserName="kiln-test-odd-key")
+    boot_admin.put_user_policy(UserName="kiln-test-odd-key", PolicyName="odd", PolicyDocument=json.dumps(
+        {"Version": "2012-10-17", "Statement": [{"Sid": "Odd", "Effect": "Allow", "Action": "ec2:DescribeVpcs",
+                                                 "Resource": "*", "Condition": {"StringEquals": {"ec2:Region": "us-east-1"}}}]}))
+    odd = boot_admin.create_access_key(UserName="kiln-test-odd-key")["AccessKey"]
+    try:
+        client("ec2", {"AWS_ACCESS_KEY_ID": odd["AccessKeyId"], "AWS_SECRET_ACCESS_KEY": odd["SecretAccessKey"]},
+               url).describe_vpcs()
+        check(False, "a condition key the test evaluator does not know must fail the request")
+    except Exception as e:  # botocore ClientError
+        check("KilnTestUnknownConditionKey" in str(e) and "ec2:Region" in str(e),
+              "an unknown condition key fails loudly, naming the key: %s" % str(e)[:300])
+    print("deploy user and CI role: deploy allowed; untagged instance, other bucket, other group, $Latest, "
+          "MaxSize, SSM, IAM denied; unknown condition keys fail loudly")
     ok(kiln("teardown", "--yes", "--delete-bucket", env=kiln_env(admin, endpoint=url)), "teardown (admin)")
 
 
