@@ -5,7 +5,13 @@ renders its deploy, instance-role and bucket policies, and
 every row of calls.json is decided: the calls kiln makes with the deploy credentials allowed,
 setup's calls and the attacks of the `denied` list refused. Prints the table.
 
-Usage: test_policy.py KILN SERVER_DIR NODE_DIR CASE   (CASE: table | unknown_keys_fail)
+update_policy_migrates: a deployment whose deploy user, CI role and instance role carry the
+policies of kiln before issue 15 (the *-before-issue-15.json.tmpl files, rendered as that kiln
+did): `kiln update-policy` shows the changed statements, writes kiln's policies, and a second run
+changes nothing.
+
+Usage: test_policy.py KILN SERVER_DIR NODE_DIR CASE   (CASE: table | unknown_keys_fail |
+       update_policy_migrates)
 """
 import json
 import os
@@ -25,13 +31,13 @@ ADMIN = {"AWS_ACCESS_KEY_ID": "AKIDADMINTEST", "AWS_SECRET_ACCESS_KEY": "admin-s
 MOTO = server_env(SERVER_DIR, "moto-aws")["URL"]
 
 
-def kiln(*args):
+def kiln(*args, raw=False):
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_") and k != "DEPLOYMENT_ID"}
     env.update(ADMIN, AWS_REGION="us-east-1", AWS_ENDPOINT_URL=MOTO, HOME=WORK, NO_COLOR="1",
                KILN_CACHE_DIR=os.path.join(WORK, "cache"), AWS_EC2_METADATA_DISABLED="true")
     p = subprocess.run([KILN, "-C", APP] + list(args), env=env, capture_output=True, text=True, timeout=300)
     check(p.returncode == 0, "kiln %s: exit %d\n%s" % (" ".join(args), p.returncode, p.stderr[-3000:]))
-    return json.loads(p.stdout)
+    return p if raw else json.loads(p.stdout)
 
 
 def simulate(doc):
@@ -49,12 +55,12 @@ def simulate(doc):
     return p.returncode, p.stdout + p.stderr
 
 
-def deployment():
+def deployment(*setup_args):
     """Set a deployment up; its values and rendered policies."""
     os.makedirs(APP, exist_ok=True)
     with open(os.path.join(APP, "kiln.json"), "w") as f:
         json.dump({"name": "hello", "aws": {"ports": [8080]}, "enclave": {"cpus": 2, "memory_mib": 1024}}, f)
-    setup = kiln("setup", "--json")
+    setup = kiln("setup", "--json", *setup_args)
     shown = kiln("setup", "--print-policy", "--json")
     v = {"account": shown["account_id"], "region": shown["region"], "dep": shown["deployment_id"],
          "tag": shown["tag_key"], "bucket": shown["bucket"], "asg": shown["asg_name"],
@@ -136,6 +142,45 @@ def case_unknown_keys_fail():
           "the policy's invented key is named")
     check("context key autoscaling:DesiredLaunchTemplate is not one AWS sends" in out,
           "the request's invented key is named")
+
+
+def case_update_policy_migrates():
+    import boto3
+    v, _ = deployment("--github-repo", "example-org/app", "--github-ref", "refs/heads/main")
+    iam = boto3.client("iam", endpoint_url=MOTO, region_name="us-east-1",
+                       aws_access_key_id=ADMIN["AWS_ACCESS_KEY_ID"], aws_secret_access_key=ADMIN["AWS_SECRET_ACCESS_KEY"])
+    old = {}
+    for name in ("deploy", "instance-role"):
+        with open(os.path.join(HERE, "%s-policy-before-issue-15.json.tmpl" % name)) as f:
+            text = f.read()
+        for key, value in {"deployment_id": v["dep"], "tag_key": v["tag"], "region": v["region"],
+                           "account_id": v["account"], "vpc_id": v["vpc"], "bucket": v["bucket"],
+                           "asg_name": v["asg"], "instance_role": v["role"]}.items():
+            text = text.replace("{{%s}}" % key, value)
+        old[name] = json.dumps(json.loads(text))
+    iam.put_user_policy(UserName=v["user"], PolicyName="kiln-deploy", PolicyDocument=old["deploy"])
+    iam.put_role_policy(RoleName=v["user"] + "-ci", PolicyName="kiln-deploy", PolicyDocument=old["deploy"])
+    iam.put_role_policy(RoleName=v["role"], PolicyName="kiln-read-eifs", PolicyDocument=old["instance-role"])
+    p = kiln("update-policy", raw=True)
+    print(p.stderr)
+    text = p.stderr
+    for change in ("added statement ThisGroupOnANumberedVersionInItsSubnets", "removed statement ThisAutoScalingGroupOnly",
+                   "removed statement ReadOnlyDescribe", "added statement LatestAmazonLinuxAmiParameterOnly",
+                   "removed statement ManageTaggedSecurityGroupRules", "changed statement EifObjectsInTheDeploymentBucket",
+                   "added statement LaunchAmazonImages"):
+        check(change in text, "update-policy shows: %s" % change)
+    def attached():
+        user = iam.get_user_policy(UserName=v["user"], PolicyName="kiln-deploy")["PolicyDocument"]
+        role = iam.get_role_policy(RoleName=v["user"] + "-ci", PolicyName="kiln-deploy")["PolicyDocument"]
+        inst = iam.get_role_policy(RoleName=v["role"], PolicyName="kiln-read-eifs")["PolicyDocument"]
+        return [json.loads(d) if isinstance(d, str) else d for d in (user, role, inst)]
+    user, role, inst = attached()
+    shown = kiln("setup", "--print-policy", "--json")
+    check(user == shown["policy"] and role == shown["policy"], "the deploy user and the CI role carry kiln's policy")
+    check(inst == shown["instance_role_policy"], "the instance role carries kiln's policy")
+    again = kiln("update-policy", "--json")
+    check(again.get("policy_changes") == [] and again.get("changes") == 0,
+          "a second update-policy changes nothing: %s changes, %s" % (again.get("changes"), again.get("policy_changes")))
 
 
 run_case(globals(), CASE, WORK)
