@@ -11,7 +11,7 @@ did): `kiln update-policy` shows the changed statements, writes kiln's policies,
 changes nothing.
 
 Usage: test_policy.py KILN SERVER_DIR NODE_DIR CASE   (CASE: table | unknown_keys_fail |
-       update_policy_migrates)
+       update_policy_migrates | refuses_without_network)
 """
 import json
 import os
@@ -142,6 +142,26 @@ def case_unknown_keys_fail():
           "the policy's invented key is named")
     check("context key autoscaling:DesiredLaunchTemplate is not one AWS sends" in out,
           "the request's invented key is named")
+
+
+def case_refuses_without_network():
+    """No silent "*": with the deployment's launch template gone, update-policy refuses to render
+    (and attach) a policy, naming what is missing and `kiln setup`; print-policy shows a preview."""
+    import boto3
+    v, _ = deployment()
+    boto3.client("ec2", endpoint_url=MOTO, region_name="us-east-1", aws_access_key_id=ADMIN["AWS_ACCESS_KEY_ID"],
+                 aws_secret_access_key=ADMIN["AWS_SECRET_ACCESS_KEY"]).delete_launch_template(LaunchTemplateId=v["lt"])
+    env = {k: val for k, val in os.environ.items() if not k.startswith("AWS_")}
+    env.update(ADMIN, AWS_REGION="us-east-1", AWS_ENDPOINT_URL=MOTO, HOME=WORK, NO_COLOR="1",
+               AWS_EC2_METADATA_DISABLED="true")
+    p = subprocess.run([KILN, "-C", APP, "update-policy"], env=env, capture_output=True, text=True, timeout=300)
+    print(p.stderr)
+    check(p.returncode == 1 and "has no launch template" in p.stderr and "run `kiln setup`" in p.stderr,
+          "update-policy without the launch template refuses: exit %d" % p.returncode)
+    preview = subprocess.run([KILN, "-C", APP, "setup", "--print-policy"], env=env, capture_output=True, text=True,
+                             timeout=300)
+    check(preview.returncode == 0 and "lt-CREATED-BY-SETUP" in preview.stdout and "placeholders" in preview.stderr,
+          "print-policy previews with a named placeholder: %s" % preview.stderr[-300:])
 
 
 def case_update_policy_migrates():
