@@ -158,9 +158,12 @@ KILN_MUST_CHECK kiln_err kiln_iam_tagged(struct kiln_awsenv *env, const char *ac
  * GitHub repository or GitLab project, with the same tag-scoped policy as the deploy user. */
 struct kiln_ci_trust {
   char *host;    /* OIDC issuer host: token.actions.githubusercontent.com, gitlab.com */
-  char *subject; /* the token's sub pattern: repo:OWNER/REPO:*, project_path:GROUP/PROJECT:* */
+  char *subject; /* the token's sub: repo:OWNER/REPO:ref:REF | :environment:NAME (| :* only with
+                    ci_any_ref), project_path:GROUP/PROJECT:ref_type:TYPE:ref:REF (| :*) */
 };
-/* From the stage options github_repo / gitlab_project (+ gitlab_url); host NULL when neither. */
+/* From the stage options github_repo (+ github_ref | github_environment | ci_any_ref) /
+ * gitlab_project (+ gitlab_ref [gitlab_ref_type] | ci_any_ref, gitlab_url); host NULL when neither.
+ * A repository without a narrowing option is refused (every ref only when asked for). */
 KILN_MUST_CHECK kiln_err kiln_ci_trust_from_options(const cJSON *opts, struct kiln_ci_trust *t,
                                                     struct kiln_error *err);
 void kiln_ci_trust_clear(struct kiln_ci_trust *t);

@@ -1,7 +1,9 @@
-/* The CI deploy role: `kiln setup --github-repo OWNER/REPO` (or --gitlab-project) creates a role
- * that only that repository's OIDC tokens can assume, carrying the same tag-scoped policy as the
- * deploy user, so a CI job deploys with no stored AWS keys. The account's OIDC provider for the
- * issuer is created when missing and left in place by teardown (other roles may trust it). */
+/* The CI deploy role: `kiln setup --github-repo OWNER/REPO --github-environment NAME` (or
+ * --github-ref REF; --gitlab-project with --gitlab-ref) creates a role that only that repository's
+ * OIDC tokens of that environment or ref can assume (every ref only with --ci-any-ref), carrying
+ * the same tag-scoped policy as the deploy user, so a CI job deploys with no stored AWS keys. The
+ * account's OIDC provider for the issuer is created when missing and left in place by teardown
+ * (other roles may trust it). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
