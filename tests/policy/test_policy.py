@@ -11,7 +11,7 @@ did): `kiln update-policy` shows the changed statements, writes kiln's policies,
 changes nothing.
 
 Usage: test_policy.py KILN SERVER_DIR NODE_DIR CASE   (CASE: table | unknown_keys_fail |
-       update_policy_migrates | refuses_without_network)
+       update_policy_migrates | refuses_without_network | deploy_without_group_says_setup)
 """
 import json
 import os
@@ -162,6 +162,33 @@ def case_refuses_without_network():
                              timeout=300)
     check(preview.returncode == 0 and "lt-CREATED-BY-SETUP" in preview.stdout and "placeholders" in preview.stderr,
           "print-policy previews with a named placeholder: %s" % preview.stderr[-300:])
+
+
+def case_deploy_without_group_says_setup():
+    """A deploy path that needs setup's rights (the Auto Scaling group is gone) ends with "run
+    `kiln setup`" before any call the scoped credentials could not make."""
+    import boto3
+    v, _ = deployment("--credentials-file", "deploy.env")
+    boto3.client("autoscaling", endpoint_url=MOTO, region_name="us-east-1",
+                 aws_access_key_id=ADMIN["AWS_ACCESS_KEY_ID"], aws_secret_access_key=ADMIN["AWS_SECRET_ACCESS_KEY"]
+                 ).delete_auto_scaling_group(AutoScalingGroupName=v["asg"], ForceDelete=True)
+    d = os.path.join(WORK, "eif")
+    os.makedirs(d)
+    for part, size in (("kernel", 300000), ("boot", 200000)):
+        with open(os.path.join(d, part), "wb") as f:
+            f.write(bytes((i * 7 + 3) % 251 for i in range(size)))
+    eif = os.path.join(APP, "p.eif")
+    subprocess.run([KILN, "eif-build", "--kernel", os.path.join(d, "kernel"), "--cmdline", "console=ttyS0",
+                    "--ramdisk", os.path.join(d, "boot"), "--output", eif], check=True, capture_output=True)
+    with open(os.path.join(APP, "deploy.env")) as f:
+        scoped = dict(l.strip().split("=", 1) for l in f if "=" in l and not l.startswith("#"))
+    env = {k: val for k, val in os.environ.items() if not k.startswith("AWS_")}
+    env.update(scoped, AWS_REGION="us-east-1", AWS_ENDPOINT_URL=MOTO, HOME=WORK, NO_COLOR="1",
+               KILN_CACHE_DIR=os.path.join(WORK, "cache"), AWS_EC2_METADATA_DISABLED="true")
+    p = subprocess.run([KILN, "-C", APP, "deploy", "--eif", eif], env=env, capture_output=True, text=True, timeout=300)
+    print(p.stderr[-800:])
+    check(p.returncode == 1 and "has no Auto Scaling group" in p.stderr and "run `kiln setup`" in p.stderr
+          and "AccessDenied" not in p.stderr, "deploy without the group says run `kiln setup`: exit %d" % p.returncode)
 
 
 def case_update_policy_migrates():
