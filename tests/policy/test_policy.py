@@ -119,6 +119,12 @@ def case_table():
     v, policies = deployment()
     code, out = simulate(document(v, policies, load_table()))
     print(out)
+    # IAM counts characters without whitespace: a role's inline policies 10,240, a managed policy
+    # 6,144, a user's inline policies 2,048 (the deploy user's exceed that: README, known limit)
+    size = len(json.dumps(policies["deploy"], separators=(",", ":")))
+    print("deploy policy: %d characters without whitespace (role inline limit 10240, managed policy 6144, "
+          "user inline 2048)" % size)
+    check(size <= 10240, "the deploy policy fits the CI role's inline policy: %d" % size)
     check(code == 0, "every call kiln makes is allowed and every listed attack denied (see the table)")
     for sid in ("ThisGroupOnANumberedVersionInItsSubnets", "LaunchFromThisTemplateOnly",
                 "LatestAmazonLinuxAmiParameterOnly", "PassOnlyTheInstanceRole"):
