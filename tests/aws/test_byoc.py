@@ -564,7 +564,7 @@ def case_test_resource():
     if isinstance(policy, str):
         policy = json.loads(policy)
     sids = [st.get("Sid") for st in policy["Statement"]]
-    check("ReadTheTestMarker" in sids and "ReadOnlyDescribe" in sids,
+    check("ReadTheTestMarker" in sids and "DescribeWhatKilnReads" in sids and sids[-1] == "ReadTheTestMarker",
           "the deploy user's policy has the kind's statement after the base ones: %s" % sids)
     status = ok(kiln("status", "--json", env=env), "status")
     check(status.get("test_marker") == name, "status shows the marker: %s" % status.get("test_marker"))
