@@ -63,15 +63,17 @@ cJSON *kiln_iam_document(const struct kiln_xml *doc, const char *element)
 
 /* A value the policy must name: refused when missing (no silent "*"), or in a preview a
  * placeholder saying what setup creates. */
-static kiln_err require(const struct kiln_policy_scope *s, const char *value, const char *what,
-                        const char *id, struct kiln_error *err)
+static kiln_err require(struct kiln_awsenv *env, const struct kiln_policy_scope *s,
+                        const char *value, const char *what, struct kiln_error *err)
 {
   if ((value && *value) || s->preview)
     return KILN_OK;
   return kiln_error_set(err, KILN_E_NOT_FOUND,
-                        "deployment %s has no %s: the deploy policy names it and kiln does not "
-                        "render a policy without it; run `kiln setup`",
-                        id, what);
+                        "deployment %s has no %s in region %s of account %s: the deploy policy "
+                        "names it and kiln does not render a policy without it; run `kiln setup` "
+                        "(or use the deployment's region)",
+                        env->dep.id, what, env->dep.region ? env->dep.region : "(default)",
+                        env->account_id);
 }
 
 static const char *or_pending(const char *value, const char *placeholder)
@@ -130,14 +132,14 @@ static kiln_err policy_values(struct kiln_awsenv *env, const struct kiln_policy_
     *out = v;
     return KILN_OK;
   }
-  const char *id = env->dep.id, *region = env->dep.region ? env->dep.region : "us-east-1";
-  kiln_err rc = require(s, s->vpc_id, "VPC", id, err);
+  const char *region = env->dep.region ? env->dep.region : "us-east-1";
+  kiln_err rc = require(env, s, s->vpc_id, "VPC", err);
   if (rc == KILN_OK)
-    rc = require(s, s->nsubnets ? s->subnet_ids[0] : NULL, "tagged subnet", id, err);
+    rc = require(env, s, s->nsubnets ? s->subnet_ids[0] : NULL, "tagged subnet", err);
   if (rc == KILN_OK)
-    rc = require(s, s->sg_id, "security group", id, err);
+    rc = require(env, s, s->sg_id, "security group", err);
   if (rc == KILN_OK)
-    rc = require(s, s->launch_template_id, "launch template", id, err);
+    rc = require(env, s, s->launch_template_id, "launch template", err);
   if (rc != KILN_OK) {
     cJSON_Delete(v);
     return rc;
