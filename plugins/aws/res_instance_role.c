@@ -30,6 +30,25 @@ kiln_err kiln_iam_find_instance_role(struct kiln_awsenv *env, struct kiln_iam *i
   return rc;
 }
 
+/* Whether the role's inline policy is the one kiln renders now (*same 0 also when absent), so
+ * setup and update-policy bring an older deployment's instance role up to date. */
+static kiln_err instance_policy_current(struct kiln_awsenv *env, const char *want, int *same,
+                                        struct kiln_error *err)
+{
+  struct kiln_xml *doc = NULL;
+  int found = 0;
+  *same = 0;
+  kiln_err rc = kiln_iam_get(env, "GetRolePolicy", "RoleName", env->names.instance_role,
+                             "PolicyName", INSTANCE_POLICY_NAME, &doc, &found, err);
+  cJSON *have = found ? kiln_iam_document(doc, "PolicyDocument") : NULL;
+  cJSON *now = cJSON_Parse(want);
+  *same = have && now && cJSON_Compare(have, now, 1);
+  cJSON_Delete(have);
+  cJSON_Delete(now);
+  kiln_xml_free(doc);
+  return rc;
+}
+
 kiln_err kiln_iam_ensure_instance_role(struct kiln_awsenv *env, struct kiln_iam *iam,
                                        struct kiln_error *err)
 {
@@ -54,11 +73,16 @@ kiln_err kiln_iam_ensure_instance_role(struct kiln_awsenv *env, struct kiln_iam 
     free(doc_text);
     doc_text = NULL;
   }
-  if (rc == KILN_OK && !iam->instance_role_policy) {
-    kiln_awsenv_announce(env, "update", env->names.instance_role,
-                         "inline policy " INSTANCE_POLICY_NAME ": read EIFs from %s",
-                         env->names.bucket);
+  int current = 0;
+  if (rc == KILN_OK)
     rc = kiln_iam_render(env, "policies/instance-role-policy.json.tmpl", NULL, &doc_text, err);
+  if (rc == KILN_OK && iam->instance_role_policy)
+    rc = instance_policy_current(env, doc_text, &current, err);
+  if (rc == KILN_OK && !current) {
+    kiln_awsenv_announce(env, "update", env->names.instance_role,
+                         "inline policy " INSTANCE_POLICY_NAME
+                         ": read EIFs from %s, ship the app's log to /kiln/%s",
+                         env->names.bucket, env->dep.id);
     if (rc == KILN_OK) {
       kiln_aws_params_add(&p, "RoleName", env->names.instance_role);
       kiln_aws_params_add(&p, "PolicyName", INSTANCE_POLICY_NAME);
@@ -67,8 +91,8 @@ kiln_err kiln_iam_ensure_instance_role(struct kiln_awsenv *env, struct kiln_iam 
                               err);
     }
     kiln_aws_params_clear(&p);
-    free(doc_text);
   }
+  free(doc_text);
   if (rc == KILN_OK && !iam->instance_profile) {
     kiln_awsenv_announce(env, "create", env->names.instance_role, "instance profile");
     kiln_aws_params_add(&p, "InstanceProfileName", env->names.instance_role);

@@ -22,6 +22,7 @@ const struct kiln_aws_resource *const kiln_aws_resources[] = {
     &kiln_res_launch_template, /* res_launch_template.c: the launch template */
     &kiln_res_asg,             /* res_asg.c: the Auto Scaling group and its instances */
     &kiln_res_eip,             /* res_eip.c: the Elastic IP */
+    &kiln_res_log_group,       /* res_log_group.c: the CloudWatch Logs group of the app's output */
 #ifdef KILN_AWS_TEST_RESOURCE
     &kiln_res_test_marker, /* tests/aws/res_test_marker.c, only in the tests' build */
 #endif
