@@ -224,7 +224,8 @@ static kiln_err client_error(struct reader *r, const struct kiln_aws_error_info 
   }
   if (err && err->code == KILN_E_AUTH)
     return kiln_error_prefix(err,
-                             "reading %s (a deploy policy from an older kiln lacks the Logs "
+                             "these credentials may not read %s (the scoped deploy policy reads "
+                             "its own deployment's group; one from an older kiln lacks that "
                              "statement: run `kiln update-policy` with admin credentials)",
                              r->group);
   return err ? err->code : KILN_E_REMOTE;
