@@ -161,6 +161,16 @@ static const struct kiln_cli_option deploy_options[] = {
 static const struct kiln_cli_option aws_options[] = {OPT_REGION, OPT_PROFILE, OPT_SET_STAGE,
                                                      END_OPTIONS};
 
+static const struct kiln_cli_option status_options[] = {
+    OPT_REGION,
+    OPT_PROFILE,
+    OPT_SET_STAGE,
+    {"--attestation-root", NULL, "CA.pem",
+     "tests and forensics only: trust this root instead of AWS's for the attestation lines "
+     "(announced)",
+     "file"},
+    END_OPTIONS};
+
 static const struct kiln_cli_option logs_options[] = {
     {"--follow", "-f", NULL, "keep reading: poll for new events until Ctrl-C (each printed once)",
      NULL},
@@ -413,8 +423,16 @@ static const struct kiln_cli_doc docs[] = {
     {"status", NULL,
      "Show the deployment's resources found by their tag: network, bucket, roles, the launch\n"
      "template's newest version, the Auto Scaling group's instances and refresh, the Elastic IP,\n"
-     "and incomplete multipart uploads in the bucket (left by interrupted uploads).\n",
-     aws_options},
+     "the log group, and incomplete multipart uploads in the bucket (left by interrupted\n"
+     "uploads).\n"
+     "\n"
+     "When kiln.json sets /enclave/attestation_port, each instance's enclave is asked for an\n"
+     "attestation document at http://<public address>:<port>/attestation with a fresh nonce\n"
+     "(3 s timeout), verified like `kiln verify --attestation` against the PCRs recorded with the\n"
+     "release the instance runs: \"attested: PCRs match build <EIF>\", or the failing check, or\n"
+     "\"unreachable\". --json adds them as \"attestation\": [{instance, address, attested, result,\n"
+     "failed_checks}].\n",
+     status_options},
     {"logs", NULL,
      "Print the enclave's output (the app's stdout and stderr and kiln-init's lines, as kiln-host\n"
      "writes them to /var/log/kiln/app.log on each instance) from the CloudWatch Logs group\n"
