@@ -218,9 +218,9 @@ static kiln_err client_error(struct reader *r, const struct kiln_aws_error_info 
   if (strcmp(info->code, "ResourceNotFoundException") == 0) {
     kiln_error_clear(err);
     return kiln_error_set(err, KILN_E_NOT_FOUND,
-                          "no log group %s yet: run `kiln setup` (it creates the group the "
-                          "instances ship the app's output to), then `kiln deploy`",
-                          r->group);
+                          "no log group %s yet (region %s): run `kiln setup` (it creates the "
+                          "group the instances ship the app's output to), then `kiln deploy`",
+                          r->group, kiln_aws_client_region(r->c));
   }
   if (err && err->code == KILN_E_AUTH)
     return kiln_error_prefix(err,
@@ -384,6 +384,7 @@ int kiln_cmd_logs(struct kiln_cli *cli)
     kiln_attestation_format_time(a.since_ms, since, sizeof since);
     cJSON *doc = cJSON_CreateObject();
     cJSON_AddStringToObject(doc, "log_group", r.group);
+    cJSON_AddStringToObject(doc, "region", kiln_aws_client_region(r.c));
     cJSON_AddStringToObject(doc, "since", since);
     if (a.instance)
       cJSON_AddStringToObject(doc, "instance", a.instance);

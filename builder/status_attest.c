@@ -230,17 +230,19 @@ int kiln_status_attest(struct kiln_cli *cli, struct kiln *k, const char *root_fi
     kiln_enclave_runtime_free(&rt);
   }
   kiln_error_clear(&e);
-  if (!port) {
-    cJSON_AddStringToObject(meta, "attestation_note",
-                            "not checked: kiln.json has no /enclave/attestation_port");
-    return 0;
-  }
-  if (cJSON_GetArraySize(ids) == 0)
-    return 0;
-  if (load_root(k, root_file, &root, &e) != KILN_OK) {
+  /* an anchor given on the command line is checked (and announced) even when unused */
+  if ((root_file || (port && cJSON_GetArraySize(ids) > 0)) &&
+      load_root(k, root_file, &root, &e) != KILN_OK) {
     code = kiln_cli_fail_msg(cli, e.code, "%s", kiln_error_msg(&e));
     kiln_error_clear(&e);
     return code;
+  }
+  if (!port || cJSON_GetArraySize(ids) == 0) {
+    if (!port)
+      cJSON_AddStringToObject(meta, "attestation_note",
+                              "not checked: kiln.json has no /enclave/attestation_port");
+    kiln_attestation_root_free(root);
+    return 0;
   }
   cJSON *list = cJSON_AddArrayToObject(meta, "attestation");
   if (describe_instances(meta, ids, instances, &n, &e) != KILN_OK) {

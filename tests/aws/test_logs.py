@@ -263,7 +263,8 @@ def case_logs_end_to_end():
     left = [g["logGroupName"] for g in logs.describe_log_groups(logGroupNamePrefix="/kiln/")["logGroups"]]
     check(group not in left and "/kiln/someone-else" in left,
           "teardown deleted the deployment's group and left the other alone: %s" % left)
-    fails(kiln("logs", creds=creds_admin), "no log group %s yet: run `kiln setup`" % group, "logs after teardown")
+    fails(kiln("logs", creds=creds_admin), "no log group %s yet (region us-east-1): run `kiln setup`" % group,
+          "logs after teardown")
 
 
 def case_logs_bad_input():
@@ -274,7 +275,7 @@ def case_logs_bad_input():
         os.remove(dotenv)
     fails(kiln("logs", creds=creds), "no deployment id: run `kiln setup`", "no deployment id")
     proc = kiln("logs", creds=creds, DEPLOYMENT_ID="kiln-nolog")
-    fails(proc, "no log group /kiln/kiln-nolog yet: run `kiln setup`", "no log group yet")
+    fails(proc, "no log group /kiln/kiln-nolog yet (region us-east-1): run `kiln setup`", "no log group yet")
     check(proc.stdout == "", "no partial output: %r" % proc.stdout)
     fails(kiln("logs", "--since", "yesterday", creds=creds, DEPLOYMENT_ID="kiln-nolog"), "--since yesterday", "bad --since", code=2)
     fails(kiln("logs", "--instance", "i-*", creds=creds, DEPLOYMENT_ID="kiln-nolog"), "--instance i-*", "bad --instance", code=2)
