@@ -1,7 +1,8 @@
 /* kiln logs: the enclave's output as the instances' CloudWatch agent shipped it to the log group
- * /kiln/<deployment id> (one stream per instance), read with CloudWatch Logs FilterLogEvents
- * (every page, throttling backed off). --follow polls and prints each event once (deduplicated by
- * event id over an overlap window, so late events are not lost and none repeats). */
+ * /kiln/<deployment id> (one stream per instance), read by the aws stage's "logs" action
+ * (FilterLogEvents, every page). --follow runs it again every few seconds from shortly before the
+ * newest event seen and prints each event once (deduplicated by event id over that overlap, so
+ * late events are not lost and none repeats); failed polls (throttling) slow the polls down. */
 #include <ctype.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -12,25 +13,20 @@
 
 #include <kiln/attestation.h>
 
-#include "cli.h"
-#include "client.h"
-#include "deploy.h"
-#include "util/buf.h"
+#include "aws_cli.h"
 
 #define DEFAULT_SINCE_MS (10LL * 60 * 1000)
 #define FOLLOW_POLL_S 2
 #define FOLLOW_MAX_POLL_S 60
+#define FOLLOW_MAX_FAILURES 5
 /* --follow asks again from this long before the newest event seen: the agent ships in batches
  * and instances' events interleave, so an event can land behind one already printed. */
 #define FOLLOW_OVERLAP_MS (60LL * 1000)
-#define MAX_PAGES 100000
 
 struct logs_args {
   int follow;
   int64_t since_ms; /* start time, ms since the epoch */
   const char *instance;
-  const char *region;
-  const char *profile;
 };
 
 static int64_t now_ms(void)
@@ -65,6 +61,7 @@ static int valid_stream(const char *s)
   return n > 0 && n <= 512 && !strpbrk(s, ":*") && !isspace((unsigned char)s[0]);
 }
 
+/* The command's own options (--region and --profile are left for kiln_aws_cli_option). */
 static int parse_args(struct kiln_cli *cli, struct logs_args *a)
 {
   memset(a, 0, sizeof *a);
@@ -91,10 +88,6 @@ static int parse_args(struct kiln_cli *cli, struct logs_args *a)
                             val);
     if (strcmp(arg, "--instance") == 0)
       a->instance = val;
-    else if (strcmp(arg, "--region") == 0)
-      a->region = val;
-    else if (strcmp(arg, "--profile") == 0)
-      a->profile = val;
   }
   return 0;
 }
@@ -170,9 +163,6 @@ static int seen_add(struct seen_set *s, char *id, int64_t t)
 
 struct reader {
   struct kiln_cli *cli;
-  struct kiln_aws_client *c;
-  const struct logs_args *args;
-  char group[64];
   struct seen_set seen;
   cJSON *collected; /* --json without --follow: every event, printed at the end */
   int64_t newest_ms;
@@ -181,13 +171,13 @@ struct reader {
 
 static void print_event(struct reader *r, const cJSON *e)
 {
-  const char *id = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(e, "eventId"));
-  const char *stream = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(e, "logStreamName"));
+  const char *id = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(e, "event_id"));
+  const char *stream = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(e, "instance"));
   const char *msg = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(e, "message"));
   const cJSON *ts = cJSON_GetObjectItemCaseSensitive(e, "timestamp");
-  int64_t t = cJSON_IsNumber(ts) ? (int64_t)ts->valuedouble : 0;
   char when[40];
-  kiln_attestation_format_time(t, when, sizeof when);
+  kiln_attestation_format_time(cJSON_IsNumber(ts) ? (int64_t)ts->valuedouble : 0, when,
+                               sizeof when);
   if (r->cli->json) {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "time", when);
@@ -212,95 +202,52 @@ static void print_event(struct reader *r, const cJSON *e)
   r->printed++;
 }
 
-static kiln_err client_error(struct reader *r, const struct kiln_aws_error_info *info,
-                             struct kiln_error *err)
+/* The events of one read not printed before, printed. */
+static int print_new(struct reader *r, const cJSON *meta)
 {
-  if (strcmp(info->code, "ResourceNotFoundException") == 0) {
-    kiln_error_clear(err);
-    return kiln_error_set(err, KILN_E_NOT_FOUND,
-                          "no log group %s yet (region %s): run `kiln setup` (it creates the "
-                          "group the instances ship the app's output to), then `kiln deploy`",
-                          r->group, kiln_aws_client_region(r->c));
+  const cJSON *e;
+  cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(meta, "events"))
+  {
+    const char *id = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(e, "event_id"));
+    const cJSON *ts = cJSON_GetObjectItemCaseSensitive(e, "timestamp");
+    int64_t t = cJSON_IsNumber(ts) ? (int64_t)ts->valuedouble : 0;
+    char *copy = id ? strdup(id) : NULL;
+    int fresh = copy ? seen_add(&r->seen, copy, t) : -1;
+    if (fresh < 0)
+      return kiln_cli_fail_msg(r->cli, KILN_E_NOMEM, "out of memory");
+    if (fresh)
+      print_event(r, e);
+    if (t > r->newest_ms)
+      r->newest_ms = t;
   }
-  if (err && err->code == KILN_E_AUTH)
-    return kiln_error_prefix(err,
-                             "these credentials may not read %s (the scoped deploy policy reads "
-                             "its own deployment's group; one from an older kiln lacks that "
-                             "statement: run `kiln update-policy` with admin credentials)",
-                             r->group);
-  return err ? err->code : KILN_E_REMOTE;
-}
-
-/* Every page of FilterLogEvents from start_ms on; each event not seen before is printed. */
-static kiln_err sweep(struct reader *r, int64_t start_ms, int *throttled, struct kiln_error *err)
-{
-  char *token = NULL;
-  kiln_err rc = KILN_OK;
-  *throttled = 0;
-  for (int page = 0; page < MAX_PAGES && rc == KILN_OK; page++) {
-    cJSON *body = cJSON_CreateObject(), *answer = NULL;
-    struct kiln_aws_error_info info;
-    cJSON_AddStringToObject(body, "logGroupName", r->group);
-    cJSON_AddNumberToObject(body, "startTime", (double)start_ms);
-    cJSON_AddBoolToObject(body, "interleaved", 1);
-    if (r->args->instance)
-      cJSON_AddItemToArray(cJSON_AddArrayToObject(body, "logStreamNames"),
-                           cJSON_CreateString(r->args->instance));
-    if (token)
-      cJSON_AddStringToObject(body, "nextToken", token);
-    rc = kiln_aws_json(r->c, "logs", "Logs_20140328.FilterLogEvents", body, &answer, &info, err);
-    cJSON_Delete(body);
-    if (rc != KILN_OK) {
-      *throttled = kiln_aws_retryable(info.http_status, info.code);
-      rc = *throttled && r->args->follow ? rc : client_error(r, &info, err);
-      break;
-    }
-    const cJSON *e;
-    cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(answer, "events"))
-    {
-      const char *id = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(e, "eventId"));
-      const cJSON *ts = cJSON_GetObjectItemCaseSensitive(e, "timestamp");
-      int64_t t = cJSON_IsNumber(ts) ? (int64_t)ts->valuedouble : 0;
-      char *copy = id ? strdup(id) : NULL;
-      int fresh = copy ? seen_add(&r->seen, copy, t) : -1;
-      if (fresh < 0) {
-        rc = kiln_error_set(err, KILN_E_NOMEM, "out of memory");
-        break;
-      }
-      if (fresh)
-        print_event(r, e);
-      if (t > r->newest_ms)
-        r->newest_ms = t;
-    }
-    const char *next = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(answer, "nextToken"));
-    int more = next && *next && (!token || strcmp(next, token) != 0);
-    free(token);
-    token = more ? strdup(next) : NULL;
-    cJSON_Delete(answer);
-    if (!more)
-      break;
-  }
-  free(token);
   fflush(stdout);
-  return rc;
+  return 0;
 }
 
-static void client_log(void *ctx, int level, const char *msg)
+/* One read by the aws stage from start_ms; its events printed. */
+static int read_once(struct reader *r, struct kiln *k, struct kiln_pipeline *p, int64_t start_ms,
+                     const cJSON **meta)
 {
-  kiln_log(ctx, (enum kiln_log_level)level, "%s", msg);
+  char value[32];
+  const struct kiln_artifact *d = NULL;
+  snprintf(value, sizeof value, "%lld", (long long)start_ms);
+  int code = kiln_aws_cli_set(r->cli, k, p, "logs_since_ms", value);
+  if (!code)
+    code = kiln_cli_run_pipeline(r->cli, k, p, "deployment", &d);
+  if (!code)
+    code = print_new(r, d->meta);
+  if (!code && meta)
+    *meta = d->meta;
+  return code;
 }
 
-static int client_cancelled(void *ctx)
-{
-  (void)ctx;
-  return kiln_cancelled();
-}
-
-/* Poll until Ctrl-C; throttling (after the client's own retries) slows the polls down. */
-static kiln_err follow(struct reader *r, struct kiln_error *err)
+/* Poll until Ctrl-C; a failed poll (throttling, after the client's own retries) slows the polls
+ * down, FOLLOW_MAX_FAILURES in a row end it. */
+static int follow(struct reader *r, struct kiln *k, struct kiln_pipeline *p, int64_t since_ms)
 {
   unsigned interval = FOLLOW_POLL_S;
-  int64_t start = r->args->since_ms;
+  int failures = 0;
+  int64_t start = since_ms;
   while (!kiln_cancelled()) {
     for (unsigned waited = 0; waited < interval * 10 && !kiln_cancelled(); waited++)
       usleep(100000);
@@ -309,41 +256,17 @@ static kiln_err follow(struct reader *r, struct kiln_error *err)
     if (r->newest_ms - FOLLOW_OVERLAP_MS > start) {
       start = r->newest_ms - FOLLOW_OVERLAP_MS;
       if (seen_rebuild(&r->seen, r->seen.cap, start) != 0)
-        return kiln_error_set(err, KILN_E_NOMEM, "out of memory");
+        return kiln_cli_fail_msg(r->cli, KILN_E_NOMEM, "out of memory");
     }
-    int throttled = 0;
-    kiln_err rc = sweep(r, start, &throttled, err);
-    if (rc != KILN_OK && !throttled)
-      return rc;
-    if (throttled) {
-      kiln_error_clear(err);
-      interval = interval * 2 > FOLLOW_MAX_POLL_S ? FOLLOW_MAX_POLL_S : interval * 2;
-    } else {
-      interval = FOLLOW_POLL_S;
-    }
+    int code = read_once(r, k, p, start, NULL);
+    if (code && (kiln_cancelled() || ++failures >= FOLLOW_MAX_FAILURES))
+      return code;
+    failures = code ? failures : 0;
+    interval = !code                            ? FOLLOW_POLL_S
+               : interval * 2 > FOLLOW_MAX_POLL_S ? FOLLOW_MAX_POLL_S
+                                                  : interval * 2;
   }
-  return kiln_error_set(err, KILN_E_CANCELLED, "interrupted");
-}
-
-/* The client, with --region/--profile over kiln.json /aws/region, and credentials now. */
-static kiln_err open_client(struct kiln *k, const struct logs_args *a, const char *config_region,
-                            struct kiln_aws_client **c, struct kiln_error *err)
-{
-  struct kiln_aws_client_options o = {.profile = a->profile,
-                                      .region = config_region,
-                                      .log = client_log,
-                                      .cancelled = client_cancelled,
-                                      .hook_ctx = k};
-  if (a->region && setenv("AWS_REGION", a->region, 1) != 0)
-    return kiln_error_set(err, KILN_E_NOMEM, "cannot set AWS_REGION");
-  kiln_err rc = kiln_aws_client_new(&o, c, err);
-  if (rc == KILN_OK)
-    rc = kiln_aws_client_credentials(*c, NULL, err);
-  if (rc == KILN_OK && !kiln_aws_client_region(*c))
-    rc = kiln_error_set(err, KILN_E_INVALID,
-                        "no AWS region: set AWS_REGION, \"region\" in the AWS profile, "
-                        "/aws/region in kiln.json, or --region");
-  return rc;
+  return kiln_cli_fail_msg(r->cli, KILN_E_CANCELLED, "interrupted");
 }
 
 int kiln_cmd_logs(struct kiln_cli *cli)
@@ -355,52 +278,48 @@ int kiln_cmd_logs(struct kiln_cli *cli)
   struct kiln *k = kiln_cli_open_app(cli, 0, &code);
   if (!k)
     return code;
-  struct kiln_deployment dep;
-  struct kiln_error e = KILN_ERROR_INIT;
-  struct reader r = {.cli = cli, .args = &a};
-  kiln_err rc = kiln_deployment_resolve(kiln_config(k), kiln_app_dir(k), &dep, &e);
-  if (rc == KILN_OK && !dep.id)
-    rc = kiln_error_set(&e, KILN_E_INVALID,
-                        "no deployment id: run `kiln setup` first (it writes DEPLOYMENT_ID to "
-                        "the app's .env), or set /aws/deployment_id in kiln.json or "
-                        "$KILN_DEPLOYMENT_ID");
-  if (rc == KILN_OK) {
-    snprintf(r.group, sizeof r.group, "/kiln/%s", dep.id);
-    rc = open_client(k, &a, dep.region, &r.c, &e);
+  struct kiln_aws_cli aws = {.action = "logs"};
+  struct kiln_pipeline *p = NULL;
+  struct reader r = {.cli = cli};
+  const cJSON *meta = NULL;
+  code = kiln_aws_cli_pipeline(cli, k, &aws, &p);
+  for (int i = 1; i < cli->argc && !code; i++) {
+    int taken = 0;
+    if (strcmp(cli->argv[i], "--region") == 0 || strcmp(cli->argv[i], "--profile") == 0)
+      code = kiln_aws_cli_option(cli, k, p, &aws, &i, &taken);
   }
-  if (rc == KILN_OK && cli->json && !a.follow)
+  if (!code && a.instance)
+    code = kiln_cli_set_string(cli, k, p, "aws", "logs_instance", a.instance);
+  if (!code && cli->json && !a.follow)
     r.collected = cJSON_CreateArray();
-  int throttled = 0;
-  if (rc == KILN_OK)
-    rc = sweep(&r, a.since_ms, &throttled, &e);
-  if (rc != KILN_OK && throttled) { /* --follow: the polls try again */
-    kiln_error_clear(&e);
-    rc = KILN_OK;
-  }
-  if (rc == KILN_OK && a.follow)
-    rc = follow(&r, &e);
-  if (rc == KILN_OK && r.collected) {
+  if (!code)
+    code = read_once(&r, k, p, a.since_ms, &meta);
+  if (!code && a.follow)
+    code = follow(&r, k, p, a.since_ms);
+  if (!code && r.collected) {
     char since[40];
     kiln_attestation_format_time(a.since_ms, since, sizeof since);
     cJSON *doc = cJSON_CreateObject();
-    cJSON_AddStringToObject(doc, "log_group", r.group);
-    cJSON_AddStringToObject(doc, "region", kiln_aws_client_region(r.c));
+    static const char *const keys[] = {"log_group", "deployment_id", "region"};
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+      const char *v = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(meta, keys[i]));
+      cJSON_AddStringToObject(doc, keys[i], v ? v : "");
+    }
     cJSON_AddStringToObject(doc, "since", since);
     if (a.instance)
       cJSON_AddStringToObject(doc, "instance", a.instance);
     cJSON_AddItemToObject(doc, "events", r.collected);
     r.collected = NULL;
     kiln_cli_print_json_ordered(doc);
-  } else if (rc == KILN_OK && !cli->json && r.printed == 0) {
-    kiln_log(k, KILN_LOG_INFO, "no events in %s%s%s since the start time", r.group,
+  } else if (!code && !cli->json && r.printed == 0) {
+    kiln_log(k, KILN_LOG_INFO, "no events in %s%s%s since the start time",
+             cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(meta, "log_group")),
              a.instance ? " from " : "", a.instance ? a.instance : "");
   }
-  code = rc == KILN_OK ? KILN_EXIT_OK : kiln_cli_fail_msg(cli, rc, "%s", kiln_error_msg(&e));
   cJSON_Delete(r.collected);
   seen_free(&r.seen);
-  kiln_aws_client_free(r.c);
-  kiln_deployment_clear(&dep);
-  kiln_error_clear(&e);
+  free(aws.eif_storage);
+  kiln_pipeline_free(p);
   kiln_free(k);
   return code;
 }

@@ -430,7 +430,8 @@ static const struct kiln_cli_doc docs[] = {
      "attestation document at http://<public address>:<port>/attestation with a fresh nonce\n"
      "(3 s timeout), verified like `kiln verify --attestation` against the PCRs recorded with the\n"
      "release the instance runs: \"attested: PCRs match build <EIF>\", or the failing check, or\n"
-     "\"unreachable\". --json adds them as \"attestation\": [{instance, address, attested, result,\n"
+     "\"unreachable\". --json adds them as \"attestation\": [{instance, address, attested, "
+     "result,\n"
      "failed_checks}].\n",
      status_options},
     {"logs", NULL,

@@ -16,7 +16,6 @@
 #include <kiln/enclave_runtime.h>
 
 #include "attest_fetch.h"
-#include "client.h"
 #include "util/buf.h"
 #include "util/fs.h"
 #include "util/hash.h"
@@ -59,67 +58,20 @@ static int pcrs_from_meta(const cJSON *meta, struct kiln_eif_pcrs *out)
   return 1;
 }
 
-/* One instance of DescribeInstances: address and the release tags the launch template gave it. */
-static void read_instance(const struct kiln_xml *item, struct instance *in)
+/* One of the status document's instance_details (the aws stage's DescribeInstances): its
+ * address and the release the launch template tagged it with. */
+static void read_instance(const cJSON *o, struct instance *in)
 {
-  copy(in->id, sizeof in->id, kiln_xml_text(item, "instanceId"));
-  const char *ip = kiln_xml_text(item, "ipAddress"), *dns = kiln_xml_text(item, "dnsName");
-  copy(in->address, sizeof in->address, ip && *ip ? ip : dns);
-  char *pcr[] = {in->pcrs.pcr0, in->pcrs.pcr1, in->pcrs.pcr2, in->pcrs.pcr8};
-  static const char *const pcr_tags[] = {"kiln:pcr0", "kiln:pcr1", "kiln:pcr2", "kiln:pcr8"};
-  int found = 0;
-  const struct kiln_xml *tags = kiln_xml_child(item, "tagSet");
-  for (const struct kiln_xml *t = tags ? kiln_xml_child(tags, "item") : NULL; t;
-       t = kiln_xml_next_same(t)) {
-    const char *key = kiln_xml_text(t, "key"), *value = kiln_xml_text(t, "value");
-    if (!key || !value)
-      continue;
-    if (strcmp(key, "kiln:eif-key") == 0)
-      copy(in->eif_key, sizeof in->eif_key, value);
-    for (int i = 0; i < 4; i++)
-      if (strcmp(key, pcr_tags[i]) == 0) {
-        copy(pcr[i], sizeof in->pcrs.pcr0, value);
-        found |= 1 << i;
-      }
-  }
-  in->has_pcrs = (found & 7) == 7;
+  const cJSON *m = cJSON_GetObjectItemCaseSensitive(o, "measurements");
+  copy(in->id, sizeof in->id, string_of(o, "id"));
+  copy(in->address, sizeof in->address, string_of(o, "public_address"));
+  copy(in->eif_key, sizeof in->eif_key, string_of(o, "eif_key"));
+  copy(in->pcrs.pcr0, sizeof in->pcrs.pcr0, string_of(m, "PCR0"));
+  copy(in->pcrs.pcr1, sizeof in->pcrs.pcr1, string_of(m, "PCR1"));
+  copy(in->pcrs.pcr2, sizeof in->pcrs.pcr2, string_of(m, "PCR2"));
+  copy(in->pcrs.pcr8, sizeof in->pcrs.pcr8, string_of(m, "PCR8"));
+  in->has_pcrs = in->pcrs.pcr0[0] && in->pcrs.pcr1[0] && in->pcrs.pcr2[0];
   in->pcrs.hash = KILN_EIF_SHA384;
-}
-
-/* The instances' addresses and releases, in the order status lists them. */
-static kiln_err describe_instances(const cJSON *meta, const cJSON *ids, struct instance *out,
-                                   size_t *n, struct kiln_error *err)
-{
-  struct kiln_aws_client_options o = {.region = string_of(meta, "region")};
-  struct kiln_aws_client *c = NULL;
-  struct kiln_aws_params p = {0};
-  struct kiln_xml *doc = NULL;
-  const cJSON *id;
-  size_t i = 0;
-  cJSON_ArrayForEach(id, ids)
-  {
-    char key[32];
-    if (!cJSON_IsString(id) || i >= *n)
-      continue;
-    snprintf(key, sizeof key, "InstanceId.%zu", ++i);
-    kiln_aws_params_add(&p, key, id->valuestring);
-  }
-  *n = 0;
-  kiln_err rc = kiln_aws_client_new(&o, &c, err);
-  if (rc == KILN_OK)
-    rc = kiln_aws_query(c, "ec2", "DescribeInstances", &p, &doc, NULL, err);
-  const struct kiln_xml *set = rc == KILN_OK ? kiln_xml_find(doc, "reservationSet") : NULL;
-  for (const struct kiln_xml *r = set ? kiln_xml_child(set, "item") : NULL; r && *n < i;
-       r = kiln_xml_next_same(r)) {
-    const struct kiln_xml *inst = kiln_xml_child(r, "instancesSet");
-    for (inst = inst ? kiln_xml_child(inst, "item") : NULL; inst && *n < i;
-         inst = kiln_xml_next_same(inst))
-      read_instance(inst, &out[(*n)++]);
-  }
-  kiln_xml_free(doc);
-  kiln_aws_params_clear(&p);
-  kiln_aws_client_free(c);
-  return rc;
 }
 
 static int64_t now_ms(void)
@@ -162,8 +114,8 @@ static cJSON *attest_one(const struct instance *in, unsigned port,
       kiln_buf_printf(&result, "not attested: parse: %s", kiln_error_msg(&e));
       cJSON_AddItemToArray(failed, cJSON_CreateString("parse"));
     } else {
-      struct kiln_attestation_policy policy = {
-          root, now_ms(), MAX_SKEW_MS, nonce, sizeof nonce, want, 0};
+      struct kiln_attestation_policy policy = {root, now_ms(), MAX_SKEW_MS, nonce, sizeof nonce,
+                                               want, 0};
       if (kiln_attestation_verify(doc, &policy, &report, &e) != KILN_OK) {
         kiln_buf_printf(&result, "not checked: %s", kiln_error_msg(&e));
       } else if (report.failures == 0) {
@@ -216,7 +168,7 @@ int kiln_status_attest(struct kiln_cli *cli, struct kiln *k, const char *root_fi
   struct kiln_enclave_runtime rt;
   struct kiln_error e = KILN_ERROR_INIT;
   struct kiln_attestation_root *root = NULL;
-  const cJSON *ids = cJSON_GetObjectItemCaseSensitive(meta, "instance_ids");
+  const cJSON *ids = cJSON_GetObjectItemCaseSensitive(meta, "instance_details"), *item;
   struct instance instances[16];
   size_t n = sizeof instances / sizeof instances[0];
   struct kiln_eif_pcrs deployed;
@@ -245,12 +197,12 @@ int kiln_status_attest(struct kiln_cli *cli, struct kiln *k, const char *root_fi
     return 0;
   }
   cJSON *list = cJSON_AddArrayToObject(meta, "attestation");
-  if (describe_instances(meta, ids, instances, &n, &e) != KILN_OK) {
-    char note[600];
-    snprintf(note, sizeof note, "not checked: the instances' addresses are unknown: %s",
-             kiln_error_msg(&e));
-    cJSON_AddStringToObject(meta, "attestation_note", note);
-    n = 0;
+  size_t max = n;
+  n = 0;
+  cJSON_ArrayForEach(item, ids)
+  {
+    if (n < max)
+      read_instance(item, &instances[n++]);
   }
   for (size_t i = 0; i < n; i++) {
     const struct kiln_eif_pcrs *want = instances[i].has_pcrs ? &instances[i].pcrs : &deployed;

@@ -9,7 +9,6 @@
 
 #define DEFAULT_RETENTION_DAYS 30
 
-
 struct log_group {
   char name[64];
   int exists;
@@ -149,8 +148,9 @@ static kiln_err group_ensure(struct kiln_walk *w, struct kiln_error *err)
     cJSON_AddNumberToObject(body, "retentionInDays", (double)days);
   rc = logs_call(w, "PutRetentionPolicy", body, NULL, NULL, NULL, err);
   if (rc != KILN_OK)
-    return kiln_error_prefix(err, "setting the retention of log group %s (/aws/log_retention_days "
-                                  "must be one of CloudWatch's values: 1, 3, 5, 7, 14, 30, 60, 90...)",
+    return kiln_error_prefix(err,
+                             "setting the retention of log group %s (/aws/log_retention_days "
+                             "must be one of CloudWatch's values: 1, 3, 5, 7, 14, 30, 60, 90...)",
                              g->name);
   g->retention_days = days;
   return KILN_OK;

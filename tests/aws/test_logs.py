@@ -280,7 +280,7 @@ def case_logs_bad_input():
     fails(kiln("logs", "--since", "yesterday", creds=creds, DEPLOYMENT_ID="kiln-nolog"), "--since yesterday", "bad --since", code=2)
     fails(kiln("logs", "--instance", "i-*", creds=creds, DEPLOYMENT_ID="kiln-nolog"), "--instance i-*", "bad --instance", code=2)
     fails(kiln("logs", creds={"AWS_ACCESS_KEY_ID": "AKIDNOSUCHKEY", "AWS_SECRET_ACCESS_KEY": "x"},
-               DEPLOYMENT_ID="kiln-nolog"), "CloudWatch Logs FilterLogEvents", "unknown credentials")
+               DEPLOYMENT_ID="kiln-nolog"), "InvalidClientTokenId", "unknown credentials")
 
 
 run_case(globals(), CASE, WORK)

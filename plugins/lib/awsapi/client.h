@@ -66,7 +66,7 @@ void kiln_aws_client_log(struct kiln_aws_client *c, int level, const char *fmt, 
 /* One request. The body is in memory (body/body_len) or read with pread from a file
  * (body_fd >= 0, body_offset, body_len), never both. */
 struct kiln_aws_request {
-  const char *service;   /* signing name and endpoint id: s3, ec2, iam, sts, autoscaling, ssm, logs */
+  const char *service;   /* signing name, endpoint id: s3 ec2 iam sts autoscaling ssm logs */
   const char *operation; /* for errors and logs: "UploadPart" */
   const char *method;
   const char *bucket; /* S3: the bucket; the client picks virtual-hosted or path-style */
