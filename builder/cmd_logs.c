@@ -262,7 +262,7 @@ static int follow(struct reader *r, struct kiln *k, struct kiln_pipeline *p, int
     if (code && (kiln_cancelled() || ++failures >= FOLLOW_MAX_FAILURES))
       return code;
     failures = code ? failures : 0;
-    interval = !code                            ? FOLLOW_POLL_S
+    interval = !code                              ? FOLLOW_POLL_S
                : interval * 2 > FOLLOW_MAX_POLL_S ? FOLLOW_MAX_POLL_S
                                                   : interval * 2;
   }

@@ -23,8 +23,8 @@ static void add_events(cJSON *events, const cJSON *answer)
     kiln_json_add_string(o, "event_id",
                          cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(e, "eventId")));
     cJSON_AddNumberToObject(o, "timestamp", cJSON_IsNumber(ts) ? ts->valuedouble : 0);
-    kiln_json_add_string(o, "instance", cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(
-                                            e, "logStreamName")));
+    kiln_json_add_string(
+        o, "instance", cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(e, "logStreamName")));
     kiln_json_add_string(o, "message",
                          cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(e, "message")));
     cJSON_AddItemToArray(events, o);
@@ -32,8 +32,7 @@ static void add_events(cJSON *events, const cJSON *answer)
 }
 
 static kiln_err explain(const char *group, const char *region,
-                        const struct kiln_aws_error_info *info, kiln_err rc,
-                        struct kiln_error *err)
+                        const struct kiln_aws_error_info *info, kiln_err rc, struct kiln_error *err)
 {
   if (strcmp(info->code, "ResourceNotFoundException") == 0) {
     kiln_error_clear(err);
