@@ -92,10 +92,10 @@ def case_install():
           "enables the allocator, kiln-host and the enclave units: %r" % calls)
     check("socat" not in open(script).read(), "no socat")
     agent = json.load(open(os.path.join(root, "opt/aws/amazon-cloudwatch-agent/etc/kiln-logs.json")))
-    files = agent["logs"]["logs_collected"]["files"]["collect_list"]
-    check(files == [{"file_path": "/var/log/kiln/app.log", "log_group_name": "/kiln/kiln-test",
+    collected = agent["logs"]["logs_collected"]["files"]["collect_list"]
+    check(collected == [{"file_path": "/var/log/kiln/app.log", "log_group_name": "/kiln/kiln-test",
                      "log_stream_name": "{instance_id}", "timezone": "UTC"}],
-          "the CloudWatch agent ships app.log to /kiln/<deployment id>, one stream per instance: %s" % files)
+          "the CloudWatch agent ships app.log to /kiln/<deployment id>, one stream per instance: %s" % collected)
     check("amazon-cloudwatch-agent-ctl -a fetch-config -m ec2 -s -c file:%s/opt/aws/amazon-cloudwatch-agent/etc/"
           "kiln-logs.json" % root in calls, "the agent is configured and started: %r" % calls)
     unit = open(os.path.join(root, "etc/systemd/system/kiln-enclave.service")).read()
