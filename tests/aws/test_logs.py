@@ -255,7 +255,9 @@ def case_logs_end_to_end():
           "update-policy adds the Logs statement: %s" % up.get("policy_changes"))
     role_now = policy_doc(iam.get_role_policy(RoleName=dep + "-instance", PolicyName="kiln-read-eifs")["PolicyDocument"])
     check(role_now == role, "update-policy restores the instance role's logs statement too")
-    ok(kiln("logs", "--since", "1h", "--instance", "i-0ddddddddddddddd4", creds=scoped), "kiln logs after update-policy")
+    proc = kiln("logs", "--since", "1h", "--instance", "i-0ddddddddddddddd4", "--json", creds=scoped)
+    check(len(ok(proc, "kiln logs after update-policy").get("events", [])) == 4, "readable again after update-policy")
+    print("kiln logs --since 1h --instance i-0ddddddddddddddd4 --json:\n" + proc.stdout)
 
     st = ok(kiln("status", "--json", creds=scoped), "status with the scoped credentials")
     check(st.get("log_group") == group, "status names the log group: %s" % st.get("log_group"))
