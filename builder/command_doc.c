@@ -174,6 +174,26 @@ static const struct kiln_cli_option deploy_options[] = {
 static const struct kiln_cli_option aws_options[] = {OPT_REGION, OPT_PROFILE, OPT_SET_STAGE,
                                                      END_OPTIONS};
 
+static const struct kiln_cli_option status_options[] = {
+    OPT_REGION,
+    OPT_PROFILE,
+    OPT_SET_STAGE,
+    {"--attestation-root", NULL, "CA.pem",
+     "tests and forensics only: trust this root instead of AWS's for the attestation lines "
+     "(announced)",
+     "file"},
+    END_OPTIONS};
+
+static const struct kiln_cli_option logs_options[] = {
+    {"--follow", "-f", NULL, "keep reading: poll for new events until Ctrl-C (each printed once)",
+     NULL},
+    {"--since", NULL, "WHEN",
+     "start at this duration before now (90s, 10m, 2h, 1d) or RFC 3339 time (default 10m)", NULL},
+    {"--instance", NULL, "ID", "only this instance's stream (its instance id)", NULL},
+    OPT_REGION,
+    OPT_PROFILE,
+    END_OPTIONS};
+
 static const struct kiln_cli_option teardown_options[] = {
     {"--yes", NULL, NULL, "do not ask (needed when stdin is not a terminal)", NULL},
     {"--delete-bucket", NULL, NULL, "also delete the EIF bucket and its EIFs", NULL},
@@ -417,8 +437,32 @@ static const struct kiln_cli_doc docs[] = {
     {"status", NULL,
      "Show the deployment's resources found by their tag: network, bucket, roles, the launch\n"
      "template's newest version, the Auto Scaling group's instances and refresh, the Elastic IP,\n"
-     "and incomplete multipart uploads in the bucket (left by interrupted uploads).\n",
-     aws_options},
+     "the log group, and incomplete multipart uploads in the bucket (left by interrupted\n"
+     "uploads).\n"
+     "\n"
+     "When kiln.json sets /enclave/attestation_port, each instance's enclave is asked for an\n"
+     "attestation document at http://<public address>:<port>/attestation with a fresh nonce\n"
+     "(3 s timeout), verified like `kiln verify --attestation` against the PCRs recorded with the\n"
+     "release the instance runs: \"attested: PCRs match build <EIF>\", or the failing check, or\n"
+     "\"unreachable\". --json adds them as \"attestation\": [{instance, address, attested, "
+     "result,\n"
+     "failed_checks}].\n",
+     status_options},
+    {"logs", NULL,
+     "Print the enclave's output (the app's stdout and stderr and kiln-init's lines, as kiln-host\n"
+     "writes them to /var/log/kiln/app.log on each instance) from the CloudWatch Logs group\n"
+     "/kiln/<deployment id>, where each instance's CloudWatch agent ships it (one stream per\n"
+     "instance id). One line per event: the instance id, then the record. Reads with the scoped\n"
+     "deploy credentials (their policy may read this group only); a deployment set up by an\n"
+     "older kiln needs `kiln setup` (creates the group) and `kiln update-policy` once.\n"
+     "--follow polls every 2 s (slower while CloudWatch throttles) and never prints an event\n"
+     "twice. --json prints {log_group, since, events: [{time, instance, message, event_id}]};\n"
+     "with --follow, one such event object per line.\n"
+     "\n"
+     "Examples:\n"
+     "  kiln logs --since 1h\n"
+     "  kiln logs --follow --instance i-0123456789abcdef0\n",
+     logs_options},
     {"update-policy", NULL,
      "Render the deploy user's tag-scoped policy from share/policies for the existing deployment\n"
      "(DEPLOYMENT_ID / VPC_ID from the environment, .env or kiln.json), show the difference to\n"

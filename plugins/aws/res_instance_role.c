@@ -73,8 +73,9 @@ kiln_err kiln_iam_ensure_instance_role(struct kiln_awsenv *env, struct kiln_iam 
     rc = kiln_iam_render(env, "policies/instance-role-policy.json.tmpl", &doc_text, err);
   if (rc == KILN_OK && !same_document(iam->instance_policy, doc_text)) {
     kiln_awsenv_announce(env, "update", env->names.instance_role,
-                         "inline policy " INSTANCE_POLICY_NAME ": read EIFs from %s",
-                         env->names.bucket);
+                         "inline policy " INSTANCE_POLICY_NAME
+                         ": read EIFs from %s, ship the app's log to /kiln/%s",
+                         env->names.bucket, env->dep.id);
     {
       kiln_aws_params_add(&p, "RoleName", env->names.instance_role);
       kiln_aws_params_add(&p, "PolicyName", INSTANCE_POLICY_NAME);

@@ -65,7 +65,8 @@ struct kiln_aws_resource {
 extern const struct kiln_aws_resource *const kiln_aws_resources[];
 extern const struct kiln_aws_resource kiln_res_bucket, kiln_res_vpc, kiln_res_subnets,
     kiln_res_routes, kiln_res_security_group, kiln_res_instance_role, kiln_res_deploy_user,
-    kiln_res_ci_role, kiln_res_launch_template, kiln_res_asg, kiln_res_eip;
+    kiln_res_ci_role, kiln_res_launch_template, kiln_res_asg, kiln_res_eip, kiln_res_log_group,
+    kiln_res_instances;
 
 /* Index of a resource in the table (for w->state), or -1. */
 int kiln_aws_resource_index(const struct kiln_aws_resource *r);

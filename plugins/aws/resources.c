@@ -19,7 +19,9 @@ const struct kiln_aws_resource *const kiln_aws_resources[] = {
     &kiln_res_instance_role,   /* res_instance_role.c: instance role, policy and profile */
     &kiln_res_launch_template, /* res_launch_template.c: the launch template */
     &kiln_res_asg,             /* res_asg.c: the Auto Scaling group and its instances */
+    &kiln_res_instances,       /* res_instances.c: status: each instance's address and release */
     &kiln_res_eip,             /* res_eip.c: the Elastic IP */
+    &kiln_res_log_group,       /* res_log_group.c: the CloudWatch Logs group of the app's output */
     /* the deploy policy names the network and launch template above: rendered after them */
     &kiln_res_deploy_user, /* res_deploy_user.c: scoped deploy user, policy, access key */
     &kiln_res_ci_role,     /* res_ci_role.c: the CI systems' OIDC deploy role */

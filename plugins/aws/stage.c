@@ -11,8 +11,9 @@
 #include <kiln/plugin.h>
 
 #include "iam.h"
-#include "resource.h"
 #include "host_hooks.h"
+#include "logs.h"
+#include "resource.h"
 #include "s3.h"
 #include "util/buf.h"
 #include "util/fs.h"
@@ -493,6 +494,14 @@ static kiln_err do_teardown(struct stage_env *s, struct kiln_awsenv *env, cJSON 
   return rc;
 }
 
+/* `kiln logs`: the log group's events from a start time (logs.c); --follow runs it again. */
+static kiln_err do_logs(struct stage_env *s, struct kiln_awsenv *env, cJSON **meta,
+                        struct kiln_error *err)
+{
+  *meta = identity_json(env);
+  return kiln_logs_read(env, s->host->options(s->ctx), *meta, err);
+}
+
 /* `kiln setup` runs this first: setup's checks, then the deployment id, a new one when none is
  * set ("new_deployment_id"), which the CLI records in .env before the real setup creates
  * anything. */
@@ -532,6 +541,7 @@ static const struct aws_action {
     {"update-policy", do_update_policy, 1},
     {"teardown", do_teardown, 1},
     {"policy", do_policy, 0},
+    {"logs", do_logs, 1},
     {NULL, NULL, 0},
 };
 

@@ -5,7 +5,8 @@ it fetches and checks the EIF and kiln-host (the real static binary, which valid
 configuration), writes host.conf, allocator.yaml and the two systemd units and enables them; a
 second run installs nothing; a wrong digest stops it with nothing enabled; the enclave runner
 restarts nothing itself, exits when the enclave is gone, and after more than 5 starts in 10
-minutes reports its instance Unhealthy.
+minutes reports its instance Unhealthy; the CloudWatch agent is installed, configured for
+/var/log/kiln/app.log -> /kiln/<deployment id> (stream = instance id) and started.
 
 Usage: userdata_stub.py RENDER_USERDATA SHARE_DIR KILN_HOST_STATIC CASE"""
 import hashlib
@@ -32,6 +33,8 @@ case "$(basename "$0") $*" in
   "nitro-cli describe-enclaves"*)
     n=$(cat "$STUB_DIR/running" 2>/dev/null || echo 0)
     if [ "$n" -gt 0 ]; then echo $((n - 1)) > "$STUB_DIR/running"; echo '[{"State": "RUNNING"}]'; else echo '[]'; fi ;;
+  "dnf install "*amazon-cloudwatch-agent*)
+    install -D -m 0755 "$0" "$KILN_ROOT/opt/aws/amazon-cloudwatch-agent/bin/amazon-cloudwatch-agent-ctl" ;;
   "curl "*) case "$*" in *api/token*) echo token ;; *instance-id*) echo i-0123456789abcdef0 ;; esac ;;
 esac
 exit 0
@@ -88,6 +91,13 @@ def case_install():
     check("systemctl enable --now nitro-enclaves-allocator.service kiln-host.service kiln-enclave.service" in calls,
           "enables the allocator, kiln-host and the enclave units: %r" % calls)
     check("socat" not in open(script).read(), "no socat")
+    agent = json.load(open(os.path.join(root, "opt/aws/amazon-cloudwatch-agent/etc/kiln-logs.json")))
+    collected = agent["logs"]["logs_collected"]["files"]["collect_list"]
+    check(collected == [{"file_path": "/var/log/kiln/app.log", "log_group_name": "/kiln/kiln-test",
+                     "log_stream_name": "{instance_id}", "timezone": "UTC"}],
+          "the CloudWatch agent ships app.log to /kiln/<deployment id>, one stream per instance: %s" % collected)
+    check("amazon-cloudwatch-agent-ctl -a fetch-config -m ec2 -s -c file:%s/opt/aws/amazon-cloudwatch-agent/etc/"
+          "kiln-logs.json" % root in calls, "the agent is configured and started: %r" % calls)
     unit = open(os.path.join(root, "etc/systemd/system/kiln-enclave.service")).read()
     check("ExecStart=/opt/kiln/kiln-enclave-run" in unit and "Restart=always" in unit and
           "WantedBy=multi-user.target" in unit, "kiln-enclave.service restarts and starts at boot")

@@ -582,7 +582,57 @@ def opt_deploy(o):
 
 
 def opt_status(o):
-    opt_aws_common("status", o)
+    if o != "--attestation-root":
+        return opt_aws_common("status", o)
+    ca = attestlib.TestCA(path("status-ca"))
+    r = kiln("status", o, ca.path("root.pem"), "--json", env=aws_env()).expect(0, "status " + o)
+    check("trust anchor: %s, not the AWS Nitro root" % ca.path("root.pem") in r.err,
+          "status --attestation-root announces the replaced anchor: %s" % r.err[-500:])
+    r = kiln("status", o, path("no-such-root.pem"), "--json", env=aws_env()).expect(1, "status " + o + " missing")
+    check("no-such-root.pem" in r.out + r.err, "a missing anchor is named: %s" % (r.out + r.err)[-500:])
+
+
+def _logs_put(stream, events):
+    """Events into the flags app's log group, as an instance's agent would."""
+    dep = [l.split("=", 1)[1].strip() for l in open(path("app/.env")) if l.startswith("DEPLOYMENT_ID=")][-1]
+    logs = boto("logs")
+    try:
+        logs.create_log_stream(logGroupName="/kiln/" + dep, logStreamName=stream)
+    except logs.exceptions.ResourceAlreadyExistsException:
+        pass
+    logs.put_log_events(logGroupName="/kiln/" + dep, logStreamName=stream,
+                        logEvents=[{"timestamp": t, "message": m} for t, m in events])
+
+
+def opt_logs(o):
+    now = int(time.time() * 1000)
+    if o in ("--region", "--profile"):
+        return opt_aws_common("logs", o)
+    if o == "--since":
+        _logs_put("i-0f1a9000000000001", [(now - 30 * 60 * 1000, "half an hour ago")])
+        r = kiln("logs", o, "1h", "--json", env=aws_env()).expect(0, "logs --since 1h")
+        check("half an hour ago" in [e["message"] for e in (r.doc or {}).get("events", [])], "--since 1h reaches back")
+        r = kiln("logs", o, "10m", "--json", env=aws_env()).expect(0, "logs --since 10m")
+        check("half an hour ago" not in r.out, "--since 10m does not: %s" % r.out[-300:])
+    elif o == "--instance":
+        _logs_put("i-0f1a9000000000002", [(now, "from two")])
+        _logs_put("i-0f1a9000000000003", [(now, "from three")])
+        r = kiln("logs", o, "i-0f1a9000000000003", "--json", env=aws_env()).expect(0, "logs --instance")
+        check([e["message"] for e in (r.doc or {}).get("events", [])] == ["from three"], "--instance: %s" % r.out)
+    else:  # --follow, -f
+        e = {k: v for k, v in os.environ.items() if not k.startswith("AWS_") and k != "DEPLOYMENT_ID"}
+        e.update(KILN_CACHE_DIR=path("cache"), NO_COLOR="1", HOME=path("home"), **aws_env())
+        stream = "i-0f1a900000000000%d" % (5 if o == "-f" else 4)
+        p = subprocess.Popen([KILN, "logs", o, "--instance", stream], env=e, cwd=path("app"),
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        time.sleep(1)
+        _logs_put(stream, [(int(time.time() * 1000), "followed " + o)])
+        import select
+        line = p.stdout.readline() if select.select([p.stdout], [], [], 40)[0] else ""
+        p.send_signal(2)
+        p.communicate(timeout=30)
+        check(line.strip() == stream + " followed " + o and p.returncode == 130,
+              "logs %s prints the new event and ends on Ctrl-C: %r, exit %s" % (o, line, p.returncode))
 
 
 def opt_update_policy(o):
@@ -633,6 +683,7 @@ CASES = [("build", opt_build_output, ["--output"]), ("build", opt_build_set, ["-
          ("diff", opt_diff, None), ("run-local", opt_run_local, None),
          ("help", opt_help, None), ("upload", opt_upload, None), ("setup", opt_setup, None),
          ("deploy", opt_deploy, None), ("plan", opt_plan, None), ("status", opt_status, None),
+         ("logs", opt_logs, None),
          ("update-policy", opt_update_policy, None), ("teardown", opt_teardown, None)]
 
 

@@ -16,10 +16,12 @@ import re
 import sys
 
 OPERATION = re.compile(
-    r'"((?:AmazonSSM\.)?(?:Abort|Add|Allocate|Assume|Associate|Attach|Authorize|Cancel|Complete|Create|Delete|'
+    r'"((?:AmazonSSM\.|Logs_20140328\.)?(?:Abort|Add|Allocate|Assume|Associate|Attach|Authorize|Cancel|Complete|Create|Delete|'
     r'Deregister|Describe|Detach|Disassociate|Filter|Get|Head|List|Modify|Put|Reboot|Register|Release|Remove|'
     r'Revoke|Run|Set|Start|Stop|Tag|Terminate|Untag|Update|Upload)[A-Z][A-Za-z]+)"')
 USERDATA_CALL = re.compile(r'\baws\b(?:\s+--region\s+\S+)?\s+([a-z0-9-]+)\s+([a-z][a-z-]+)')
+# The CloudWatch agent the user data starts: it calls CloudWatch Logs as the instance role.
+USERDATA_AGENT = re.compile(r'\b(amazon-cloudwatch-agent)-ctl\b')
 
 
 def scan(root):
@@ -34,6 +36,9 @@ def scan(root):
         with open(path, encoding="utf-8") as f:
             for m in USERDATA_CALL.finditer(f.read()):
                 found.setdefault("aws %s %s" % m.groups(), set()).add(os.path.relpath(path, root))
+            f.seek(0)
+            for m in USERDATA_AGENT.finditer(f.read()):
+                found.setdefault(m.group(1), set()).add(os.path.relpath(path, root))
     return found
 
 

@@ -357,8 +357,9 @@ kiln_err kiln_aws_json(struct kiln_aws_client *c, const char *service, const cha
   req.body_len = strlen(text);
   kiln_err rc = kiln_aws_send(c, &req, &resp, info, err);
   free(text);
-  if (rc == KILN_OK) {
-    *out = cJSON_ParseWithLength(resp.body.data ? resp.body.data : "", resp.body.len);
+  if (rc == KILN_OK) { /* operations without output answer with an empty body */
+    *out = resp.body.len == 0 ? cJSON_CreateObject()
+                              : cJSON_ParseWithLength(resp.body.data, resp.body.len);
     if (!*out)
       rc = kiln_error_set(err, KILN_E_REMOTE, "%s %s: the answer is not JSON",
                           kiln_aws_service_title(service), operation);

@@ -66,7 +66,7 @@ void kiln_aws_client_log(struct kiln_aws_client *c, int level, const char *fmt, 
 /* One request. The body is in memory (body/body_len) or read with pread from a file
  * (body_fd >= 0, body_offset, body_len), never both. */
 struct kiln_aws_request {
-  const char *service;   /* signing name and endpoint id: s3, ec2, iam, sts, autoscaling, ssm */
+  const char *service;   /* signing name, endpoint id: s3 ec2 iam sts autoscaling ssm logs */
   const char *operation; /* for errors and logs: "UploadPart" */
   const char *method;
   const char *bucket; /* S3: the bucket; the client picks virtual-hosted or path-style */
@@ -144,7 +144,8 @@ KILN_MUST_CHECK kiln_err kiln_aws_query(struct kiln_aws_client *c, const char *s
                                         const char *action, const struct kiln_aws_params *params,
                                         struct kiln_xml **out, struct kiln_aws_error_info *info,
                                         struct kiln_error *err);
-/* JSON protocol 1.1 (SSM): X-Amz-Target = target, body JSON; the parsed answer (caller frees). */
+/* JSON protocol 1.1 (SSM, CloudWatch Logs): X-Amz-Target = target, body JSON; the parsed answer
+ * (an empty object for an empty body; caller frees). */
 KILN_MUST_CHECK kiln_err kiln_aws_json(struct kiln_aws_client *c, const char *service,
                                        const char *target, const cJSON *body, cJSON **out,
                                        struct kiln_aws_error_info *info, struct kiln_error *err);

@@ -21,6 +21,7 @@ static const struct {
     {"sts", "STS", "sts", "STS"},
     {"autoscaling", "AUTO_SCALING", "auto_scaling", "Auto Scaling"},
     {"ssm", "SSM", "ssm", "SSM"},
+    {"logs", "CLOUDWATCH_LOGS", "cloudwatch_logs", "CloudWatch Logs"},
 };
 
 const char *kiln_aws_service_title(const char *service)
