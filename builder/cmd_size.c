@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "aws_cli.h"
 #include "cli.h"
 
 static void print_human(const cJSON *m)
@@ -75,7 +76,7 @@ int kiln_cmd_size(struct kiln_cli *cli)
       code = kiln_cli_set_string(cli, k, p, "size", a + 2, v);
       i++;
     } else if (strcmp(a, "--eif") == 0) {
-      code = kiln_cli_add_input(cli, k, p, "--eif", "eif", v);
+      code = kiln_aws_cli_add_eif(cli, k, p, v); /* its header's architecture included */
       i++;
     } else {
       code = kiln_cli_usage(cli, "unexpected argument \"%s\"", a);
