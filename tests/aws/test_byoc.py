@@ -562,6 +562,7 @@ def case_aarch64_deploy():
     real = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(KILN))), "lib", "kiln")
     lib = os.path.join(WORK, "lib")
     os.makedirs(os.path.join(lib, "aarch64"))
+    os.symlink(os.path.join(real, "plugins"), os.path.join(lib, "plugins"))
     for name in ("kiln-host", "aarch64/kiln-host"):
         src = os.path.join(real, name)
         data = open(src, "rb").read() if os.path.exists(src) else b"stand-in aarch64 kiln-host\n"
