@@ -105,8 +105,8 @@ static const struct kiln_cli_option sign_options[] = {
 
 static const struct kiln_cli_option image_options[] = {
     {"--output", "-o", "FILE", "where to write the cpio (default rootfs.cpio)", "file"},
-    {"--platform", NULL, "OS/ARCH", "which image of a multi-platform index (default: kiln.json /arch's)",
-     NULL},
+    {"--platform", NULL, "OS/ARCH",
+     "which image of a multi-platform index (default: kiln.json /arch's)", NULL},
     {"--cmd-mode", NULL, "MODE", "docker (ENTRYPOINT + CMD) or nitro-cli (CMD else ENTRYPOINT)",
      "docker nitro-cli"},
     {"--insecure-registry", NULL, "HOST", "allow plain HTTP to this registry, repeatable", NULL},

@@ -50,14 +50,13 @@ kiln_err kiln_offerings_enclave_type(struct kiln_awsenv *env, const char **type,
         *type = types[i];
   kiln_xml_free(doc);
   if (rc == KILN_OK && !*type)
-    rc = kiln_error_set(err, KILN_E_UNSUPPORTED,
-                        "region %s offers none of the Nitro Enclave-capable %s instance types "
-                        "(%s): set AWS_REGION or /aws/region in kiln.json to a region that does; "
-                        "nothing was created",
-                        env->dep.region ? env->dep.region : "(default)",
-                        aarch64 ? "Graviton" : "x86_64",
-                        aarch64 ? "m6g, c6g, m7g, c7g, r6g"
-                                : "m5, c5, m6i, c6i, m6a, c6a, m7i, c7i, r5, m5a");
+    rc = kiln_error_set(
+        err, KILN_E_UNSUPPORTED,
+        "region %s offers none of the Nitro Enclave-capable %s instance types "
+        "(%s): set AWS_REGION or /aws/region in kiln.json to a region that does; "
+        "nothing was created",
+        env->dep.region ? env->dep.region : "(default)", aarch64 ? "Graviton" : "x86_64",
+        aarch64 ? "m6g, c6g, m7g, c7g, r6g" : "m5, c5, m6i, c6i, m6a, c6a, m7i, c7i, r5, m5a");
   return rc;
 }
 

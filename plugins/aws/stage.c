@@ -91,7 +91,8 @@ static kiln_err kiln_host_of(struct stage_env *s, const struct kiln_artifact *ob
   static char sha[KILN_SHA256_HEX_LEN + 1];
   const cJSON *arch = cJSON_GetObjectItemCaseSensitive(s->host->config(s->ctx), "arch");
   int aarch64 = cJSON_IsString(arch) && strcmp(arch->valuestring, "aarch64") == 0;
-  char *path = kiln_path_join(s->host->lib_dir(s->ctx), aarch64 ? "aarch64/kiln-host" : "kiln-host");
+  char *path =
+      kiln_path_join(s->host->lib_dir(s->ctx), aarch64 ? "aarch64/kiln-host" : "kiln-host");
   kiln_err rc = path ? kiln_sha256_file(path, sha, NULL, err) : KILN_E_NOMEM;
   free(path);
   if (rc)

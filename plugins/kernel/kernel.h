@@ -28,7 +28,8 @@ struct kernel_arch {
   const char *cmdline;       /* nitro-cli's default command line for this arch */
 };
 /* The architecture of this build (host->config /arch; x86_64 when unset). */
-const struct kernel_arch *kiln_kernel_arch(struct kiln_stage_ctx *ctx, const struct kiln_host *host);
+const struct kernel_arch *kiln_kernel_arch(struct kiln_stage_ctx *ctx,
+                                           const struct kiln_host *host);
 
 /* Pinned Debian 12 packages (a newer pin is a change to this file, reviewed like code). */
 #define KILN_DEBIAN_KERNEL_VERSION "6.12.117+deb12"

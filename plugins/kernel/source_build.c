@@ -99,8 +99,7 @@ static kiln_err untar(const char *tarball, const char *dir, struct kiln_error *e
     size_t nl = name ? strlen(name) : 0;
     if (!name || name[0] == '/' || strcmp(name, "..") == 0 || strncmp(name, "../", 3) == 0 ||
         strstr(name, "/../") || (nl >= 3 && strcmp(name + nl - 3, "/..") == 0)) {
-      rc = kiln_error_set(err, KILN_E_INVALID, "%s: unsafe path \"%s\"", tarball,
-                          name ? name : "");
+      rc = kiln_error_set(err, KILN_E_INVALID, "%s: unsafe path \"%s\"", tarball, name ? name : "");
       goto out;
     }
     struct kiln_buf p = KILN_BUF_INIT;
@@ -185,17 +184,21 @@ static kiln_err run_make(struct kiln_stage_ctx *ctx, const struct kiln_host *hos
   if (killed)
     return kiln_error_set(err, KILN_E_CANCELLED, "kernel build interrupted");
   if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-    return kiln_error_set(err, KILN_E_INVALID, "%s the kernel failed (%s %s exited with %d; its "
-                          "errors are above)", what, argv[0], argv[1] ? argv[1] : "",
+    return kiln_error_set(err, KILN_E_INVALID,
+                          "%s the kernel failed (%s %s exited with %d; its "
+                          "errors are above)",
+                          what, argv[0], argv[1] ? argv[1] : "",
                           WIFEXITED(status) ? WEXITSTATUS(status) : -1);
   return KILN_OK;
 }
 
 /* Options an enclave cannot boot or be reached without: dropping one is an error. */
 static const char *const essential_options[] = {
-    "CONFIG_VIRTIO_MMIO=y", "CONFIG_VIRTIO_MMIO_CMDLINE_DEVICES=y", "CONFIG_VSOCKETS=y",
-    "CONFIG_VIRTIO_VSOCKETS=y", "CONFIG_NSM=y", "CONFIG_BLK_DEV_INITRD=y", "CONFIG_DEVTMPFS=y",
-    "CONFIG_SERIAL_8250_CONSOLE=y", "CONFIG_BINFMT_ELF=y", NULL};
+    "CONFIG_VIRTIO_MMIO=y", "CONFIG_VIRTIO_MMIO_CMDLINE_DEVICES=y",
+    "CONFIG_VSOCKETS=y",    "CONFIG_VIRTIO_VSOCKETS=y",
+    "CONFIG_NSM=y",         "CONFIG_BLK_DEV_INITRD=y",
+    "CONFIG_DEVTMPFS=y",    "CONFIG_SERIAL_8250_CONSOLE=y",
+    "CONFIG_BINFMT_ELF=y",  NULL};
 
 /* Compare the fragment with the final .config: essential options must survive olddefconfig;
  * others that did not (menus, renamed symbols) are reported as warnings. */
@@ -310,8 +313,7 @@ kiln_err kiln_kernel_debian_build(struct kiln_stage_ctx *ctx, const struct kiln_
     free(order);
   }
   if (rc) {
-    rc = host->fail(ctx, rc, "kernel debian-build:6.12: %s",
-                    kiln_error_msg(&err));
+    rc = host->fail(ctx, rc, "kernel debian-build:6.12: %s", kiln_error_msg(&err));
   } else {
     r->package = cJSON_CreateObject();
     cJSON_AddStringToObject(r->package, "name", KILN_DEBIAN_SOURCE_PACKAGE);

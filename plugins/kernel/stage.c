@@ -1,5 +1,6 @@
-/* The kernel stage: an enclave kernel artifact (bzImage or arm64 Image, config, cmdline, modules + load order)
- * from debian-build:6.12 (default: compiled with kiln's config), debian-cloud:6.12 or blobs:DIR. */
+/* The kernel stage: an enclave kernel artifact (bzImage or arm64 Image, config, cmdline, modules +
+ * load order) from debian-build:6.12 (default: compiled with kiln's config), debian-cloud:6.12 or
+ * blobs:DIR. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
