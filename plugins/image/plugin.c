@@ -90,7 +90,9 @@ static const char *arch_name(const char *platform)
 }
 
 /* The platform to select: /image/platform, else the one of kiln.json /arch (linux/amd64 when
- * unset). NULL (with the stage failed) when /image/platform contradicts /arch. */
+ * unset). NULL (with the stage failed) when /image/platform contradicts an /arch set in kiln.json
+ * (without /arch, `kiln image --platform` picks any variant; the eif stage then checks that the
+ * kernel and the image agree). */
 static const char *wanted_platform(struct kiln_stage_ctx *ctx, const struct kiln_host *host,
                                    const cJSON *opts)
 {
@@ -100,7 +102,7 @@ static const char *wanted_platform(struct kiln_stage_ctx *ctx, const struct kiln
   if (!platform)
     return strcmp(arch, "aarch64") == 0 ? "linux/arm64" : "linux/amd64";
   const char *platform_arch = arch_name(platform);
-  if (platform_arch && strcmp(platform_arch, arch) != 0) {
+  if (cJSON_IsString(a) && platform_arch && strcmp(platform_arch, arch) != 0) {
     host->fail(ctx, KILN_E_INVALID,
                "/image/platform \"%s\" is %s, but /arch is %s; drop /image/platform (it follows "
                "/arch) or make the two agree",
