@@ -117,8 +117,11 @@ def case_sizing():
                                             "instance-types.json")))
     graviton = sorted({t["family"] for t in catalogue["instance_types"] if t["arch"] == "aarch64"})
     check({"c6g", "c7g", "m6g", "m7g", "r6g"} <= set(graviton), "the catalogue has the Graviton families: %s" % graviton)
-    rows = [(2, 1024), (2, 4096), (4, 8192), (8, 30720)]
-    for cpus, mem in rows:
+    # the seed table's rows (tests/cli: m5.xlarge .. m5.8xlarge) on Graviton: no SMT, so the
+    # parent keeps 1 vCPU and 2 GiB; the same sizes fit the same-sized m6g types
+    rows = [(2, 14 * 1024, "m6g.xlarge"), (6, 30 * 1024, "m6g.2xlarge"), (14, 62 * 1024, "m6g.4xlarge"),
+            (30, 126 * 1024, "m6g.8xlarge")]
+    for cpus, mem, want in rows:
         a = kiln("size", "--cpus", str(cpus), "--memory", str(mem), "--arch", "aarch64", "--json")
         x = kiln("size", "--cpus", str(cpus), "--memory", str(mem), "--family", "m5", "--json")
         check(a.returncode == 0 and x.returncode == 0, "size %d CPUs %d MiB: %s %s" % (cpus, mem, a.stderr, x.stderr))
@@ -128,9 +131,14 @@ def case_sizing():
         print("%d CPUs %5d MiB: aarch64 %-12s $%.4f/h  vs m5 %-12s $%.4f/h" % (
             cpus, mem, da["instance_type"], da["price_per_hour_usd"], dx["instance_type"], dx["price_per_hour_usd"]))
         check(da["arch"] == "aarch64" and da["family"] in graviton, "only Graviton types for aarch64: %s" % da)
+        check(da["instance_type"] == want, "%d CPUs / %d MiB -> %s, got %s" % (cpus, mem, want, da["instance_type"]))
+        check(da["price_per_hour_usd"] < dx["price_per_hour_usd"], "Graviton is cheaper than m5 here")
         # no SMT on Graviton: the enclave keeps the CPUs asked for, the parent keeps 1 vCPU
         check(da["enclave"]["cpus"] == cpus, "aarch64 enclave CPUs are not rounded to cores: %s" % da["enclave"])
         check(da["vcpus"] >= cpus + 1, "the parent keeps one vCPU: %s" % da)
+    # an odd CPU count is not rounded up on Graviton (x86 rounds 3 to 4)
+    p = kiln("size", "--cpus", "3", "--memory", "4096", "--arch", "aarch64", "--json")
+    check(p.returncode == 0 and json.loads(p.stdout)["enclave"]["cpus"] == 3, "3 CPUs stay 3 on aarch64: %s" % p.stdout[:300])
     p = kiln("size", "--cpus", "2", "--memory", "1024", "--arch", "aarch64", "--family", "m5")
     check(p.returncode == 1 and "m5" in p.stderr and "aarch64" in p.stderr,
           "an x86-only family for aarch64 is refused: %s" % p.stderr)
