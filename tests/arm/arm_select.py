@@ -6,7 +6,7 @@ contradicts /arch; `kiln size` offers only types of the EIF's architecture (the 
 refuses an x86-only family for an aarch64 EIF; a prebuilt --eif of another architecture than
 kiln.json's /arch is refused.
 
-Usage: arm_select.py KILN CASE    (CASE: multi_arch_index, sizing, eif_mismatch)
+Usage: arm_select.py KILN CASE    (CASE: multi_arch_index, sizing, eif_mismatch, blobs_reproducible)
 """
 import hashlib
 import io
@@ -69,8 +69,8 @@ def layout(name, arches):
     return d
 
 
-def app_with(name, **cfg):
-    d = os.path.join(work, name)
+def app_with(dirname, **cfg):
+    d = os.path.join(work, dirname)
     os.makedirs(d, exist_ok=True)
     json.dump(cfg, open(os.path.join(d, "kiln.json"), "w"))
     return d
@@ -176,6 +176,40 @@ def case_eif_mismatch():
     check(p.returncode == 1 and "aarch64" in msg and "/arch" in msg,
           "--eif of another architecture than /arch is refused: %s" % p.stdout)
     check("instance_type" not in doc, "no sizing for the refused EIF: %s" % doc)
+
+
+def case_blobs_reproducible():
+    """`kiln build --arch aarch64` with a blobs:DIR kernel (Image, Image.config, cmdline), in two
+    directories with separate caches: byte-identical EIFs marked aarch64, with the cross-built
+    kiln-init and kiln-agent in the bootstrap ramdisk (the compiled kernel: arm_build.py)."""
+    docs = []
+    for n, name in enumerate(("one", "two/deeper")):
+        app = app_with(name, name="app", image="dir:rootfs", enclave={"cmd": ["/bin/app"]},
+                       kernel={"source": "blobs:blobs"})
+        os.makedirs(os.path.join(app, "rootfs/bin"))
+        open(os.path.join(app, "rootfs/bin/app"), "w").write("#!/bin/sh\necho hi\n")
+        os.chmod(os.path.join(app, "rootfs/bin/app"), 0o755)
+        os.makedirs(os.path.join(app, "blobs"))
+        open(os.path.join(app, "blobs/Image"), "wb").write(bytes(i % 251 for i in range(300000)))
+        open(os.path.join(app, "blobs/Image.config"), "w").write(
+            "#\n# Automatically generated file; DO NOT EDIT.\n# Linux/arm64 6.12.117 Kernel Configuration\n")
+        open(os.path.join(app, "blobs/cmdline"), "w").write("console=ttyS0\n")
+        open(os.path.join(app, "blobs/init"), "wb").write(b"unused")
+        e = dict(os.environ, KILN_CACHE_DIR=os.path.join(work, "cache-%d" % n), NO_COLOR="1")
+        p = subprocess.run([KILN, "-C", app, "build", "--arch", "aarch64", "--json"], capture_output=True,
+                           text=True, env=e, timeout=600)
+        check(p.returncode == 0, "build --arch aarch64 in %s: %s" % (name, p.stderr[-800:]))
+        if p.returncode:
+            return
+        docs.append(json.loads(p.stdout))
+    check(docs[0]["sha256"] == docs[1]["sha256"] and docs[0]["Measurements"] == docs[1]["Measurements"],
+          "identical aarch64 EIFs and PCRs from two directories: %s" % docs)
+    data = open(docs[0]["eif"], "rb").read()
+    check(data[6:8] == b"\x00\x01", "header flags bit 0 (aarch64): %r" % data[6:8])
+    init = open(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(KILN))), "lib/kiln/aarch64/kiln-init"),
+                "rb").read()
+    check(init in data, "the cross-built aarch64 kiln-init is in the EIF")
+    check(init[18:20] == b"\xb7\x00", "kiln-init for aarch64 is an AArch64 ELF (e_machine 183)")
 
 
 run_case(globals(), CASE, work)
