@@ -168,6 +168,11 @@ def case_eif_mismatch():
     p = kiln("size", "--eif", x86, "--json")
     check(p.returncode == 0 and json.loads(p.stdout or "{}").get("arch") == "x86_64",
           "size --eif of an x86_64 EIF sizes x86: %s" % p.stderr)
+    # kiln.json without /arch follows the EIF
+    app = app_with("app-unset", enclave={"cpus": 2})
+    p = kiln("size", "--eif", arm, "--json", app=app)
+    check(p.returncode == 0 and json.loads(p.stdout or "{}").get("arch") == "aarch64",
+          "kiln.json without /arch follows the aarch64 EIF: %s" % p.stdout[:300])
     # kiln.json says x86_64, the EIF is aarch64
     app = app_with("app-x86", arch="x86_64")
     p = kiln("size", "--eif", arm, "--json", app=app)
