@@ -95,6 +95,9 @@ static kiln_err kiln_host_of(struct stage_env *s, const struct kiln_artifact *ob
       kiln_path_join(s->host->lib_dir(s->ctx), aarch64 ? "aarch64/kiln-host" : "kiln-host");
   kiln_err rc = path ? kiln_sha256_file(path, sha, NULL, err) : KILN_E_NOMEM;
   free(path);
+  if (rc && aarch64 && (rc == KILN_E_NOT_FOUND || rc == KILN_E_IO))
+    kiln_error_prefix(err, "kiln-host for aarch64 (the Graviton parent's side) is missing: build "
+                           "kiln with c-ares for arm64 (libc-ares-dev:arm64) installed");
   if (rc)
     return rc;
   r->kiln_host_sha256 = sha;
