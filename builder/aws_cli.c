@@ -103,6 +103,21 @@ int kiln_aws_cli_add_eif(struct kiln_cli *cli, struct kiln *k, struct kiln_pipel
     kiln_eif_info_clear(&info);
     return code;
   }
+  /* The EIF's header says its architecture; kiln.json /arch must agree, or follows it. */
+  const char *eif_arch = (info.flags & 1) ? "aarch64" : "x86_64";
+  const cJSON *set_arch = cJSON_GetObjectItemCaseSensitive(kiln_config(k), "arch");
+  if (cJSON_IsString(set_arch) && strcmp(set_arch->valuestring, eif_arch) != 0) {
+    kiln_eif_info_clear(&info);
+    return kiln_cli_fail_msg(cli, KILN_E_INVALID,
+                             "--eif %s is an %s EIF but kiln.json /arch is %s: deploy an EIF "
+                             "built for %s (`kiln build --arch %s`) or change /arch",
+                             file, eif_arch, set_arch->valuestring, set_arch->valuestring,
+                             set_arch->valuestring);
+  }
+  if (!cJSON_IsString(set_arch) && (rc = kiln_set_arch(k, eif_arch))) {
+    kiln_eif_info_clear(&info);
+    return kiln_cli_fail(cli, k, rc);
+  }
   const char *base = strrchr(file, '/') ? strrchr(file, '/') + 1 : file;
   size_t n = strlen(base);
   char *name = strndup(base, n > 4 && strcmp(base + n - 4, ".eif") == 0 ? n - 4 : n);
@@ -111,7 +126,7 @@ int kiln_aws_cli_add_eif(struct kiln_cli *cli, struct kiln *k, struct kiln_pipel
   cJSON_AddStringToObject(meta, "file", "image.eif");
   cJSON_AddNumberToObject(meta, "size", (double)size);
   cJSON_AddStringToObject(meta, "sha256", sha);
-  cJSON_AddStringToObject(meta, "arch", "x86_64");
+  cJSON_AddStringToObject(meta, "arch", eif_arch);
   cJSON_AddBoolToObject(meta, "signed", info.has_signature);
   cJSON_AddItemToObject(meta, "measurements", (cJSON *)kiln_eif_pcrs_json(&info.pcrs));
   free(name);

@@ -23,6 +23,8 @@ int kiln_cmd_build(struct kiln_cli *cli)
     const char *a = cli->argv[i];
     if ((strcmp(a, "-o") == 0 || strcmp(a, "--output") == 0) && i + 1 < cli->argc)
       output = cli->argv[++i];
+    else if (strcmp(a, "--arch") == 0 && i + 1 < cli->argc)
+      code = kiln_set_arch(k, cli->argv[++i]) ? kiln_cli_usage(cli, "%s", kiln_errmsg(k)) : 0;
     else if (strcmp(a, "--set") == 0 && i + 1 < cli->argc)
       code = kiln_cli_apply_set(cli, k, p, NULL, cli->argv[++i]);
     else

@@ -31,6 +31,28 @@ static void print_human(const cJSON *m)
   cJSON_ArrayForEach(n, cJSON_GetObjectItem(m, "notes")) printf("note: %s\n", n->valuestring);
 }
 
+/* An EIF's header names its architecture (flags bit 0 = aarch64): kiln.json /arch must agree, or
+ * follows it. Files without the EIF magic are sized by their length only, as before. */
+static int eif_arch_check(struct kiln_cli *cli, struct kiln *k, const char *file)
+{
+  unsigned char head[8];
+  FILE *f = fopen(file, "rb");
+  size_t n = f ? fread(head, 1, sizeof head, f) : 0;
+  if (f)
+    fclose(f);
+  if (n != sizeof head || memcmp(head, ".eif", 4) != 0)
+    return 0;
+  const char *eif_arch = (head[7] & 1) ? "aarch64" : "x86_64";
+  const cJSON *set = cJSON_GetObjectItemCaseSensitive(kiln_config(k), "arch");
+  if (cJSON_IsString(set) && strcmp(set->valuestring, eif_arch) != 0)
+    return kiln_cli_fail_msg(cli, KILN_E_INVALID,
+                             "--eif %s is an %s EIF but kiln.json /arch is %s: size an EIF built "
+                             "for %s, or change /arch",
+                             file, eif_arch, set->valuestring, set->valuestring);
+  kiln_err rc = cJSON_IsString(set) ? KILN_OK : kiln_set_arch(k, eif_arch);
+  return rc ? kiln_cli_fail(cli, k, rc) : 0;
+}
+
 int kiln_cmd_size(struct kiln_cli *cli)
 {
   int code = 0;
@@ -75,7 +97,9 @@ int kiln_cmd_size(struct kiln_cli *cli)
       code = kiln_cli_set_string(cli, k, p, "size", a + 2, v);
       i++;
     } else if (strcmp(a, "--eif") == 0) {
-      code = kiln_cli_add_input(cli, k, p, "--eif", "eif", v);
+      code = eif_arch_check(cli, k, v);
+      if (!code)
+        code = kiln_cli_add_input(cli, k, p, "--eif", "eif", v);
       i++;
     } else {
       code = kiln_cli_usage(cli, "unexpected argument \"%s\"", a);

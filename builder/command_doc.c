@@ -35,6 +35,9 @@ const struct kiln_cli_option kiln_cli_global_options[] = {
 
 static const struct kiln_cli_option build_options[] = {
     {"--output", "-o", "FILE", "write the EIF here instead of <app>/<name>.eif", "file"},
+    {"--arch", NULL, "ARCH",
+     "x86_64 or aarch64 (Graviton): the enclave's CPU architecture (default: kiln.json /arch)",
+     "x86_64 aarch64"},
     OPT_SET_STAGE,
     END_OPTIONS};
 
@@ -102,8 +105,8 @@ static const struct kiln_cli_option sign_options[] = {
 
 static const struct kiln_cli_option image_options[] = {
     {"--output", "-o", "FILE", "where to write the cpio (default rootfs.cpio)", "file"},
-    {"--platform", NULL, "OS/ARCH", "which image of a multi-platform index (default linux/amd64)",
-     NULL},
+    {"--platform", NULL, "OS/ARCH",
+     "which image of a multi-platform index (default: kiln.json /arch's)", NULL},
     {"--cmd-mode", NULL, "MODE", "docker (ENTRYPOINT + CMD) or nitro-cli (CMD else ENTRYPOINT)",
      "docker nitro-cli"},
     {"--insecure-registry", NULL, "HOST", "allow plain HTTP to this registry, repeatable", NULL},

@@ -96,6 +96,27 @@ const char *kiln_app_name(const struct kiln *k)
   return mk->app_name ? mk->app_name : "app";
 }
 
+const char *kiln_arch(const struct kiln *k)
+{
+  const cJSON *arch = cJSON_GetObjectItemCaseSensitive(k->config, "arch");
+  return cJSON_IsString(arch) ? arch->valuestring : "x86_64";
+}
+
+kiln_err kiln_set_arch(struct kiln *k, const char *arch)
+{
+  if (strcmp(arch, "x86_64") != 0 && strcmp(arch, "aarch64") != 0)
+    return kiln_set_error(k, KILN_E_INVALID,
+                          "--arch \"%s\": Nitro Enclaves run x86_64 or aarch64 (Graviton)", arch);
+  cJSON *value = cJSON_CreateString(arch);
+  if (!value)
+    return kiln_set_error(k, KILN_E_NOMEM, "out of memory");
+  if (cJSON_GetObjectItemCaseSensitive(k->config, "arch"))
+    cJSON_ReplaceItemInObjectCaseSensitive(k->config, "arch", value);
+  else
+    cJSON_AddItemToObject(k->config, "arch", value);
+  return KILN_OK;
+}
+
 kiln_err kiln_config_check_sections(struct kiln *k)
 {
   if (!k->config_path)

@@ -72,6 +72,10 @@ static kiln_err step_cache_key(struct kiln_pipeline *p, const struct kiln_step *
       kiln_json_canonical(v, &b);
     kiln_buf_putc(&b, '\n');
   }
+  /* The target architecture changes every stage's output; x86_64 (the default) adds nothing so
+   * that keys made before /arch existed stay valid. */
+  if (strcmp(kiln_arch(p->k), "x86_64") != 0)
+    kiln_buf_printf(&b, "arch=%s\n", kiln_arch(p->k));
   kiln_buf_append(&b, ctx->identity.data ? ctx->identity.data : "", ctx->identity.len);
   if (kiln_buf_status(&b) || !b.data) { /* the appends above are checked here, once */
     kiln_buf_free(&b);

@@ -10,6 +10,9 @@
 #include "util/buf.h"
 
 #define AL2023_PARAMETER "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"
+/* The arm64 AMI for Graviton parents (kiln.json /arch "aarch64"). */
+#define AL2023_PARAMETER_ARM64                                                                     \
+  "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-arm64"
 
 const char *const kiln_release_pcr_names[KILN_RELEASE_PCRS] = {"PCR0", "PCR1", "PCR2", "PCR8"};
 const char *const kiln_release_pcr_tags[KILN_RELEASE_PCRS] = {"kiln:pcr0", "kiln:pcr1", "kiln:pcr2",
@@ -49,7 +52,11 @@ kiln_err kiln_fleet_find(struct kiln_awsenv *env, struct kiln_fleet *f, struct k
 kiln_err kiln_fleet_latest_ami(struct kiln_awsenv *env, char **ami, struct kiln_error *err)
 {
   cJSON *body = cJSON_CreateObject(), *out = NULL;
-  cJSON_AddStringToObject(body, "Name", AL2023_PARAMETER);
+  const cJSON *arch = cJSON_GetObjectItemCaseSensitive(env->config, "arch");
+  const char *parameter = cJSON_IsString(arch) && strcmp(arch->valuestring, "aarch64") == 0
+                              ? AL2023_PARAMETER_ARM64
+                              : AL2023_PARAMETER;
+  cJSON_AddStringToObject(body, "Name", parameter);
   kiln_err rc = kiln_aws_json(env->c, "ssm", "AmazonSSM.GetParameter", body, &out, NULL, err);
   cJSON_Delete(body);
   if (rc != KILN_OK)
@@ -58,7 +65,7 @@ kiln_err kiln_fleet_latest_ami(struct kiln_awsenv *env, char **ami, struct kiln_
   const cJSON *v =
       cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(out, "Parameter"), "Value");
   if (!cJSON_IsString(v))
-    rc = kiln_error_set(err, KILN_E_REMOTE, "SSM GetParameter %s: no value", AL2023_PARAMETER);
+    rc = kiln_error_set(err, KILN_E_REMOTE, "SSM GetParameter %s: no value", parameter);
   else if (!(*ami = strdup(v->valuestring)))
     rc = kiln_error_set(err, KILN_E_NOMEM, "out of memory");
   cJSON_Delete(out);

@@ -12,6 +12,9 @@
 static const char *const enclave_types[] = {"m5.xlarge",  "c5.xlarge",  "m6i.xlarge", "c6i.xlarge",
                                             "m6a.xlarge", "c6a.xlarge", "m7i.xlarge", "c7i.xlarge",
                                             "r5.xlarge",  "m5a.xlarge", NULL};
+/* The Graviton (aarch64) ones, for kiln.json /arch "aarch64". */
+static const char *const enclave_types_aarch64[] = {"m6g.xlarge", "c6g.xlarge", "m7g.xlarge",
+                                                    "c7g.xlarge", "r6g.xlarge", NULL};
 
 /* DescribeInstanceTypeOfferings for `types` (NULL-terminated) by region or availability zone. */
 static kiln_err offered(struct kiln_awsenv *env, const char *location_type,
@@ -35,20 +38,25 @@ kiln_err kiln_offerings_enclave_type(struct kiln_awsenv *env, const char **type,
 {
   struct kiln_xml *doc = NULL;
   *type = NULL;
-  kiln_err rc = offered(env, "region", enclave_types, &doc, err);
-  for (int i = 0; rc == KILN_OK && enclave_types[i] && !*type; i++)
+  const cJSON *arch = cJSON_GetObjectItemCaseSensitive(env->config, "arch");
+  int aarch64 = cJSON_IsString(arch) && strcmp(arch->valuestring, "aarch64") == 0;
+  const char *const *types = aarch64 ? enclave_types_aarch64 : enclave_types;
+  kiln_err rc = offered(env, "region", types, &doc, err);
+  for (int i = 0; rc == KILN_OK && types[i] && !*type; i++)
     for (const struct kiln_xml *it = kiln_awsenv_items(doc, "instanceTypeOfferingSet"); it;
          it = kiln_xml_next_same(it))
       if (kiln_xml_text(it, "instanceType") &&
-          strcmp(kiln_xml_text(it, "instanceType"), enclave_types[i]) == 0)
-        *type = enclave_types[i];
+          strcmp(kiln_xml_text(it, "instanceType"), types[i]) == 0)
+        *type = types[i];
   kiln_xml_free(doc);
   if (rc == KILN_OK && !*type)
-    rc = kiln_error_set(err, KILN_E_UNSUPPORTED,
-                        "region %s offers none of the Nitro Enclave-capable instance types "
-                        "(m5, c5, m6i, c6i, m6a, c6a, m7i, c7i, r5, m5a): set AWS_REGION or "
-                        "/aws/region in kiln.json to a region that does; nothing was created",
-                        env->dep.region ? env->dep.region : "(default)");
+    rc = kiln_error_set(
+        err, KILN_E_UNSUPPORTED,
+        "region %s offers none of the Nitro Enclave-capable %s instance types "
+        "(%s): set AWS_REGION or /aws/region in kiln.json to a region that does; "
+        "nothing was created",
+        env->dep.region ? env->dep.region : "(default)", aarch64 ? "Graviton" : "x86_64",
+        aarch64 ? "m6g, c6g, m7g, c7g, r6g" : "m5, c5, m6i, c6i, m6a, c6a, m7i, c7i, r5, m5a");
   return rc;
 }
 

@@ -91,9 +91,15 @@ static kiln_err kiln_host_of(struct stage_env *s, const struct kiln_artifact *ob
                                 "the s3 stage did not upload kiln-host (an s3 stage from an "
                                 "older kiln?): run `kiln deploy` with this kiln's plugins");
   static char sha[KILN_SHA256_HEX_LEN + 1];
-  char *path = kiln_path_join(s->host->lib_dir(s->ctx), "kiln-host");
+  const cJSON *arch = cJSON_GetObjectItemCaseSensitive(s->host->config(s->ctx), "arch");
+  int aarch64 = cJSON_IsString(arch) && strcmp(arch->valuestring, "aarch64") == 0;
+  char *path =
+      kiln_path_join(s->host->lib_dir(s->ctx), aarch64 ? "aarch64/kiln-host" : "kiln-host");
   kiln_err rc = path ? kiln_sha256_file(path, sha, NULL, err) : KILN_E_NOMEM;
   free(path);
+  if (rc && aarch64 && (rc == KILN_E_NOT_FOUND || rc == KILN_E_IO))
+    kiln_error_prefix(err, "kiln-host for aarch64 (the Graviton parent's side) is missing: build "
+                           "kiln with c-ares for arm64 (libc-ares-dev:arm64) installed");
   if (rc)
     return rc;
   r->kiln_host_sha256 = sha;
@@ -276,6 +282,15 @@ static kiln_err release_of(struct stage_env *s, struct kiln_release *r, char **d
                           "deploy needs the size stage's result (run it through `kiln deploy`)");
   const cJSON *enclave = cJSON_GetObjectItemCaseSensitive(sizing->meta, "enclave");
   r->instance_type = string_at(sizing->meta, "instance_type");
+  const char *sized_arch = string_at(sizing->meta, "arch");
+  const cJSON *want = cJSON_GetObjectItemCaseSensitive(s->host->config(s->ctx), "arch");
+  const char *want_arch = cJSON_IsString(want) ? want->valuestring : "x86_64";
+  if (sized_arch && strcmp(sized_arch, want_arch) != 0)
+    return kiln_error_set(err, KILN_E_INVALID,
+                          "the EIF was sized for %s (%s) but kiln.json /arch is %s: deploy an EIF "
+                          "built for %s, or set /arch to %s",
+                          sized_arch, r->instance_type ? r->instance_type : "?", want_arch,
+                          want_arch, sized_arch);
   const cJSON *cpus = cJSON_GetObjectItemCaseSensitive(enclave, "cpus");
   const cJSON *mem = cJSON_GetObjectItemCaseSensitive(enclave, "memory_mib");
   r->cpus = cJSON_IsNumber(cpus) ? cpus->valueint : 0;

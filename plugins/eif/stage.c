@@ -34,12 +34,49 @@ static int64_t build_time(void)
   return (sde && *sde && end && *end == '\0' && t >= 0) ? (int64_t)t : 0;
 }
 
-/* The init binary: kiln's (lib_dir/kiln-init) or the kernel artifact's blobs init. */
+/* /arch of kiln.json: x86_64 (default) or aarch64. */
+static const char *config_arch(struct kiln_stage_ctx *ctx, const struct kiln_host *host)
+{
+  const cJSON *a = cJSON_GetObjectItemCaseSensitive(host->config(ctx), "arch");
+  return cJSON_IsString(a) ? a->valuestring : "x86_64";
+}
+
+/* One of kiln's enclave programs for /arch: lib_dir/NAME, or lib_dir/aarch64/NAME (cross-built). */
+static char *program_path(struct kiln_stage_ctx *ctx, const struct kiln_host *host,
+                          const char *name)
+{
+  const char *arch = config_arch(ctx, host);
+  struct kiln_buf rel = KILN_BUF_INIT;
+  if (strcmp(arch, "x86_64") == 0)
+    kiln_buf_puts(&rel, name);
+  else
+    kiln_buf_printf(&rel, "%s/%s", arch, name);
+  char *path = kiln_path_join(host->lib_dir(ctx), kiln_buf_str(&rel));
+  kiln_buf_free(&rel);
+  return path;
+}
+
+/* The kernel, the rootfs and /arch must name the same architecture. */
+static kiln_err check_arch(struct kiln_stage_ctx *ctx, const struct kiln_host *host,
+                           const struct kiln_artifact *kernel, const struct kiln_artifact *rootfs)
+{
+  const char *want = config_arch(ctx, host);
+  const char *kernel_arch = str_option(kernel->meta, "arch", "x86_64");
+  const char *rootfs_arch = str_option(rootfs->meta, "arch", "x86_64");
+  if (strcmp(kernel_arch, want) != 0 || strcmp(rootfs_arch, want) != 0)
+    return host->fail(ctx, KILN_E_INVALID,
+                      "/arch is %s but the kernel is %s and the image %s; rebuild them for %s "
+                      "(`kiln build --arch %s`)",
+                      want, kernel_arch, rootfs_arch, want, want);
+  return KILN_OK;
+}
+
+/* The init binary: kiln's (lib_dir[/aarch64]/kiln-init) or the kernel artifact's blobs init. */
 static char *find_init(struct kiln_stage_ctx *ctx, const struct kiln_host *host,
                        const struct kiln_artifact *kernel, const char *which)
 {
   char *path = strcmp(which, "blobs") == 0 ? kiln_path_join(kernel->path, "init")
-                                           : kiln_path_join(host->lib_dir(ctx), "kiln-init");
+                                           : program_path(ctx, host, "kiln-init");
   if (path && !kiln_path_exists(path)) {
     if (strcmp(which, "blobs") == 0)
       host->fail(ctx, KILN_E_NOT_FOUND,
@@ -47,7 +84,9 @@ static char *find_init(struct kiln_stage_ctx *ctx, const struct kiln_host *host,
                  "blobs:DIR kernel source, or set /eif/init to \"kiln\")");
     else
       host->fail(ctx, KILN_E_NOT_FOUND,
-                 "kiln's enclave init is missing (%s): rebuild or reinstall kiln", path);
+                 "kiln's enclave init for %s is missing (%s): rebuild or reinstall kiln (aarch64 "
+                 "needs gcc-aarch64-linux-gnu and libc6-dev-arm64-cross when kiln is built)",
+                 config_arch(ctx, host), path);
     free(path);
     return NULL;
   }
@@ -87,7 +126,7 @@ static kiln_err record_eif(struct kiln_stage_ctx *ctx, const struct kiln_host *h
 static kiln_err agent_files(struct kiln_stage_ctx *ctx, const struct kiln_host *host, char **agent,
                             char **conf, struct kiln_error *err)
 {
-  *agent = kiln_path_join(host->lib_dir(ctx), "kiln-agent");
+  *agent = program_path(ctx, host, "kiln-agent");
   if (!*agent)
     return kiln_error_set(err, KILN_E_NOMEM, "out of memory");
   if (!kiln_path_exists(*agent))
@@ -128,7 +167,7 @@ static kiln_err eif_identify(struct kiln_stage_ctx *ctx, const struct kiln_host 
 {
   static const char *const programs[] = {"kiln-init", "kiln-agent"};
   for (size_t i = 0; i < 2; i++) {
-    char *path = kiln_path_join(host->lib_dir(ctx), programs[i]);
+    char *path = program_path(ctx, host, programs[i]);
     char hex[KILN_SHA256_HEX_LEN + 1];
     struct kiln_error err = KILN_ERROR_INIT;
     if (path && kiln_path_exists(path) && kiln_sha256_file(path, hex, NULL, &err) == KILN_OK)
@@ -155,6 +194,8 @@ static kiln_err eif_run(struct kiln_stage_ctx *ctx, const struct kiln_host *host
     return host->fail(ctx, KILN_E_IO, "no temporary directory for the bootstrap ramdisk");
   const cJSON *kernel_section = cJSON_GetObjectItemCaseSensitive(host->config(ctx), "kernel");
   const char *which_init = str_option(opts, "init", str_option(kernel_section, "init", "kiln"));
+  if ((rc = check_arch(ctx, host, kernel, rootfs)))
+    return rc;
   if (!(init = find_init(ctx, host, kernel, which_init)))
     return KILN_E_NOT_FOUND;
   const cJSON *kfile = cJSON_GetObjectItemCaseSensitive(kernel->meta, "kernel_file");

@@ -89,6 +89,29 @@ static const char *arch_name(const char *platform)
   return NULL;
 }
 
+/* The platform to select: /image/platform, else the one of kiln.json /arch (linux/amd64 when
+ * unset). NULL (with the stage failed) when /image/platform contradicts an /arch set in kiln.json
+ * (without /arch, `kiln image --platform` picks any variant; the eif stage then checks that the
+ * kernel and the image agree). */
+static const char *wanted_platform(struct kiln_stage_ctx *ctx, const struct kiln_host *host,
+                                   const cJSON *opts)
+{
+  const cJSON *a = cJSON_GetObjectItemCaseSensitive(host->config(ctx), "arch");
+  const char *arch = cJSON_IsString(a) ? a->valuestring : "x86_64";
+  const char *platform = opt_str(opts, "platform", NULL);
+  if (!platform)
+    return strcmp(arch, "aarch64") == 0 ? "linux/arm64" : "linux/amd64";
+  const char *platform_arch = arch_name(platform);
+  if (cJSON_IsString(a) && platform_arch && strcmp(platform_arch, arch) != 0) {
+    host->fail(ctx, KILN_E_INVALID,
+               "/image/platform \"%s\" is %s, but /arch is %s; drop /image/platform (it follows "
+               "/arch) or make the two agree",
+               platform, platform_arch, arch);
+    return NULL;
+  }
+  return platform;
+}
+
 static cJSON *string_array(char *const *list, size_t n)
 {
   cJSON *a = cJSON_CreateArray();
@@ -215,7 +238,9 @@ static kiln_err image_run(struct kiln_stage_ctx *ctx, const struct kiln_host *ho
   char *cpio = NULL;
   const char *outdir = NULL;
   const cJSON *opts = host->options(ctx), *build = NULL;
-  const char *platform = opt_str(opts, "platform", "linux/amd64");
+  const char *platform = wanted_platform(ctx, host, opts);
+  if (!platform)
+    return KILN_E_INVALID;
   int64_t mtime = source_date_epoch();
   char *built = NULL;
   struct kiln_buf label = KILN_BUF_INIT;
@@ -334,7 +359,10 @@ static kiln_err image_identify(struct kiln_stage_ctx *ctx, const struct kiln_hos
   char *ident = NULL;
   const cJSON *opts = host->options(ctx), *build = NULL;
   memset(&src, 0, sizeof(src));
-  struct img_source_env env = {.platform = opt_str(opts, "platform", "linux/amd64"),
+  const char *platform = wanted_platform(ctx, host, opts);
+  if (!platform)
+    return KILN_E_INVALID;
+  struct img_source_env env = {.platform = platform,
                                .temp_dir = host->temp_dir(ctx),
                                .insecure =
                                    cJSON_GetObjectItemCaseSensitive(opts, "insecure_registries"),

@@ -11,6 +11,26 @@
   "reboot=k panic=30 pci=off nomodules console=ttyS0 i8042.noaux i8042.nomux i8042.nopnp "         \
   "i8042.dumbkbd random.trust_cpu=on"
 
+/* nitro-cli's aarch64 command line (aws-nitro-enclaves-cli blobs/aarch64/cmdline): the serial
+ * console is ttyS0 there too, an 8250 UART described by the device tree. */
+#define KILN_KERNEL_DEFAULT_CMDLINE_AARCH64                                                        \
+  "reboot=k panic=30 pci=off nomodules console=ttyS0 random.trust_cpu=on root=/dev/ram0"
+
+/* What the kernel stage builds for one CPU architecture (kiln.json /arch). */
+struct kernel_arch {
+  const char *name;          /* "x86_64" or "aarch64" */
+  const char *make_arch;     /* the kernel's ARCH= ("x86", "arm64") */
+  const char *cross_prefix;  /* CROSS_COMPILE= on an x86-64 host, or "" */
+  const char *cross_package; /* the Debian package with the cross compiler, or NULL */
+  const char *target;        /* make target: bzImage or Image */
+  const char *image_path;    /* the built image inside the source tree */
+  const char *fragment;      /* config fragment under share/ */
+  const char *cmdline;       /* nitro-cli's default command line for this arch */
+};
+/* The architecture of this build (host->config /arch; x86_64 when unset). */
+const struct kernel_arch *kiln_kernel_arch(struct kiln_stage_ctx *ctx,
+                                           const struct kiln_host *host);
+
 /* Pinned Debian 12 packages (a newer pin is a change to this file, reviewed like code). */
 #define KILN_DEBIAN_KERNEL_VERSION "6.12.117+deb12"
 #define KILN_DEBIAN_PACKAGE_VERSION "6.12.117-1~deb12u1"

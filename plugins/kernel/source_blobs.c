@@ -1,5 +1,5 @@
 /* Kernel source blobs:DIR: a nitro-cli blobs directory (bzImage, bzImage.config, cmdline, init,
- * nsm.ko). Its init is used only when /eif/init is "blobs". */
+ * nsm.ko; Image and Image.config for aarch64). Its init is used only when /eif/init is "blobs". */
 #include <stdlib.h>
 #include <string.h>
 
@@ -10,10 +10,13 @@
 kiln_err kiln_kernel_blobs(struct kiln_stage_ctx *ctx, const struct kiln_host *host,
                            const char *blobs_dir, const char *out_dir, struct kernel_result *r)
 {
-  static const char *const copies[][2] = {{"bzImage", "bzImage"},
-                                          {"bzImage.config", "config"},
-                                          {"init", "init"},
-                                          {"nsm.ko", "modules/nsm.ko"}};
+  const char *image = kiln_kernel_arch(ctx, host)->target; /* bzImage or Image */
+  struct kiln_buf image_config = KILN_BUF_INIT;
+  kiln_buf_printf(&image_config, "%s.config", image);
+  const char *const copies[][2] = {{image, image},
+                                   {kiln_buf_str(&image_config), "config"},
+                                   {"init", "init"},
+                                   {"nsm.ko", "modules/nsm.ko"}};
   struct kiln_error err = KILN_ERROR_INIT;
   char *dir = kiln_path_absolute(host->app_dir(ctx), blobs_dir);
   kiln_err rc = dir ? KILN_OK : KILN_E_NOMEM;
@@ -60,6 +63,7 @@ kiln_err kiln_kernel_blobs(struct kiln_stage_ctx *ctx, const struct kiln_host *h
     cJSON_AddStringToObject(r->meta, "cmdline", text);
   }
   kiln_error_clear(&err);
+  kiln_buf_free(&image_config);
   free(dir);
   free(modules);
   free(cmd_src);

@@ -1,6 +1,7 @@
 /* Kernel source debian-build:6.12: compile Debian's pinned linux-source-6.12 with kiln's enclave
- * config (share/kernel/enclave-x86_64.config on top of tinyconfig), reproducibly (fixed
- * KBUILD_BUILD_* values), showing progress; the result is cached by the step cache. */
+ * config (share/kernel/enclave-<arch>.config on top of tinyconfig), reproducibly (fixed
+ * KBUILD_BUILD_* values), showing progress; the result is cached by the step cache. aarch64 is
+ * cross-compiled with Debian's gcc-aarch64-linux-gnu (ARCH=arm64, the uncompressed Image). */
 #define _GNU_SOURCE
 #include <archive.h>
 #include <archive_entry.h>
@@ -19,6 +20,22 @@
 #include "util/hash.h"
 
 #define BUILD_STEPS_ESTIMATE 1300 /* lines make prints for this config (measured) */
+
+/* The cross compiler for a non-native architecture, named with its apt line when missing. */
+static kiln_err check_cross_tools(const struct kernel_arch *arch, struct kiln_error *err)
+{
+  if (!arch->cross_package)
+    return KILN_OK;
+  struct kiln_buf cmd = KILN_BUF_INIT;
+  kiln_buf_printf(&cmd, "command -v %sgcc >/dev/null 2>&1", arch->cross_prefix);
+  int found = system(kiln_buf_str(&cmd)) == 0;
+  kiln_buf_free(&cmd);
+  return found ? KILN_OK
+               : kiln_error_set(err, KILN_E_NOT_FOUND,
+                                "compiling the %s enclave kernel needs the cross compiler %sgcc, "
+                                "which is missing; install it with: apt-get install %s",
+                                arch->name, arch->cross_prefix, arch->cross_package);
+}
 
 static kiln_err check_tools(struct kiln_error *err)
 {
@@ -82,8 +99,7 @@ static kiln_err untar(const char *tarball, const char *dir, struct kiln_error *e
     size_t nl = name ? strlen(name) : 0;
     if (!name || name[0] == '/' || strcmp(name, "..") == 0 || strncmp(name, "../", 3) == 0 ||
         strstr(name, "/../") || (nl >= 3 && strcmp(name + nl - 3, "/..") == 0)) {
-      rc = kiln_error_set(err, KILN_E_INVALID, "%s: unsafe path \"%s\"", tarball,
-                          name ? name : "");
+      rc = kiln_error_set(err, KILN_E_INVALID, "%s: unsafe path \"%s\"", tarball, name ? name : "");
       goto out;
     }
     struct kiln_buf p = KILN_BUF_INIT;
@@ -123,7 +139,8 @@ out:
 
 /* Run a command in dir with the reproducibility environment; stdout lines count as progress. */
 static kiln_err run_make(struct kiln_stage_ctx *ctx, const struct kiln_host *host, const char *dir,
-                         char *const argv[], const char *what, struct kiln_error *err)
+                         const struct kernel_arch *arch, char *const argv[], const char *what,
+                         struct kiln_error *err)
 {
   int pipefd[2];
   if (pipe(pipefd) != 0)
@@ -139,6 +156,9 @@ static kiln_err run_make(struct kiln_stage_ctx *ctx, const struct kiln_host *hos
     setenv("KBUILD_BUILD_HOST", "kiln", 1);
     setenv("KBUILD_BUILD_VERSION", "1", 1);
     setenv("LC_ALL", "C", 1);
+    setenv("ARCH", arch->make_arch, 1);
+    if (arch->cross_prefix[0])
+      setenv("CROSS_COMPILE", arch->cross_prefix, 1);
     execvp(argv[0], argv);
     _exit(127);
   }
@@ -164,17 +184,21 @@ static kiln_err run_make(struct kiln_stage_ctx *ctx, const struct kiln_host *hos
   if (killed)
     return kiln_error_set(err, KILN_E_CANCELLED, "kernel build interrupted");
   if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-    return kiln_error_set(err, KILN_E_INVALID, "%s the kernel failed (%s %s exited with %d; its "
-                          "errors are above)", what, argv[0], argv[1] ? argv[1] : "",
+    return kiln_error_set(err, KILN_E_INVALID,
+                          "%s the kernel failed (%s %s exited with %d; its "
+                          "errors are above)",
+                          what, argv[0], argv[1] ? argv[1] : "",
                           WIFEXITED(status) ? WEXITSTATUS(status) : -1);
   return KILN_OK;
 }
 
 /* Options an enclave cannot boot or be reached without: dropping one is an error. */
 static const char *const essential_options[] = {
-    "CONFIG_VIRTIO_MMIO=y", "CONFIG_VIRTIO_MMIO_CMDLINE_DEVICES=y", "CONFIG_VSOCKETS=y",
-    "CONFIG_VIRTIO_VSOCKETS=y", "CONFIG_NSM=y", "CONFIG_BLK_DEV_INITRD=y", "CONFIG_DEVTMPFS=y",
-    "CONFIG_SERIAL_8250_CONSOLE=y", "CONFIG_BINFMT_ELF=y", NULL};
+    "CONFIG_VIRTIO_MMIO=y", "CONFIG_VIRTIO_MMIO_CMDLINE_DEVICES=y",
+    "CONFIG_VSOCKETS=y",    "CONFIG_VIRTIO_VSOCKETS=y",
+    "CONFIG_NSM=y",         "CONFIG_BLK_DEV_INITRD=y",
+    "CONFIG_DEVTMPFS=y",    "CONFIG_SERIAL_8250_CONSOLE=y",
+    "CONFIG_BINFMT_ELF=y",  NULL};
 
 /* Compare the fragment with the final .config: essential options must survive olddefconfig;
  * others that did not (menus, renamed symbols) are reported as warnings. */
@@ -220,7 +244,10 @@ kiln_err kiln_kernel_debian_build(struct kiln_stage_ctx *ctx, const struct kiln_
   char *deb = NULL, *fragment = NULL, *config = NULL;
   char sha[KILN_SHA256_HEX_LEN + 1];
   const char *tmp = host->temp_dir(ctx);
+  const struct kernel_arch *arch = kiln_kernel_arch(ctx, host);
   kiln_err rc = tmp ? check_tools(&err) : kiln_error_set(&err, KILN_E_IO, "no temp dir");
+  if (!rc)
+    rc = check_cross_tools(arch, &err);
   if (!rc) {
     kiln_buf_printf(&debs, "%s/debs", host->state_dir(ctx));
     rc = kiln_mkdir_p(kiln_buf_str(&debs), 0755, &err);
@@ -248,7 +275,7 @@ kiln_err kiln_kernel_debian_build(struct kiln_stage_ctx *ctx, const struct kiln_
     rc = untar(kiln_buf_str(&tarball), kiln_buf_str(&src), &err);
   unlink(kiln_buf_str(&tarball));
   kiln_buf_printf(&src, "/%s", KILN_DEBIAN_SOURCE_PACKAGE);
-  fragment = kiln_path_join(host->share_dir(ctx), "kernel/enclave-x86_64.config");
+  fragment = kiln_path_join(host->share_dir(ctx), arch->fragment);
   config = kiln_path_join(kiln_buf_str(&src), ".config");
   long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
   kiln_buf_printf(&jobs, "-j%ld", ncpu > 0 ? ncpu : 1);
@@ -257,22 +284,22 @@ kiln_err kiln_kernel_debian_build(struct kiln_stage_ctx *ctx, const struct kiln_
     char *const tiny[] = {"make", "tinyconfig", NULL};
     char *const merge[] = {"scripts/kconfig/merge_config.sh", "-m", ".config", fragment, NULL};
     char *const olddef[] = {"make", "olddefconfig", NULL};
-    rc = run_make(ctx, host, kiln_buf_str(&src), tiny, "configuring", &err);
+    rc = run_make(ctx, host, kiln_buf_str(&src), arch, tiny, "configuring", &err);
     if (!rc)
-      rc = run_make(ctx, host, kiln_buf_str(&src), merge, "configuring", &err);
+      rc = run_make(ctx, host, kiln_buf_str(&src), arch, merge, "configuring", &err);
     if (!rc)
-      rc = run_make(ctx, host, kiln_buf_str(&src), olddef, "configuring", &err);
+      rc = run_make(ctx, host, kiln_buf_str(&src), arch, olddef, "configuring", &err);
     if (!rc)
       rc = check_config(ctx, host, fragment, config, &err);
   }
   if (!rc) {
     host->log(ctx, KILN_LOG_INFO, "compiling the enclave kernel (about 10 minutes on 2 cores)");
-    char *const build[] = {"make", jobs.data, "bzImage", NULL};
-    rc = run_make(ctx, host, kiln_buf_str(&src), build, "compiling", &err);
+    char *const build[] = {"make", jobs.data, (char *)arch->target, NULL};
+    rc = run_make(ctx, host, kiln_buf_str(&src), arch, build, "compiling", &err);
   }
   if (!rc) {
-    char *image = kiln_path_join(kiln_buf_str(&src), "arch/x86/boot/bzImage");
-    char *dst = kiln_path_join(out_dir, "bzImage");
+    char *image = kiln_path_join(kiln_buf_str(&src), arch->image_path);
+    char *dst = kiln_path_join(out_dir, arch->target);
     char *cfg = kiln_path_join(out_dir, "config");
     char *order = kiln_path_join(out_dir, "modules.order");
     rc = kiln_copy_file(image, dst, &err);
@@ -286,8 +313,7 @@ kiln_err kiln_kernel_debian_build(struct kiln_stage_ctx *ctx, const struct kiln_
     free(order);
   }
   if (rc) {
-    rc = host->fail(ctx, rc, "kernel debian-build:6.12: %s",
-                    kiln_error_msg(&err));
+    rc = host->fail(ctx, rc, "kernel debian-build:6.12: %s", kiln_error_msg(&err));
   } else {
     r->package = cJSON_CreateObject();
     cJSON_AddStringToObject(r->package, "name", KILN_DEBIAN_SOURCE_PACKAGE);

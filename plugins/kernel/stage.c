@@ -1,5 +1,6 @@
-/* The kernel stage: an enclave kernel artifact (bzImage, config, cmdline, modules + load order)
- * from debian-build:6.12 (default: compiled with kiln's config), debian-cloud:6.12 or blobs:DIR. */
+/* The kernel stage: an enclave kernel artifact (bzImage or arm64 Image, config, cmdline, modules +
+ * load order) from debian-build:6.12 (default: compiled with kiln's config), debian-cloud:6.12 or
+ * blobs:DIR. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,9 +11,23 @@
 #include "util/hash.h"
 
 #define KERNEL_STAGE_VERSION "0.2.0" /* 0.2: vsock loopback (module and config) */
+/* (aarch64 builds need no new version: a non-default /arch is in every step's cache key) */
 
 /* The options schema: options.schema.json, compiled in by kiln_embed_text (CMakeLists.txt). */
 extern const char options_schema[];
+
+static const struct kernel_arch arches[] = {
+    {"x86_64", "x86", "", NULL, "bzImage", "arch/x86/boot/bzImage", "kernel/enclave-x86_64.config",
+     KILN_KERNEL_DEFAULT_CMDLINE},
+    {"aarch64", "arm64", "aarch64-linux-gnu-", "gcc-aarch64-linux-gnu", "Image",
+     "arch/arm64/boot/Image", "kernel/enclave-aarch64.config", KILN_KERNEL_DEFAULT_CMDLINE_AARCH64},
+};
+
+const struct kernel_arch *kiln_kernel_arch(struct kiln_stage_ctx *ctx, const struct kiln_host *host)
+{
+  const cJSON *a = cJSON_GetObjectItemCaseSensitive(host->config(ctx), "arch");
+  return cJSON_IsString(a) && strcmp(a->valuestring, "aarch64") == 0 ? &arches[1] : &arches[0];
+}
 
 static const char *source_of(const cJSON *opts)
 {
@@ -39,7 +54,7 @@ static kiln_err kernel_identify(struct kiln_stage_ctx *ctx, const struct kiln_ho
   }
   host->cache_key_add(ctx, KILN_DEBIAN_PACKAGE_VERSION);
   if (strncmp(source, "debian-build:", 13) == 0) {
-    char *config = kiln_path_join(host->share_dir(ctx), "kernel/enclave-x86_64.config");
+    char *config = kiln_path_join(host->share_dir(ctx), kiln_kernel_arch(ctx, host)->fragment);
     if (config && kiln_sha256_file(config, hex, NULL, &err) == KILN_OK)
       host->cache_key_add(ctx, hex);
     kiln_error_clear(&err);
@@ -56,6 +71,12 @@ static kiln_err kernel_run(struct kiln_stage_ctx *ctx, const struct kiln_host *h
   const char *dir = NULL;
   struct kernel_result r = {NULL, NULL};
   struct kiln_error err = KILN_ERROR_INIT;
+  const struct kernel_arch *arch = kiln_kernel_arch(ctx, host);
+  if (strcmp(source, "debian-cloud:6.12") == 0 && strcmp(arch->name, "x86_64") != 0)
+    return host->fail(ctx, KILN_E_INVALID,
+                      "/kernel/source: debian-cloud:6.12 is Debian's amd64 cloud kernel, but /arch "
+                      "is %s; use debian-build:6.12 (cross-compiled) or blobs:DIR with %s blobs",
+                      arch->name, arch->name);
   kiln_err rc = host->output(ctx, "kernel", &dir);
   if (rc)
     return rc;
@@ -76,7 +97,7 @@ static kiln_err kernel_run(struct kiln_stage_ctx *ctx, const struct kiln_host *h
   const cJSON *blobs_cmdline = cJSON_GetObjectItemCaseSensitive(r.meta, "cmdline");
   const char *cmdline = cJSON_IsString(cmdline_opt)     ? cmdline_opt->valuestring
                         : cJSON_IsString(blobs_cmdline) ? blobs_cmdline->valuestring
-                                                        : KILN_KERNEL_DEFAULT_CMDLINE;
+                                                        : arch->cmdline;
   char *path = kiln_path_join(dir, "cmdline");
   char *modules = kiln_path_join(dir, "modules");
   rc = path ? kiln_write_file_atomic(path, cmdline, strlen(cmdline), 0644, &err) : KILN_E_NOMEM;
@@ -93,8 +114,8 @@ static kiln_err kernel_run(struct kiln_stage_ctx *ctx, const struct kiln_host *h
   cJSON_DeleteItemFromObjectCaseSensitive(r.meta, "cmdline");
   cJSON_AddItemToObject(r.meta, "cmdline", cmdline_item);
   cJSON_AddStringToObject(r.meta, "source", source);
-  cJSON_AddStringToObject(r.meta, "arch", "x86_64");
-  cJSON_AddStringToObject(r.meta, "kernel_file", "bzImage");
+  cJSON_AddStringToObject(r.meta, "arch", arch->name);
+  cJSON_AddStringToObject(r.meta, "kernel_file", arch->target);
   if (r.package) {
     cJSON_AddItemToObject(r.meta, "package", cJSON_Duplicate(r.package, 1));
     host->lock_set(ctx, "package", r.package);

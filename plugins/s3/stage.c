@@ -135,11 +135,17 @@ static kiln_err upload_kiln_host(struct kiln_stage_ctx *ctx, const struct kiln_h
                                  struct kiln_error *err)
 {
   char sha[KILN_SHA256_HEX_LEN + 1], *key = NULL;
-  char *path = kiln_path_join(host->lib_dir(ctx), "kiln-host");
+  /* the parent's architecture is the enclave's: lib_dir/aarch64/kiln-host for Graviton */
+  const cJSON *arch = cJSON_GetObjectItemCaseSensitive(host->config(ctx), "arch");
+  int aarch64 = cJSON_IsString(arch) && strcmp(arch->valuestring, "aarch64") == 0;
+  char *path = kiln_path_join(host->lib_dir(ctx), aarch64 ? "aarch64/kiln-host" : "kiln-host");
   kiln_err rc = path ? kiln_sha256_file(path, sha, NULL, err) : KILN_E_NOMEM;
   if (rc == KILN_E_NOT_FOUND || rc == KILN_E_IO)
-    kiln_error_prefix(err, "kiln-host (the parent side of the enclave runtime) is missing: "
-                           "rebuild or reinstall kiln");
+    kiln_error_prefix(err, aarch64 ? "kiln-host for aarch64 (the Graviton parent's side of the "
+                                     "enclave runtime) is missing: build kiln with c-ares for "
+                                     "arm64 (libc-ares-dev:arm64) installed"
+                                   : "kiln-host (the parent side of the enclave runtime) is "
+                                     "missing: rebuild or reinstall kiln");
   if (rc == KILN_OK && !(key = kiln_s3_kiln_host_key(sha)))
     rc = kiln_error_set(err, KILN_E_NOMEM, "out of memory");
   struct kiln_s3_upload_result res;

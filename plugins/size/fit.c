@@ -99,6 +99,16 @@ kiln_err kiln_sizing_choose(const struct kiln_catalogue *c, const struct kiln_si
       out->runner_up = t;
     }
   }
+  for (size_t i = 0; !largest && i < c->count; i++)
+    if (strcmp(c->types[i].arch, arch) != 0 && family_selected(req->families, c->types[i].family) &&
+        req->families && *req->families)
+      return kiln_error_set(err, KILN_E_INVALID,
+                            "/size/family: %s is an %s family, but the EIF is %s; pick an %s "
+                            "family (%s), or build the EIF for %s",
+                            c->types[i].family, c->types[i].arch, arch, arch,
+                            strcmp(arch, "aarch64") == 0 ? "Graviton: m6g, m7g, c6g, c7g, r6g"
+                                                         : "e.g. m5, m6i, c6i, m6a",
+                            c->types[i].arch);
   if (!largest)
     return kiln_error_set(err, KILN_E_INVALID,
                           "no Nitro Enclave-capable %s instance type in the catalogue matches "

@@ -76,6 +76,9 @@ static kiln_err size_run(struct kiln_stage_ctx *ctx, const struct kiln_host *hos
   const cJSON *eif_arch = eif ? cJSON_GetObjectItemCaseSensitive(eif->meta, "arch") : NULL;
   if (!req.arch && cJSON_IsString(eif_arch))
     req.arch = eif_arch->valuestring;
+  const cJSON *config_arch = cJSON_GetObjectItemCaseSensitive(config, "arch");
+  if (!req.arch && cJSON_IsString(config_arch))
+    req.arch = config_arch->valuestring; /* kiln.json /arch when there is no EIF yet */
   if ((rc = kiln_sizing_choose(cat, &req, &res, &err)))
     goto fail;
 

@@ -587,4 +587,56 @@ def case_test_resource():
     check(not any(tagged(dep).values()), "teardown removed everything: %s" % tagged(dep))
 
 
+def case_aarch64_deploy():
+    """kiln.json /arch aarch64: setup and deploy pick Graviton types, the arm64 AL2023 AMI parameter
+    and the aarch64 kiln-host; a prebuilt EIF of the other architecture is refused before any call."""
+    make_app(extra={"arch": "aarch64"})
+    # kiln's lib dir with the aarch64 kiln-host; where kiln was built without c-ares for arm64,
+    # a stand-in file takes its place (moto never runs it: the test checks which file is uploaded)
+    real = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(KILN))), "lib", "kiln")
+    lib = os.path.join(WORK, "lib")
+    os.makedirs(os.path.join(lib, "aarch64"))
+    os.symlink(os.path.join(real, "plugins"), os.path.join(lib, "plugins"))
+    for name in ("kiln-host", "aarch64/kiln-host"):
+        src = os.path.join(real, name)
+        data = open(src, "rb").read() if os.path.exists(src) else b"stand-in aarch64 kiln-host\n"
+        open(os.path.join(lib, name), "wb").write(data)
+    arm_host = open(os.path.join(lib, "aarch64/kiln-host"), "rb").read()
+    env = lambda creds=ADMIN: kiln_env(creds, KILN_LIB_DIR=lib)  # noqa: E731
+    configure()
+    ok(kiln("setup", "--credentials-file", "deploy.env", env=env()), "setup for aarch64")
+    creds = scoped_creds()
+    x86 = make_eif("x86", 5)
+    fails(kiln("deploy", "--eif", x86, "--json", env=env(creds)), "/arch is aarch64",
+          "an x86_64 EIF against /arch aarch64")
+    arm = os.path.join(APP, "arm.eif")
+    d = os.path.join(WORK, "eif-x86")
+    subprocess.run([KILN, "eif-build", "--kernel", os.path.join(d, "kernel"), "--cmdline", "console=ttyS0",
+                    "--ramdisk", os.path.join(d, "boot"), "--ramdisk", os.path.join(d, "app"), "--arch", "aarch64",
+                    "--output", arm], check=True, capture_output=True)
+    configure()
+    dep = ok(kiln("deploy", "--eif", arm, "--json", env=env(creds)), "deploy of an aarch64 EIF")
+    itype = dep.get("instance_type", "")
+    check(itype.split(".")[0] in ("m6g", "m7g", "c6g", "c7g", "r6g"), "a Graviton type: %s" % itype)
+    want_ami = client("ssm").get_parameter(
+        Name="/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-arm64")["Parameter"]["Value"]
+    data = client("ec2").describe_launch_template_versions(
+        LaunchTemplateId=dep.get("launch_template_id", ""), Versions=["$Latest"])["LaunchTemplateVersions"][0][
+        "LaunchTemplateData"]
+    check(data.get("ImageId") == want_ami, "the arm64 AL2023 AMI: %s vs %s" % (data.get("ImageId"), want_ami))
+    check(data.get("InstanceType") == itype, "the launch template runs %s: %s" % (itype, data.get("InstanceType")))
+    import hashlib
+    sha = hashlib.sha256(arm_host).hexdigest()
+    keys = [o["Key"] for o in client("s3").list_objects_v2(Bucket=dep_bucket())["Contents"]]
+    check(any(sha in k for k in keys), "the aarch64 kiln-host (%s) is uploaded: %s" % (sha[:12], keys))
+    configure()
+    ok(kiln("teardown", "--yes", "--delete-bucket", env=env()), "teardown")
+
+
+def dep_bucket():
+    st = ok(kiln("status", "--json"), "status")
+    return st.get("bucket") or [b["Name"] for b in client("s3").list_buckets()["Buckets"]
+                                if deployment_id() in b["Name"]][0]
+
+
 run_case(globals(), CASE, WORK)

@@ -90,6 +90,9 @@ def make_inputs():
     write("app/blobs/cmdline", "console=ttyS0\n")
     write("app/blobs/bzImage.config", "#\n# Automatically generated file; DO NOT EDIT.\n"
           "# Linux/x86 6.12.0 Kernel Configuration\n")
+    write("app/blobs/Image", os.urandom(200000), "wb")  # aarch64 blobs beside the x86 ones
+    write("app/blobs/Image.config", "#\n# Automatically generated file; DO NOT EDIT.\n"
+          "# Linux/arm64 6.12.0 Kernel Configuration\n")
     write("app/kiln.json", json.dumps({
         "name": "app", "image": {"source": "dir:rootfs"}, "enclave": {"cmd": ["/bin/app"]},
         "kernel": {"source": "blobs:blobs"}, "aws": {"ports": [8080]}}))
@@ -155,6 +158,19 @@ def opt_build_set(o):
     b = kiln("build", o, "image.source=dir:rootfs2", "-o", path("b2.eif"), "--json")
     check((a.doc or {}).get("Measurements", {}).get("PCR2") !=
           (b.doc or {}).get("Measurements", {}).get("PCR2"), "build --set image.source changes PCR2")
+
+
+def opt_build_arch(o):
+    r = kiln("build", o, "aarch64", "-o", path("arm.eif"), "--json").expect(0, "build " + o)
+    d = kiln("describe", path("arm.eif")).expect(0, "describe of the aarch64 EIF")
+    check("aarch64" in d.out.splitlines()[0], "build %s aarch64 marks the EIF: %s" % (o, d.out[:200]))
+    x = kiln("build", "-o", path("x86.eif"), "--json").expect(0, "build without " + o)
+    check((r.doc or {}).get("Measurements", {}).get("PCR0") !=
+          (x.doc or {}).get("Measurements", {}).get("PCR0"), "build %s changes PCR0" % o)
+    bad = kiln("build", o, "sparc", "-o", path("bad.eif"))
+    bad.expect(2, "build %s sparc" % o)
+    check("x86_64 or aarch64" in bad.err and not os.path.exists(path("bad.eif")),
+          "an unknown architecture is refused, no EIF: %s" % bad.err)
 
 
 def opt_describe_no_crc_check(o):
@@ -675,6 +691,7 @@ def opt_upload(o):
 # Every documented option has a case, in the order they run (setup before the AWS commands that
 # need a deployment, teardown last).
 CASES = [("build", opt_build_output, ["--output"]), ("build", opt_build_set, ["--set"]),
+         ("build", opt_build_arch, ["--arch"]),
          ("describe", opt_describe_no_crc_check, None), ("verify", opt_verify_pcrs, ["--pcrs"]),
          ("verify", opt_verify_attestation, ["--attestation", "--eif", "--root", "--at", "--max-skew",
                                              "--nonce", "--timeout", "--allow-debug"]),

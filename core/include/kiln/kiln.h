@@ -80,6 +80,11 @@ KILN_API KILN_MUST_CHECK kiln_err kiln_config_load(struct kiln *k, int required)
 KILN_API const cJSON *kiln_config(const struct kiln *k);
 /* The application name: /name, else the app directory's base name. */
 KILN_API const char *kiln_app_name(const struct kiln *k);
+/* The enclave's CPU architecture: /arch ("x86_64" or "aarch64"), x86_64 when unset. Every stage
+ * reads it from the configuration; a non-default value is part of every step's cache key. */
+KILN_API const char *kiln_arch(const struct kiln *k);
+/* Override /arch (`kiln build --arch`); anything but x86_64 or aarch64 is an error. */
+KILN_API KILN_MUST_CHECK kiln_err kiln_set_arch(struct kiln *k, const char *arch);
 
 /* A pipeline: ordered steps (stage + options). */
 struct kiln_pipeline;
