@@ -20,8 +20,11 @@ const struct kiln_aws_resource *const kiln_aws_resources[] = {
     &kiln_res_deploy_user,     /* res_deploy_user.c: scoped deploy user, policy, access key */
     &kiln_res_ci_role,         /* res_ci_role.c: the CI systems' OIDC deploy role */
     &kiln_res_launch_template, /* res_launch_template.c: the launch template */
+    &kiln_res_target_groups,   /* res_target_groups.c: nlb: a target group per public port */
     &kiln_res_asg,             /* res_asg.c: the Auto Scaling group and its instances */
-    &kiln_res_eip,             /* res_eip.c: the Elastic IP */
+    &kiln_res_lb_attachment,   /* res_lb_attachment.c: the group's target groups, health checks */
+    &kiln_res_nlb,             /* res_nlb.c: nlb: load balancer, listeners, static addresses */
+    &kiln_res_eip,             /* res_eip.c: the Elastic IP (eip mode) */
 #ifdef KILN_AWS_TEST_RESOURCE
     &kiln_res_test_marker, /* tests/aws/res_test_marker.c, only in the tests' build */
 #endif

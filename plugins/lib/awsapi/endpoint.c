@@ -21,6 +21,8 @@ static const struct {
     {"sts", "STS", "sts", "STS"},
     {"autoscaling", "AUTO_SCALING", "auto_scaling", "Auto Scaling"},
     {"ssm", "SSM", "ssm", "SSM"},
+    {"elasticloadbalancing", "ELASTIC_LOAD_BALANCING_V2", "elastic_load_balancing_v2",
+     "Elastic Load Balancing"},
 };
 
 const char *kiln_aws_service_title(const char *service)
