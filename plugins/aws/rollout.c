@@ -325,9 +325,9 @@ kiln_err kiln_fleet_rollback(struct kiln_awsenv *env, struct kiln_fleet *f,
   char target[24];
   if (!f->asg_exists || !f->lt_id || !f->asg_lt_version)
     return kiln_error_set(err, KILN_E_NOT_FOUND,
-                          "deployment %s has no Auto Scaling group with a launch template: run "
-                          "`kiln setup` and `kiln deploy` first",
-                          env->dep.id);
+                          "deployment %s has no Auto Scaling group with a launch template in %s: "
+                          "run `kiln setup` and `kiln deploy` first",
+                          env->dep.id, env->dep.region ? env->dep.region : "this region");
   long running = atol(f->asg_lt_version);
   if (to)
     snprintf(target, sizeof(target), "%s", to);
