@@ -279,6 +279,8 @@ static kiln_err ensure_group(struct kiln_awsenv *env, const struct kiln_network 
       rc = resize_group(env, s, f, NULL, err);
     if (rc == KILN_OK && new_version)
       rc = kiln_rollout_deploy(env, f, s, ver, previous, err);
+    else if (rc == KILN_OK && !env->dry_run && s->count > 0)
+      rc = kiln_rollout_wait_healthy(env, f, s->count, s->rollout_timeout_seconds, err);
     free(previous);
   } else {
     kiln_awsenv_announce(env, "nothing", env->names.asg, "runs version %s with %d instance(s)", ver,

@@ -168,6 +168,32 @@ kiln_err kiln_rollout_wait(struct kiln_awsenv *env, struct kiln_fleet *f, const 
   return KILN_OK;
 }
 
+kiln_err kiln_rollout_wait_healthy(struct kiln_awsenv *env, struct kiln_fleet *f, int desired,
+                                   int timeout_seconds, struct kiln_error *err)
+{
+  struct refresh_state st = {.status = "scaling", .percent = 0};
+  char last[160] = "";
+  time_t deadline = time(NULL) + timeout_seconds;
+  for (;;) {
+    kiln_err rc = kiln_rollout_refresh_fleet(env, f, err);
+    if (rc != KILN_OK)
+      return rc;
+    size_t ok = healthy(f);
+    int done = ok >= (size_t)desired && f->nmembers == (size_t)desired;
+    st.percent = desired ? (int)(100 * ok / (size_t)desired) : 100;
+    snprintf(st.status, sizeof(st.status), "%s", done ? "Successful" : "scaling");
+    progress(env, f, &st, desired, last, sizeof(last));
+    if (done)
+      return KILN_OK;
+    if (time(NULL) >= deadline)
+      return kiln_error_set(err, KILN_E_REMOTE,
+                            "%s: %zu of %d instance(s) healthy after %d s: see `kiln status` for "
+                            "each instance's health",
+                            env->names.asg, ok, desired, timeout_seconds);
+    sleep(POLL_SECONDS);
+  }
+}
+
 kiln_err kiln_rollout_set_default(struct kiln_awsenv *env, const struct kiln_fleet *f,
                                   const char *version, struct kiln_error *err)
 {

@@ -22,6 +22,10 @@ KILN_MUST_CHECK kiln_err kiln_rollout_wait(struct kiln_awsenv *env, struct kiln_
 /* Re-read the group, its members, their EIFs and target health into f. */
 KILN_MUST_CHECK kiln_err kiln_rollout_refresh_fleet(struct kiln_awsenv *env, struct kiln_fleet *f,
                                                     struct kiln_error *err);
+/* Wait until `desired` members are in service and healthy (a resize), showing progress. */
+KILN_MUST_CHECK kiln_err kiln_rollout_wait_healthy(struct kiln_awsenv *env, struct kiln_fleet *f,
+                                                   int desired, int timeout_seconds,
+                                                   struct kiln_error *err);
 /* The launch template's default version. */
 KILN_MUST_CHECK kiln_err kiln_rollout_set_default(struct kiln_awsenv *env,
                                                   const struct kiln_fleet *f, const char *version,
