@@ -315,6 +315,24 @@ static kiln_err release_of(struct stage_env *s, struct kiln_release *r, char **d
   return KILN_OK;
 }
 
+/* The deployment's hourly cost at the size catalogue's on-demand price: count x the type's
+ * price, with the catalogue's date (a plan shows it; deploy records it). */
+static double hourly_cost(struct stage_env *s, const struct kiln_release *r, char *text, size_t n)
+{
+  const struct kiln_artifact *sizing = s->host->input(s->ctx, "sizing");
+  const cJSON *price =
+      sizing ? cJSON_GetObjectItemCaseSensitive(sizing->meta, "price_per_hour_usd") : NULL;
+  const cJSON *cat = sizing ? cJSON_GetObjectItemCaseSensitive(sizing->meta, "catalogue") : NULL;
+  const char *as_of = string_at(cat, "as_of"), *region = string_at(cat, "region");
+  if (!cJSON_IsNumber(price))
+    return -1;
+  double total = price->valuedouble * r->scale.count;
+  snprintf(text, n, "%d x %s at $%.4f/hour = $%.4f/hour on demand (catalogue %s, as of %s)",
+           r->scale.count, r->instance_type, price->valuedouble, total, region ? region : "prices",
+           as_of ? as_of : "?");
+  return total;
+}
+
 static kiln_err do_deploy(struct stage_env *s, struct kiln_awsenv *env, cJSON **meta,
                           struct kiln_error *err)
 {
@@ -344,6 +362,15 @@ static kiln_err do_deploy(struct stage_env *s, struct kiln_awsenv *env, cJSON **
                  (!fleet.members[i].target_health ||
                   strcmp(fleet.members[i].target_health, "healthy") == 0);
     cJSON_AddNumberToObject(*meta, "healthy_count", (double)healthy);
+    char cost_text[256];
+    double cost = hourly_cost(s, &r, cost_text, sizeof(cost_text));
+    if (cost >= 0 && s->plan)
+      s->host->plan_action(s->ctx, "call", "cost", cost_text);
+    if (cost >= 0) {
+      cJSON_AddNumberToObject(*meta, "hourly_cost_usd", cost);
+      kiln_json_add_string(*meta, "hourly_cost", cost_text);
+      kiln_doc_label(*meta, "hourly_cost", "hourly cost");
+    }
     kiln_json_add_string(*meta, "eif_key", r.eif_key);
     kiln_json_add_string(*meta, "eif_sha256", r.eif_sha256);
     kiln_json_add_string(*meta, "instance_type", r.instance_type);
