@@ -134,7 +134,8 @@ def _next_refresh_mode(group):
 
 
 def _refresh_xml(r):
-    prefs = "".join("<%s>%s</%s>" % (k, v, k) for k, v in r["Preferences"].items() if v is not None)
+    prefs = "".join("<%s>%s</%s>" % (k, str(v).lower() if isinstance(v, bool) else v, k)
+                    for k, v in r["Preferences"].items() if v is not None)
     return ("<member><InstanceRefreshId>%(InstanceRefreshId)s</InstanceRefreshId>"
             "<AutoScalingGroupName>%(AutoScalingGroupName)s</AutoScalingGroupName>"
             "<Status>%(Status)s</Status><StatusReason>%(StatusReason)s</StatusReason>"
