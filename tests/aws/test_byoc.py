@@ -511,6 +511,28 @@ def case_policy_denial():
     check(st.get("eif_sha256") and st.get("instance_ids"), "status shows the deployment: %s" % st)
     check(d2.get("launch_template_version", 0) > d.get("launch_template_version", 0), "the role deployed a new version")
     print("deploy user and CI role: deploy allowed; untagged instance, other bucket, other group, IAM denied")
+    # behind a load balancer: setup (admin) makes it; the scoped credentials roll out and read
+    # target health, but create, delete or change no load balancer or target group
+    set_aws(count=2, ports=[8080])
+    ok(kiln("setup", "--credentials-file", "deploy.env", env=kiln_env(admin, endpoint=url)), "setup (admin, nlb)")
+    elb_admin = client("elbv2", admin, url)
+    other_tg = elb_admin.create_target_group(Name="other-tg", Protocol="TCP", Port=80, VpcId=ec2.describe_subnets(
+        SubnetIds=[subnet])["Subnets"][0]["VpcId"], TargetType="instance")["TargetGroups"][0]["TargetGroupArn"]
+    d3 = ok(kiln("deploy", "--eif", make_eif("s", 10), "--json", env=kiln_env(scoped, endpoint=url)),
+            "a rollout behind the NLB with the scoped credentials")
+    check(d3.get("healthy_count") == 2, "the scoped rollout reached 2 healthy instances: %s" % d3.get("fleet"))
+    ok(kiln("rollback", "--json", env=kiln_env(scoped, endpoint=url)), "kiln rollback with the scoped credentials")
+    s_elb = client("elbv2", scoped, url)
+    lb_arn = [l["LoadBalancerArn"] for l in s_elb.describe_load_balancers()["LoadBalancers"]][0]
+    denied("deploy user: create a load balancer", lambda: s_elb.create_load_balancer(
+        Name="intruder", Subnets=[subnet], Type="network"))
+    denied("deploy user: delete the load balancer", lambda: s_elb.delete_load_balancer(LoadBalancerArn=lb_arn))
+    denied("deploy user: change another target group", lambda: s_elb.modify_target_group(
+        TargetGroupArn=other_tg, HealthCheckPath="/x", HealthCheckProtocol="HTTP"))
+    denied("deploy user: register targets by hand", lambda: s_elb.register_targets(
+        TargetGroupArn=other_tg, Targets=[{"Id": other["InstanceId"]}]))
+    denied("deploy user: delete a target group", lambda: s_elb.delete_target_group(TargetGroupArn=other_tg))
+    print("deploy user behind the NLB: rollout and rollback allowed; load balancer and target group changes denied")
     ok(kiln("teardown", "--yes", "--delete-bucket", env=kiln_env(admin, endpoint=url)), "teardown (admin)")
 
 
