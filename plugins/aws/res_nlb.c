@@ -115,6 +115,11 @@ static kiln_err nlb_find(struct kiln_walk *w, struct kiln_error *err)
     rc = describe_listeners(w, err);
   if (rc == KILN_OK)
     rc = describe_static_addresses(w, err);
+  /* the load balancer's own addresses are allocated just before it is created with them, and
+   * released only with it: their existence says how it was made, also where ELB's answer does
+   * not list them */
+  if (rc == KILN_OK && w->lb.arn && w->lb.nstatic)
+    w->lb.lb_has_static = 1;
   return rc;
 }
 

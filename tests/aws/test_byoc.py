@@ -694,6 +694,12 @@ def case_nlb_scale_out():
           "a failed refresh without AWS's rollback")
     check(group_of(dep)["LaunchTemplate"]["Version"] == str(version_b), "kiln returned the group to B")
 
+    set_aws(count=3, health_path="/healthz", health_port=8080, rollout_timeout_seconds=1)
+    next_refresh(dep, "hold")  # the refresh never finishes: kiln rolls it back (RollbackInstanceRefresh)
+    fails(kiln("deploy", "--eif", eif_c, env=kiln_env(creds)), "the refresh was rolled back (RollbackSuccessful)",
+          "a refresh past the rollout timeout")
+    check(group_of(dep)["LaunchTemplate"]["Version"] == str(version_b), "AWS's rollback returned the group to B")
+    set_aws(count=3, health_path="/healthz", health_port=8080)
     r = ok(kiln("rollback", "--json", env=kiln_env(creds)), "kiln rollback")
     check(r.get("group_launch_template_version") == str(version_a) and
           fleet_versions(r) == [(version_a, d2["eif_sha256"])], "rollback returns to A: %s" % r.get("fleet"))
@@ -760,7 +766,20 @@ def case_nlb_bad_input():
     fails(kiln("setup"), "TooManyLoadBalancers quota", "load balancer quota")
     configure()
     ok(kiln("setup"), "setup after the quota error")
-    check(len(tagged(dep)["load_balancers"]) == 1, "the retry created the NLB")
+    first = tagged(dep)["load_balancers"]
+    check(len(first) == 1, "the retry created the NLB")
+    set_aws(count=2, static_addresses=True)
+    ok(kiln("setup"), "setup with static addresses")
+    found = tagged(dep)
+    check(len(found["addresses"]) == 3 and len(found["load_balancers"]) == 1 and found["load_balancers"] != first,
+          "the NLB is made again with one Elastic IP per subnet: %s" % found)
+    configure()
+    ok(kiln("setup"), "setup again with static addresses")
+    check(proxy("stats")["mutating"] == 0, "static addresses converge: %s" % proxy("stats")["operations"])
+    set_aws(count=2)
+    ok(kiln("setup"), "setup without static addresses")
+    found = tagged(dep)
+    check(not found["addresses"] and len(found["load_balancers"]) == 1, "addresses released: %s" % found)
     ok(kiln("teardown", "--yes", "--delete-bucket"), "teardown")
     check(not any(tagged(dep).values()), "teardown removed everything: %s" % tagged(dep))
 
