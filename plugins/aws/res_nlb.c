@@ -106,6 +106,10 @@ static kiln_err nlb_find(struct kiln_walk *w, struct kiln_error *err)
 {
   int foreign = 0;
   kiln_err rc = describe_lb(w, &foreign, err);
+  if (rc == KILN_E_AUTH && w->mode == KILN_WALK_STATUS) { /* said by res_target_groups.c */
+    kiln_error_clear(err);
+    return KILN_OK;
+  }
   if (rc == KILN_OK && foreign) { /* someone else's: never touched, refused by ensure */
     w->state[kiln_aws_resource_index(&kiln_res_nlb)] = (void *)1;
     free(w->lb.arn);

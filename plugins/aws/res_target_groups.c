@@ -100,17 +100,47 @@ static kiln_err tagged_arns(struct kiln_awsenv *env, char **arns, size_t n, int 
   return rc;
 }
 
+#define PAGE_SIZE 100
+
+static void free_target_group(struct kiln_target_group *tg)
+{
+  free(tg->arn);
+  free(tg->name);
+  free(tg->health_protocol);
+  free(tg->health_path);
+  memset(tg, 0, sizeof(*tg));
+}
+
+/* One page of the region's target groups: ours (by tag) kept in lb. */
+static kiln_err keep_tagged(struct kiln_awsenv *env, struct kiln_lb *lb,
+                            struct kiln_target_group *page, size_t n, struct kiln_error *err)
+{
+  char *arns[PAGE_SIZE];
+  int tagged[PAGE_SIZE] = {0};
+  for (size_t i = 0; i < n; i++)
+    arns[i] = page[i].arn;
+  kiln_err rc = n ? tagged_arns(env, arns, n, tagged, err) : KILN_OK;
+  for (size_t i = 0; i < n; i++) {
+    if (rc == KILN_OK && tagged[i] && lb->ntgs < KILN_MAX_PORTS * 2)
+      lb->tgs[lb->ntgs++] = page[i];
+    else
+      free_target_group(&page[i]);
+  }
+  return rc;
+}
+
 kiln_err kiln_lb_find_target_groups(struct kiln_awsenv *env, struct kiln_lb *lb,
                                     struct kiln_error *err)
 {
-  struct kiln_target_group found[64];
-  size_t n = 0;
   char *marker = NULL;
   kiln_err rc = KILN_OK;
-  memset(found, 0, sizeof(found));
   do { /* every target group of the region, page by page; ours carry the tag */
+    struct kiln_target_group page[PAGE_SIZE];
+    size_t n = 0;
     struct kiln_aws_params p = {0};
     struct kiln_xml *doc = NULL;
+    memset(page, 0, sizeof(page));
+    kiln_aws_params_addf(&p, "PageSize", "%d", PAGE_SIZE);
     if (marker)
       kiln_aws_params_add(&p, "Marker", marker);
     free(marker);
@@ -119,38 +149,25 @@ kiln_err kiln_lb_find_target_groups(struct kiln_awsenv *env, struct kiln_lb *lb,
     kiln_aws_params_clear(&p);
     if (rc != KILN_OK)
       break;
-    for (const struct kiln_xml *g = kiln_awsenv_items(doc, "TargetGroups"); g && n < 64;
+    for (const struct kiln_xml *g = kiln_awsenv_items(doc, "TargetGroups"); g && n < PAGE_SIZE;
          g = kiln_xml_next_same(g)) {
       const char *port = kiln_xml_text(g, "Port"), *hport = kiln_xml_text(g, "HealthCheckPort");
-      found[n].arn = kiln_awsenv_dup(kiln_xml_text(g, "TargetGroupArn"));
-      found[n].name = kiln_awsenv_dup(kiln_xml_text(g, "TargetGroupName"));
-      found[n].port = port ? atoi(port) : 0;
-      found[n].health_protocol = kiln_awsenv_dup(kiln_xml_text(g, "HealthCheckProtocol"));
-      found[n].health_path = kiln_awsenv_dup(kiln_xml_text(g, "HealthCheckPath"));
-      found[n].health_port = hport && strcmp(hport, "traffic-port") ? atoi(hport) : found[n].port;
-      if (found[n].arn)
+      page[n].arn = kiln_awsenv_dup(kiln_xml_text(g, "TargetGroupArn"));
+      page[n].name = kiln_awsenv_dup(kiln_xml_text(g, "TargetGroupName"));
+      page[n].port = port ? atoi(port) : 0;
+      page[n].health_protocol = kiln_awsenv_dup(kiln_xml_text(g, "HealthCheckProtocol"));
+      page[n].health_path = kiln_awsenv_dup(kiln_xml_text(g, "HealthCheckPath"));
+      page[n].health_port = hport && strcmp(hport, "traffic-port") ? atoi(hport) : page[n].port;
+      if (page[n].arn)
         n++;
+      else
+        free_target_group(&page[n]);
     }
     marker = kiln_awsenv_dup(kiln_awsenv_first(doc, "NextMarker"));
     kiln_xml_free(doc);
-  } while (marker);
+    rc = keep_tagged(env, lb, page, n, err);
+  } while (rc == KILN_OK && marker);
   free(marker);
-  char *arns[64];
-  int tagged[64] = {0};
-  for (size_t i = 0; i < n; i++)
-    arns[i] = found[i].arn;
-  if (rc == KILN_OK && n > 0)
-    rc = tagged_arns(env, arns, n, tagged, err);
-  for (size_t i = 0; i < n; i++) {
-    if (rc == KILN_OK && tagged[i] && lb->ntgs < KILN_MAX_PORTS * 2) {
-      lb->tgs[lb->ntgs++] = found[i];
-      continue;
-    }
-    free(found[i].arn);
-    free(found[i].name);
-    free(found[i].health_protocol);
-    free(found[i].health_path);
-  }
   return rc;
 }
 
@@ -232,7 +249,15 @@ static kiln_err create_target_group(struct kiln_walk *w, int port, struct kiln_e
 
 static kiln_err tg_find(struct kiln_walk *w, struct kiln_error *err)
 {
-  return kiln_lb_find_target_groups(w->env, &w->lb, err);
+  kiln_err rc = kiln_lb_find_target_groups(w->env, &w->lb, err);
+  if (rc == KILN_E_AUTH && w->mode == KILN_WALK_STATUS) { /* credentials from before the NLB */
+    kiln_aws_client_log(w->env->c, KILN_LOG_INFO,
+                        "the load balancer is not readable with these credentials: run `kiln "
+                        "update-policy` (the deploy policy gained the Rollout statements)");
+    kiln_error_clear(err);
+    rc = KILN_OK;
+  }
+  return rc;
 }
 
 static kiln_err tg_ensure(struct kiln_walk *w, struct kiln_error *err)
