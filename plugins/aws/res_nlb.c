@@ -185,7 +185,9 @@ static kiln_err delete_lb(struct kiln_walk *w, struct kiln_error *err)
     }
     w->lb.nlisteners = 0;
     free(w->lb.arn);
-    w->lb.arn = NULL;
+    free(w->lb.dns_name);
+    free(w->lb.lb_state);
+    w->lb.arn = w->lb.dns_name = w->lb.lb_state = NULL;
     w->lb.lb_has_static = 0;
   }
   return rc;
@@ -253,6 +255,8 @@ static kiln_err create_lb(struct kiln_walk *w, struct kiln_error *err)
   }
   if (rc == KILN_OK) {
     const struct kiln_xml *lb = kiln_awsenv_items(doc, "LoadBalancers");
+    free(w->lb.arn);
+    free(w->lb.dns_name);
     w->lb.arn = kiln_awsenv_dup(env->dry_run ? "(new load balancer)"
                                              : (lb ? kiln_xml_text(lb, "LoadBalancerArn") : NULL));
     w->lb.dns_name = kiln_awsenv_dup(lb ? kiln_xml_text(lb, "DNSName") : NULL);
