@@ -652,6 +652,13 @@ def case_nlb_scale_out():
     check(proxy("stats")["mutating"] == 0 and again.get("changes") == 0,
           "a second nlb setup makes no mutating call: %s" % proxy("stats")["operations"])
 
+    size = ok(kiln("size", "--eif", eif_a, "--json"), "kiln size with count 3")
+    check(size.get("deployment", {}).get("count") == 3 and
+          abs(size["deployment"]["price_per_hour_usd"] - 3 * size["price_per_hour_usd"]) < 1e-9,
+          "kiln size prices 3 instances: %s" % size.get("deployment"))
+    human = kiln("size", "--eif", eif_a)
+    check("deployment: 3 instance(s)" in human.stdout and size["catalogue"]["as_of"] in human.stdout,
+          "kiln size shows the deployment's cost with the catalogue date: %s" % human.stdout)
     proc = kiln("plan", "--eif", eif_a, env=kiln_env(creds))
     ok(proc, "plan the deploy to 3 instances")
     print("kiln plan (deploy, 1 -> 3 instances):\n" + proc.stdout)
