@@ -85,7 +85,7 @@ static kiln_err refresh_state(struct kiln_awsenv *env, const char *id, struct re
 static int terminal(const char *status)
 {
   static const char *const done[] = {"Successful",     "Failed", "Cancelled", "RollbackSuccessful",
-                                     "RollbackFailed", "Baking", NULL};
+                                     "RollbackFailed", "Baking", "scaled",    NULL};
   for (size_t i = 0; done[i]; i++)
     if (strcmp(status, done[i]) == 0)
       return 1;
@@ -133,8 +133,12 @@ static void progress(struct kiln_awsenv *env, const struct kiln_fleet *f,
                      const struct refresh_state *st, int desired, char *last, size_t n)
 {
   char line[160];
-  snprintf(line, sizeof(line), "rollout: %zu/%d instance(s) healthy, refresh %s %d%%", healthy(f),
-           desired, st->status, st->percent);
+  if (strcmp(st->status, "scaling") == 0 || strcmp(st->status, "scaled") == 0)
+    snprintf(line, sizeof(line), "rollout: %zu/%d instance(s) healthy, %s", healthy(f), desired,
+             st->status);
+  else
+    snprintf(line, sizeof(line), "rollout: %zu/%d instance(s) healthy, refresh %s %d%%", healthy(f),
+             desired, st->status, st->percent);
   if (isatty(STDERR_FILENO)) { /* one line, redrawn */
     fprintf(stderr, "\r%-78s%s", line, terminal(st->status) ? "\n" : "");
     fflush(stderr);
@@ -181,7 +185,7 @@ kiln_err kiln_rollout_wait_healthy(struct kiln_awsenv *env, struct kiln_fleet *f
     size_t ok = healthy(f);
     int done = ok >= (size_t)desired && f->nmembers == (size_t)desired;
     st.percent = desired ? (int)(100 * ok / (size_t)desired) : 100;
-    snprintf(st.status, sizeof(st.status), "%s", done ? "Successful" : "scaling");
+    snprintf(st.status, sizeof(st.status), "%s", done ? "scaled" : "scaling");
     progress(env, f, &st, desired, last, sizeof(last));
     if (done)
       return KILN_OK;
