@@ -23,6 +23,12 @@ static void print_human(const cJSON *m)
   printf("/etc/nitro_enclaves/allocator.yaml:\n  memory_mib: %d\n  cpu_count: %d\n",
          cJSON_GetObjectItem(enclave, "memory_mib")->valueint,
          cJSON_GetObjectItem(enclave, "cpus")->valueint);
+  const cJSON *d = cJSON_GetObjectItem(m, "deployment");
+  if (cJSON_IsObject(d))
+    printf("deployment: %d instance(s) (/aws/count) = $%g/hour on-demand as of %s\n",
+           cJSON_GetObjectItem(d, "count")->valueint,
+           cJSON_GetObjectItem(d, "price_per_hour_usd")->valuedouble,
+           cJSON_GetObjectItem(cat, "as_of")->valuestring);
   const cJSON *r = cJSON_GetObjectItem(m, "runner_up");
   if (cJSON_IsObject(r))
     printf("runner-up: %s ($%g/hour)\n", cJSON_GetObjectItem(r, "instance_type")->valuestring,
@@ -51,6 +57,20 @@ static int eif_arch_check(struct kiln_cli *cli, struct kiln *k, const char *file
                              file, eif_arch, set->valuestring, set->valuestring);
   kiln_err rc = cJSON_IsString(set) ? KILN_OK : kiln_set_arch(k, eif_arch);
   return rc ? kiln_cli_fail(cli, k, rc) : 0;
+}
+
+/* The deployment's instances (kiln.json /aws/count, default 1) at the catalogue's price. */
+static void add_deployment_cost(cJSON *m, const cJSON *config)
+{
+  const cJSON *count =
+      cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(config, "aws"), "count");
+  const cJSON *price = cJSON_GetObjectItem(m, "price_per_hour_usd");
+  int n = cJSON_IsNumber(count) ? count->valueint : 1;
+  if (!cJSON_IsNumber(price))
+    return;
+  cJSON *d = cJSON_AddObjectToObject(m, "deployment");
+  cJSON_AddNumberToObject(d, "count", n);
+  cJSON_AddNumberToObject(d, "price_per_hour_usd", n * price->valuedouble);
 }
 
 int kiln_cmd_size(struct kiln_cli *cli)
@@ -112,10 +132,14 @@ int kiln_cmd_size(struct kiln_cli *cli)
   const struct kiln_artifact *sizing = NULL;
   if ((code = kiln_cli_run_pipeline(cli, k, p, "sizing", &sizing)))
     goto out;
+  cJSON *doc = cJSON_Duplicate(sizing->meta, 1);
+  add_deployment_cost(doc, kiln_config(k));
   if (cli->json)
-    kiln_cli_print_json(cJSON_Duplicate(sizing->meta, 1));
-  else
-    print_human(sizing->meta);
+    kiln_cli_print_json(doc);
+  else {
+    print_human(doc);
+    cJSON_Delete(doc);
+  }
 out:
   kiln_pipeline_free(p);
   kiln_free(k);

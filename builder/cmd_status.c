@@ -1,9 +1,11 @@
-/* kiln status: the deployment as AWS sees it, found by tag, and each instance's attestation. */
+/* kiln status: the deployment as AWS sees it, found by tag, its instances one by one and each
+ * instance's attestation. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "aws_cli.h"
 #include "status_attest.h"
+#include "status_fleet.h"
 
 int kiln_cmd_status(struct kiln_cli *cli)
 {
@@ -25,8 +27,10 @@ int kiln_cmd_status(struct kiln_cli *cli)
     cJSON *meta = cJSON_Duplicate(d->meta, 1);
     if (!(code = kiln_status_attest(cli, k, root, meta))) {
       kiln_aws_cli_print_result(cli, meta);
-      if (!cli->json)
+      if (!cli->json) {
+        kiln_status_fleet_print(meta);
         kiln_status_attest_print(meta);
+      }
     }
     cJSON_Delete(meta);
   }

@@ -197,6 +197,15 @@ static const struct kiln_cli_option logs_options[] = {
     OPT_PROFILE,
     END_OPTIONS};
 
+static const struct kiln_cli_option rollback_options[] = {
+    {"--to", NULL, "VERSION",
+     "the launch template version to return to (default: the one before the running version)",
+     NULL},
+    OPT_REGION,
+    OPT_PROFILE,
+    OPT_SET_STAGE,
+    END_OPTIONS};
+
 static const struct kiln_cli_option teardown_options[] = {
     {"--yes", NULL, NULL, "do not ask (needed when stdin is not a terminal)", NULL},
     {"--delete-bucket", NULL, NULL, "also delete the EIF bucket and its EIFs", NULL},
@@ -417,6 +426,11 @@ static const struct kiln_cli_doc docs[] = {
      "again changes nothing that is already right. Needs broad (admin-like) credentials once;\n"
      "`kiln deploy` then runs with the scoped ones. --json prints the ids (deployment_id, VPC,\n"
      "subnets, bucket, roles).\n"
+     "With /aws/count > 1 (or /aws/load_balancer \"nlb\") setup also makes a Network Load\n"
+     "Balancer across the subnets with one TCP listener per public port, a target group per port\n"
+     "(TCP health checks, or HTTP on /aws/health_path), and attaches the Auto Scaling group with\n"
+     "ELB health checks; /aws/static_addresses gives it one Elastic IP per zone. Switching back\n"
+     "to \"eip\" deletes them again.\n"
      "\n"
      "Examples:\n"
      "  kiln setup --credentials-file kiln-deploy.env\n"
@@ -430,6 +444,10 @@ static const struct kiln_cli_doc docs[] = {
      "launch template version (Nitro Enclaves on, user data that fetches the EIF, checks its\n"
      "SHA-256 and runs it), point the Auto Scaling group at it with a rolling instance refresh,\n"
      "and keep the Elastic IP on a serving instance. Nothing changes when nothing differs.\n"
+     "The refresh keeps capacity (MinHealthyPercentage 100, a warm-up): new instances must pass\n"
+     "the health checks before old ones go; deploy waits, showing instances healthy / total,\n"
+     "and a failed refresh ends back at the previous version (AWS's auto-rollback, or kiln's).\n"
+     "/aws/count sets the instances (0 parks the deployment).\n"
      "--json prints the deployment (ids, EIF key and digest, PCRs, instances, EIP).\n"
      "\n"
      "Run it with the scoped credentials `kiln setup` wrote; it is the whole CI job:\n"
@@ -466,6 +484,18 @@ static const struct kiln_cli_doc docs[] = {
      "  kiln logs --since 1h\n"
      "  kiln logs --follow --instance i-0123456789abcdef0\n",
      logs_options},
+    {"rollback", NULL,
+     "Return the deployment's instances to an earlier release: the launch template's default\n"
+     "version and the Auto Scaling group go back to VERSION (default: the version before the\n"
+     "running one), and an instance refresh with MinHealthyPercentage 100 replaces the instances,\n"
+     "new ones first, waiting until they pass the health checks. A refresh still running is\n"
+     "rolled back by AWS (RollbackInstanceRefresh). Works with the scoped deploy credentials.\n"
+     "`kiln deploy` rolls back by itself when a refresh fails.\n"
+     "\n"
+     "Examples:\n"
+     "  kiln rollback              the version before the running one\n"
+     "  kiln rollback --to 4       launch template version 4 (`kiln status` lists versions)\n",
+     rollback_options},
     {"update-policy", NULL,
      "Render the deploy user's tag-scoped policy from share/policies for the existing deployment\n"
      "(DEPLOYMENT_ID / VPC_ID from the environment, .env or kiln.json), show the difference to\n"

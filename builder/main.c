@@ -25,6 +25,7 @@
   X(deploy, "deploy", "Build, size, upload and roll out the enclave to your account")              \
   X(status, "status", "Show the deployment's resources, instances and PCRs")                       \
   X(logs, "logs", "Show the enclave's output from CloudWatch Logs (--follow to keep reading)")     \
+  X(rollback, "rollback", "Return the instances to an earlier release (launch template version)")  \
   X(update_policy, "update-policy", "Re-render and update the scoped deploy policy")               \
   X(teardown, "teardown", "Delete every resource carrying the deployment tag")                     \
   X(run, "run", "Run any single stage with options (--set key=value)")                             \

@@ -105,6 +105,25 @@ KILN_MUST_CHECK kiln_err kiln_iam_ensure(struct kiln_awsenv *env, struct kiln_ia
                                          const char *credentials_file, struct kiln_error *err);
 void kiln_iam_clear(struct kiln_iam *iam);
 
+/* How many instances run and how traffic reaches them: kiln.json /aws/count, max_count,
+ * load_balancer, health_path, health_port, static_addresses, warmup_seconds,
+ * rollout_timeout_seconds, checked together. */
+struct kiln_scale {
+  int count;               /* 0 = parked */
+  int max_count;           /* the group's MaxSize */
+  int nlb;                 /* load_balancer "nlb" */
+  const char *health_path; /* NULL: TCP health checks */
+  int health_port;
+  int static_addresses;
+  int warmup_seconds;
+  int rollout_timeout_seconds;
+};
+/* From the stage options; ingress: the public ports of /enclave/ports (without the attestation
+ * port). Errors name the kiln.json field and what to do. */
+KILN_MUST_CHECK kiln_err kiln_scale_from_options(const cJSON *opts, const int *ingress,
+                                                 size_t ningress, struct kiln_scale *s,
+                                                 struct kiln_error *err);
+
 /* What to run: from the sizing, s3-object and eif artifacts. */
 struct kiln_release {
   const char *instance_type;
@@ -115,11 +134,24 @@ struct kiln_release {
   const char *ami; /* NULL: latest Amazon Linux 2023 from SSM */
   int ports[KILN_MAX_PORTS];
   size_t nports;
-  int count; /* instances (default 1) */
+  int count; /* instances (default 1; 0 = parked) */
   int debug;
   const char *kiln_host_key, *kiln_host_sha256; /* kiln-host in the bucket */
   char *host_conf;                              /* kiln-host's configuration (owned) */
   const char *pcrs[KILN_RELEASE_PCRS]; /* PCR0, PCR1, PCR2, PCR8 of the EIF (NULL: unknown) */
+  struct kiln_scale scale;
+};
+
+/* One instance of the group as status and the rollout see it. */
+struct kiln_member {
+  char *id;
+  char *lt_version; /* the launch template version it was launched from */
+  char *lifecycle;  /* InService, Pending, Terminating... */
+  char *health;     /* the group's view: Healthy / Unhealthy */
+  char *zone;
+  char *eif_sha256;    /* from its kiln:eif-sha256 tag */
+  char *target_health; /* nlb: healthy, initial, unhealthy, unused... (worst over the target groups)
+                        */
 };
 
 struct kiln_fleet {
@@ -142,7 +174,63 @@ struct kiln_fleet {
   char *eip_address;
   char *eip_instance;
   char *refresh_status;
+  char *refresh_id;
+  char *previous_lt_version; /* the version before the running one, from the newest refresh */
+  char *asg_health_type;     /* EC2 or ELB */
+  int asg_grace;
+  int asg_max;
+  char *target_groups[KILN_MAX_PORTS * 2]; /* ARNs attached to the group */
+  size_t ntarget_groups;
+  struct kiln_member members[KILN_MAX_INSTANCES];
+  size_t nmembers;
 };
+
+/* The load balancer side of a deployment (nlb mode): its target groups (one per public port),
+ * the Network Load Balancer and its listeners, and its static addresses. Found by name and the
+ * deployment tag. */
+struct kiln_target_group {
+  char *arn;
+  char *name;
+  int port;
+  char *health_protocol; /* TCP or HTTP */
+  char *health_path;
+  int health_port;
+};
+struct kiln_lb {
+  struct kiln_target_group tgs[KILN_MAX_PORTS * 2];
+  size_t ntgs;
+  char *arn;
+  char *dns_name;
+  char *lb_state;
+  size_t nzones;
+  char *listener_arns[KILN_MAX_PORTS * 2];
+  int listener_ports[KILN_MAX_PORTS * 2];
+  char *listener_targets[KILN_MAX_PORTS * 2];
+  size_t nlisteners;
+  char *static_allocations[KILN_MAX_SUBNETS]; /* the NLB's Elastic IPs (tag Name <asg>-nlb) */
+  char *static_ips[KILN_MAX_SUBNETS];
+  size_t nstatic;
+  int lb_has_static; /* the NLB's zones carry Elastic IPs */
+};
+void kiln_lb_clear(struct kiln_lb *lb);
+/* Target group name for a port: <id>-<port>, or a shortened id with a digest when longer than
+ * ELB's 32 characters (buffer of 33). */
+void kiln_lb_target_group_name(const char *id, int port, char *name, size_t n);
+/* The deployment's target groups (tag), load balancer (name, its tag checked) and listeners. */
+KILN_MUST_CHECK kiln_err kiln_lb_find_target_groups(struct kiln_awsenv *env, struct kiln_lb *lb,
+                                                    struct kiln_error *err);
+/* The group's members with their EIF (instance tags) and target health (when the group has
+ * target groups); replaces f->members. */
+KILN_MUST_CHECK kiln_err kiln_fleet_find_members(struct kiln_awsenv *env, struct kiln_fleet *f,
+                                                 struct kiln_error *err);
+void kiln_fleet_clear_members(struct kiln_fleet *f);
+/* The members' state for people and for the deployment document. */
+cJSON *kiln_fleet_members_json(const struct kiln_fleet *f);
+/* Return the group to launch template version `to` (NULL: the one before the running one):
+ * the template's default version, the group's version and an instance refresh, waited for. */
+KILN_MUST_CHECK kiln_err kiln_fleet_rollback(struct kiln_awsenv *env, struct kiln_fleet *f,
+                                             const struct kiln_scale *scale, const char *to,
+                                             struct kiln_error *err);
 KILN_MUST_CHECK kiln_err kiln_fleet_find(struct kiln_awsenv *env, struct kiln_fleet *f,
                                          struct kiln_error *err);
 /* The policy document in element `element` of an IAM answer (IAM URL-encodes it), parsed; NULL

@@ -6,7 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "byoc.h"
+#include "rollout.h"
 #include "util/buf.h"
 
 #define AL2023_PARAMETER "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"
@@ -35,6 +35,12 @@ void kiln_fleet_clear(struct kiln_fleet *f)
   free(f->eip_address);
   free(f->eip_instance);
   free(f->refresh_status);
+  free(f->refresh_id);
+  free(f->previous_lt_version);
+  free(f->asg_health_type);
+  for (size_t i = 0; i < f->ntarget_groups; i++)
+    free(f->target_groups[i]);
+  kiln_fleet_clear_members(f);
   memset(f, 0, sizeof(*f));
 }
 
@@ -202,7 +208,7 @@ kiln_err kiln_fleet_create_group(struct kiln_awsenv *env, struct kiln_fleet *f, 
   kiln_aws_params_add(&p, "LaunchTemplate.LaunchTemplateId", f->lt_id ? f->lt_id : "(new)");
   kiln_aws_params_add(&p, "LaunchTemplate.Version", ver);
   kiln_aws_params_addf(&p, "MinSize", "%d", n);
-  kiln_aws_params_addf(&p, "MaxSize", "%d", n > 0 ? n * 2 : 2);
+  kiln_aws_params_addf(&p, "MaxSize", "%d", n > 1 ? n * 2 : 2);
   kiln_aws_params_addf(&p, "DesiredCapacity", "%d", n);
   kiln_aws_params_add(&p, "VPCZoneIdentifier", zones);
   const char *tags[2][2] = {{env->dep.tag_key, env->dep.id}, {"kiln:managed", "true"}};
@@ -219,52 +225,77 @@ kiln_err kiln_fleet_create_group(struct kiln_awsenv *env, struct kiln_fleet *f, 
   kiln_err rc = kiln_awsenv_mutate(env, "autoscaling", "CreateAutoScalingGroup", &p, env->names.asg,
                                    exists, NULL, err);
   kiln_aws_params_clear(&p);
-  if (rc == KILN_OK)
+  if (rc == KILN_OK) {
     f->asg_exists = 1;
+    free(f->asg_health_type);
+    f->asg_health_type = strdup("EC2"); /* Auto Scaling's default */
+    f->asg_desired = n;
+    f->asg_max = n > 1 ? n * 2 : 2;
+  }
   return rc;
 }
 
+/* The group's sizes: MinSize = DesiredCapacity = count, MaxSize = max_count. */
+static kiln_err resize_group(struct kiln_awsenv *env, const struct kiln_scale *s,
+                             const struct kiln_fleet *f, const char *version,
+                             struct kiln_error *err)
+{
+  struct kiln_aws_params p = {0};
+  if (s->count == 0)
+    kiln_awsenv_announce(env, "update", env->names.asg, "park: %d -> 0 instances", f->asg_desired);
+  else
+    kiln_awsenv_announce(env, "update", env->names.asg, "%d -> %d instance(s) (at most %d)%s%s",
+                         f->asg_desired, s->count, s->max_count, version ? ", version " : "",
+                         version ? version : "");
+  kiln_aws_params_add(&p, "AutoScalingGroupName", env->names.asg);
+  /* Always a numbered version, also when only the sizes change: the deploy policy allows
+   * UpdateAutoScalingGroup only with autoscaling:LaunchTemplateVersionSpecified = true. */
+  const char *numbered = version ? version : f->asg_lt_version;
+  if (numbered && strspn(numbered, "0123456789") == strlen(numbered) && *numbered) {
+    kiln_aws_params_add(&p, "LaunchTemplate.LaunchTemplateId", f->lt_id ? f->lt_id : "(new)");
+    kiln_aws_params_add(&p, "LaunchTemplate.Version", numbered);
+  }
+  kiln_aws_params_addf(&p, "MinSize", "%d", s->count);
+  kiln_aws_params_addf(&p, "MaxSize", "%d", s->max_count);
+  kiln_aws_params_addf(&p, "DesiredCapacity", "%d", s->count);
+  kiln_err rc = kiln_awsenv_mutate(env, "autoscaling", "UpdateAutoScalingGroup", &p, env->names.asg,
+                                   NULL, NULL, err);
+  kiln_aws_params_clear(&p);
+  return rc;
+}
+
+/* Sizes first (new instances come from the running version), then a health-gated refresh to
+ * the new version; a group without instances moves to the version directly. */
 static kiln_err ensure_group(struct kiln_awsenv *env, const struct kiln_network *net,
                              const struct kiln_release *r, struct kiln_fleet *f, long version,
                              struct kiln_error *err)
 {
-  struct kiln_aws_params p = {0};
+  const struct kiln_scale *s = &r->scale;
   struct kiln_buf zones = KILN_BUF_INIT;
-  char ver[24], count[16];
+  char ver[24];
   kiln_err rc = KILN_OK;
-  int n = r->count > 0 ? r->count : 1;
   snprintf(ver, sizeof(ver), "%ld", version);
-  snprintf(count, sizeof(count), "%d", n);
   for (size_t i = 0; i < net->nsubnets; i++)
     kiln_buf_printf(&zones, "%s%s", i ? "," : "", net->subnet_ids[i]);
+  int new_version = !f->asg_lt_version || strcmp(f->asg_lt_version, ver) != 0;
+  int resized = f->asg_desired != s->count || (f->asg_max && f->asg_max != s->max_count);
   if (!f->asg_exists) {
-    rc = kiln_fleet_create_group(env, f, ver, n, kiln_buf_str(&zones), err);
-  } else if (!f->asg_lt_version || strcmp(f->asg_lt_version, ver) != 0 || f->asg_desired != n) {
-    kiln_awsenv_announce(env, "update", env->names.asg,
-                         "launch template version %s -> %s, %d instance(s), rolling refresh",
-                         f->asg_lt_version ? f->asg_lt_version : "?", ver, n);
-    kiln_aws_params_add(&p, "AutoScalingGroupName", env->names.asg);
-    kiln_aws_params_add(&p, "LaunchTemplate.LaunchTemplateId", f->lt_id);
-    kiln_aws_params_add(&p, "LaunchTemplate.Version", ver);
-    kiln_aws_params_add(&p, "MinSize", count);
-    kiln_aws_params_addf(&p, "MaxSize", "%d", n * 2);
-    kiln_aws_params_add(&p, "DesiredCapacity", count);
-    rc = kiln_awsenv_mutate(env, "autoscaling", "UpdateAutoScalingGroup", &p, env->names.asg, NULL,
-                            NULL, err);
-    kiln_aws_params_clear(&p);
-    if (rc == KILN_OK) {
-      kiln_aws_params_add(&p, "AutoScalingGroupName", env->names.asg);
-      kiln_aws_params_add(&p, "Preferences.MinHealthyPercentage", "100");
-      kiln_aws_params_add(&p, "Preferences.MaxHealthyPercentage", "200");
-      static const char *const busy[] = {"InstanceRefreshInProgress", NULL};
-      rc = kiln_awsenv_mutate(env, "autoscaling", "StartInstanceRefresh", &p, env->names.asg, busy,
-                              NULL, err);
-    }
+    rc = kiln_fleet_create_group(env, f, ver, s->count, kiln_buf_str(&zones), err);
+  } else if (new_version && (f->ninstances == 0 || s->count == 0)) {
+    rc = resize_group(env, s, f, ver, err);
+  } else if (new_version || resized) {
+    char *previous = kiln_awsenv_dup(f->asg_lt_version);
+    if (resized)
+      rc = resize_group(env, s, f, NULL, err);
+    if (rc == KILN_OK && new_version)
+      rc = kiln_rollout_deploy(env, f, s, ver, previous, err);
+    else if (rc == KILN_OK && !env->dry_run && s->count > 0)
+      rc = kiln_rollout_wait_healthy(env, f, s->count, s->rollout_timeout_seconds, err);
+    free(previous);
   } else {
     kiln_awsenv_announce(env, "nothing", env->names.asg, "runs version %s with %d instance(s)", ver,
-                         n);
+                         s->count);
   }
-  kiln_aws_params_clear(&p);
   kiln_buf_free(&zones);
   return rc;
 }
@@ -337,23 +368,20 @@ kiln_err kiln_fleet_deploy(struct kiln_awsenv *env, const struct kiln_network *n
                           "deploy again",
                           env->dep.id, f->lt_id ? "Auto Scaling group" : "launch template",
                           f->lt_id ? env->names.asg : env->names.launch_template);
+  if (r->scale.nlb && f->asg_exists && f->ntarget_groups == 0)
+    return kiln_error_set(err, KILN_E_INVALID,
+                          "kiln.json asks for a load balancer (/aws/load_balancer \"nlb\" or "
+                          "/aws/count > 1) but deployment %s has none attached yet: run `kiln "
+                          "setup` (with the account's admin credentials) first, then deploy",
+                          env->dep.id);
   kiln_err rc = kiln_offerings_check_zones(env, net, r->instance_type, err);
   if (rc == KILN_OK)
     rc = ensure_template(env, net, r, f, &version, err);
   if (rc == KILN_OK)
     rc = ensure_group(env, net, r, f, version, err);
-  if (rc == KILN_OK && !env->dry_run) { /* the group's instances after create/refresh */
-    for (size_t i = 0; i < f->ninstances; i++)
-      free(f->instance_ids[i]);
-    f->ninstances = 0;
-    free(f->asg_lt_version);
-    f->asg_lt_version = NULL;
-    f->asg_exists = 0;
-    free(f->refresh_status);
-    f->refresh_status = NULL;
-    rc = kiln_fleet_find_group(env, f, err);
-  }
-  if (rc == KILN_OK)
+  if (rc == KILN_OK && !env->dry_run) /* the group's instances after create/refresh */
+    rc = kiln_rollout_refresh_fleet(env, f, err);
+  if (rc == KILN_OK && !r->scale.nlb)
     rc = kiln_fleet_ensure_address(env, f, err);
   return rc;
 }

@@ -25,11 +25,27 @@ kiln_err kiln_fleet_find_group(struct kiln_awsenv *env, struct kiln_fleet *f,
     f->asg_exists = 1;
     f->asg_lt_version = kiln_awsenv_dup(kiln_xml_text(group, "LaunchTemplate/Version"));
     f->asg_desired = desired ? atoi(desired) : 0;
+    const char *grace = kiln_xml_text(group, "HealthCheckGracePeriod");
+    const char *max = kiln_xml_text(group, "MaxSize");
+    f->asg_health_type = kiln_awsenv_dup(kiln_xml_text(group, "HealthCheckType"));
+    f->asg_grace = grace ? atoi(grace) : 0;
+    f->asg_max = max ? atoi(max) : 0;
+    for (const struct kiln_xml *t = kiln_awsenv_items(group, "TargetGroupARNs");
+         t && f->ntarget_groups < KILN_MAX_PORTS * 2; t = kiln_xml_next_same(t))
+      if (*t->text)
+        f->target_groups[f->ntarget_groups++] = strdup(t->text);
     for (const struct kiln_xml *i = kiln_awsenv_items(group, "Instances");
          i && f->ninstances < KILN_MAX_INSTANCES; i = kiln_xml_next_same(i)) {
       const char *id = kiln_xml_text(i, "InstanceId");
-      if (id)
-        f->instance_ids[f->ninstances++] = strdup(id);
+      if (!id)
+        continue;
+      struct kiln_member *m = &f->members[f->nmembers++];
+      f->instance_ids[f->ninstances++] = strdup(id);
+      m->id = strdup(id);
+      m->lt_version = kiln_awsenv_dup(kiln_xml_text(i, "LaunchTemplate/Version"));
+      m->lifecycle = kiln_awsenv_dup(kiln_xml_text(i, "LifecycleState"));
+      m->health = kiln_awsenv_dup(kiln_xml_text(i, "HealthStatus"));
+      m->zone = kiln_awsenv_dup(kiln_xml_text(i, "AvailabilityZone"));
     }
   }
   kiln_xml_free(doc);
@@ -39,9 +55,10 @@ kiln_err kiln_fleet_find_group(struct kiln_awsenv *env, struct kiln_fleet *f,
   struct kiln_aws_error_info info;
   rc = kiln_aws_query(env->c, "autoscaling", "DescribeInstanceRefreshes", &p, &doc, &info, err);
   kiln_aws_params_clear(&p);
-  if (rc == KILN_OK)
+  if (rc == KILN_OK) {
     f->refresh_status = kiln_awsenv_dup(kiln_awsenv_first(doc, "Status"));
-  else
+    f->refresh_id = kiln_awsenv_dup(kiln_awsenv_first(doc, "InstanceRefreshId"));
+  } else
     kiln_error_clear(err); /* not every endpoint knows refreshes; status shows none */
   kiln_xml_free(doc);
   return KILN_OK;
@@ -100,7 +117,10 @@ static void free_ids(char **ids, size_t n)
 
 static kiln_err asg_find(struct kiln_walk *w, struct kiln_error *err)
 {
-  return kiln_fleet_find_group(w->env, &w->fleet, err);
+  kiln_err rc = kiln_fleet_find_group(w->env, &w->fleet, err);
+  if (rc == KILN_OK && w->mode == KILN_WALK_STATUS)
+    rc = kiln_fleet_find_members(w->env, &w->fleet, err);
+  return rc;
 }
 
 static kiln_err asg_ensure(struct kiln_walk *w, struct kiln_error *err)
@@ -124,6 +144,12 @@ static int asg_exists(const struct kiln_walk *w)
 
 static void asg_fields(const struct kiln_walk *w, cJSON *meta)
 {
+  if (w->fleet.asg_exists) {
+    cJSON_AddNumberToObject(meta, "desired_count", w->fleet.asg_desired);
+    cJSON_AddBoolToObject(meta, "parked", w->fleet.asg_desired == 0);
+    kiln_json_add_string(meta, "group_launch_template_version", w->fleet.asg_lt_version);
+    cJSON_AddItemToObject(meta, "fleet", kiln_fleet_members_json(&w->fleet));
+  }
   cJSON_AddItemToObject(meta, "instance_ids",
                         kiln_json_string_array(w->fleet.instance_ids, w->fleet.ninstances));
   kiln_json_add_string(meta, "instance_refresh", w->fleet.refresh_status);

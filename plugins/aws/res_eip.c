@@ -12,6 +12,8 @@ kiln_err kiln_fleet_find_address(struct kiln_awsenv *env, struct kiln_fleet *f,
   struct kiln_xml *doc = NULL;
   int n = 1;
   kiln_awsenv_tag_filter(env, &p, &n);
+  kiln_aws_params_add(&p, "Filter.2.Name", "tag:Name"); /* not the load balancer's (res_nlb.c) */
+  kiln_aws_params_add(&p, "Filter.2.Value.1", env->names.asg);
   kiln_err rc = kiln_awsenv_read(env, "ec2", "DescribeAddresses", &p, &doc, err);
   kiln_aws_params_clear(&p);
   if (rc == KILN_OK) {
@@ -32,8 +34,12 @@ static kiln_err eip_find(struct kiln_walk *w, struct kiln_error *err)
   return kiln_fleet_find_address(w->env, &w->fleet, err);
 }
 
+static kiln_err eip_teardown(struct kiln_walk *w, struct kiln_error *err);
+
 static kiln_err eip_ensure(struct kiln_walk *w, struct kiln_error *err)
 {
+  if (w->scale.nlb) /* clients reach the load balancer: the single-instance address goes */
+    return eip_teardown(w, err);
   return kiln_fleet_ensure_address(w->env, &w->fleet, err);
 }
 
@@ -65,6 +71,12 @@ static kiln_err eip_teardown(struct kiln_walk *w, struct kiln_error *err)
     if (rc == KILN_OK)
       rc = kiln_awsenv_delete(env, "ec2", "ReleaseAddress", "AllocationId", f->eip_allocation,
                               "Elastic IP", err);
+    if (rc == KILN_OK) {
+      free(f->eip_allocation);
+      free(f->eip_address);
+      free(f->eip_instance);
+      f->eip_allocation = f->eip_address = f->eip_instance = NULL;
+    }
   }
   return rc;
 }

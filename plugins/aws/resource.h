@@ -19,6 +19,8 @@ struct kiln_walk {
   struct kiln_network net;
   struct kiln_iam iam;
   struct kiln_fleet fleet;
+  struct kiln_lb lb;
+  struct kiln_scale scale; /* setup: from the options (count, load balancer, health checks) */
   int bucket_exists;
   cJSON *bucket_uploads; /* status: the bucket's incomplete multipart uploads */
   cJSON *measurements;   /* status: the deployed EIF's PCRs (from its S3 object) */
@@ -65,8 +67,15 @@ struct kiln_aws_resource {
 extern const struct kiln_aws_resource *const kiln_aws_resources[];
 extern const struct kiln_aws_resource kiln_res_bucket, kiln_res_vpc, kiln_res_subnets,
     kiln_res_routes, kiln_res_security_group, kiln_res_instance_role, kiln_res_deploy_user,
-    kiln_res_ci_role, kiln_res_launch_template, kiln_res_asg, kiln_res_eip, kiln_res_log_group,
-    kiln_res_instances;
+    kiln_res_ci_role, kiln_res_launch_template, kiln_res_target_groups, kiln_res_asg,
+    kiln_res_lb_attachment, kiln_res_nlb, kiln_res_eip, kiln_res_log_group, kiln_res_instances;
+
+/* ELB Tags.member.N for the deployment tag, kiln:managed and Name. */
+kiln_err kiln_lb_tags(struct kiln_awsenv *env, struct kiln_aws_params *p, const char *name);
+/* Delete the deployment's target groups not serving a wanted port (all when nports is 0),
+ * retried while ELB still reports them in use. */
+KILN_MUST_CHECK kiln_err kiln_lb_prune_target_groups(struct kiln_walk *w, const int *ports,
+                                                     size_t nports, struct kiln_error *err);
 
 /* Index of a resource in the table (for w->state), or -1. */
 int kiln_aws_resource_index(const struct kiln_aws_resource *r);

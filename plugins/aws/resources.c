@@ -18,9 +18,12 @@ const struct kiln_aws_resource *const kiln_aws_resources[] = {
     &kiln_res_security_group,  /* res_security_group.c: ingress ports */
     &kiln_res_instance_role,   /* res_instance_role.c: instance role, policy and profile */
     &kiln_res_launch_template, /* res_launch_template.c: the launch template */
+    &kiln_res_target_groups,   /* res_target_groups.c: nlb: a target group per public port */
     &kiln_res_asg,             /* res_asg.c: the Auto Scaling group and its instances */
     &kiln_res_instances,       /* res_instances.c: status: each instance's address and release */
-    &kiln_res_eip,             /* res_eip.c: the Elastic IP */
+    &kiln_res_lb_attachment,   /* res_lb_attachment.c: the group's target groups, health checks */
+    &kiln_res_nlb,             /* res_nlb.c: nlb: load balancer, listeners, static addresses */
+    &kiln_res_eip,             /* res_eip.c: the Elastic IP (eip mode) */
     &kiln_res_log_group,       /* res_log_group.c: the CloudWatch Logs group of the app's output */
     /* the deploy policy names the network and launch template above: rendered after them */
     &kiln_res_deploy_user, /* res_deploy_user.c: scoped deploy user, policy, access key */

@@ -11,6 +11,8 @@
 #include <kiln/plugin.h>
 
 #include "iam.h"
+#include "resource.h"
+#include "rollout.h"
 #include "host_hooks.h"
 #include "logs.h"
 #include "resource.h"
@@ -55,8 +57,8 @@ static const char *action_of(const cJSON *opts)
 
 /* The public ports to open (ingress ports, and the attestation port when set) from kiln.json's
  * enclave settings (/enclave/ports, else /aws/ports); with host_conf, kiln-host's configuration. */
-static kiln_err runtime_of(struct stage_env *s, int *ports, size_t *nports, char **host_conf,
-                           struct kiln_error *err)
+static kiln_err runtime_of(struct stage_env *s, int *ports, size_t *nports, size_t *ningress,
+                           char **host_conf, struct kiln_error *err)
 {
   struct kiln_enclave_runtime rt;
   kiln_err rc = kiln_enclave_runtime_load(s->host->config(s->ctx), &rt, err);
@@ -65,6 +67,7 @@ static kiln_err runtime_of(struct stage_env *s, int *ports, size_t *nports, char
   *nports = 0;
   for (size_t i = 0; i < rt.nports && *nports < KILN_MAX_PORTS; i++)
     ports[(*nports)++] = rt.ports[i].pub;
+  *ningress = *nports;
   if (rt.attestation_port && *nports < KILN_MAX_PORTS)
     ports[(*nports)++] = rt.attestation_port;
   if (rt.nports + (rt.attestation_port != 0) > KILN_MAX_PORTS)
@@ -235,7 +238,12 @@ static kiln_err emit(struct stage_env *s, cJSON *meta)
 static kiln_err setup_checks(struct stage_env *s, struct kiln_awsenv *env, struct kiln_walk *w,
                              struct kiln_error *err)
 {
-  kiln_err rc = kiln_ci_trust_from_options(s->host->options(s->ctx), &w->trust, err);
+  size_t ningress = 0;
+  kiln_err rc = runtime_of(s, w->ports, &w->nports, &ningress, NULL, err);
+  if (rc == KILN_OK)
+    rc = kiln_scale_from_options(s->host->options(s->ctx), w->ports, ningress, &w->scale, err);
+  if (rc == KILN_OK)
+    rc = kiln_ci_trust_from_options(s->host->options(s->ctx), &w->trust, err);
   if (rc == KILN_OK)
     rc = kiln_offerings_enclave_type(env, &w->placeholder_type, err);
   return rc;
@@ -247,10 +255,9 @@ static kiln_err do_setup(struct stage_env *s, struct kiln_awsenv *env, cJSON **m
   const cJSON *opts = s->host->options(s->ctx);
   struct kiln_walk w;
   kiln_walk_init(&w, env, opts, KILN_WALK_SETUP);
-  /* before anything is created: are the ports valid, can this region run enclaves at all? */
-  kiln_err rc = runtime_of(s, w.ports, &w.nports, NULL, err);
-  if (rc == KILN_OK)
-    rc = setup_checks(s, env, &w, err);
+  /* before anything is created: are the ports and the scale valid, can this region run
+   * enclaves at all? */
+  kiln_err rc = setup_checks(s, env, &w, err);
   if (rc == KILN_OK && !env->dep.id)
     rc = new_deployment_id(s, env, err);
   if (rc == KILN_OK && string_at(opts, "credentials_file") &&
@@ -309,19 +316,39 @@ static kiln_err release_of(struct stage_env *s, struct kiln_release *r, char **d
     return kiln_error_set(err, KILN_E_INVALID,
                           "deploy needs the sized instance and the uploaded EIF (size and s3 "
                           "stages before aws)");
-  kiln_err rc = runtime_of(s, r->ports, &r->nports, &r->host_conf, err);
+  size_t ningress = 0;
+  kiln_err rc = runtime_of(s, r->ports, &r->nports, &ningress, &r->host_conf, err);
+  if (rc == KILN_OK)
+    rc = kiln_scale_from_options(opts, r->ports, ningress, &r->scale, err);
   if (rc == KILN_OK)
     rc = kiln_host_of(s, object, r, derived_host_key, err);
   if (rc)
     return rc;
-  const cJSON *count = cJSON_GetObjectItemCaseSensitive(opts, "count");
-  r->count = cJSON_IsNumber(count) ? count->valueint : 0; /* the schema's default: 1 */
+  r->count = r->scale.count;
   r->ami = string_at(opts, "ami");
   r->debug = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(opts, "debug"));
   const cJSON *pcrs = eif ? cJSON_GetObjectItemCaseSensitive(eif->meta, "measurements") : NULL;
   for (int i = 0; i < KILN_RELEASE_PCRS; i++)
     r->pcrs[i] = string_at(pcrs, kiln_release_pcr_names[i]);
   return KILN_OK;
+}
+
+/* The deployment's hourly cost at the size catalogue's on-demand price: count x the type's
+ * price, with the catalogue's date (a plan shows it; deploy records it). */
+static double hourly_cost(struct stage_env *s, const struct kiln_release *r, char *text, size_t n)
+{
+  const struct kiln_artifact *sizing = s->host->input(s->ctx, "sizing");
+  const cJSON *price =
+      sizing ? cJSON_GetObjectItemCaseSensitive(sizing->meta, "price_per_hour_usd") : NULL;
+  const cJSON *cat = sizing ? cJSON_GetObjectItemCaseSensitive(sizing->meta, "catalogue") : NULL;
+  const char *as_of = string_at(cat, "as_of"), *region = string_at(cat, "region");
+  if (!cJSON_IsNumber(price))
+    return -1;
+  double total = price->valuedouble * r->scale.count;
+  snprintf(text, n, "%d x %s at $%.4f/hour = $%.4f/hour on demand (catalogue %s, as of %s)",
+           r->scale.count, r->instance_type, price->valuedouble, total, region ? region : "prices",
+           as_of ? as_of : "?");
+  return total;
 }
 
 static kiln_err do_deploy(struct stage_env *s, struct kiln_awsenv *env, cJSON **meta,
@@ -346,6 +373,22 @@ static kiln_err do_deploy(struct stage_env *s, struct kiln_awsenv *env, cJSON **
     const struct kiln_artifact *eif = s->host->input(s->ctx, "eif");
     *meta = identity_json(env);
     release_fields(*meta, env, &net, &fleet);
+    size_t healthy = 0;
+    for (size_t i = 0; i < fleet.nmembers; i++)
+      healthy += fleet.members[i].lifecycle &&
+                 strcmp(fleet.members[i].lifecycle, "InService") == 0 &&
+                 (!fleet.members[i].target_health ||
+                  strcmp(fleet.members[i].target_health, "healthy") == 0);
+    cJSON_AddNumberToObject(*meta, "healthy_count", (double)healthy);
+    char cost_text[256];
+    double cost = hourly_cost(s, &r, cost_text, sizeof(cost_text));
+    if (cost >= 0 && s->plan)
+      s->host->plan_action(s->ctx, "call", "cost", cost_text);
+    if (cost >= 0) {
+      cJSON_AddNumberToObject(*meta, "hourly_cost_usd", cost);
+      kiln_json_add_string(*meta, "hourly_cost", cost_text);
+      kiln_doc_label(*meta, "hourly_cost", "hourly cost");
+    }
     kiln_json_add_string(*meta, "eif_key", r.eif_key);
     kiln_json_add_string(*meta, "eif_sha256", r.eif_sha256);
     kiln_json_add_string(*meta, "instance_type", r.instance_type);
@@ -517,6 +560,39 @@ static kiln_err do_logs(struct stage_env *s, struct kiln_awsenv *env, cJSON **me
   return kiln_logs_read(env, s->host->options(s->ctx), *meta, err);
 }
 
+/* kiln rollback [--to VERSION]: the group back to an earlier launch template version. */
+static kiln_err do_rollback(struct stage_env *s, struct kiln_awsenv *env, cJSON **meta,
+                            struct kiln_error *err)
+{
+  const cJSON *opts = s->host->options(s->ctx);
+  struct kiln_network net;
+  struct kiln_fleet fleet;
+  struct kiln_scale scale;
+  int ports[KILN_MAX_PORTS];
+  size_t nports = 0, ningress = 0;
+  memset(&net, 0, sizeof(net));
+  memset(&fleet, 0, sizeof(fleet));
+  kiln_err rc = runtime_of(s, ports, &nports, &ningress, NULL, err);
+  if (rc == KILN_OK)
+    rc = kiln_scale_from_options(opts, ports, ningress, &scale, err);
+  if (rc == KILN_OK)
+    rc = kiln_network_find(env, &net, err);
+  if (rc == KILN_OK)
+    rc = kiln_fleet_find(env, &fleet, err);
+  if (rc == KILN_OK)
+    rc = kiln_fleet_rollback(env, &fleet, &scale, string_at(opts, "rollback_to"), err);
+  if (rc == KILN_OK && !env->dry_run)
+    rc = kiln_rollout_refresh_fleet(env, &fleet, err);
+  if (rc == KILN_OK) {
+    *meta = identity_json(env);
+    release_fields(*meta, env, &net, &fleet);
+    add_changes(*meta, env);
+  }
+  kiln_fleet_clear(&fleet);
+  kiln_network_clear(&net);
+  return rc;
+}
+
 /* `kiln setup` runs this first: setup's checks, then the deployment id, a new one when none is
  * set ("new_deployment_id"), which the CLI records in .env before the real setup creates
  * anything. */
@@ -557,6 +633,7 @@ static const struct aws_action {
     {"teardown", do_teardown, 1},
     {"policy", do_policy, 0},
     {"logs", do_logs, 1},
+    {"rollback", do_rollback, 1},
     {NULL, NULL, 0},
 };
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Checks the moto refresh extension through plain Query-protocol HTTP calls (moto does not check
 signatures unless IAM enforcement is on): a refresh replaces the group's instances with ones from
-the newest launch template version. Usage: check_moto_refresh.py SERVER_ENV_FILE"""
+the newest launch template version (or DesiredConfiguration's), returns its preferences, and fails,
+rolls back or stays in progress as the group's kiln-test:next-refresh tag says. Usage: check_moto_refresh.py SERVER_ENV_FILE"""
 import re
 import sys
 import urllib.parse
@@ -59,6 +60,59 @@ if "<Status>Successful</Status>" not in body:
 status, body = asg("StartInstanceRefresh", AutoScalingGroupName="nope")
 if status != 400 or "ValidationError" not in body:
     fails.append("unknown group should be a ValidationError: %s %s" % (status, body))
+
+
+def group_version():
+    _, body = asg("DescribeAutoScalingGroups", **{"AutoScalingGroupNames.member.1": "g"})
+    return re.search(r"<LaunchTemplate>.*?<Version>([^<]+)</Version>", body, re.S).group(1)
+
+
+def next_refresh(mode):
+    asg("CreateOrUpdateTags", **{"Tags.member.1.ResourceId": "g", "Tags.member.1.ResourceType": "auto-scaling-group",
+                                 "Tags.member.1.Key": "kiln-test:next-refresh", "Tags.member.1.Value": mode,
+                                 "Tags.member.1.PropagateAtLaunch": "false"})
+
+
+def refresh(version, auto):
+    _, body = asg("StartInstanceRefresh", AutoScalingGroupName="g",
+                  **{"DesiredConfiguration.LaunchTemplate.LaunchTemplateId": lt,
+                     "DesiredConfiguration.LaunchTemplate.Version": version,
+                     "Preferences.MinHealthyPercentage": "100", "Preferences.InstanceWarmup": "60",
+                     "Preferences.AutoRollback": auto})
+    rid = re.search(r"<InstanceRefreshId>([^<]+)", body).group(1)
+    _, body = asg("DescribeInstanceRefreshes", AutoScalingGroupName="g", **{"InstanceRefreshIds.member.1": rid})
+    return body
+
+
+# DesiredConfiguration: the group moves to that version; the preferences come back as asked
+asg("UpdateAutoScalingGroup", AutoScalingGroupName="g",
+    **{"LaunchTemplate.LaunchTemplateId": lt, "LaunchTemplate.Version": "1"})
+body = refresh("2", "true")
+if group_version() != "2" or "<MinHealthyPercentage>100</MinHealthyPercentage>" not in body or \
+        "<AutoRollback>true</AutoRollback>" not in body:
+    fails.append("DesiredConfiguration/Preferences: version %s, %s" % (group_version(), body))
+# a refresh failing its health checks: auto-rollback returns to the previous version
+next_refresh("rollback")
+body = refresh("1", "true")
+if "<Status>RollbackSuccessful</Status>" not in body or group_version() != "2":
+    fails.append("rollback mode: version %s, %s" % (group_version(), body))
+next_refresh("rollback")
+body = refresh("1", "false")
+if "<Status>Failed</Status>" not in body:
+    fails.append("rollback mode without AutoRollback should fail: %s" % body)
+# a refresh held in progress, rolled back on request
+asg("UpdateAutoScalingGroup", AutoScalingGroupName="g",
+    **{"LaunchTemplate.LaunchTemplateId": lt, "LaunchTemplate.Version": "2"})
+next_refresh("hold")
+body = refresh("1", "true")
+status, rb = asg("RollbackInstanceRefresh", AutoScalingGroupName="g")
+_, after = asg("DescribeInstanceRefreshes", AutoScalingGroupName="g")
+if "<Status>InProgress</Status>" not in body or status != 200 or group_version() != "2" or \
+        "<Status>RollbackSuccessful</Status>" not in after.split("</member>")[0]:
+    fails.append("hold + RollbackInstanceRefresh: %s / %s %s / version %s" % (body, status, rb, group_version()))
+status, body = asg("RollbackInstanceRefresh", AutoScalingGroupName="g")
+if status != 400 or "ActiveInstanceRefreshNotFound" not in body:
+    fails.append("RollbackInstanceRefresh without a running refresh: %s %s" % (status, body))
 for f in fails:
     print("FAIL:", f)
 print("moto refresh extension: %d failure(s)" % len(fails))

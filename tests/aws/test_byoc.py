@@ -137,6 +137,13 @@ def tagged(dep):
     }
     asg = client("autoscaling").describe_auto_scaling_groups(AutoScalingGroupNames=[dep])["AutoScalingGroups"]
     found["groups"] = [g["AutoScalingGroupName"] for g in asg]
+    elb = client("elbv2")
+    lbs = [l["LoadBalancerArn"] for l in elb.describe_load_balancers()["LoadBalancers"]]
+    tgs = [g["TargetGroupArn"] for g in elb.describe_target_groups()["TargetGroups"]]
+    tags = elb.describe_tags(ResourceArns=lbs + tgs)["TagDescriptions"] if lbs + tgs else []
+    ours = {t["ResourceArn"] for t in tags if {"Key": TAG, "Value": dep} in t["Tags"]}
+    found["load_balancers"] = [a for a in lbs if a in ours]
+    found["target_groups"] = [a for a in tgs if a in ours]
     iam = client("iam")
     found["roles"] = [r["RoleName"] for r in iam.list_roles()["Roles"] if r["RoleName"].startswith(dep)]
     found["users"] = [u["UserName"] for u in iam.list_users()["Users"] if u["UserName"].startswith(dep)]
@@ -199,7 +206,7 @@ def case_end_to_end():
           "EnclaveOptions.Enabled in the launch template")
     configure()
     again = plan_actions(kiln("plan", "--eif", eif_a, "--json", env=kiln_env(creds)))
-    check(all(a["action"] == "nothing" for a in again), "plan after deploy: nothing: %s" % again)
+    check(all(a["action"] in ("nothing", "call") for a in again), "plan after deploy: nothing: %s" % again)
     print("plan when up to date:\n" + "\n".join("  %(action)-7s %(resource)s" % a for a in again))
     ok(kiln("deploy", "--eif", eif_a, "--json", env=kiln_env(creds)), "deploy A again")
     check(proxy("stats")["mutating"] == 0, "re-deploy made no mutating call: %s" % proxy("stats")["operations"])
@@ -538,6 +545,28 @@ def case_policy_denial():
               "an unknown condition key fails loudly, naming the key: %s" % str(e)[:300])
     print("deploy user and CI role: deploy allowed; untagged instance, other bucket, other group, $Latest, "
           "MaxSize, SSM, IAM denied; unknown condition keys fail loudly")
+    # behind a load balancer: setup (admin) makes it; the scoped credentials roll out and read
+    # target health, but create, delete or change no load balancer or target group
+    set_aws(count=2, ports=[8080])
+    ok(kiln("setup", "--credentials-file", "deploy.env", env=kiln_env(admin, endpoint=url)), "setup (admin, nlb)")
+    elb_admin = client("elbv2", admin, url)
+    other_tg = elb_admin.create_target_group(Name="other-tg", Protocol="TCP", Port=80, VpcId=ec2.describe_subnets(
+        SubnetIds=[subnet])["Subnets"][0]["VpcId"], TargetType="instance")["TargetGroups"][0]["TargetGroupArn"]
+    d3 = ok(kiln("deploy", "--eif", make_eif("s", 10), "--json", env=kiln_env(scoped, endpoint=url)),
+            "a rollout behind the NLB with the scoped credentials")
+    check(d3.get("healthy_count") == 2, "the scoped rollout reached 2 healthy instances: %s" % d3.get("fleet"))
+    ok(kiln("rollback", "--json", env=kiln_env(scoped, endpoint=url)), "kiln rollback with the scoped credentials")
+    s_elb = client("elbv2", scoped, url)
+    lb_arn = [l["LoadBalancerArn"] for l in s_elb.describe_load_balancers()["LoadBalancers"]][0]
+    denied("deploy user: create a load balancer", lambda: s_elb.create_load_balancer(
+        Name="intruder", Subnets=[subnet], Type="network"))
+    denied("deploy user: delete the load balancer", lambda: s_elb.delete_load_balancer(LoadBalancerArn=lb_arn))
+    denied("deploy user: change another target group", lambda: s_elb.modify_target_group(
+        TargetGroupArn=other_tg, HealthCheckPath="/x", HealthCheckProtocol="HTTP"))
+    denied("deploy user: register targets by hand", lambda: s_elb.register_targets(
+        TargetGroupArn=other_tg, Targets=[{"Id": other["InstanceId"]}]))
+    denied("deploy user: delete a target group", lambda: s_elb.delete_target_group(TargetGroupArn=other_tg))
+    print("deploy user behind the NLB: rollout and rollback allowed; load balancer and target group changes denied")
     ok(kiln("teardown", "--yes", "--delete-bucket", env=kiln_env(admin, endpoint=url)), "teardown (admin)")
 
 
@@ -637,6 +666,215 @@ def dep_bucket():
     st = ok(kiln("status", "--json"), "status")
     return st.get("bucket") or [b["Name"] for b in client("s3").list_buckets()["Buckets"]
                                 if deployment_id() in b["Name"]][0]
+
+
+def set_aws(**aws):
+    """kiln.json's /aws section (ports 8080 and 443 in /enclave/ports)."""
+    with open(os.path.join(APP, "kiln.json")) as f:
+        doc = json.load(f)
+    doc["aws"] = aws
+    with open(os.path.join(APP, "kiln.json"), "w") as f:
+        json.dump(doc, f)
+
+
+def group_of(dep):
+    return client("autoscaling").describe_auto_scaling_groups(AutoScalingGroupNames=[dep])["AutoScalingGroups"][0]
+
+
+def next_refresh(dep, mode):
+    """What the moto extension's next refresh of the group does (see moto_with_refresh.py)."""
+    client("autoscaling").create_or_update_tags(Tags=[{
+        "ResourceId": dep, "ResourceType": "auto-scaling-group", "Key": "kiln-test:next-refresh",
+        "Value": mode, "PropagateAtLaunch": False}])
+
+
+def fleet_versions(st):
+    return sorted({(m.get("launch_template_version"), m.get("eif_sha256")) for m in st.get("fleet", [])})
+
+
+def case_nlb_scale_out():
+    """eip (1 instance) -> nlb (3 instances, HTTP health checks) -> rollouts, failed refreshes,
+    kiln rollback -> eip again -> teardown."""
+    make_app(extra={"enclave": {"cpus": 2, "memory_mib": 1024, "ports": [8080, 443]}})
+    set_aws()
+    configure()
+    ok(kiln("setup", "--credentials-file", "deploy.env"), "setup (eip)")
+    dep = deployment_id()
+    creds = scoped_creds()
+    eif_a, eif_b, eif_c = make_eif("na", 3), make_eif("nb", 5), make_eif("nc", 7)
+    d1 = ok(kiln("deploy", "--eif", eif_a, "--json", env=kiln_env(creds)), "deploy A (eip)")
+    check(len(d1.get("instance_ids", [])) == 1 and d1.get("eip"), "one instance behind the EIP: %s" % d1)
+
+    set_aws(count=3, health_path="/healthz", health_port=8080)
+    configure()
+    proc = kiln("plan", "--action", "setup")
+    ok(proc, "plan the switch to nlb (setup)")
+    print("kiln plan --action setup (eip -> nlb, 3 instances):\n" + proc.stdout)
+    acts = [(a["action"], a["detail"]) for a in plan_actions(kiln("plan", "--action", "setup", "--json"))]
+    check(any(a == "create" and d.startswith("Network Load Balancer") for a, d in acts), "plan creates the NLB: %s" % acts)
+    check(sum(a == "create" and d.startswith("target group") for a, d in acts) == 2, "two target groups: %s" % acts)
+    check(any(a == "delete" and d == "Elastic IP" for a, d in acts), "plan releases the single EIP: %s" % acts)
+    check(proxy("stats")["mutating"] == 0, "plans made no mutating call")
+    fails(kiln("deploy", "--eif", eif_a, env=kiln_env(creds)), "run `kiln setup`", "deploy before the NLB setup")
+    ok(kiln("setup", "--credentials-file", "deploy.env"), "setup (nlb)")
+    elb = client("elbv2")
+    found = tagged(dep)
+    check(len(found["load_balancers"]) == 1 and len(found["target_groups"]) == 2 and not found["addresses"],
+          "one tagged NLB, two tagged target groups, no EIP: %s" % found)
+    lb = elb.describe_load_balancers(LoadBalancerArns=found["load_balancers"])["LoadBalancers"][0]
+    check(lb["Type"] == "network" and len(lb["AvailabilityZones"]) == 3, "an NLB across the 3 subnets: %s" % lb)
+    listeners = elb.describe_listeners(LoadBalancerArn=lb["LoadBalancerArn"])["Listeners"]
+    check(sorted((l["Port"], l["Protocol"]) for l in listeners) == [(443, "TCP"), (8080, "TCP")],
+          "TCP listeners on 443 and 8080: %s" % listeners)
+    for g in elb.describe_target_groups(TargetGroupArns=found["target_groups"])["TargetGroups"]:
+        check(g["TargetType"] == "instance" and g["Protocol"] == "TCP" and g["HealthCheckProtocol"] == "HTTP"
+              and g["HealthCheckPath"] == "/healthz" and str(g["HealthCheckPort"]) == "8080",
+              "instance targets, HTTP health check on 8080 /healthz: %s" % g)
+    group = group_of(dep)
+    check(sorted(group.get("TargetGroupARNs", [])) == sorted(found["target_groups"]), "group attached: %s" % group)
+    check(group["HealthCheckType"] == "ELB" and group["HealthCheckGracePeriod"] == 300, "ELB health checks + grace")
+    configure()
+    again = ok(kiln("setup", "--credentials-file", "deploy.env", "--json"), "setup again (nlb)")
+    check(proxy("stats")["mutating"] == 0 and again.get("changes") == 0,
+          "a second nlb setup makes no mutating call: %s" % proxy("stats")["operations"])
+
+    size = ok(kiln("size", "--eif", eif_a, "--json"), "kiln size with count 3")
+    check(size.get("deployment", {}).get("count") == 3 and
+          abs(size["deployment"]["price_per_hour_usd"] - 3 * size["price_per_hour_usd"]) < 1e-9,
+          "kiln size prices 3 instances: %s" % size.get("deployment"))
+    human = kiln("size", "--eif", eif_a)
+    check("deployment: 3 instance(s)" in human.stdout and size["catalogue"]["as_of"] in human.stdout,
+          "kiln size shows the deployment's cost with the catalogue date: %s" % human.stdout)
+    proc = kiln("plan", "--eif", eif_a, env=kiln_env(creds))
+    ok(proc, "plan the deploy to 3 instances")
+    print("kiln plan (deploy, 1 -> 3 instances):\n" + proc.stdout)
+    check("1 -> 3 instance(s)" in proc.stdout and "$" in proc.stdout and "as of" in proc.stdout,
+          "the plan scales to 3 and shows the hourly cost with the catalogue date: %s" % proc.stdout)
+    d2 = ok(kiln("deploy", "--eif", eif_a, "--json", env=kiln_env(creds)), "deploy A with count 3")
+    check(len(d2.get("instance_ids", [])) == 3 and d2.get("healthy_count") == 3, "3 healthy instances: %s" % d2)
+    for arn in found["target_groups"]:
+        targets = elb.describe_target_health(TargetGroupArn=arn)["TargetHealthDescriptions"]
+        check(sorted(t["Target"]["Id"] for t in targets) == sorted(d2["instance_ids"]),
+              "the group registered its 3 instances: %s" % targets)
+    version_a = d2["launch_template_version"]
+
+    d3 = ok(kiln("deploy", "--eif", eif_b, "--json", env=kiln_env(creds)), "deploy B (refresh)")
+    version_b = d3["launch_template_version"]
+    refresh = client("autoscaling").describe_instance_refreshes(AutoScalingGroupName=dep)["InstanceRefreshes"][0]
+    prefs = refresh.get("Preferences", {})
+    check(refresh["Status"] == "Successful" and prefs.get("MinHealthyPercentage") == 100 and
+          prefs.get("InstanceWarmup") == 300 and prefs.get("AutoRollback") is True,
+          "refresh asked MinHealthyPercentage 100, a warm-up and auto-rollback: %s" % refresh)
+    st = ok(kiln("status", "--json", env=kiln_env(creds)), "status after B")
+    check(fleet_versions(st) == [(version_b, d3["eif_sha256"])] and len(st["fleet"]) == 3 and
+          all(m.get("target_health") == "healthy" for m in st["fleet"]),
+          "status: 3 instances on version %s with EIF B, healthy targets: %s" % (version_b, st.get("fleet")))
+    human = kiln("status", env=kiln_env(creds))
+    print("kiln status:\n" + human.stdout)
+    check("TARGET" in human.stdout and d3["eif_sha256"][:16] in human.stdout, "status table for people")
+
+    next_refresh(dep, "rollback")  # the new instances fail their health checks; AWS rolls back
+    proc = kiln("deploy", "--eif", eif_c, env=kiln_env(creds))
+    fails(proc, "AWS rolled %s back to version %s" % (dep, version_b), "a failed refresh")
+    check(group_of(dep)["LaunchTemplate"]["Version"] == str(version_b), "the group stays on version B")
+    lt = client("ec2").describe_launch_templates(LaunchTemplateNames=[dep])["LaunchTemplates"][0]
+    check(lt["DefaultVersionNumber"] == version_b, "the template's default is B again: %s" % lt)
+    st = ok(kiln("status", "--json", env=kiln_env(creds)), "status after the rollback")
+    check(fleet_versions(st) == [(version_b, d3["eif_sha256"])], "instances run B: %s" % st.get("fleet"))
+
+    next_refresh(dep, "no-rollback")  # the refresh fails and AWS does not roll back: kiln does
+    fails(kiln("deploy", "--eif", eif_c, env=kiln_env(creds)), "kiln rolled back to version %s" % version_b,
+          "a failed refresh without AWS's rollback")
+    check(group_of(dep)["LaunchTemplate"]["Version"] == str(version_b), "kiln returned the group to B")
+
+    set_aws(count=3, health_path="/healthz", health_port=8080, rollout_timeout_seconds=1)
+    next_refresh(dep, "hold")  # the refresh never finishes: kiln rolls it back (RollbackInstanceRefresh)
+    fails(kiln("deploy", "--eif", eif_c, env=kiln_env(creds)), "the refresh was rolled back (RollbackSuccessful)",
+          "a refresh past the rollout timeout")
+    check(group_of(dep)["LaunchTemplate"]["Version"] == str(version_b), "AWS's rollback returned the group to B")
+    set_aws(count=3, health_path="/healthz", health_port=8080)
+    r = ok(kiln("rollback", "--json", env=kiln_env(creds)), "kiln rollback")
+    check(r.get("group_launch_template_version") == str(version_a) and
+          fleet_versions(r) == [(version_a, d2["eif_sha256"])], "rollback returns to A: %s" % r.get("fleet"))
+    fails(kiln("rollback", "--to", "1", env=kiln_env(creds)), "runs no release", "rollback to the placeholder")
+    fails(kiln("rollback", "--to", "99", env=kiln_env(creds)), "does not exist", "rollback to a missing version")
+    r = ok(kiln("rollback", "--to", str(version_b), "--json", env=kiln_env(creds)), "kiln rollback --to B")
+    check(fleet_versions(r) == [(version_b, d3["eif_sha256"])], "rollback --to B: %s" % r.get("fleet"))
+
+    set_aws(count=1)
+    configure()
+    ok(kiln("setup", "--credentials-file", "deploy.env"), "setup (back to eip)")
+    found = tagged(dep)
+    check(not found["load_balancers"] and not found["target_groups"] and len(found["addresses"]) == 1,
+          "back to eip: no NLB, no target group, one EIP: %s" % found)
+    group = group_of(dep)
+    check(not group.get("TargetGroupARNs") and group["HealthCheckType"] == "EC2", "group detached: %s" % group)
+    d4 = ok(kiln("deploy", "--eif", eif_b, "--json", env=kiln_env(creds)), "deploy (eip, 1 instance)")
+    check(len(d4.get("instance_ids", [])) == 1 and d4.get("eip_instance") == d4["instance_ids"][0],
+          "one instance with the EIP: %s" % d4)
+    configure()
+    ok(kiln("setup", "--credentials-file", "deploy.env"), "setup again (eip)")
+    check(proxy("stats")["mutating"] == 0, "eip setup after the switch changes nothing: %s" % proxy("stats")["operations"])
+    set_aws(count=0)
+    ok(kiln("deploy", "--eif", eif_b, env=kiln_env(creds)), "deploy with count 0 (parked)")
+    st = kiln("status", env=kiln_env(creds))
+    check(st.returncode == 0 and "parked" in st.stdout, "status says parked: %s" % st.stdout[-600:])
+    ok(kiln("teardown", "--yes", "--delete-bucket"), "teardown")
+    left = {k: v for k, v in tagged(dep).items() if v}
+    check(not left, "nothing with the tag remains (NLB, target groups, EIPs included): %s" % left)
+
+
+def case_nlb_bad_input():
+    make_app(extra={"enclave": {"cpus": 2, "memory_mib": 1024, "ports": [8080]}})
+    configure()
+    set_aws(count=5, max_count=3)
+    fails(kiln("setup"), "/aws/count 5 is more than /aws/max_count 3", "count > max_count")
+    set_aws(count=2, load_balancer="eip")
+    fails(kiln("setup"), "\"eip\" serves one instance", "eip with 2 instances")
+    set_aws(count=1, health_path="/healthz")
+    fails(kiln("setup"), "/aws/health_path applies to the load balancer", "health path in eip mode")
+    set_aws(count=2, health_path="/health z")
+    fails(kiln("setup"), "/aws/health_path \"/health z\"", "health path with a space")
+    set_aws(count=2, health_port=9999)
+    fails(kiln("setup"), "/aws/health_port 9999 is not one of the public ports", "health port not public")
+    make_app(ports=(), extra={"enclave": {"cpus": 2, "memory_mib": 1024, "ports": []}})
+    set_aws(count=2, health_path="/healthz")
+    fails(kiln("setup"), "/aws/health_path needs an HTTP port", "health path without ports")
+    check(not os.path.exists(os.path.join(APP, ".env")), "refused options create nothing, not even an id")
+    make_app(extra={"enclave": {"cpus": 2, "memory_mib": 1024, "ports": [8080]}})
+    set_aws()
+    ok(kiln("setup"), "setup (eip)")
+    dep = deployment_id()
+    subnets = tagged(dep)["subnets"]
+    # a load balancer of the deployment's name without its tag: refused, never used or deleted
+    foreign = client("elbv2").create_load_balancer(Name=dep, Subnets=subnets, Type="network")["LoadBalancers"][0]
+    set_aws(count=2)
+    fails(kiln("setup"), "load balancer name %s is taken by a load balancer without this deployment's tag" % dep,
+          "NLB name collision")
+    client("elbv2").delete_load_balancer(LoadBalancerArn=foreign["LoadBalancerArn"])
+    configure(kind="respond", first_n=1, match="CreateLoadBalancer",
+              respond={"status": 400, "body": "<ErrorResponse><Error><Type>Sender</Type><Code>TooManyLoadBalancers"
+                       "</Code><Message>The quota for the number of load balancers has been reached</Message>"
+                       "</Error><RequestId>Q2</RequestId></ErrorResponse>"})
+    fails(kiln("setup"), "TooManyLoadBalancers quota", "load balancer quota")
+    configure()
+    ok(kiln("setup"), "setup after the quota error")
+    first = tagged(dep)["load_balancers"]
+    check(len(first) == 1, "the retry created the NLB")
+    set_aws(count=2, static_addresses=True)
+    ok(kiln("setup"), "setup with static addresses")
+    found = tagged(dep)
+    check(len(found["addresses"]) == 3 and len(found["load_balancers"]) == 1 and found["load_balancers"] != first,
+          "the NLB is made again with one Elastic IP per subnet: %s" % found)
+    configure()
+    ok(kiln("setup"), "setup again with static addresses")
+    check(proxy("stats")["mutating"] == 0, "static addresses converge: %s" % proxy("stats")["operations"])
+    set_aws(count=2)
+    ok(kiln("setup"), "setup without static addresses")
+    found = tagged(dep)
+    check(not found["addresses"] and len(found["load_balancers"]) == 1, "addresses released: %s" % found)
+    ok(kiln("teardown", "--yes", "--delete-bucket"), "teardown")
+    check(not any(tagged(dep).values()), "teardown removed everything: %s" % tagged(dep))
 
 
 run_case(globals(), CASE, WORK)

@@ -651,6 +651,15 @@ def opt_logs(o):
               "logs %s prints the new event and ends on Ctrl-C: %r, exit %s" % (o, line, p.returncode))
 
 
+def opt_rollback(o):
+    if o in ("--region", "--profile", "--set"):
+        return opt_aws_common("rollback", o, ("--to", "2"))
+    kiln("rollback", o, "0", env=aws_env()).expect(2, "rollback --to 0 is a usage error")
+    r = kiln("rollback", o, "2", "--json", env=aws_env()).expect(0, "rollback --to 2")
+    check((r.doc or {}).get("group_launch_template_version") == "2",
+          "rollback --to 2 returns the group to version 2: %s" % (r.doc or {}).get("group_launch_template_version"))
+
+
 def opt_update_policy(o):
     opt_aws_common("update-policy", o)
 
@@ -701,6 +710,7 @@ CASES = [("build", opt_build_output, ["--output"]), ("build", opt_build_set, ["-
          ("help", opt_help, None), ("upload", opt_upload, None), ("setup", opt_setup, None),
          ("deploy", opt_deploy, None), ("plan", opt_plan, None), ("status", opt_status, None),
          ("logs", opt_logs, None),
+         ("rollback", opt_rollback, None),
          ("update-policy", opt_update_policy, None), ("teardown", opt_teardown, None)]
 
 

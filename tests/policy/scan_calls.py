@@ -18,7 +18,7 @@ import sys
 OPERATION = re.compile(
     r'"((?:AmazonSSM\.|Logs_20140328\.)?(?:Abort|Add|Allocate|Assume|Associate|Attach|Authorize|Cancel|Complete|Create|Delete|'
     r'Deregister|Describe|Detach|Disassociate|Filter|Get|Head|List|Modify|Put|Reboot|Register|Release|Remove|'
-    r'Revoke|Run|Set|Start|Stop|Tag|Terminate|Untag|Update|Upload)[A-Z][A-Za-z]+)"')
+    r'Revoke|Rollback|Run|Set|Start|Stop|Tag|Terminate|Untag|Update|Upload)[A-Z][A-Za-z]+)"')
 USERDATA_CALL = re.compile(r'\baws\b(?:\s+--region\s+\S+)?\s+([a-z0-9-]+)\s+([a-z][a-z-]+)')
 # The CloudWatch agent the user data starts: it calls CloudWatch Logs as the instance role.
 USERDATA_AGENT = re.compile(r'\b(amazon-cloudwatch-agent)-ctl\b')

@@ -245,6 +245,8 @@ static const char *query_api_version(const char *service)
     return "2016-11-15";
   if (strcmp(service, "autoscaling") == 0)
     return "2011-01-01";
+  if (strcmp(service, "elasticloadbalancing") == 0)
+    return "2015-12-01";
   if (strcmp(service, "iam") == 0)
     return "2010-05-08";
   if (strcmp(service, "sts") == 0)

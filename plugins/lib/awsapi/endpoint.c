@@ -22,6 +22,8 @@ static const struct {
     {"autoscaling", "AUTO_SCALING", "auto_scaling", "Auto Scaling"},
     {"ssm", "SSM", "ssm", "SSM"},
     {"logs", "CLOUDWATCH_LOGS", "cloudwatch_logs", "CloudWatch Logs"},
+    {"elasticloadbalancing", "ELASTIC_LOAD_BALANCING_V2", "elastic_load_balancing_v2",
+     "Elastic Load Balancing"},
 };
 
 const char *kiln_aws_service_title(const char *service)
