@@ -94,7 +94,8 @@ def inline_policies(iam, kind, name):
 
 
 # IAM's size limits, counted without whitespace: all inline policies of a user together 2,048
-# characters, of a role 10,240 (IAM User Guide, "IAM and AWS STS quotas").
+# characters, of a role 10,240, a role's trust policy 2,048 (IAM User Guide, "IAM and AWS STS
+# quotas").
 INLINE_LIMIT = {"user": 2048, "role": 10240}
 
 
@@ -117,6 +118,11 @@ def check_inline_sizes(v):
             kind, name, sizes, total, INLINE_LIMIT[kind]))
         check(total <= INLINE_LIMIT[kind], "%s %s: inline policies of %d characters exceed IAM's %d" % (
             kind, name, total, INLINE_LIMIT[kind]))
+        if kind == "role":  # a role's trust policy: 2,048 by default
+            trust = iam.get_role(RoleName=name)["Role"]["AssumeRolePolicyDocument"]
+            size = iam_size(json.loads(trust) if isinstance(trust, str) else trust)
+            print("role %s: trust policy %d characters without whitespace (limit 2048)" % (name, size))
+            check(size <= 2048, "role %s: a trust policy of %d characters exceeds IAM's 2048" % (name, size))
 
 
 def fill(x, v):
