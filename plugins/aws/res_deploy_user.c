@@ -27,8 +27,7 @@ static char *deploy_role_name(const struct kiln_awsenv *env)
 /* The inline policy `name` of the user or role (`key` UserName/RoleName) as JSON text, NULL
  * when absent. */
 static kiln_err read_inline(struct kiln_awsenv *env, const char *action, const char *key,
-                            const char *owner, const char *name, char **out,
-                            struct kiln_error *err)
+                            const char *owner, const char *name, char **out, struct kiln_error *err)
 {
   struct kiln_xml *doc = NULL;
   int found = 0;
@@ -63,8 +62,8 @@ kiln_err kiln_iam_find_deploy_user(struct kiln_awsenv *env, struct kiln_iam *iam
     rc = read_inline(env, "GetRolePolicy", "RoleName", role_name, DEPLOY_POLICY_NAME,
                      &iam->deploy_policy, err);
   else if (rc == KILN_OK && iam->deploy_user)
-    rc = read_inline(env, "GetUserPolicy", "UserName", env->names.deploy_user,
-                     DEPLOY_POLICY_NAME, &iam->deploy_policy, err);
+    rc = read_inline(env, "GetUserPolicy", "UserName", env->names.deploy_user, DEPLOY_POLICY_NAME,
+                     &iam->deploy_policy, err);
   if (rc == KILN_OK && iam->deploy_user) {
     rc = kiln_iam_get(env, "ListAccessKeys", "UserName", env->names.deploy_user, NULL, NULL, &doc,
                       &found, err);
@@ -94,9 +93,10 @@ static kiln_err write_key_file(const char *path, const char *id, const char *sec
     return kiln_error_set(err, KILN_E_IO, "cannot create %s: %s", path, strerror(errno));
   struct kiln_buf b = KILN_BUF_INIT;
   kiln_buf_printf(&b,
-                  "# kiln deploy credentials (scoped to one deployment); keep this file secret.\n"
-                  "# The keys may only assume AWS_ROLE_ARN, which kiln does with them; the aws CLI\n"
-                  "# needs a profile: role_arn = that ARN, source_profile = one with these keys.\n"
+                  "# kiln deploy credentials (one deployment); keep this file secret.\n"
+                  "# The keys may only assume AWS_ROLE_ARN; kiln does that with them.\n"
+                  "# aws CLI: a profile with role_arn = AWS_ROLE_ARN and source_profile =\n"
+                  "# a profile with these keys.\n"
                   "AWS_ACCESS_KEY_ID=%s\nAWS_SECRET_ACCESS_KEY=%s\nAWS_ROLE_ARN=%s\n",
                   id, secret, role_arn);
   ssize_t w = write(fd, b.data, b.len);
@@ -118,8 +118,7 @@ static kiln_err converge_inline(struct kiln_awsenv *env, const char *put_action,
   if (same_policy(have, want))
     return KILN_OK;
   struct kiln_aws_params p = {0};
-  kiln_awsenv_announce(env, have ? "update" : "create", owner, "inline policy %s (%s)", name,
-                       what);
+  kiln_awsenv_announce(env, have ? "update" : "create", owner, "inline policy %s (%s)", name, what);
   kiln_aws_params_add(&p, key, owner);
   kiln_aws_params_add(&p, "PolicyName", name);
   kiln_aws_params_add(&p, "PolicyDocument", want);
@@ -202,8 +201,8 @@ kiln_err kiln_iam_ensure_deploy_user(struct kiln_awsenv *env, struct kiln_iam *i
 {
   struct kiln_aws_params p = {0};
   struct kiln_xml *doc = NULL;
-  char *role_name = deploy_role_name(env), *user_policy = NULL, *have_user = NULL,
-       *legacy = NULL, *role_arn = NULL;
+  char *role_name = deploy_role_name(env), *user_policy = NULL, *have_user = NULL, *legacy = NULL,
+       *role_arn = NULL;
   static const char *const exists[] = {"EntityAlreadyExists", NULL};
   kiln_err rc = role_name ? KILN_OK : kiln_error_set(err, KILN_E_NOMEM, "out of memory");
   if (rc == KILN_OK && !iam->deploy_user) {
@@ -222,16 +221,16 @@ kiln_err kiln_iam_ensure_deploy_user(struct kiln_awsenv *env, struct kiln_iam *i
     rc = read_inline(env, "GetUserPolicy", "UserName", env->names.deploy_user,
                      DEPLOY_USER_POLICY_NAME, &have_user, err);
   if (rc == KILN_OK)
-    rc = render_for_user(env, "policies/deploy-user-policy.json.tmpl", role_name, &user_policy,
-                         err);
+    rc =
+        render_for_user(env, "policies/deploy-user-policy.json.tmpl", role_name, &user_policy, err);
   if (rc == KILN_OK)
     rc = converge_inline(env, "PutUserPolicy", "UserName", env->names.deploy_user,
                          DEPLOY_USER_POLICY_NAME, have_user, user_policy,
                          "sts:AssumeRole of the deploy role only", err);
   /* kiln before the deploy role put the whole deploy policy on the user: moved to the role */
   if (rc == KILN_OK && iam->deploy_user)
-    rc = read_inline(env, "GetUserPolicy", "UserName", env->names.deploy_user,
-                     DEPLOY_POLICY_NAME, &legacy, err);
+    rc = read_inline(env, "GetUserPolicy", "UserName", env->names.deploy_user, DEPLOY_POLICY_NAME,
+                     &legacy, err);
   if (rc == KILN_OK && legacy) {
     kiln_awsenv_announce(env, "delete", env->names.deploy_user,
                          "inline policy " DEPLOY_POLICY_NAME " (moved to the role %s)", role_name);
@@ -324,8 +323,8 @@ static kiln_err role_teardown(struct kiln_awsenv *env, struct kiln_error *err)
   if (rc == KILN_OK && exists)
     rc = kiln_iam_tagged(env, "ListRoleTags", "RoleName", role_name, &tagged, err);
   if (rc == KILN_OK && exists && !tagged)
-    kiln_aws_client_log(env->c, KILN_LOG_WARN, "role %s lacks the tag %s=%s: left alone",
-                        role_name, env->dep.tag_key, env->dep.id);
+    kiln_aws_client_log(env->c, KILN_LOG_WARN, "role %s lacks the tag %s=%s: left alone", role_name,
+                        env->dep.tag_key, env->dep.id);
   if (rc == KILN_OK && exists && tagged) {
     kiln_aws_params_add(&p, "RoleName", role_name);
     kiln_aws_params_add(&p, "PolicyName", DEPLOY_POLICY_NAME);
@@ -366,8 +365,8 @@ static kiln_err user_teardown(struct kiln_walk *w, struct kiln_error *err)
     /* its own policy, and the deploy policy of a user kiln has not migrated yet */
     char *legacy = NULL;
     if (rc == KILN_OK)
-      rc = read_inline(env, "GetUserPolicy", "UserName", env->names.deploy_user,
-                       DEPLOY_POLICY_NAME, &legacy, err);
+      rc = read_inline(env, "GetUserPolicy", "UserName", env->names.deploy_user, DEPLOY_POLICY_NAME,
+                       &legacy, err);
     const char *const policies[] = {DEPLOY_USER_POLICY_NAME, legacy ? DEPLOY_POLICY_NAME : NULL};
     for (size_t i = 0; rc == KILN_OK && i < 2 && policies[i]; i++) {
       kiln_aws_params_add(&p, "UserName", env->names.deploy_user);

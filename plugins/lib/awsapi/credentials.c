@@ -1,7 +1,7 @@
 /* The credential chain in the AWS CLI's order: environment (with AWS_ROLE_ARN beside the keys,
- * that role assumed with them: kiln's deploy credentials file), the profile (static keys, role_arn via
- * STS AssumeRole, web_identity_token_file, credential_process), web identity from the environment,
- * container credentials, EC2 instance metadata (IMDSv2). */
+ * that role assumed with them: kiln's deploy credentials file), the profile (static keys, role_arn
+ * via STS AssumeRole, web_identity_token_file, credential_process), web identity from the
+ * environment, container credentials, EC2 instance metadata (IMDSv2). */
 #include "credentials.h"
 
 #include <stdio.h>
