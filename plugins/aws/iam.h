@@ -7,6 +7,8 @@
 
 #define INSTANCE_POLICY_NAME "kiln-read-eifs"
 #define DEPLOY_POLICY_NAME "kiln-deploy"
+/* The deploy user's own inline policy: sts:AssumeRole of the deploy role only. */
+#define DEPLOY_USER_POLICY_NAME "kiln-assume-deploy-role"
 
 /* Tags.member.1/2: the deployment tag and kiln:managed. */
 kiln_err kiln_iam_add_tags(struct kiln_awsenv *env, struct kiln_aws_params *p);

@@ -195,8 +195,22 @@ def case_end_to_end():
     pab = s3.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"]
     check(all(pab.values()), "public access blocked")
 
+    check(creds.get("AWS_ROLE_ARN", "").endswith(":role/%s-deploy-role" % dep),
+          "the credentials file names the deploy role: %s" % creds.get("AWS_ROLE_ARN"))
+    iam = client("iam")
+    user_policies = iam.list_user_policies(UserName=dep + "-deploy")["PolicyNames"]
+    check(user_policies == ["kiln-assume-deploy-role"], "the user's only policy assumes the role: %s" % user_policies)
+    trust = iam.get_role(RoleName=dep + "-deploy-role")["Role"]["AssumeRolePolicyDocument"]
+    trust = json.loads(trust) if isinstance(trust, str) else trust
+    check([s["Principal"] for s in trust["Statement"]] ==
+          [{"AWS": "arn:aws:iam::%s:user/%s-deploy" % (setup.get("account_id"), dep)}],
+          "the deploy role trusts exactly the deploy user: %s" % trust)
+
     eif_a = make_eif("a", 3)
+    configure()
     d1 = ok(kiln("deploy", "--eif", eif_a, "--json", env=kiln_env(creds)), "deploy A")
+    check(proxy("stats")["operations"].get("AssumeRole", 0) >= 1,
+          "deploy assumed the deploy role: %s" % proxy("stats")["operations"])
     check(d1.get("launch_template_version") == 2, "deploy adds version 2: %s" % d1.get("launch_template_version"))
     check(len(d1.get("instance_ids", [])) == 1 and d1.get("eip"), "one instance with the EIP: %s" % d1)
     check(d1.get("measurements", {}).get("PCR0"), "PCRs in the deployment")
@@ -230,15 +244,15 @@ def case_end_to_end():
     # someone widened the deploy policy by hand: update-policy shows the difference and restores it
     iam = client("iam")
     user = dep + "-deploy"
-    doc = iam.get_user_policy(UserName=user, PolicyName="kiln-deploy")["PolicyDocument"]
+    doc = iam.get_role_policy(RoleName=user + "-role", PolicyName="kiln-deploy")["PolicyDocument"]
     doc["Statement"].append({"Sid": "HandMade", "Effect": "Allow", "Action": "iam:*", "Resource": "*"})
-    iam.put_user_policy(UserName=user, PolicyName="kiln-deploy", PolicyDocument=json.dumps(doc))
+    iam.put_role_policy(RoleName=user + "-role", PolicyName="kiln-deploy", PolicyDocument=json.dumps(doc))
     proc = kiln("update-policy", "--json")
     up = ok(proc, "update-policy after a hand edit")
     check([(c["change"], c["statement"]) for c in up.get("policy_changes", [])] == [("removed", "HandMade")],
           "the diff names the hand-made statement: %s" % up.get("policy_changes"))
     check("removed statement HandMade" in proc.stderr, "the diff is shown: %s" % proc.stderr[-600:])
-    restored = iam.get_user_policy(UserName=user, PolicyName="kiln-deploy")["PolicyDocument"]
+    restored = iam.get_role_policy(RoleName=user + "-role", PolicyName="kiln-deploy")["PolicyDocument"]
     check(not any(st.get("Sid") == "HandMade" for st in restored["Statement"]), "policy restored")
     ok(kiln("teardown", "--yes", "--delete-bucket", "--json"), "teardown")
     left = {k: v for k, v in tagged(dep).items() if v}
@@ -281,7 +295,7 @@ def interrupted_setup(kill_at):
     ok(kiln("setup", "--credentials-file", "deploy.env"), "setup after the kill")
     found = tagged(dep)
     want = {"vpcs": 1, "subnets": 3, "gateways": 1, "route_tables": 1, "security_groups": 1,
-            "addresses": 1, "launch_templates": 1, "groups": 1, "roles": 1, "users": 1, "buckets": 1}
+            "addresses": 1, "launch_templates": 1, "groups": 1, "roles": 2, "users": 1, "buckets": 1}
     counts = {k: len(found[k]) for k in want}
     check(counts == want, "killed after %d changes: end state after the re-run, nothing twice: %s" % (
         kill_at, counts))
@@ -293,8 +307,9 @@ def interrupted_setup(kill_at):
 
 
 def case_interrupted_setup():
-    # in the bucket's settings, in the network, in IAM (setup makes about 35 changes)
-    for kill_at in (3, 10, 26):
+    # in the bucket's settings, in the network, in IAM, between the deploy role and its policy
+    # (setup makes about 37 changes)
+    for kill_at in (3, 10, 26, 34):
         interrupted_setup(kill_at)
 
 
@@ -487,8 +502,29 @@ def case_policy_denial():
         AutoScalingGroupName="other-group", LaunchTemplate={"LaunchTemplateId": lt, "Version": "1"},
         MinSize=0, MaxSize=1, DesiredCapacity=0, VPCZoneIdentifier=subnet)
 
+    # the deploy user's keys alone may only assume the deploy role (IAM's 2,048-character cap on a
+    # user's inline policies): kiln assumes AWS_ROLE_ARN of the file; boto3 here does it by hand
+    user_keys = {k: v for k, v in scoped.items() if k != "AWS_ROLE_ARN"}
+    fails(kiln("deploy", "--eif", make_eif("k", 7), "--json", env=kiln_env(user_keys, endpoint=url)),
+          "AccessDenied", "deploy with the user's keys without the role")
+    denied_keys = client("ec2", user_keys, url)
+    try:
+        denied_keys.describe_instances()
+        check(False, "the deploy user's keys describe instances without the role")
+    except Exception as e:  # botocore ClientError
+        check("not authorized" in str(e) or "UnauthorizedOperation" in str(e) or "AccessDenied" in str(e),
+              "the user's keys alone are denied: %s" % str(e)[:200])
+    try:
+        client("sts", user_keys, url).assume_role(RoleArn="arn:aws:iam::%s:role/%s-deploy-ci" % (
+            setup.get("account_id"), dep), RoleSessionName="kiln-test")
+        check(False, "the deploy user assumed the CI role")
+    except Exception as e:  # botocore ClientError
+        check("AccessDenied" in str(e) or "not authorized" in str(e), "another role: %s" % str(e)[:200])
+    s = client("sts", user_keys, url).assume_role(RoleArn=scoped["AWS_ROLE_ARN"], RoleSessionName="kiln-test")["Credentials"]
+    session = {"AWS_ACCESS_KEY_ID": s["AccessKeyId"], "AWS_SECRET_ACCESS_KEY": s["SecretAccessKey"],
+               "AWS_SESSION_TOKEN": s["SessionToken"]}
     d = ok(kiln("deploy", "--eif", make_eif("p", 8), "--json", env=kiln_env(scoped, endpoint=url)),
-           "deploy with the scoped credentials")
+           "deploy with the scoped credentials (the deploy role assumed)")
     check(len(d.get("instance_ids", [])) == 1, "the scoped deploy started the enclave instance")
 
     def denied(what, call):
@@ -501,7 +537,7 @@ def case_policy_denial():
             return
         check(False, "%s: should be denied for the scoped credentials" % what)
 
-    for who, creds in (("deploy user", scoped), ("CI deploy role", ci_role)):
+    for who, creds in (("deploy role (deploy user's session)", session), ("CI deploy role", ci_role)):
         s_ec2, s_s3 = client("ec2", creds, url), client("s3", creds, url)
         denied(who + ": terminate an untagged instance",
                lambda: s_ec2.terminate_instances(InstanceIds=[other["InstanceId"]]))
@@ -589,12 +625,12 @@ def case_test_resource():
     check(ssm.get_parameter(Name=name)["Parameter"]["Value"] == "kiln", "the marker exists in SSM")
     tags = ssm.list_tags_for_resource(ResourceType="Parameter", ResourceId=name)["TagList"]
     check({"Key": TAG, "Value": dep} in tags, "the marker carries the deployment tag: %s" % tags)
-    policy = client("iam").get_user_policy(UserName=dep + "-deploy", PolicyName="kiln-deploy")["PolicyDocument"]
+    policy = client("iam").get_role_policy(RoleName=dep + "-deploy-role", PolicyName="kiln-deploy")["PolicyDocument"]
     if isinstance(policy, str):
         policy = json.loads(policy)
     sids = [st.get("Sid") for st in policy["Statement"]]
     check("ReadTheTestMarker" in sids and "DescribeWhatKilnReads" in sids and sids[-1] == "ReadTheTestMarker",
-          "the deploy user's policy has the kind's statement after the base ones: %s" % sids)
+          "the deploy role's policy has the kind's statement after the base ones: %s" % sids)
     status = ok(kiln("status", "--json", env=env), "status")
     check(status.get("test_marker") == name, "status shows the marker: %s" % status.get("test_marker"))
     human = kiln("status", env=env)

@@ -199,6 +199,15 @@ def case_sts_roles():
     check(rc == 0 and doc.get("has_session_token") and "web identity" in doc.get("source", ""),
           "AssumeRoleWithWebIdentity: %s %s" % (doc, err))
     refuse({"AWS_WEB_IDENTITY_TOKEN_FILE": token}, "AWS_ROLE_ARN", "web identity without a role")
+    # keys in the environment with AWS_ROLE_ARN (the deploy credentials file): that role is assumed
+    rc, doc, err = probe(AWS_ACCESS_KEY_ID="AKIDDEPLOYUSER", AWS_SECRET_ACCESS_KEY="d",
+                         AWS_ROLE_ARN="arn:aws:iam::123456789012:role/deploy-role", AWS_ENDPOINT_URL=moto)
+    check(rc == 0 and doc.get("access_key_id") not in ("", None, "AKIDDEPLOYUSER") and doc.get("has_session_token")
+          and "assumed role (environment)" in doc.get("source", ""),
+          "environment keys + AWS_ROLE_ARN: the role assumed: %s %s" % (doc, err))
+    rc, doc, err = probe(AWS_ACCESS_KEY_ID="AKIDDEPLOYUSER", AWS_SECRET_ACCESS_KEY="d", AWS_ENDPOINT_URL=moto)
+    check(rc == 0 and doc.get("access_key_id") == "AKIDDEPLOYUSER" and doc.get("source") == "environment",
+          "environment keys without AWS_ROLE_ARN stay static: %s %s" % (doc, err))
 
 
 run_case(globals(), CASE, WORK)

@@ -35,7 +35,8 @@ import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 CHUNK = 1 << 20
-MUTATING_PREFIXES = ("Describe", "Get", "List", "Head")
+# Operations that change nothing (STS AssumeRole* only hands out session credentials).
+MUTATING_PREFIXES = ("Describe", "Get", "List", "Head", "AssumeRole")
 
 
 class State:

@@ -15,6 +15,7 @@ Usage: test_policy.py KILN SERVER_DIR NODE_DIR CASE   (CASE: table | unknown_key
 """
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -69,8 +70,59 @@ def deployment(*setup_args):
     v["profile"] = "arn:aws:iam::%s:instance-profile/%s" % (v["account"], v["role"])
     v["asg_arn"] = ("arn:aws:autoscaling:%s:%s:autoScalingGroup:11111111-2222-3333-4444-555555555555:"
                     "autoScalingGroupName/%s" % (v["region"], v["account"], v["asg"]))
-    policies = {"deploy": shown["policy"], "instance": shown["instance_role_policy"], "bucket": shown["bucket_policy"]}
+    policies = {"deploy": shown["policy"], "instance": shown["instance_role_policy"], "bucket": shown["bucket_policy"],
+                "user": inline_policies(iam_client(), "user", v["user"]).get("kiln-assume-deploy-role")}
     return v, policies
+
+
+def iam_client():
+    import boto3
+    return boto3.client("iam", endpoint_url=MOTO, region_name="us-east-1", aws_access_key_id=ADMIN["AWS_ACCESS_KEY_ID"],
+                        aws_secret_access_key=ADMIN["AWS_SECRET_ACCESS_KEY"])
+
+
+def inline_policies(iam, kind, name):
+    """{policy name: document} of the user's or role's inline policies as attached."""
+    out = {}
+    if kind == "user":
+        for n in iam.list_user_policies(UserName=name)["PolicyNames"]:
+            out[n] = iam.get_user_policy(UserName=name, PolicyName=n)["PolicyDocument"]
+    else:
+        for n in iam.list_role_policies(RoleName=name)["PolicyNames"]:
+            out[n] = iam.get_role_policy(RoleName=name, PolicyName=n)["PolicyDocument"]
+    return {n: json.loads(d) if isinstance(d, str) else d for n, d in out.items()}
+
+
+# IAM's size limits, counted without whitespace: all inline policies of a user together 2,048
+# characters, of a role 10,240, a role's trust policy 2,048 (IAM User Guide, "IAM and AWS STS
+# quotas").
+INLINE_LIMIT = {"user": 2048, "role": 10240}
+
+
+def iam_size(doc):
+    return len(re.sub(r"\s", "", json.dumps(doc, separators=(",", ":"))))
+
+
+def check_inline_sizes(v):
+    """Every user and role of the deployment: its inline policies fit IAM's limit. Prints the sizes."""
+    iam = iam_client()
+    owners = [("user", v["user"]), ("role", v["user"] + "-role"), ("role", v["user"] + "-ci"), ("role", v["role"])]
+    for kind, name in owners:
+        try:
+            docs = inline_policies(iam, kind, name)
+        except iam.exceptions.NoSuchEntityException:
+            continue
+        sizes = {n: iam_size(d) for n, d in docs.items()}
+        total = sum(sizes.values())
+        print("%s %s: inline policies %s = %d characters without whitespace (limit %d)" % (
+            kind, name, sizes, total, INLINE_LIMIT[kind]))
+        check(total <= INLINE_LIMIT[kind], "%s %s: inline policies of %d characters exceed IAM's %d" % (
+            kind, name, total, INLINE_LIMIT[kind]))
+        if kind == "role":  # a role's trust policy: 2,048 by default
+            trust = iam.get_role(RoleName=name)["Role"]["AssumeRolePolicyDocument"]
+            size = iam_size(json.loads(trust) if isinstance(trust, str) else trust)
+            print("role %s: trust policy %d characters without whitespace (limit 2048)" % (name, size))
+            check(size <= 2048, "role %s: a trust policy of %d characters exceeds IAM's 2048" % (name, size))
 
 
 def fill(x, v):
@@ -90,8 +142,9 @@ def cases(table, v):
     for row in table["calls"]:
         if row["creds"] == "user":  # authorized by a role's trust, not by these policies
             continue
-        principal = "instance" if row["creds"] == "instance" else "deploy"
-        expect = "allow" if row["creds"] in ("deploy", "instance") or row.get("allowed_for_deploy") else "deny"
+        principal = {"instance": "instance", "deploy-user": "user"}.get(row["creds"], "deploy")
+        expect = ("allow" if row["creds"] in ("deploy", "instance", "deploy-user") or row.get("allowed_for_deploy")
+                  else "deny")
         reqs = [{"action": row["action"], "resource": row["resource"], "ctx": row.get("ctx", {})}]
         reqs += [{"action": a, "resource": r, "ctx": c} for a, r, c in row.get("also", [])]
         what = "%s call %s" % ("kiln's" if expect == "allow" else "setup's", row["api"])
@@ -105,7 +158,8 @@ def cases(table, v):
 
 def document(v, policies, table):
     return {"policies": policies, "account": v["account"], "bucket": v["bucket"],
-            "principals": {"deploy": "arn:aws:iam::%s:user/%s" % (v["account"], v["user"]),
+            "principals": {"deploy": "arn:aws:sts::%s:assumed-role/%s-role/kiln-1" % (v["account"], v["user"]),
+                           "user": "arn:aws:iam::%s:user/%s" % (v["account"], v["user"]),
                            "instance": "arn:aws:sts::%s:assumed-role/%s/i-0123456789abcdef0" % (v["account"], v["role"])},
             "cases": cases(table, v)}
 
@@ -116,15 +170,12 @@ def load_table():
 
 
 def case_table():
-    v, policies = deployment()
+    v, policies = deployment("--github-repo", "example-org/app", "--github-ref", "refs/heads/main")
     code, out = simulate(document(v, policies, load_table()))
     print(out)
-    # IAM counts characters without whitespace: a role's inline policies 10,240, a managed policy
-    # 6,144, a user's inline policies 2,048 (the deploy user's exceed that: README, known limit)
-    size = len(json.dumps(policies["deploy"], separators=(",", ":")))
-    print("deploy policy: %d characters without whitespace (role inline limit 10240, managed policy 6144, "
-          "user inline 2048)" % size)
-    check(size <= 10240, "the deploy policy fits the CI role's inline policy: %d" % size)
+    for name, doc in sorted(policies.items()):
+        print("%s policy: %d characters without whitespace" % (name, iam_size(doc)))
+    check_inline_sizes(v)
     check(code == 0, "every call kiln makes is allowed and every listed attack denied (see the table)")
     for sid in ("ThisGroupOnANumberedVersionInItsSubnets", "LaunchFromThisTemplateOnly",
                 "LatestAmazonLinuxAmiParameterOnly", "PassOnlyTheInstanceRole"):
@@ -211,6 +262,10 @@ def case_update_policy_migrates():
                            "asg_name": v["asg"], "instance_role": v["role"]}.items():
             text = text.replace("{{%s}}" % key, value)
         old[name] = json.dumps(json.loads(text))
+    # kiln before the deploy role: no role, the deploy policy on the user itself
+    iam.delete_role_policy(RoleName=v["user"] + "-role", PolicyName="kiln-deploy")
+    iam.delete_role(RoleName=v["user"] + "-role")
+    iam.delete_user_policy(UserName=v["user"], PolicyName="kiln-assume-deploy-role")
     iam.put_user_policy(UserName=v["user"], PolicyName="kiln-deploy", PolicyDocument=old["deploy"])
     iam.put_role_policy(RoleName=v["user"] + "-ci", PolicyName="kiln-deploy", PolicyDocument=old["deploy"])
     iam.put_role_policy(RoleName=v["role"], PolicyName="kiln-read-eifs", PolicyDocument=old["instance-role"])
@@ -222,14 +277,20 @@ def case_update_policy_migrates():
                    "removed statement ManageTaggedSecurityGroupRules", "changed statement EifObjectsInTheDeploymentBucket",
                    "added statement LaunchAmazonImages"):
         check(change in text, "update-policy shows: %s" % change)
+    for change in ("create %s-role" % v["user"], "delete %s" % v["user"]):
+        check(change in text, "update-policy moves the policy to the deploy role: %s" % change)
+    check(list(inline_policies(iam, "user", v["user"])) == ["kiln-assume-deploy-role"],
+          "the deploy user keeps only its assume-role policy")
+    check_inline_sizes(v)
+
     def attached():
-        user = iam.get_user_policy(UserName=v["user"], PolicyName="kiln-deploy")["PolicyDocument"]
+        user = iam.get_role_policy(RoleName=v["user"] + "-role", PolicyName="kiln-deploy")["PolicyDocument"]
         role = iam.get_role_policy(RoleName=v["user"] + "-ci", PolicyName="kiln-deploy")["PolicyDocument"]
         inst = iam.get_role_policy(RoleName=v["role"], PolicyName="kiln-read-eifs")["PolicyDocument"]
         return [json.loads(d) if isinstance(d, str) else d for d in (user, role, inst)]
     user, role, inst = attached()
     shown = kiln("setup", "--print-policy", "--json")
-    check(user == shown["policy"] and role == shown["policy"], "the deploy user and the CI role carry kiln's policy")
+    check(user == shown["policy"] and role == shown["policy"], "the deploy role and the CI role carry kiln's policy")
     check(inst == shown["instance_role_policy"], "the instance role carries kiln's policy")
     again = kiln("update-policy", "--json")
     check(again.get("policy_changes") == [] and again.get("changes") == 0,

@@ -1,6 +1,7 @@
-/* The credential chain in the AWS CLI's order: environment, the profile (static keys, role_arn via
- * STS AssumeRole, web_identity_token_file, credential_process), web identity from the environment,
- * container credentials, EC2 instance metadata (IMDSv2). */
+/* The credential chain in the AWS CLI's order: environment (with AWS_ROLE_ARN beside the keys,
+ * that role assumed with them: kiln's deploy credentials file), the profile (static keys, role_arn
+ * via STS AssumeRole, web_identity_token_file, credential_process), web identity from the
+ * environment, container credentials, EC2 instance metadata (IMDSv2). */
 #include "credentials.h"
 
 #include <stdio.h>
@@ -258,7 +259,17 @@ kiln_err kiln_aws_credentials_resolve(struct kiln_aws_client *client,
       return kiln_error_set(err, KILN_E_INVALID, "%s is set but %s is not: set both, or neither",
                             id && *id ? "AWS_ACCESS_KEY_ID" : "AWS_SECRET_ACCESS_KEY",
                             id && *id ? "AWS_SECRET_ACCESS_KEY" : "AWS_ACCESS_KEY_ID");
-    return static_keys(id, secret, getenv("AWS_SESSION_TOKEN"), "environment", out, err);
+    rc = static_keys(id, secret, getenv("AWS_SESSION_TOKEN"), "environment", out, err);
+    /* keys that may only assume a role (the deploy credentials `kiln setup` writes): with
+     * AWS_ROLE_ARN and no web identity token, that role is assumed with them */
+    const char *role = getenv("AWS_ROLE_ARN"), *token_file = getenv("AWS_WEB_IDENTITY_TOKEN_FILE");
+    if (rc == KILN_OK && role && *role && !(token_file && *token_file)) {
+      struct kiln_aws_credentials source = *out;
+      memset(out, 0, sizeof(*out));
+      rc = assume_role(client, &source, role, getenv("AWS_ROLE_SESSION_NAME"), NULL, out, err);
+      kiln_aws_credentials_clear(&source);
+    }
+    return rc;
   }
   kiln_buf_puts(&tried, "environment (AWS_ACCESS_KEY_ID unset)");
   if (profile && profile->found) {
