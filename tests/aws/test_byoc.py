@@ -592,7 +592,7 @@ def case_policy_denial():
             "a rollout behind the NLB with the scoped credentials")
     check(d3.get("healthy_count") == 2, "the scoped rollout reached 2 healthy instances: %s" % d3.get("fleet"))
     ok(kiln("rollback", "--json", env=kiln_env(scoped, endpoint=url)), "kiln rollback with the scoped credentials")
-    s_elb = client("elbv2", scoped, url)
+    s_elb = client("elbv2", session, url)
     lb_arn = [l["LoadBalancerArn"] for l in s_elb.describe_load_balancers()["LoadBalancers"]][0]
     denied("deploy user: create a load balancer", lambda: s_elb.create_load_balancer(
         Name="intruder", Subnets=[subnet], Type="network"))

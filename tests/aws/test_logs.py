@@ -157,7 +157,7 @@ def case_logs_end_to_end():
     check(len(ship) == 1 and sorted(ship[0]["Action"]) == ["logs:CreateLogStream", "logs:PutLogEvents"] and
           ship[0]["Resource"].endswith(":log-group:%s:log-stream:*" % group),
           "the instance role may create streams and put events in that group only: %s" % ship)
-    deploy = policy_doc(iam.get_user_policy(UserName=dep + "-deploy", PolicyName="kiln-deploy")["PolicyDocument"])
+    deploy = policy_doc(iam.get_role_policy(RoleName=dep + "-deploy-role", PolicyName="kiln-deploy")["PolicyDocument"])
     reads = [s for s in deploy["Statement"] if s.get("Sid", "").startswith("Logs")]
     check(len(reads) == 1 and all(a in ("logs:FilterLogEvents", "logs:GetLogEvents", "logs:DescribeLogStreams")
                                   for a in reads[0]["Action"]), "the deploy policy only reads logs: %s" % reads)
@@ -248,7 +248,7 @@ def case_logs_end_to_end():
     old_role = dict(role, Statement=[s for s in role["Statement"] if s not in ship])
     iam.put_role_policy(RoleName=dep + "-instance", PolicyName="kiln-read-eifs", PolicyDocument=json.dumps(old_role))
     old_deploy = dict(deploy, Statement=[s for s in deploy["Statement"] if not s.get("Sid", "").startswith("Logs")])
-    iam.put_user_policy(UserName=dep + "-deploy", PolicyName="kiln-deploy", PolicyDocument=json.dumps(old_deploy))
+    iam.put_role_policy(RoleName=dep + "-deploy-role", PolicyName="kiln-deploy", PolicyDocument=json.dumps(old_deploy))
     fails(kiln("logs", creds=scoped), "kiln update-policy", "an older deploy policy cannot read: says what to do")
     up = ok(kiln("update-policy", "--json", creds=creds_admin), "update-policy")
     check([c["statement"] for c in up.get("policy_changes", [])] == [reads[0]["Sid"]],
