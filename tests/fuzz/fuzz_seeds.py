@@ -31,6 +31,47 @@ def sigv4():
     return seeds, words, 2048
 
 
+def aws_xml():
+    """AWS response and error bodies of the shapes S3, STS, EC2 and the JSON services send."""
+    decl = '<?xml version="1.0" encoding="UTF-8"?>\n'
+    ns = ' xmlns="http://s3.amazonaws.com/doc/2006-03-01/"'
+    parts = "".join('<Part><PartNumber>%d</PartNumber><ETag>&quot;%032x&quot;</ETag><Size>%d</Size>'
+                    '<ChecksumCRC32C>AAAAAA==</ChecksumCRC32C></Part>' % (i, i, 5 << 20) for i in range(1, 4))
+    seeds = {
+        "list-parts": decl + '<ListPartsResult%s><Bucket>b</Bucket><Key>k</Key><UploadId>u1</UploadId>'
+                             '<NextPartNumberMarker>3</NextPartNumberMarker><IsTruncated>true</IsTruncated>%s'
+                             '</ListPartsResult>' % (ns, parts),
+        "create-multipart": decl + '<InitiateMultipartUploadResult%s><Bucket>b</Bucket><Key>a/b c</Key>'
+                                   '<UploadId>VXBsb2FkIElE</UploadId></InitiateMultipartUploadResult>' % ns,
+        "complete-error-in-200": decl + '\n\n<Error><Code>InternalError</Code><Message>We encountered an '
+                                        'internal error.</Message><RequestId>4442587FB7D0A2F9</RequestId></Error>',
+        "list-uploads": '<ListMultipartUploadsResult><IsTruncated>false</IsTruncated><NextKeyMarker>k</NextKeyMarker>'
+                        '<NextUploadIdMarker>u</NextUploadIdMarker><Upload><Key>k</Key><UploadId>u</UploadId>'
+                        '<Initiated>2026-01-01T00:00:00.000Z</Initiated></Upload></ListMultipartUploadsResult>',
+        "s3-error": '<Error><Code>NoSuchKey</Code><Message>The resource you requested does not exist</Message>'
+                    '<Resource>/mybucket/myfoto.jpg</Resource><RequestId>4442587FB7D0A2F9</RequestId></Error>',
+        "query-error": '<ErrorResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><Error><Type>Sender</Type>'
+                       '<Code>ExpiredToken</Code><Message>The security token included in the request is expired'
+                       '</Message></Error><RequestId>a-b-c</RequestId></ErrorResponse>',
+        "ec2-error": '<Response><Errors><Error><Code>InvalidInstanceID.NotFound</Code><Message>The instance ID '
+                     '&apos;i-1&apos; does not exist</Message></Error></Errors><RequestID>ea966190</RequestID>'
+                     '</Response>',
+        "sts-assume-role": '<AssumeRoleResponse><AssumeRoleResult><Credentials><AccessKeyId>ASIA</AccessKeyId>'
+                           '<SecretAccessKey>s</SecretAccessKey><SessionToken>t</SessionToken><Expiration>'
+                           '2026-12-06T20:00:00Z</Expiration></Credentials></AssumeRoleResult></AssumeRoleResponse>',
+        "ec2-describe": '<DescribeInstancesResponse xmlns="http://ec2.amazonaws.com/doc/2016-11-15/"><reservationSet>'
+                        '<item><instancesSet><item><instanceId>i-1</instanceId><enclaveOptions><enabled>true</enabled>'
+                        '</enclaveOptions><tagSet><item><key>kiln</key><value>a&amp;b</value></item></tagSet></item>'
+                        '</instancesSet></item></reservationSet></DescribeInstancesResponse>',
+        "json-error": '{"__type":"com.amazon.coral.validate#ValidationException","message":"bad"}',
+        "cdata-entities": '<a:Error xmlns:a="urn:x"><Code><![CDATA[x<y]]></Code><Message>&#x41;&#66;&lt;</Message></a:Error>',
+    }
+    words = [b"<Error>", b"</Error>", b"<Code>", b"<Message>", b"<RequestId>", b"<Part>", b"<![CDATA[", b"]]>",
+             b"&amp;", b"&#x", b"<!DOCTYPE a [<!ENTITY e \"x\">]>", b"&e;", b"xmlns:", b"<?xml ?>"]
+    return {k: v.encode() for k, v in seeds.items()}, words, 8192
+
+
 TARGETS = {
+    "aws_xml": aws_xml,
     "sigv4": sigv4,
 }
