@@ -71,7 +71,38 @@ def aws_xml():
     return {k: v.encode() for k, v in seeds.items()}, words, 8192
 
 
+def cpio():
+    """Writer programs in fuzz_cpio.c's format: op, perm (2), owner, name, then per op: file
+    (declared size, length delta + 1, data), symlink (target), hard links (count - 1, names, size,
+    data), raw header (mode (4), nlink, size, rdev major, minor, inode (2), data), stray data."""
+    def name(s):
+        return bytes([len(s)]) + s
+
+    def op(kind, perm, path, rest=b""):
+        return bytes([kind]) + struct.pack(">H", perm) + b"\0" + name(path) + rest
+
+    rootfs = (op(0, 0o755, b"rootfs") + op(0, 0o755, b"rootfs/etc") +
+              op(1, 0o644, b"rootfs/etc/passwd", b"\x0b\x01root:x:0:0\n") +
+              op(2, 0, b"rootfs/bin", name(b"usr/bin")) +
+              op(3, 0o755, b"rootfs/usr/bin/a", b"\x02" + name(b"rootfs/usr/bin/b") + name(b"rootfs/usr/bin/c") +
+                 b"\x05hello") +
+              op(4, 0, b"rootfs/dev/console", struct.pack(">I", 0o20600) + b"\x01\x00\x05\x01\x00\x00") +
+              op(4, 0, b"init", struct.pack(">I", 0o100755) + b"\x01\x04\x00\x00\x00\x07" + b"#!/x"))
+    seeds = {
+        "rootfs": b"\x00" + rootfs,
+        "rootfs-hashed": b"\x01" + rootfs,
+        "short-data": b"\x00" + op(1, 0o644, b"f", b"\x08\x00abc"),
+        "long-data": b"\x00" + op(1, 0o644, b"f", b"\x02\x02abc"),
+        "bad-names": b"\x00" + op(0, 0o755, b"/abs") + op(0, 0o755, b"") + op(0, 0o755, b"TRAILER!!!"),
+        "stray-data": b"\x02" + op(5, 0, b"", b"\x04abcd") + op(0, 0o7777, b"d" * 200),
+    }
+    words = [b"rootfs/", b"TRAILER!!!", b"/", b"..", struct.pack(">I", 0o100644), struct.pack(">I", 0o40755),
+             struct.pack(">I", 0o120777)]
+    return seeds, words, 4096
+
+
 TARGETS = {
+    "cpio": cpio,
     "aws_xml": aws_xml,
     "sigv4": sigv4,
 }
