@@ -1,7 +1,28 @@
 """Seed corpora and dictionaries of the libFuzzer targets, made at run time (no committed blobs).
 TARGETS maps a target name to a function returning (seeds {name: bytes}, dictionary words
 [bytes], max_len)."""
+import glob
+import json
+import os
 import struct
+
+SOURCE = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def example_value(schema, depth=0):
+    """A value of the schema's type, preferring its default, first example or first enum value."""
+    if not isinstance(schema, dict) or depth > 8:
+        return None
+    for key in ("default", "enum", "examples"):
+        if key in schema:
+            return schema[key] if key == "default" else schema[key][0]
+    kind = schema.get("type", "object")
+    kind = kind[0] if isinstance(kind, list) else kind
+    if kind == "object":
+        return {k: example_value(v, depth + 1) for k, v in schema.get("properties", {}).items()}
+    if kind == "array":
+        return [example_value(schema.get("items", {}), depth + 1)]
+    return {"string": "x", "integer": schema.get("minimum", 1), "number": 1.5, "boolean": True}.get(kind)
 
 
 def sigv4():
@@ -101,7 +122,37 @@ def cpio():
     return seeds, words, 4096
 
 
+def kiln_json():
+    """kiln.json files: the shipped example, one with every stage section filled from the plugins'
+    option schemas (defaults and examples), broken variants, and the schemas themselves."""
+    def read(path):
+        with open(path, "rb") as f:
+            return f.read()
+
+    example = read(os.path.join(SOURCE, "share", "examples", "hello", "kiln.json"))
+    full = json.loads(example)
+    seeds = {"example": example}
+    for path in sorted(glob.glob(os.path.join(SOURCE, "plugins", "*", "options.schema.json"))):
+        plugin = os.path.basename(os.path.dirname(path))
+        schema = json.loads(read(path))
+        full[plugin] = example_value(schema)
+        seeds["schema-" + plugin] = read(path)
+    seeds["schema-top"] = read(os.path.join(SOURCE, "share", "kiln.schema.json"))
+    seeds["full"] = json.dumps(full, indent=1).encode()
+    seeds["wrong-types"] = json.dumps({"name": 3, "enclave": {"cpus": "two", "memory_mib": -1}, "steps": {},
+                                       "plugins": [1]}).encode()
+    seeds["unknown-key"] = b'{"name": "a", "imgae": "dir:x"}'
+    seeds["not-object"] = b'["name"]'
+    seeds["truncated"] = example[: len(example) // 2]
+    words = [b'"type"', b'"properties"', b'"required"', b'"additionalProperties"', b'"items"', b'"enum"',
+             b'"minimum"', b'"maximum"', b'"minLength"', b'"maxLength"', b'"maxItems"', b'"default"',
+             b'"object"', b'"array"', b'"string"', b'"integer"', b'"number"', b'"boolean"', b'"null"',
+             b'1e308', b'-0', b'\\u0000', b'\\ud800']
+    return seeds, words, 8192
+
+
 TARGETS = {
+    "kiln_json": kiln_json,
     "cpio": cpio,
     "aws_xml": aws_xml,
     "sigv4": sigv4,
