@@ -151,7 +151,62 @@ def kiln_json():
     return seeds, words, 8192
 
 
+def image_manifest():
+    """Images in fuzz_image_manifest.c's format: mode byte, then NUL-separated documents (0: index.json
+    or manifest.json, the rest blobs), "@N" standing for document N's SHA-256."""
+    oci_manifest = "application/vnd.oci.image.manifest.v1+json"
+    oci_index = "application/vnd.oci.image.index.v1+json"
+    layer_type = "application/vnd.oci.image.layer.v1.tar+gzip"
+
+    def config(arch, user="1000:1000", variant=None):
+        c = {"architecture": arch, "os": "linux",
+             "config": {"Env": ["PATH=/usr/bin:/bin", "A=b=c"], "Entrypoint": ["/bin/sh", "-c"],
+                        "Cmd": ["echo hi"], "WorkingDir": "/app", "User": user},
+             "rootfs": {"type": "layers", "diff_ids": ["sha256:@9"]}}
+        if variant:
+            c["variant"] = variant
+        return c
+
+    def manifest(cfg, layer):
+        return {"schemaVersion": 2, "mediaType": oci_manifest,
+                "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": "sha256:@%d" % cfg,
+                           "size": 1},
+                "layers": [{"mediaType": layer_type, "digest": "sha256:@%d" % layer, "size": 1}]}
+
+    def image(mode, docs):
+        return bytes([mode]) + b"\0".join(d if isinstance(d, bytes) else json.dumps(d).encode() for d in docs)
+
+    single = [{"schemaVersion": 2, "manifests": [{"mediaType": oci_manifest, "digest": "sha256:@1", "size": 1,
+                                                  "annotations": {"org.opencontainers.image.ref.name": "latest"}}]},
+              manifest(2, 3), config("amd64"), b"layer"]
+    multi = [{"schemaVersion": 2, "manifests": [{"mediaType": oci_index, "digest": "sha256:@1", "size": 1,
+                                                 "annotations": {"io.containerd.image.name":
+                                                                 "docker.io/library/hello:latest"}}]},
+             {"schemaVersion": 2, "mediaType": oci_index, "manifests": [
+                 {"mediaType": oci_manifest, "digest": "sha256:@2", "platform": {"os": "linux", "architecture": "amd64"}},
+                 {"mediaType": oci_manifest, "digest": "sha256:@3",
+                  "platform": {"os": "linux", "architecture": "arm64", "variant": "v8"}}]},
+             manifest(4, 6), manifest(5, 6), config("amd64", "root"), config("arm64", "nobody", "v8"), b"layer"]
+    docker = [[{"Config": "blobs/sha256/@1", "RepoTags": ["hello:latest"], "Layers": ["blobs/sha256/@2"]}],
+              config("amd64", "0"), b"layer"]
+    seeds = {
+        "oci-single": image(0, single),
+        "oci-single-tag": image(8, single),
+        "oci-multi-arm64": image(2, multi),
+        "oci-multi-nitro": image(4, multi),
+        "docker-archive": image(1, docker),
+        "docker-archive-tag": image(9, docker),
+        "schema1": image(0, [single[0], {"schemaVersion": 1, "mediaType":
+                                         "application/vnd.docker.distribution.manifest.v1+json"}]),
+    }
+    words = [b'"sha256:@1"', b'"sha256:@2"', b"@3", b"\0", b'"mediaType"', b'"digest"', b'"manifests"', b'"platform"',
+             b'"config"', b'"layers"', b'"Entrypoint"', b'"Cmd"', b'"Env"', b'"User"', b'"WorkingDir"', b'"diff_ids"',
+             oci_index.encode(), oci_manifest.encode(), b"application/vnd.docker.distribution.manifest.list.v2+json"]
+    return seeds, words, 8192
+
+
 TARGETS = {
+    "image_manifest": image_manifest,
     "kiln_json": kiln_json,
     "cpio": cpio,
     "aws_xml": aws_xml,
