@@ -2,9 +2,12 @@
 TARGETS maps a target name to a function returning (seeds {name: bytes}, dictionary words
 [bytes], max_len)."""
 import glob
+import gzip
+import io
 import json
 import os
 import struct
+import tarfile
 
 SOURCE = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -205,7 +208,66 @@ def image_manifest():
     return seeds, words, 8192
 
 
+def tar_bytes(entries, fmt=tarfile.PAX_FORMAT, compress=False):
+    """A tar of (name, kind, arg) entries: kind "d" dir, "f" file (arg = content), "l" symlink
+    (arg = target), "h" hard link (arg = target), "c" char device, "p" fifo."""
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w", format=fmt) as tar:
+        for name, kind, arg in entries:
+            info = tarfile.TarInfo(name)
+            info.mtime = 1700000000
+            info.mode = 0o755
+            data = None
+            if kind == "d":
+                info.type = tarfile.DIRTYPE
+            elif kind == "l":
+                info.type, info.linkname = tarfile.SYMTYPE, arg
+            elif kind == "h":
+                info.type, info.linkname = tarfile.LNKTYPE, arg
+            elif kind == "c":
+                info.type, info.devmajor, info.devminor = tarfile.CHRTYPE, 1, 3
+            elif kind == "p":
+                info.type = tarfile.FIFOTYPE
+            else:
+                data = arg.encode()
+                info.size = len(data)
+            tar.addfile(info, io.BytesIO(data) if data is not None else None)
+    raw = out.getvalue().rstrip(b"\0")  # drop the 10 KiB record padding: small seeds fuzz faster
+    raw += bytes(-len(raw) % 512 + 1024)
+    return gzip.compress(raw, mtime=0) if compress else raw
+
+
+def layer_apply():
+    """Two-layer inputs for fuzz_layer_apply.c: flags, length of the first layer, the layers.
+    The lower layer has users, groups, links and devices; the upper one whiteouts, an opaque
+    directory, type changes and links through symlinks."""
+    lower = [("etc", "d", None), ("etc/passwd", "f", "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000::/home/app:/bin/sh\n"),
+             ("etc/group", "f", "root:x:0:\nstaff:x:50:app\n"), ("usr", "d", None), ("usr/bin", "d", None),
+             ("usr/bin/x", "f", "#!/bin/sh\n"), ("usr/bin/y", "h", "usr/bin/x"), ("bin", "l", "usr/bin"),
+             ("w", "d", None), ("w/keep", "f", "k"), ("dev", "d", None), ("dev/null", "c", None),
+             ("run", "d", None), ("run/fifo", "p", None), ("a/" * 40 + "deep", "f", "deep")]
+    upper = [("usr/bin/.wh.x", "f", ""), ("w/.wh..wh..opq", "f", ""), ("w/new", "f", "n"),
+             ("etc/passwd", "f", "root:x:0:0::/:/bin/sh\napp:x:1000:50::/:/bin/sh\n"), ("dev", "f", "now a file"),
+             ("lib", "l", "../../../usr"), ("lib/escape", "f", "x"), ("bin/z", "f", "through the symlink"),
+             ("usr/bin/h", "h", "usr/bin/y"), ("./usr/bin/.wh.y", "f", ""), ("loop", "l", "loop/x")]
+
+    def two(flags, a, b):
+        return bytes([flags]) + struct.pack(">H", len(a)) + a + b
+
+    seeds = {
+        "pax": two(1, tar_bytes(lower), tar_bytes(upper)),
+        "gnu-gzip": two(0, tar_bytes(lower, tarfile.GNU_FORMAT, True), tar_bytes(upper, tarfile.GNU_FORMAT, True)),
+        "ustar-upper-only": two(1, b"", tar_bytes(upper, tarfile.USTAR_FORMAT)),
+        "lower-only": two(0, tar_bytes(lower), b""),
+        "dot-dot": two(0, b"", tar_bytes([("usr", "d", None), ("./usr/../../etc/.wh.passwd", "f", "")])),
+    }
+    words = [b".wh.", b".wh..wh..opq", b"ustar\x00", b"ustar  \x00", b"../", b"/etc/passwd", b"\x1f\x8b\x08",
+             b"path=", b"linkpath=", b"SCHILY.xattr.", b"GNU.sparse."]
+    return seeds, words, 16384
+
+
 TARGETS = {
+    "layer_apply": layer_apply,
     "image_manifest": image_manifest,
     "kiln_json": kiln_json,
     "cpio": cpio,
