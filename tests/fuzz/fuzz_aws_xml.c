@@ -17,13 +17,42 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 /* Names and paths the S3, STS, EC2 and Auto Scaling response readers look up. */
-static const char *const lookups[] = {
-    "UploadId", "Part", "PartNumber", "ETag", "Size", "ChecksumCRC32C", "IsTruncated",
-    "NextPartNumberMarker", "NextKeyMarker", "NextUploadIdMarker", "Upload", "Key", "Initiated",
-    "Error", "Code", "Message", "RequestId", "RequestID", "Credentials", "AccessKeyId",
-    "SecretAccessKey", "SessionToken", "Expiration", "GetCallerIdentityResult", "Account",
-    "LaunchTemplate/Version", "enclaveOptions/enabled", "member", "item", "instanceId", "vpcSet",
-    "ListPartsResult/Part", "ErrorResponse/Error/Code", "Response/Errors/Error/Message", "", NULL};
+static const char *const lookups[] = {"UploadId",
+                                      "Part",
+                                      "PartNumber",
+                                      "ETag",
+                                      "Size",
+                                      "ChecksumCRC32C",
+                                      "IsTruncated",
+                                      "NextPartNumberMarker",
+                                      "NextKeyMarker",
+                                      "NextUploadIdMarker",
+                                      "Upload",
+                                      "Key",
+                                      "Initiated",
+                                      "Error",
+                                      "Code",
+                                      "Message",
+                                      "RequestId",
+                                      "RequestID",
+                                      "Credentials",
+                                      "AccessKeyId",
+                                      "SecretAccessKey",
+                                      "SessionToken",
+                                      "Expiration",
+                                      "GetCallerIdentityResult",
+                                      "Account",
+                                      "LaunchTemplate/Version",
+                                      "enclaveOptions/enabled",
+                                      "member",
+                                      "item",
+                                      "instanceId",
+                                      "vpcSet",
+                                      "ListPartsResult/Part",
+                                      "ErrorResponse/Error/Code",
+                                      "Response/Errors/Error/Message",
+                                      "",
+                                      NULL};
 
 static void check_escape_round_trip(const char *text)
 {

@@ -71,7 +71,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
   if (kiln_config_load(s->k, 1) == KILN_OK) {
     const cJSON *config = kiln_config(s->k);
     for (int i = 0; plugin_names[i]; i++) {
-      cJSON *section = cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(config, plugin_names[i]), 1);
+      cJSON *section =
+          cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(config, plugin_names[i]), 1);
       if (section) {
         char pointer[32];
         snprintf(pointer, sizeof pointer, "/%s", plugin_names[i]);

@@ -34,7 +34,8 @@ static struct fuzz_paths *paths(void)
   p.layer[0] = kiln_path_join(p.dir, "layer1");
   p.layer[1] = kiln_path_join(p.dir, "layer2");
   p.cpio = kiln_path_join(p.dir, "rootfs.cpio");
-  p.config[0] = cJSON_Parse("{\"config\":{\"User\":\"1000\",\"WorkingDir\":\"/w\",\"Entrypoint\":[\"/etc/passwd\"]}}");
+  p.config[0] = cJSON_Parse(
+      "{\"config\":{\"User\":\"1000\",\"WorkingDir\":\"/w\",\"Entrypoint\":[\"/etc/passwd\"]}}");
   p.config[1] = cJSON_Parse("{\"config\":{\"User\":\"app:staff\",\"Cmd\":[\"/bin/z\"]}}");
   if (!p.layer[0] || !p.layer[1] || !p.cpio || !p.config[0] || !p.config[1])
     abort();
@@ -81,7 +82,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
   }
   if (getenv("KILN_FUZZ_VERBOSE")) /* shows why a seed stops early */
-    fprintf(stderr, "fuzz_layer_apply: %s\n", err.code ? kiln_error_msg(&err) : "applied and written");
+    fprintf(stderr, "fuzz_layer_apply: %s\n",
+            err.code ? kiln_error_msg(&err) : "applied and written");
   kiln_error_clear(&err);
   img_tree_free(t);
   img_spool_free(spool);

@@ -81,17 +81,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
   while (nheaders < FUZZ_MAX_PAIRS && (line = next_line(&cursor)))
     headers[nheaders++] = split_pair(line, ':');
 
-  struct kiln_sigv4_request req = {method, path ? path : "/", query, nquery, headers, nheaders,
+  struct kiln_sigv4_request req = {method,
+                                   path ? path : "/",
+                                   query,
+                                   nquery,
+                                   headers,
+                                   nheaders,
                                    payload && *payload ? payload : KILN_SIGV4_UNSIGNED_PAYLOAD};
-  struct kiln_sigv4_params params = {region,        service,       when, flags & 2, flags & 4,
-                                     flags & 8, (long)(flags >> 4) * 3600};
+  struct kiln_sigv4_params params = {
+      region, service, when, flags & 2, flags & 4, flags & 8, (long)(flags >> 4) * 3600};
   char key_id[] = "AKIDEXAMPLE", secret[] = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
        token[] = "session-token";
   struct kiln_aws_credentials creds = {key_id, secret, flags & 0x80 ? token : NULL, 0, "fuzz"};
   struct kiln_sigv4_result result;
   struct kiln_error err = KILN_ERROR_INIT;
   memset(&result, 0, sizeof result);
-  if (kiln_sigv4_sign(&req, &params, &creds, &result, &err) == KILN_OK && strlen(result.signature) != 64)
+  if (kiln_sigv4_sign(&req, &params, &creds, &result, &err) == KILN_OK &&
+      strlen(result.signature) != 64)
     abort();
   kiln_sigv4_result_clear(&result);
   kiln_error_clear(&err);
