@@ -88,6 +88,8 @@ def aws_xml():
                         '</enclaveOptions><tagSet><item><key>kiln</key><value>a&amp;b</value></item></tagSet></item>'
                         '</instancesSet></item></reservationSet></DescribeInstancesResponse>',
         "json-error": '{"__type":"com.amazon.coral.validate#ValidationException","message":"bad"}',
+        # regression: a CR in a text (&#13;) must survive kiln_xml_escape and a second parse
+        "regress-cr": '<CompleteMultipartUpload><Part><ETag>a&#13;b&#13;\r\nc</ETag></Part></CompleteMultipartUpload>',
         "cdata-entities": '<a:Error xmlns:a="urn:x"><Code><![CDATA[x<y]]></Code><Message>&#x41;&#66;&lt;</Message></a:Error>',
     }
     words = [b"<Error>", b"</Error>", b"<Code>", b"<Message>", b"<RequestId>", b"<Part>", b"<![CDATA[", b"]]>",
