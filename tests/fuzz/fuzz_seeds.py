@@ -1,6 +1,7 @@
 """Seed corpora and dictionaries of the libFuzzer targets, made at run time (no committed blobs).
 TARGETS maps a target name to a function returning (seeds {name: bytes}, dictionary words
-[bytes], max_len)."""
+[bytes], max_len). Seeds named regress-* are the inputs of fixed findings: every smoke run
+replays them first."""
 import glob
 import gzip
 import io
