@@ -113,9 +113,6 @@ static kiln_err run_op(struct kiln_cpio *c, struct reader *r, char **names, size
     added = rc == KILN_OK ? n : 0;
     if (rc == KILN_OK)
       rc = put_data(c, r, data_size, err);
-    for (size_t i = 1; i < n; i++)
-      if (rc != KILN_OK || *nnames + i >= FUZZ_MAX_ENTRIES) /* kept only when recorded below */
-        free(group[i]), group[i] = NULL;
   } else if (op == 4) {
     uint32_t mode = take(r, 4), nlink = take(r, 1), data_size = take(r, 1);
     uint32_t major = take(r, 1), minor = take(r, 1), ino = take(r, 2);
@@ -127,7 +124,7 @@ static kiln_err run_op(struct kiln_cpio *c, struct reader *r, char **names, size
   } else {
     rc = put_data(c, r, take(r, 1) % 8, err);
   }
-  for (size_t i = 0; i < added && *nnames < FUZZ_MAX_ENTRIES; i++)
+  for (size_t i = 0; i < added; i++)
     names[(*nnames)++] = group[i], group[i] = NULL;
   for (size_t i = 0; i < 4; i++)
     free(group[i]);
@@ -154,7 +151,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
   }
   if (data[0] & 1)
     ok = kiln_cpio_hash(c, &err) == KILN_OK;
-  while (ok && r.p < r.end && nnames < FUZZ_MAX_ENTRIES && ops++ < 256)
+  /* an operation adds at most 4 names (a hard-link group), all of which must be recorded */
+  while (ok && r.p < r.end && nnames + 4 <= FUZZ_MAX_ENTRIES && ops++ < 256)
     ok = run_op(c, &r, names, &nnames, &err) == KILN_OK;
   kiln_error_clear(&err);
   if (ok && kiln_cpio_close(c, &err) == KILN_OK) {
