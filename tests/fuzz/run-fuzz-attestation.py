@@ -2,8 +2,8 @@
 """Fuzz run of the attestation document parser and verifier: seeds are made here (the vendored
 real documents, tagged and base forms, documents signed by a fresh test CA with every optional
 field, cut-down variants), a dictionary of the payload keys, then libFuzzer for SECONDS seconds.
-Extra arguments go to libFuzzer (e.g. -jobs=1 -workers=1). Usage: run-fuzz-attestation.py FUZZER
-SECONDS [ARGS...]"""
+Extra arguments go to libFuzzer (e.g. -jobs=1 -workers=1). KILN_FUZZ_CORPUS=DIR keeps the corpus
+in DIR (for long campaigns). Usage: run-fuzz-attestation.py FUZZER SECONDS [ARGS...]"""
 import os
 import shutil
 import subprocess
@@ -18,8 +18,8 @@ import cbormini  # noqa: E402
 fuzzer, seconds = sys.argv[1], sys.argv[2]
 work = tempfile.mkdtemp(prefix="kiln-fuzz-attest-")
 try:
-    corpus = os.path.join(work, "corpus")
-    os.makedirs(corpus)
+    corpus = os.environ.get("KILN_FUZZ_CORPUS") or os.path.join(work, "corpus")
+    os.makedirs(corpus, exist_ok=True)
     seeds = dict(attestlib.real_documents())
     ca = attestlib.TestCA(os.path.join(work, "ca"))
     pcrs = {i: bytes([i]) * 48 for i in range(16)}

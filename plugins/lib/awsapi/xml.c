@@ -200,6 +200,7 @@ kiln_err kiln_xml_escape(struct kiln_buf *out, const char *s)
     case '>': rc = kiln_buf_puts(out, "&gt;"); break;
     case '"': rc = kiln_buf_puts(out, "&quot;"); break;
     case '\'': rc = kiln_buf_puts(out, "&apos;"); break;
+    case '\r': rc = kiln_buf_puts(out, "&#13;"); break; /* a raw CR would be read back as LF */
     default: rc = kiln_buf_putc(out, *s);
     }
   }
