@@ -5,11 +5,12 @@
 #include <string.h>
 
 #include "kernel.h"
+#include "stage_toolchain.h"
 #include "util/buf.h"
 #include "util/fs.h"
 #include "util/hash.h"
 
-#define KERNEL_STAGE_VERSION "0.2.0" /* 0.2: vsock loopback (module and config) */
+#define KERNEL_STAGE_VERSION "0.3.0" /* 0.3: the pinned toolchain; 0.2: vsock loopback */
 
 /* The options schema: options.schema.json, compiled in by kiln_embed_text (CMakeLists.txt). */
 extern const char options_schema[];
@@ -39,6 +40,9 @@ static kiln_err kernel_identify(struct kiln_stage_ctx *ctx, const struct kiln_ho
   }
   host->cache_key_add(ctx, KILN_DEBIAN_PACKAGE_VERSION);
   if (strncmp(source, "debian-build:", 13) == 0) {
+    kiln_err rc = kiln_stage_toolchain_identify(ctx, host, "x86_64");
+    if (rc)
+      return rc;
     char *config = kiln_path_join(host->share_dir(ctx), "kernel/enclave-x86_64.config");
     if (config && kiln_sha256_file(config, hex, NULL, &err) == KILN_OK)
       host->cache_key_add(ctx, hex);
