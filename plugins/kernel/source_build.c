@@ -256,7 +256,8 @@ kiln_err kiln_kernel_debian_build(struct kiln_stage_ctx *ctx, const struct kiln_
   char **env = NULL;
   char sha[KILN_SHA256_HEX_LEN + 1];
   const char *tmp = host->temp_dir(ctx);
-  int pinned = strcmp(kiln_toolchain_kind(host->config(ctx)), "pinned") == 0;
+  const char *kind = kiln_toolchain_kind(host->config(ctx));
+  int pinned = !kind || strcmp(kind, "pinned") == 0;
   kiln_err rc = tmp ? check_tools(pinned, &err) : kiln_error_set(&err, KILN_E_IO, "no temp dir");
   if (!rc) {
     host->log(ctx, KILN_LOG_INFO, "fetching %s %s (153 MB)", KILN_DEBIAN_SOURCE_PACKAGE,

@@ -12,7 +12,11 @@ const char *kiln_toolchain_kind(const cJSON *kiln_json)
   const cJSON *t = cJSON_GetObjectItemCaseSensitive(kiln_json, "toolchain");
   if (cJSON_IsObject(t))
     t = cJSON_GetObjectItemCaseSensitive(t, "kind");
-  return cJSON_IsString(t) && strcmp(t->valuestring, "host") == 0 ? "host" : "pinned";
+  if (!t)
+    return "pinned";
+  if (cJSON_IsString(t) && strcmp(t->valuestring, "host") == 0)
+    return "host";
+  return cJSON_IsString(t) && strcmp(t->valuestring, "pinned") == 0 ? "pinned" : NULL;
 }
 
 static const char *host_cc(void)
@@ -25,6 +29,9 @@ kiln_err kiln_stage_toolchain_identify(struct kiln_stage_ctx *ctx, const struct 
                                        const char *arch)
 {
   const char *kind = kiln_toolchain_kind(host->config(ctx));
+  if (!kind)
+    return host->fail(ctx, KILN_E_INVALID,
+                      "kiln.json /toolchain: must be \"pinned\" (the default) or \"host\"");
   kiln_err rc = host->cache_key_add(ctx, kind);
   if (rc)
     return rc;
@@ -65,7 +72,11 @@ kiln_err kiln_stage_toolchain_open(struct kiln_stage_ctx *ctx, const struct kiln
   memset(st, 0, sizeof *st);
   cJSON *lock = NULL;
   kiln_err rc = KILN_OK;
-  if (strcmp(kiln_toolchain_kind(host->config(ctx)), "host") == 0) {
+  const char *kind = kiln_toolchain_kind(host->config(ctx));
+  if (!kind) {
+    rc = kiln_error_set(err, KILN_E_INVALID,
+                        "kiln.json /toolchain: must be \"pinned\" (the default) or \"host\"");
+  } else if (strcmp(kind, "host") == 0) {
     st->host_cc = strdup(host_cc());
     char *id = kiln_host_compiler_identity(host_cc());
     lock = cJSON_CreateObject();

@@ -14,7 +14,8 @@ struct kiln_stage_toolchain {
   char *host_cc;            /* when host: the compiler command ("cc" or $CC) */
 };
 
-/* "pinned" or "host" from kiln.json /toolchain (a string, or an object's "kind"). */
+/* "pinned" or "host" from kiln.json /toolchain (a string, or an object's "kind"); NULL when the
+ * string is neither. */
 const char *kiln_toolchain_kind(const cJSON *kiln_json);
 
 /* Add what names the toolchain to the step's cache key: the pins file's sha256, or the host
