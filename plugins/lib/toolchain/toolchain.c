@@ -137,7 +137,11 @@ kiln_err kiln_toolchain_prepare(const char *share_dir, const char *arch,
   struct kiln_buf parent = KILN_BUF_INIT, root = KILN_BUF_INIT, msg = KILN_BUF_INIT;
   char *tmp = NULL;
   char **debs = calloc(pins.count, sizeof *debs);
-  kiln_buf_printf(&parent, "%s/toolchain", cache_dir);
+  const char *shared = getenv("KILN_TOOLCHAIN_DIR");
+  if (shared && *shared)
+    kiln_buf_puts(&parent, shared);
+  else
+    kiln_buf_printf(&parent, "%s/toolchain", cache_dir);
   kiln_buf_printf(&root, "%s/%.16s-%s", parent.data, pins.file_sha256, arch);
   if (!debs)
     rc = KILN_E_NOMEM;

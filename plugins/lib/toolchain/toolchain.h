@@ -76,8 +76,9 @@ KILN_MUST_CHECK kiln_err kiln_deb_unpack_all(const char *deb, const char *dir,
                                              struct kiln_error *err);
 
 /* The toolchain for target arch ("x86_64") on this host: fetched, verified, unpacked into
- * <cache>/toolchain/<id> (a temporary directory renamed into place, so a failure leaves
- * nothing half-made), with its wrappers. */
+ * <cache>/toolchain/<id> ($KILN_TOOLCHAIN_DIR/<id> when set, to share it between caches; a
+ * temporary directory renamed into place, so a failure leaves nothing half-made), with its
+ * wrappers. */
 KILN_MUST_CHECK kiln_err kiln_toolchain_prepare(const char *share_dir, const char *arch,
                                                 const struct kiln_fetch_config *c,
                                                 const char *cache_dir, kiln_toolchain_log_fn log,
