@@ -79,8 +79,8 @@ static const cJSON *lock_item(const cJSON *lock, const char *stage, const char *
                               const char *sub)
 {
   const cJSON *st = cJSON_GetObjectItemCaseSensitive(lock, "stages");
-  const cJSON *v = cJSON_GetObjectItemCaseSensitive(
-      cJSON_GetObjectItemCaseSensitive(st, stage), field);
+  const cJSON *v =
+      cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(st, stage), field);
   return sub ? cJSON_GetObjectItemCaseSensitive(v, sub) : v;
 }
 
@@ -91,10 +91,10 @@ static void explain_toolchain(struct kiln_cli *cli, const cJSON *before, const c
 {
   static const char *const stages[] = {"kernel", "eif"};
   for (int i = 0; i < 2; i++) {
-    const cJSON *a = cJSON_GetObjectItemCaseSensitive(lock_item(before, stages[i], "resolved",
-                                                                NULL), "toolchain");
-    const cJSON *b = cJSON_GetObjectItemCaseSensitive(lock_item(after, stages[i], "resolved",
-                                                               NULL), "toolchain");
+    const cJSON *a = cJSON_GetObjectItemCaseSensitive(
+        lock_item(before, stages[i], "resolved", NULL), "toolchain");
+    const cJSON *b = cJSON_GetObjectItemCaseSensitive(lock_item(after, stages[i], "resolved", NULL),
+                                                      "toolchain");
     const cJSON *kb = cJSON_GetObjectItemCaseSensitive(b, "kind");
     if (!cJSON_IsString(kb))
       continue;
@@ -107,9 +107,11 @@ static void explain_toolchain(struct kiln_cli *cli, const cJSON *before, const c
     const cJSON *ca = cJSON_GetObjectItemCaseSensitive(a, "compiler");
     const cJSON *cb = cJSON_GetObjectItemCaseSensitive(b, "compiler");
     if (strcmp(kb->valuestring, "host") == 0)
-      fprintf(stderr, "  %s: the rebuild used this host's compiler (%s): PCRs then depend on the "
+      fprintf(stderr,
+              "  %s: the rebuild used this host's compiler (%s): PCRs then depend on the "
               "compiler, binutils and libc; set \"toolchain\": \"pinned\" in kiln.json for the "
-              "same PCRs on any host\n", stages[i], cJSON_IsString(cb) ? cb->valuestring : "?");
+              "same PCRs on any host\n",
+              stages[i], cJSON_IsString(cb) ? cb->valuestring : "?");
     if (cJSON_IsString(ka) && strcmp(ka->valuestring, kb->valuestring) != 0)
       fprintf(stderr, "  %s: built with the %s toolchain%s%s%s, rebuilt with the %s one\n",
               stages[i], ka->valuestring, cJSON_IsString(ca) ? " (" : "",
@@ -134,7 +136,7 @@ static void explain_sections(struct kiln_cli *cli, const char *file, const char 
   }
   if (d.first >= 0 && (size_t)d.first < d.nsections) {
     const struct kiln_eif_diff_section *sec = &d.sections[d.first];
-    const char *artifact = strcmp(sec->name, "kernel") == 0              ? "kernel"
+    const char *artifact = strcmp(sec->name, "kernel") == 0                ? "kernel"
                            : strcmp(sec->name, "application ramdisk") == 0 ? "rootfs"
                            : strcmp(sec->name, "bootstrap ramdisk") == 0   ? "init"
                                                                            : sec->name;
@@ -298,8 +300,7 @@ int kiln_cmd_verify(struct kiln_cli *cli)
           kiln_cli_fail_msg(cli, KILN_E_INVALID, "%s has no PCR0/PCR1/PCR2/PCR8 values", pcrs_file);
       goto out;
     }
-  } else if ((code = rebuild_and_compare(cli, reuse_cache, file, &info, doc, pcrs,
-                                         &mismatches))) {
+  } else if ((code = rebuild_and_compare(cli, reuse_cache, file, &info, doc, pcrs, &mismatches))) {
     goto out;
   }
   cJSON_AddBoolToObject(doc, "verified", mismatches == 0);

@@ -97,8 +97,10 @@ static kiln_err compile(const struct kiln_stage_toolchain *st, char *const env[]
   argv[a++] = cc.data;
   if (st->pinned)
     argv[a++] = sysroot.data;
-  static const char *const flags[] = {"-std=c11", "-Os", "-static", "-s", "-Wall", "-Wextra",
-                                      "-Werror", "-fno-ident", "-Wl,--build-id=none", "-o", NULL};
+  static const char *const flags[] = {"-std=c11", "-Os",        "-static",
+                                      "-s",       "-Wall",      "-Wextra",
+                                      "-Werror",  "-fno-ident", "-Wl,--build-id=none",
+                                      "-o",       NULL};
   for (int i = 0; flags[i]; i++)
     argv[a++] = (char *)flags[i];
   argv[a++] = (char *)out;

@@ -144,7 +144,8 @@ static kiln_err eif_run(struct kiln_stage_ctx *ctx, const struct kiln_host *host
   const struct kiln_artifact *kernel = host->input(ctx, "kernel");
   struct kiln_error err = KILN_ERROR_INIT;
   struct kiln_buf cmdline = KILN_BUF_INIT;
-  char *init = NULL, *agent = NULL, *bootstrap = NULL, *app = NULL, *kernel_file = NULL, *config = NULL;
+  char *init = NULL, *agent = NULL, *bootstrap = NULL, *app = NULL, *kernel_file = NULL,
+       *config = NULL;
   char *modules = NULL, *order = NULL, *eif = NULL, *pcrs_file = NULL, *cmdline_text = NULL;
   char *os = NULL, *kver = NULL;
   kiln_err rc = KILN_OK;

@@ -64,7 +64,8 @@ static la_ssize_t read_member(struct archive *a, void *arg, const void **buf)
   return r == ARCHIVE_OK ? (la_ssize_t)size : -1;
 }
 
-static kiln_err write_entry(struct archive *a, const char *dest, mode_t mode, struct kiln_error *err)
+static kiln_err write_entry(struct archive *a, const char *dest, mode_t mode,
+                            struct kiln_error *err)
 {
   char *dir = strdup(dest);
   char *slash = dir ? strrchr(dir, '/') : NULL;

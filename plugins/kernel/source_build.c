@@ -54,9 +54,9 @@ static void add_toolchain_vars(const struct kiln_stage_toolchain *st, char **arg
   if (!st->pinned)
     return;
   static const char *const vars[][2] = {
-      {"CC", "gcc"},           {"HOSTCC", "gcc"},     {"LD", "ld"},     {"HOSTLD", "ld"},
-      {"AR", "ar"},            {"HOSTAR", "ar"},      {"NM", "nm"},     {"OBJCOPY", "objcopy"},
-      {"OBJDUMP", "objdump"},  {"READELF", "readelf"}, {"STRIP", "strip"}, {"KGZIP", "gzip"}};
+      {"CC", "gcc"},          {"HOSTCC", "gcc"},      {"LD", "ld"},       {"HOSTLD", "ld"},
+      {"AR", "ar"},           {"HOSTAR", "ar"},       {"NM", "nm"},       {"OBJCOPY", "objcopy"},
+      {"OBJDUMP", "objdump"}, {"READELF", "readelf"}, {"STRIP", "strip"}, {"KGZIP", "gzip"}};
   for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++) {
     struct kiln_buf b = KILN_BUF_INIT;
     kiln_buf_printf(&b, "%s=%s/%s", vars[i][0], st->tc.bin, vars[i][1]);
@@ -100,8 +100,7 @@ static kiln_err untar(const char *tarball, const char *dir, struct kiln_error *e
     size_t nl = name ? strlen(name) : 0;
     if (!name || name[0] == '/' || strcmp(name, "..") == 0 || strncmp(name, "../", 3) == 0 ||
         strstr(name, "/../") || (nl >= 3 && strcmp(name + nl - 3, "/..") == 0)) {
-      rc = kiln_error_set(err, KILN_E_INVALID, "%s: unsafe path \"%s\"", tarball,
-                          name ? name : "");
+      rc = kiln_error_set(err, KILN_E_INVALID, "%s: unsafe path \"%s\"", tarball, name ? name : "");
       goto out;
     }
     struct kiln_buf p = KILN_BUF_INIT;
@@ -180,17 +179,21 @@ static kiln_err run_make(struct kiln_stage_ctx *ctx, const struct kiln_host *hos
   if (killed)
     return kiln_error_set(err, KILN_E_CANCELLED, "kernel build interrupted");
   if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-    return kiln_error_set(err, KILN_E_INVALID, "%s the kernel failed (%s %s exited with %d; its "
-                          "errors are above)", what, argv[0], argv[1] ? argv[1] : "",
+    return kiln_error_set(err, KILN_E_INVALID,
+                          "%s the kernel failed (%s %s exited with %d; its "
+                          "errors are above)",
+                          what, argv[0], argv[1] ? argv[1] : "",
                           WIFEXITED(status) ? WEXITSTATUS(status) : -1);
   return KILN_OK;
 }
 
 /* Options an enclave cannot boot or be reached without: dropping one is an error. */
 static const char *const essential_options[] = {
-    "CONFIG_VIRTIO_MMIO=y", "CONFIG_VIRTIO_MMIO_CMDLINE_DEVICES=y", "CONFIG_VSOCKETS=y",
-    "CONFIG_VIRTIO_VSOCKETS=y", "CONFIG_NSM=y", "CONFIG_BLK_DEV_INITRD=y", "CONFIG_DEVTMPFS=y",
-    "CONFIG_SERIAL_8250_CONSOLE=y", "CONFIG_BINFMT_ELF=y", NULL};
+    "CONFIG_VIRTIO_MMIO=y", "CONFIG_VIRTIO_MMIO_CMDLINE_DEVICES=y",
+    "CONFIG_VSOCKETS=y",    "CONFIG_VIRTIO_VSOCKETS=y",
+    "CONFIG_NSM=y",         "CONFIG_BLK_DEV_INITRD=y",
+    "CONFIG_DEVTMPFS=y",    "CONFIG_SERIAL_8250_CONSOLE=y",
+    "CONFIG_BINFMT_ELF=y",  NULL};
 
 /* Compare the fragment with the final .config: essential options must survive olddefconfig;
  * others that did not (menus, renamed symbols) are reported as warnings. */
@@ -306,8 +309,10 @@ kiln_err kiln_kernel_debian_build(struct kiln_stage_ctx *ctx, const struct kiln_
       rc = check_config(ctx, host, fragment, config, &err);
   }
   if (!rc) {
-    host->log(ctx, KILN_LOG_INFO, "compiling the enclave kernel with the %s toolchain (about 10 "
-              "minutes on 2 cores)", st.pinned ? "pinned" : "host");
+    host->log(ctx, KILN_LOG_INFO,
+              "compiling the enclave kernel with the %s toolchain (about 10 "
+              "minutes on 2 cores)",
+              st.pinned ? "pinned" : "host");
     const char *const build[] = {jobs.data, "bzImage", NULL};
     rc = make(ctx, host, kiln_buf_str(&src), &st, env, build, "compiling", &err);
   }

@@ -62,8 +62,8 @@ kiln_err kiln_kernel_debian_cloud(struct kiln_stage_ctx *ctx, const struct kiln_
   char *deb = NULL, *order_path = NULL;
   host->log(ctx, KILN_LOG_INFO, "fetching %s %s", KILN_DEBIAN_CLOUD_PACKAGE,
             KILN_DEBIAN_PACKAGE_VERSION);
-  kiln_err rc = kiln_deb_fetch(ctx, host, KILN_DEBIAN_CLOUD_PACKAGE, KILN_DEBIAN_PACKAGE_VERSION,
-                               &deb, &err);
+  kiln_err rc =
+      kiln_deb_fetch(ctx, host, KILN_DEBIAN_CLOUD_PACKAGE, KILN_DEBIAN_PACKAGE_VERSION, &deb, &err);
   char sha[KILN_SHA256_HEX_LEN + 1];
   if (!rc)
     rc = kiln_sha256_file(deb, sha, NULL, &err);

@@ -88,8 +88,7 @@ static void add_apt_sources(struct kiln_fetch_config *c)
 }
 
 kiln_err kiln_fetch_config_init(struct kiln_fetch_config *c, const cJSON *kiln_json,
-                                const char *app_dir, const char *cache_dir,
-                                struct kiln_error *err)
+                                const char *app_dir, const char *cache_dir, struct kiln_error *err)
 {
   memset(c, 0, sizeof *c);
   const cJSON *t = cJSON_GetObjectItemCaseSensitive(kiln_json, "toolchain");
@@ -159,8 +158,8 @@ static kiln_err check_file(const struct kiln_pin *pin, const char *path, struct 
     return kiln_error_set(err, KILN_E_INVALID,
                           "%s has sha256 %s (%lld bytes), but %s %s is pinned to %s (%lld bytes): "
                           "refused",
-                          path, sha, (long long)st.st_size, pin->package, pin->version,
-                          pin->sha256, pin->size);
+                          path, sha, (long long)st.st_size, pin->package, pin->version, pin->sha256,
+                          pin->size);
   return KILN_OK;
 }
 
@@ -210,8 +209,8 @@ static kiln_err download(const char *url, const char *tmp, long long limit, stru
   if (cc != CURLE_OK)
     rc = kiln_error_set(err, KILN_E_NETWORK, "%s: %s", url,
                         d.written >= limit && cc == CURLE_WRITE_ERROR ? "larger than pinned"
-                        : msg[0]                                       ? msg
-                                                                       : curl_easy_strerror(cc));
+                        : msg[0]                                      ? msg
+                                                                      : curl_easy_strerror(cc));
   else if (strncmp(url, "file://", 7) != 0 && status != 200)
     rc = kiln_error_set(err, KILN_E_REMOTE, "%s: HTTP %ld", url, status);
   else if (closed != 0)
@@ -316,8 +315,8 @@ kiln_err kiln_pin_fetch(const struct kiln_pin *pin, const struct kiln_fetch_conf
                         "(this host has no apt sources): set /toolchain/mirrors in kiln.json "
                         "(e.g. [\"https://MIRROR/debian\", \"https://MIRROR/debian-security\"]) "
                         "or /toolchain/debs to a directory holding the pinned .debs",
-                        pin->package, pin->version, file_name(pin),
-                        c->debs_dir ? " nor in " : "", c->debs_dir ? c->debs_dir : "");
+                        pin->package, pin->version, file_name(pin), c->debs_dir ? " nor in " : "",
+                        c->debs_dir ? c->debs_dir : "");
   else
     rc = kiln_error_set(err, KILN_E_NETWORK,
                         "cannot fetch %s %s (%s); tried:%s\nset /toolchain/mirrors to a "

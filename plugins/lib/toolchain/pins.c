@@ -26,8 +26,8 @@ static kiln_err parse_line(char *line, const char *path, int lineno, struct kiln
     f[n++] = t;
   char *end = NULL;
   long long size = n == 5 ? strtoll(f[3], &end, 10) : 0;
-  if (n != 5 || !end || *end || size <= 0 || !is_sha256_hex(f[4]) ||
-      strchr(f[2], '?') || strstr(f[2], "..") || f[2][0] == '/')
+  if (n != 5 || !end || *end || size <= 0 || !is_sha256_hex(f[4]) || strchr(f[2], '?') ||
+      strstr(f[2], "..") || f[2][0] == '/')
     return kiln_error_set(err, KILN_E_INVALID,
                           "%s:%d: expected \"package version pool-path size sha256\"", path,
                           lineno);

@@ -45,8 +45,8 @@ static const char *triplet_of(const char *arch)
 }
 
 /* One wrapper: exec the pinned loader with only the pinned libraries on the real tool. */
-static kiln_err write_wrapper(const char *bin, const char *name, const char *root,
-                              const char *tool, const char *extra, struct kiln_error *err)
+static kiln_err write_wrapper(const char *bin, const char *name, const char *root, const char *tool,
+                              const char *extra, struct kiln_error *err)
 {
   struct kiln_buf text = KILN_BUF_INIT, path = KILN_BUF_INIT;
   kiln_buf_printf(&text,
@@ -75,9 +75,9 @@ static kiln_err write_wrappers(const char *tmp_root, const char *final_root, con
                   final_root);
   kiln_err rc = bin ? kiln_mkdir_p(bin, 0755, err) : KILN_E_NOMEM;
   static const char *const binutils[][2] = {
-      {"as", "as"},       {"ld", "ld.bfd"},         {"ar", "ar"},
-      {"nm", "nm"},       {"objcopy", "objcopy"},   {"objdump", "objdump"},
-      {"strip", "strip"}, {"readelf", "readelf"},   {"ranlib", "ranlib"},
+      {"as", "as"},       {"ld", "ld.bfd"},       {"ar", "ar"},
+      {"nm", "nm"},       {"objcopy", "objcopy"}, {"objdump", "objdump"},
+      {"strip", "strip"}, {"readelf", "readelf"}, {"ranlib", "ranlib"},
   };
   for (size_t i = 0; !rc && i < sizeof binutils / sizeof binutils[0]; i++) {
     kiln_buf_reset(&t);
@@ -104,8 +104,7 @@ static kiln_err write_wrappers(const char *tmp_root, const char *final_root, con
   return rc;
 }
 
-static kiln_err fill(struct kiln_toolchain *tc, const char *root, const char *arch,
-                     const char *id)
+static kiln_err fill(struct kiln_toolchain *tc, const char *root, const char *arch, const char *id)
 {
   tc->root = strdup(root);
   tc->bin = kiln_path_join(root, "kiln-bin");
@@ -227,10 +226,15 @@ char **kiln_toolchain_env(const struct kiln_toolchain *tc)
   int n = 0;
   env[n++] = kiln_buf_detach(&p);
   env[n++] = kiln_buf_detach(&h);
-  static const char *const fixed[] = {
-      "LC_ALL=C", "LANG=C", "TZ=UTC", "SOURCE_DATE_EPOCH=0",
-      "KBUILD_BUILD_TIMESTAMP=Thu Jan  1 00:00:00 UTC 1970", "KBUILD_BUILD_USER=kiln",
-      "KBUILD_BUILD_HOST=kiln", "KBUILD_BUILD_VERSION=1", NULL};
+  static const char *const fixed[] = {"LC_ALL=C",
+                                      "LANG=C",
+                                      "TZ=UTC",
+                                      "SOURCE_DATE_EPOCH=0",
+                                      "KBUILD_BUILD_TIMESTAMP=Thu Jan  1 00:00:00 UTC 1970",
+                                      "KBUILD_BUILD_USER=kiln",
+                                      "KBUILD_BUILD_HOST=kiln",
+                                      "KBUILD_BUILD_VERSION=1",
+                                      NULL};
   for (int i = 0; fixed[i]; i++)
     env[n++] = strdup(fixed[i]);
   return env;
@@ -263,7 +267,7 @@ kiln_err kiln_toolchain_check_host_tools(const char *const *tools, struct kiln_e
 {
   /* Debian/Ubuntu package names of the tools that only steer a build. */
   static const char *const packages[][2] = {
-      {"make", "make"}, {"flex", "flex"}, {"bison", "bison"}, {"bc", "bc"},
+      {"make", "make"}, {"flex", "flex"}, {"bison", "bison"},  {"bc", "bc"},
       {"perl", "perl"}, {"sh", "dash"},   {"cat", "coreutils"}};
   struct kiln_buf missing = KILN_BUF_INIT, names = KILN_BUF_INIT;
   for (int i = 0; tools[i]; i++) {

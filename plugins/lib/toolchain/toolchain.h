@@ -28,13 +28,13 @@ struct kiln_pins {
 
 /* Where .debs come from (kiln.json /toolchain), and where verified downloads are kept. */
 struct kiln_fetch_config {
-  char **mirrors;       /* tried in order: /toolchain/mirrors, else the host's apt sources */
+  char **mirrors; /* tried in order: /toolchain/mirrors, else the host's apt sources */
   size_t mirror_count;
-  char *snapshot;       /* /toolchain/snapshot: URL pattern with {path}, {file}, {package},
-                           {version} or NULL */
-  char *debs_dir;       /* /toolchain/debs (absolute) or NULL */
-  char *downloads_dir;  /* verified .debs, shared by builds: $KILN_DOWNLOAD_DIR or
-                           <cache>/downloads */
+  char *snapshot;      /* /toolchain/snapshot: URL pattern with {path}, {file}, {package},
+                          {version} or NULL */
+  char *debs_dir;      /* /toolchain/debs (absolute) or NULL */
+  char *downloads_dir; /* verified .debs, shared by builds: $KILN_DOWNLOAD_DIR or
+                          <cache>/downloads */
 };
 
 /* An unpacked toolchain, ready to run. */
