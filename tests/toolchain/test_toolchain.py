@@ -95,7 +95,7 @@ def make_app(name, toolchain=None, rootfs_text="#!/bin/sh\necho hi\n", kernel="b
                     ("bzImage.config", b"# Linux/x86 6.12.0 Kernel Configuration\n")):
         with open(os.path.join(blobs, n), "wb") as f:
             f.write(data)
-    doc = {"name": name, "image": "dir:rootfs", "enclave": {"cmd": ["/bin/app"]},
+    doc = {"name": "app", "image": "dir:rootfs", "enclave": {"cmd": ["/bin/app"]},
            "kernel": {"source": kernel}}
     if toolchain is not None:
         doc["toolchain"] = toolchain
@@ -308,6 +308,34 @@ def artifact_file(app, kind, name, cache):
     return None
 
 
+def junk_env(extra):
+    os.makedirs(path("junk-include"), exist_ok=True)
+    with open(path("junk-include", "stdio.h"), "w") as f:
+        f.write("#error junk header used\n")
+    return dict(extra, PATH=junk_path(), CPATH=path("junk-include"), LIBRARY_PATH=path("junk-lib"),
+                C_INCLUDE_PATH=path("junk-include"), CC="false")
+
+
+def case_init_host_independence():
+    """kiln-init and kiln-agent (blobs kernel): a pinned build, then one with failing gcc/cc/as/ld
+    (or clang) first on PATH and junk CPATH/LIBRARY_PATH: the same EIF, PCRs and kiln-init."""
+    a = make_app("init_a", {"debs": DEBS})
+    b = make_app("init_b", {"debs": DEBS})
+    pa = kiln(a, "build", "-o", path("ia.eif"), "--json")
+    check(pa.returncode == 0, "pinned build: %s" % pa.stderr[-2000:])
+    pb = kiln(b, "build", "-o", path("ib.eif"), "--json", env=junk_env({}))
+    check(pb.returncode == 0, "pinned build with a junk PATH and CPATH: %s" % pb.stderr[-2000:])
+    da, db = doc_of(pa), doc_of(pb)
+    check(da.get("sha256") and da.get("sha256") == db.get("sha256"),
+          "identical EIF sha256: %s vs %s" % (da.get("sha256"), db.get("sha256")))
+    check(da.get("Measurements") == db.get("Measurements"), "identical PCRs")
+    for prog in ("kiln-init", "kiln-agent"):
+        fa = [os.path.join(r, prog) for r, _d, f in os.walk(path("cache-init_a", "state")) if prog in f]
+        fb = [os.path.join(r, prog) for r, _d, f in os.walk(path("cache-init_b", "state")) if prog in f]
+        check(len(fa) == 1 and len(fb) == 1 and sha256(fa[0]) == sha256(fb[0]),
+              "identical %s on its own" % prog)
+
+
 def case_host_independence():
     rootfs = "#!/bin/sh\necho independent\n"
     a = make_app("pinned_a", {"debs": DEBS}, rootfs, kernel="debian-build:6.12")
@@ -318,11 +346,7 @@ def case_host_independence():
     cache_a = os.environ.get("KILN_TEST_SHARED_CACHE") or path("cache-pinned_a")
     pa = kiln(a, "build", "-o", path("a.eif"), "--json", env=dict(shared, KILN_CACHE_DIR=cache_a))
     check(pa.returncode == 0, "pinned build: %s" % pa.stderr[-2000:])
-    junk = dict(shared, PATH=junk_path(), CPATH=path("junk-include"),
-                LIBRARY_PATH=path("junk-lib"), C_INCLUDE_PATH=path("junk-include"), CC="false")
-    os.makedirs(path("junk-include"), exist_ok=True)
-    with open(path("junk-include", "stdio.h"), "w") as f:
-        f.write("#error junk header used\n")
+    junk = junk_env(shared)
     pb = kiln(b, "build", "-o", path("b.eif"), "--json", env=junk)
     check(pb.returncode == 0, "pinned build with junk gcc/cc/as/ld and CPATH: %s" % pb.stderr[-2000:])
     da, db = doc_of(pa), doc_of(pb)
