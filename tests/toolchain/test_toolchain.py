@@ -368,4 +368,9 @@ def case_host_independence():
                       "kiln_init_sha256": sha256(ib[0]) if ib else None}, indent=1))
 
 
+missing = [pool for _p, _v, pool, _s, _h in PINS
+           if not os.path.exists(os.path.join(DEBS, os.path.basename(pool)))]
+if missing:
+    print("%s lacks %s: run tests/deps/toolchain.sh" % (DEBS, ", ".join(missing)), file=sys.stderr)
+    sys.exit(1)
 run_case(globals(), CASE, WORK)
