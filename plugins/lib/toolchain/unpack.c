@@ -5,6 +5,7 @@
 #define _GNU_SOURCE
 #include <archive.h>
 #include <archive_entry.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "toolchain.h"
@@ -60,11 +61,15 @@ static kiln_err unpack_entry(struct archive *tar, struct archive *out, struct ar
                              const char *deb, const char *dir, struct kiln_error *err)
 {
   const char *raw = archive_entry_pathname(e);
-  const char *name = safe_name(raw);
-  if (!name)
+  const char *safe = safe_name(raw);
+  if (!safe)
     return kiln_error_set(err, KILN_E_INVALID, "%s: unsafe path \"%s\"", deb, raw ? raw : "");
-  if (!*name)
+  if (!*safe)
     return KILN_OK; /* "./" itself */
+  /* A copy: setting the entry's pathname below frees the storage raw points into. */
+  char *name = strdup(safe);
+  if (!name)
+    return KILN_E_NOMEM;
   struct kiln_buf path = KILN_BUF_INIT, link = KILN_BUF_INIT;
   kiln_err rc = KILN_OK;
   kiln_buf_printf(&path, "%s/%s", dir, name);
@@ -100,6 +105,7 @@ static kiln_err unpack_entry(struct archive *tar, struct archive *out, struct ar
     rc = kiln_error_set(err, KILN_E_IO, "unpacking %s: %s", deb, archive_error_string(out));
   kiln_buf_free(&path);
   kiln_buf_free(&link);
+  free(name);
   return rc;
 }
 
