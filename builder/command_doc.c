@@ -48,6 +48,10 @@ static const struct kiln_cli_option describe_options[] = {
 
 static const struct kiln_cli_option verify_options[] = {
     {"--pcrs", NULL, "EXPECTED.json", "compare with these PCRs instead of rebuilding", "file"},
+    {"--reuse-cache", NULL, NULL,
+     "rebuild with this machine's step cache instead of a fresh one (cached steps are not "
+     "rebuilt; the result says so)",
+     NULL},
     {"--attestation", NULL, "FILE|URL",
      "check a live enclave's attestation document (a file, or kiln-host's attestation URL)",
      "file"},
@@ -272,8 +276,13 @@ static const struct kiln_cli_doc docs[] = {
      "  kiln describe hello.eif --json | jq -r .Measurements.PCR0\n",
      describe_options},
     {"verify", "[FILE.eif]",
-     "Without --pcrs: rebuilds the app (kiln.json, pinned by kiln.lock; cache hits are fine: the\n"
-     "cache is content-addressed) and checks that FILE has exactly the rebuilt bytes and PCRs.\n"
+     "Without --pcrs: rebuilds the app (kiln.json, pinned by kiln.lock) in a fresh temporary\n"
+     "cache, so no step comes from this machine's earlier outputs (only downloads pinned by\n"
+     "sha256 are reused; --reuse-cache uses the step cache instead and says so), and checks that\n"
+     "FILE has exactly the rebuilt bytes and PCRs. When they differ it names the first differing\n"
+     "EIF section (kernel, bootstrap ramdisk = init and kiln-agent, application ramdisk = rootfs)\n"
+     "and paths, and the toolchain of the build and of the rebuild (kiln.lock records it; the\n"
+     "host toolchain makes PCRs depend on the machine). -v or --json count the steps rebuilt.\n"
      "With --pcrs: reads FILE, recomputes its measurements and compares PCR0/1/2 (and PCR8 when\n"
      "present) with EXPECTED.json, in nitro-cli's form ({\"Measurements\": {...}} or the inner\n"
      "object), e.g. values from an attestation document.\n"

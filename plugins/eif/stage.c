@@ -1,5 +1,6 @@
 /* The eif stage: rootfs + kernel artifacts -> a measured EIF (bootstrap ramdisk with kiln's init
- * and the kernel's modules, then the application ramdisk) and its PCRs. */
+ * and agent, compiled for this pipeline (programs.c), and the kernel's modules, then the
+ * application ramdisk) and its PCRs. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +11,7 @@
 #include <kiln/plugin.h>
 
 #include "bootstrap.h"
+#include "programs.h"
 #include "util/buf.h"
 #include "util/fs.h"
 #include "util/hash.h"
@@ -41,21 +43,6 @@ static const char *config_arch(struct kiln_stage_ctx *ctx, const struct kiln_hos
   return cJSON_IsString(a) ? a->valuestring : "x86_64";
 }
 
-/* One of kiln's enclave programs for /arch: lib_dir/NAME, or lib_dir/aarch64/NAME (cross-built). */
-static char *program_path(struct kiln_stage_ctx *ctx, const struct kiln_host *host,
-                          const char *name)
-{
-  const char *arch = config_arch(ctx, host);
-  struct kiln_buf rel = KILN_BUF_INIT;
-  if (strcmp(arch, "x86_64") == 0)
-    kiln_buf_puts(&rel, name);
-  else
-    kiln_buf_printf(&rel, "%s/%s", arch, name);
-  char *path = kiln_path_join(host->lib_dir(ctx), kiln_buf_str(&rel));
-  kiln_buf_free(&rel);
-  return path;
-}
-
 /* The kernel, the rootfs and /arch must name the same architecture. */
 static kiln_err check_arch(struct kiln_stage_ctx *ctx, const struct kiln_host *host,
                            const struct kiln_artifact *kernel, const struct kiln_artifact *rootfs)
@@ -71,26 +58,37 @@ static kiln_err check_arch(struct kiln_stage_ctx *ctx, const struct kiln_host *h
   return KILN_OK;
 }
 
-/* The init binary: kiln's (lib_dir[/aarch64]/kiln-init) or the kernel artifact's blobs init. */
-static char *find_init(struct kiln_stage_ctx *ctx, const struct kiln_host *host,
-                       const struct kiln_artifact *kernel, const char *which)
+/* The target architecture: the rootfs artifact's (x86_64 when it names none). */
+static const char *target_arch(struct kiln_stage_ctx *ctx, const struct kiln_host *host)
 {
-  char *path = strcmp(which, "blobs") == 0 ? kiln_path_join(kernel->path, "init")
-                                           : program_path(ctx, host, "kiln-init");
-  if (path && !kiln_path_exists(path)) {
-    if (strcmp(which, "blobs") == 0)
-      host->fail(ctx, KILN_E_NOT_FOUND,
-                 "/eif/init is \"blobs\" but the kernel artifact has no init file (use a "
-                 "blobs:DIR kernel source, or set /eif/init to \"kiln\")");
-    else
-      host->fail(ctx, KILN_E_NOT_FOUND,
-                 "kiln's enclave init for %s is missing (%s): rebuild or reinstall kiln (aarch64 "
-                 "needs gcc-aarch64-linux-gnu and libc6-dev-arm64-cross when kiln is built)",
-                 config_arch(ctx, host), path);
-    free(path);
-    return NULL;
+  const struct kiln_artifact *rootfs = host->input(ctx, "rootfs");
+  return str_option(rootfs ? rootfs->meta : NULL, "arch", "x86_64");
+}
+
+/* The init binary: kiln's (compiled for this pipeline, with kiln-agent) or the kernel artifact's
+ * blobs init. */
+static kiln_err find_init(struct kiln_stage_ctx *ctx, const struct kiln_host *host,
+                          const struct kiln_artifact *kernel, const char *which, char **init,
+                          char **agent)
+{
+  *init = *agent = NULL;
+  if (strcmp(which, "blobs") != 0) {
+    struct kiln_error err = KILN_ERROR_INIT;
+    kiln_err rc = eif_programs_build(ctx, host, target_arch(ctx, host), init, agent, &err);
+    if (rc)
+      rc = host->fail(ctx, rc, "kiln-init and kiln-agent: %s", kiln_error_msg(&err));
+    kiln_error_clear(&err);
+    return rc;
   }
-  return path;
+  *init = kiln_path_join(kernel->path, "init");
+  if (*init && !kiln_path_exists(*init)) {
+    free(*init);
+    *init = NULL;
+    return host->fail(ctx, KILN_E_NOT_FOUND,
+                      "/eif/init is \"blobs\" but the kernel artifact has no init file (use a "
+                      "blobs:DIR kernel source, or set /eif/init to \"kiln\")");
+  }
+  return *init ? KILN_OK : KILN_E_NOMEM;
 }
 
 /* pcrs.json, kiln.lock's measurements and the eif artifact's metadata. */
@@ -122,17 +120,10 @@ static kiln_err record_eif(struct kiln_stage_ctx *ctx, const struct kiln_host *h
   return rc ? kiln_error_set(err, rc, "cannot record the eif artifact's metadata") : KILN_OK;
 }
 
-/* kiln-agent (lib_dir/kiln-agent) and its configuration from kiln.json's enclave settings. */
-static kiln_err agent_files(struct kiln_stage_ctx *ctx, const struct kiln_host *host, char **agent,
-                            char **conf, struct kiln_error *err)
+/* kiln-agent's configuration from kiln.json's enclave settings. */
+static kiln_err agent_conf_text(struct kiln_stage_ctx *ctx, const struct kiln_host *host,
+                                char **conf, struct kiln_error *err)
 {
-  *agent = program_path(ctx, host, "kiln-agent");
-  if (!*agent)
-    return kiln_error_set(err, KILN_E_NOMEM, "out of memory");
-  if (!kiln_path_exists(*agent))
-    return kiln_error_set(err, KILN_E_NOT_FOUND,
-                          "kiln's enclave agent is missing (%s): rebuild or reinstall kiln",
-                          *agent);
   struct kiln_enclave_runtime rt;
   kiln_err rc = kiln_enclave_runtime_load(host->config(ctx), &rt, err);
   if (rc)
@@ -144,38 +135,28 @@ static kiln_err agent_files(struct kiln_stage_ctx *ctx, const struct kiln_host *
   return *conf ? KILN_OK : kiln_error_set(err, KILN_E_NOMEM, "out of memory");
 }
 
-/* The bootstrap ramdisk, with kiln-agent and its configuration when the init is kiln's. */
+/* The bootstrap ramdisk, with kiln-agent and its configuration when the init is kiln's (agent
+ * not NULL). */
 static kiln_err write_bootstrap(struct kiln_stage_ctx *ctx, const struct kiln_host *host,
-                                int with_agent, struct kiln_bootstrap *boot, const char *out,
+                                const char *agent, struct kiln_bootstrap *boot, const char *out,
                                 struct kiln_error *err)
 {
-  char *agent = NULL, *agent_conf = NULL;
-  kiln_err rc = with_agent ? agent_files(ctx, host, &agent, &agent_conf, err) : KILN_OK;
+  char *agent_conf = NULL;
+  kiln_err rc = agent ? agent_conf_text(ctx, host, &agent_conf, err) : KILN_OK;
   boot->agent_path = agent;
   boot->agent_conf = agent_conf;
   if (rc == KILN_OK)
     rc = kiln_bootstrap_write(out, boot, err);
   boot->agent_path = boot->agent_conf = NULL;
-  free(agent);
   free(agent_conf);
   return rc;
 }
 
-/* The bytes of kiln-init and kiln-agent are inputs of this step: a rebuilt kiln with another init
- * or agent must not reuse an EIF made with the old ones. */
+/* The sources of kiln-init and kiln-agent and the toolchain that compiles them are inputs of
+ * this step: another kiln, or another toolchain, must not reuse an EIF made with the old ones. */
 static kiln_err eif_identify(struct kiln_stage_ctx *ctx, const struct kiln_host *host)
 {
-  static const char *const programs[] = {"kiln-init", "kiln-agent"};
-  for (size_t i = 0; i < 2; i++) {
-    char *path = program_path(ctx, host, programs[i]);
-    char hex[KILN_SHA256_HEX_LEN + 1];
-    struct kiln_error err = KILN_ERROR_INIT;
-    if (path && kiln_path_exists(path) && kiln_sha256_file(path, hex, NULL, &err) == KILN_OK)
-      host->cache_key_add(ctx, hex);
-    kiln_error_clear(&err);
-    free(path);
-  }
-  return KILN_OK;
+  return eif_programs_identify(ctx, host, target_arch(ctx, host));
 }
 
 static kiln_err eif_run(struct kiln_stage_ctx *ctx, const struct kiln_host *host)
@@ -185,7 +166,8 @@ static kiln_err eif_run(struct kiln_stage_ctx *ctx, const struct kiln_host *host
   const struct kiln_artifact *kernel = host->input(ctx, "kernel");
   struct kiln_error err = KILN_ERROR_INIT;
   struct kiln_buf cmdline = KILN_BUF_INIT;
-  char *init = NULL, *bootstrap = NULL, *app = NULL, *kernel_file = NULL, *config = NULL;
+  char *init = NULL, *agent = NULL, *bootstrap = NULL, *app = NULL, *kernel_file = NULL,
+       *config = NULL;
   char *modules = NULL, *order = NULL, *eif = NULL, *pcrs_file = NULL, *cmdline_text = NULL;
   char *os = NULL, *kver = NULL;
   kiln_err rc = KILN_OK;
@@ -196,8 +178,8 @@ static kiln_err eif_run(struct kiln_stage_ctx *ctx, const struct kiln_host *host
   const char *which_init = str_option(opts, "init", str_option(kernel_section, "init", "kiln"));
   if ((rc = check_arch(ctx, host, kernel, rootfs)))
     return rc;
-  if (!(init = find_init(ctx, host, kernel, which_init)))
-    return KILN_E_NOT_FOUND;
+  if ((rc = find_init(ctx, host, kernel, which_init, &init, &agent)))
+    return rc;
   const cJSON *kfile = cJSON_GetObjectItemCaseSensitive(kernel->meta, "kernel_file");
   kernel_file =
       kiln_path_join(kernel->path, cJSON_IsString(kfile) ? kfile->valuestring : "bzImage");
@@ -222,7 +204,7 @@ static kiln_err eif_run(struct kiln_stage_ctx *ctx, const struct kiln_host *host
   int64_t mtime = build_time();
   struct kiln_bootstrap boot = {
       .init_path = init, .modules_dir = modules, .order_path = order, .mtime = mtime};
-  if ((rc = write_bootstrap(ctx, host, strcmp(which_init, "kiln") == 0, &boot, bootstrap, &err)))
+  if ((rc = write_bootstrap(ctx, host, agent, &boot, bootstrap, &err)))
     goto fail;
   if ((rc = host->output(ctx, "eif", &dir)))
     goto out;
@@ -282,6 +264,7 @@ out:
   kiln_error_clear(&err);
   kiln_buf_free(&cmdline);
   free(init);
+  free(agent);
   free(bootstrap);
   free(app);
   free(kernel_file);

@@ -1,79 +1,50 @@
-/* Debian packages for the kernel stage: `apt-get download` of a pinned version into the stage's
- * persistent directory, and unpacking with libarchive (the ar container, then data.tar.*). */
+/* Debian packages for the kernel stage: a pinned version fetched and verified by sha256 (the
+ * toolchain's fetcher, no apt), and selected files unpacked with libarchive (the ar container,
+ * then data.tar.*). */
 #define _GNU_SOURCE
 #include <archive.h>
 #include <archive_entry.h>
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "kernel.h"
+#include "toolchain.h"
 #include "util/buf.h"
 #include "util/fs.h"
 
-/* apt-get's file name for package_version_arch.deb: ':' in versions is written as "%3a". */
-static char *find_deb(const char *dir, const char *package, const char *version)
-{
-  struct kiln_buf prefix = KILN_BUF_INIT;
-  kiln_buf_printf(&prefix, "%s_", package);
-  for (const char *v = version; *v; v++) {
-    if (*v == ':')
-      kiln_buf_puts(&prefix, "%3a");
-    else
-      kiln_buf_putc(&prefix, *v);
-  }
-  kiln_buf_putc(&prefix, '_');
-  DIR *d = opendir(dir);
-  char *found = NULL;
-  for (struct dirent *e; d && (e = readdir(d)) && !found;)
-    if (strncmp(e->d_name, prefix.data, prefix.len) == 0 && strstr(e->d_name, ".deb"))
-      found = kiln_path_join(dir, e->d_name);
-  if (d)
-    closedir(d);
-  kiln_buf_free(&prefix);
-  return found;
-}
-
-kiln_err kiln_deb_fetch(const char *package, const char *version, const char *dir, char **deb,
+/* The pin of package=version in share/toolchain/kernel.pins, fetched and verified like the
+ * toolchain's packages (download cache, /toolchain/debs, mirrors, snapshot pattern). */
+kiln_err kiln_deb_fetch(struct kiln_stage_ctx *ctx, const struct kiln_host *host,
+                        const char *package, const char *version, char **deb,
                         struct kiln_error *err)
 {
-  *deb = find_deb(dir, package, version);
-  if (*deb)
-    return KILN_OK;
-  struct kiln_buf spec = KILN_BUF_INIT;
-  kiln_buf_printf(&spec, "%s=%s", package, version);
-  pid_t pid = fork();
-  if (pid == 0) {
-    if (chdir(dir) != 0)
-      _exit(126);
-    int devnull = open("/dev/null", O_WRONLY);
-    if (devnull >= 0)
-      dup2(devnull, STDOUT_FILENO);
-    execlp("apt-get", "apt-get", "-q", "download", spec.data, (char *)NULL);
-    _exit(127);
-  }
-  int status = 0;
-  while (pid > 0 && waitpid(pid, &status, 0) < 0 && errno == EINTR)
-    ;
-  kiln_err rc = KILN_OK;
-  if (pid < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-    int code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    rc = kiln_error_set(err, KILN_E_NETWORK,
-                        "`apt-get download %s` failed (%s): run `apt-get update` and check that "
-                        "Debian's package mirrors are reachable, or give a local .deb with "
-                        "/kernel/deb",
-                        spec.data, code == 127 ? "apt-get not found" : "see its messages above");
-  } else if (!(*deb = find_deb(dir, package, version))) {
-    rc = kiln_error_set(err, KILN_E_NOT_FOUND, "apt-get download %s left no .deb in %s", spec.data,
-                        dir);
-  }
-  kiln_buf_free(&spec);
+  *deb = NULL;
+  struct kiln_pins pins;
+  struct kiln_fetch_config fc;
+  char *path = kiln_path_join(host->share_dir(ctx), "toolchain/kernel.pins");
+  char *cache = kiln_cache_root_from_state(host->state_dir(ctx));
+  kiln_err rc = path && cache ? kiln_pins_load(path, &pins, err) : KILN_E_NOMEM;
+  if (rc)
+    goto out;
+  rc = kiln_fetch_config_init(&fc, host->config(ctx), host->app_dir(ctx), cache, err);
+  const struct kiln_pin *pin = NULL;
+  for (size_t i = 0; !rc && i < pins.count && !pin; i++)
+    if (strcmp(pins.items[i].package, package) == 0 && strcmp(pins.items[i].version, version) == 0)
+      pin = &pins.items[i];
+  if (!rc && !pin)
+    rc = kiln_error_set(err, KILN_E_NOT_FOUND, "%s pins no %s %s", path, package, version);
+  if (!rc)
+    rc = kiln_pin_fetch(pin, &fc, deb, err);
+  kiln_fetch_config_free(&fc);
+  kiln_pins_free(&pins);
+out:
+  free(path);
+  free(cache);
   return rc;
 }
 
@@ -93,7 +64,8 @@ static la_ssize_t read_member(struct archive *a, void *arg, const void **buf)
   return r == ARCHIVE_OK ? (la_ssize_t)size : -1;
 }
 
-static kiln_err write_entry(struct archive *a, const char *dest, mode_t mode, struct kiln_error *err)
+static kiln_err write_entry(struct archive *a, const char *dest, mode_t mode,
+                            struct kiln_error *err)
 {
   char *dir = strdup(dest);
   char *slash = dir ? strrchr(dir, '/') : NULL;

@@ -1,4 +1,4 @@
-/* The kernel stage's internals: Debian packages (download, unpack) and the three sources. */
+/* The kernel stage's internals: Debian packages (fetch, unpack) and the three sources. */
 #ifndef KILN_KERNEL_H
 #define KILN_KERNEL_H
 
@@ -37,10 +37,11 @@ const struct kernel_arch *kiln_kernel_arch(struct kiln_stage_ctx *ctx,
 #define KILN_DEBIAN_CLOUD_PACKAGE "linux-image-" KILN_DEBIAN_KERNEL_VERSION "-cloud-amd64-unsigned"
 #define KILN_DEBIAN_SOURCE_PACKAGE "linux-source-6.12"
 
-/* Get package=version as a .deb in dir (apt-get download; reused when already there). *deb is
- * the file's path (caller frees). */
-KILN_MUST_CHECK kiln_err kiln_deb_fetch(const char *package, const char *version, const char *dir,
-                                        char **deb, struct kiln_error *err);
+/* Get package=version (pinned in share/toolchain/kernel.pins) as a verified .deb: the download
+ * cache, /toolchain/debs or the mirrors, as the toolchain. *deb is its path (caller frees). */
+KILN_MUST_CHECK kiln_err kiln_deb_fetch(struct kiln_stage_ctx *ctx, const struct kiln_host *host,
+                                        const char *package, const char *version, char **deb,
+                                        struct kiln_error *err);
 
 /* Called for each member of the .deb's data archive; returns the path to write it to (caller
  * of the callback frees), or NULL to skip it. */

@@ -1,7 +1,8 @@
 /* Kernel source debian-build:6.12: compile Debian's pinned linux-source-6.12 with kiln's enclave
- * config (share/kernel/enclave-<arch>.config on top of tinyconfig), reproducibly (fixed
- * KBUILD_BUILD_* values), showing progress; the result is cached by the step cache. aarch64 is
- * cross-compiled with Debian's gcc-aarch64-linux-gnu (ARCH=arm64, the uncompressed Image). */
+ * config (share/kernel/enclave-<arch>.config on top of tinyconfig) and the pinned toolchain (or
+ * the host's, when kiln.json asks), reproducibly (clean environment, fixed KBUILD_BUILD_* values),
+ * showing progress; the result is cached by the step cache. aarch64 is cross-compiled with the
+ * host's gcc-aarch64-linux-gnu (ARCH=arm64, the uncompressed Image). */
 #define _GNU_SOURCE
 #include <archive.h>
 #include <archive_entry.h>
@@ -11,10 +12,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "kernel.h"
+#include "stage_toolchain.h"
 #include "util/buf.h"
 #include "util/fs.h"
 #include "util/hash.h"
@@ -37,30 +40,45 @@ static kiln_err check_cross_tools(const struct kernel_arch *arch, struct kiln_er
                                 arch->name, arch->cross_prefix, arch->cross_package);
 }
 
-static kiln_err check_tools(struct kiln_error *err)
+/* The tools that only steer the kernel build come from the host (make, flex, bison, bc, perl:
+ * their output is Kconfig/Makefile logic, parsers and constants whose bytes do not depend on the
+ * tool's version), as do the headers of the host programs (objtool, sign-file) that run during
+ * the build but never land in the image. */
+static kiln_err check_tools(int pinned, struct kiln_error *err)
 {
-  static const char *const tools[] = {"gcc", "make", "flex", "bison", "bc", "perl", NULL};
+  static const char *const steering[] = {"make", "flex", "bison", "bc", "perl", "sh", NULL};
+  static const char *const with_gcc[] = {"make", "flex", "bison", "bc", "perl", "sh", "gcc", NULL};
   static const char *const headers[] = {"/usr/include/gelf.h", "/usr/include/openssl/ssl.h", NULL};
+  kiln_err rc = kiln_toolchain_check_host_tools(pinned ? steering : with_gcc, err);
   struct kiln_buf missing = KILN_BUF_INIT;
-  for (int i = 0; tools[i]; i++) {
-    struct kiln_buf cmd = KILN_BUF_INIT;
-    kiln_buf_printf(&cmd, "command -v %s >/dev/null 2>&1", tools[i]);
-    if (system(cmd.data) != 0)
-      kiln_buf_printf(&missing, " %s", tools[i]);
-    kiln_buf_free(&cmd);
-  }
-  for (int i = 0; headers[i]; i++)
+  for (int i = 0; !rc && headers[i]; i++)
     if (!kiln_path_exists(headers[i]))
       kiln_buf_printf(&missing, " %s", headers[i]);
-  kiln_err rc = KILN_OK;
   if (missing.len)
     rc = kiln_error_set(err, KILN_E_NOT_FOUND,
-                        "compiling the enclave kernel needs build tools that are missing:%s; "
-                        "install them with: apt-get install build-essential flex bison bc "
-                        "libelf-dev libssl-dev",
+                        "compiling the enclave kernel needs headers that are missing:%s; install "
+                        "them with: apt-get install libelf-dev libssl-dev",
                         kiln_buf_str(&missing));
   kiln_buf_free(&missing);
   return rc;
+}
+
+/* make's variables that point the kernel build at the pinned tools: the target and the host
+ * programs both compile with the pinned gcc (host programs against the host's libc, as they run
+ * here), and gzip, whose output is the compressed kernel, is the pinned one. */
+static void add_toolchain_vars(const struct kiln_stage_toolchain *st, char **argv, int *n)
+{
+  if (!st->pinned)
+    return;
+  static const char *const vars[][2] = {
+      {"CC", "gcc"},          {"HOSTCC", "gcc"},      {"LD", "ld"},       {"HOSTLD", "ld"},
+      {"AR", "ar"},           {"HOSTAR", "ar"},       {"NM", "nm"},       {"OBJCOPY", "objcopy"},
+      {"OBJDUMP", "objdump"}, {"READELF", "readelf"}, {"STRIP", "strip"}, {"KGZIP", "gzip"}};
+  for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++) {
+    struct kiln_buf b = KILN_BUF_INIT;
+    kiln_buf_printf(&b, "%s=%s/%s", vars[i][0], st->tc.bin, vars[i][1]);
+    argv[(*n)++] = kiln_buf_detach(&b);
+  }
 }
 
 struct source_select {
@@ -137,9 +155,10 @@ out:
   return rc;
 }
 
-/* Run a command in dir with the reproducibility environment; stdout lines count as progress. */
+/* Run a command in dir with the clean reproducibility environment (kiln_toolchain_env, umask
+ * 022); stdout lines count as progress. */
 static kiln_err run_make(struct kiln_stage_ctx *ctx, const struct kiln_host *host, const char *dir,
-                         const struct kernel_arch *arch, char *const argv[], const char *what,
+                         char *const argv[], char *const env[], const char *what,
                          struct kiln_error *err)
 {
   int pipefd[2];
@@ -151,15 +170,8 @@ static kiln_err run_make(struct kiln_stage_ctx *ctx, const struct kiln_host *hos
     dup2(pipefd[1], STDOUT_FILENO);
     if (chdir(dir) != 0)
       _exit(126);
-    setenv("KBUILD_BUILD_TIMESTAMP", "Thu Jan  1 00:00:00 UTC 1970", 1);
-    setenv("KBUILD_BUILD_USER", "kiln", 1);
-    setenv("KBUILD_BUILD_HOST", "kiln", 1);
-    setenv("KBUILD_BUILD_VERSION", "1", 1);
-    setenv("LC_ALL", "C", 1);
-    setenv("ARCH", arch->make_arch, 1);
-    if (arch->cross_prefix[0])
-      setenv("CROSS_COMPILE", arch->cross_prefix, 1);
-    execvp(argv[0], argv);
+    umask(022);
+    execvpe(argv[0], argv, env);
     _exit(127);
   }
   close(pipefd[1]);
@@ -235,29 +247,61 @@ static kiln_err check_config(struct kiln_stage_ctx *ctx, const struct kiln_host 
   return rc;
 }
 
+/* make with the toolchain's variables, then args (NULL-terminated), in the kernel tree. */
+static kiln_err make(struct kiln_stage_ctx *ctx, const struct kiln_host *host, const char *dir,
+                     const struct kernel_arch *arch, const struct kiln_stage_toolchain *st,
+                     char *const env[], const char *const args[], const char *what,
+                     struct kiln_error *err)
+{
+  char *argv[40] = {0};
+  int n = 0;
+  argv[n++] = strdup("make");
+  add_toolchain_vars(st, argv, &n);
+  if (arch->cross_prefix[0]) { /* cross builds: the host's cross compiler */
+    struct kiln_buf a = KILN_BUF_INIT, c = KILN_BUF_INIT;
+    kiln_buf_printf(&a, "ARCH=%s", arch->make_arch);
+    kiln_buf_printf(&c, "CROSS_COMPILE=%s", arch->cross_prefix);
+    argv[n++] = kiln_buf_detach(&a);
+    argv[n++] = kiln_buf_detach(&c);
+  }
+  for (int i = 0; args[i] && n < 39; i++)
+    argv[n++] = strdup(args[i]);
+  kiln_err rc = run_make(ctx, host, dir, argv, env, what, err);
+  for (int i = 0; i < n; i++)
+    free(argv[i]);
+  return rc;
+}
+
 kiln_err kiln_kernel_debian_build(struct kiln_stage_ctx *ctx, const struct kiln_host *host,
                                   const char *out_dir, struct kernel_result *r)
 {
   struct kiln_error err = KILN_ERROR_INIT;
-  struct kiln_buf debs = KILN_BUF_INIT, tarball = KILN_BUF_INIT, src = KILN_BUF_INIT;
+  struct kiln_buf tarball = KILN_BUF_INIT, src = KILN_BUF_INIT;
   struct kiln_buf jobs = KILN_BUF_INIT;
+  struct kiln_stage_toolchain st;
+  memset(&st, 0, sizeof st);
   char *deb = NULL, *fragment = NULL, *config = NULL;
+  char **env = NULL;
   char sha[KILN_SHA256_HEX_LEN + 1];
   const char *tmp = host->temp_dir(ctx);
+  const char *kind = kiln_toolchain_kind(host->config(ctx));
   const struct kernel_arch *arch = kiln_kernel_arch(ctx, host);
-  kiln_err rc = tmp ? check_tools(&err) : kiln_error_set(&err, KILN_E_IO, "no temp dir");
+  int pinned = (!kind || strcmp(kind, "pinned") == 0) && !arch->cross_package;
+  kiln_err rc = tmp ? check_tools(pinned, &err) : kiln_error_set(&err, KILN_E_IO, "no temp dir");
   if (!rc)
     rc = check_cross_tools(arch, &err);
   if (!rc) {
-    kiln_buf_printf(&debs, "%s/debs", host->state_dir(ctx));
-    rc = kiln_mkdir_p(kiln_buf_str(&debs), 0755, &err);
-  }
-  if (!rc) {
     host->log(ctx, KILN_LOG_INFO, "fetching %s %s (153 MB)", KILN_DEBIAN_SOURCE_PACKAGE,
               KILN_DEBIAN_PACKAGE_VERSION);
-    rc = kiln_deb_fetch(KILN_DEBIAN_SOURCE_PACKAGE, KILN_DEBIAN_PACKAGE_VERSION,
-                        kiln_buf_str(&debs), &deb, &err);
+    rc = kiln_deb_fetch(ctx, host, KILN_DEBIAN_SOURCE_PACKAGE, KILN_DEBIAN_PACKAGE_VERSION, &deb,
+                        &err);
   }
+  if (!rc) {
+    host->log(ctx, KILN_LOG_INFO, "preparing the %s toolchain", pinned ? "pinned" : "host");
+    rc = kiln_stage_toolchain_open(ctx, host, arch->name, &st, &err);
+  }
+  if (!rc && !(env = kiln_toolchain_env(st.pinned ? &st.tc : NULL)))
+    rc = KILN_E_NOMEM;
   if (!rc)
     rc = kiln_sha256_file(deb, sha, NULL, &err);
   kiln_buf_printf(&tarball, "%s/linux-source.tar.xz", tmp);
@@ -281,21 +325,24 @@ kiln_err kiln_kernel_debian_build(struct kiln_stage_ctx *ctx, const struct kiln_
   kiln_buf_printf(&jobs, "-j%ld", ncpu > 0 ? ncpu : 1);
   if (!rc) {
     host->log(ctx, KILN_LOG_INFO, "configuring (tinyconfig + %s)", fragment);
-    char *const tiny[] = {"make", "tinyconfig", NULL};
+    static const char *const tiny[] = {"tinyconfig", NULL};
+    static const char *const olddef[] = {"olddefconfig", NULL};
     char *const merge[] = {"scripts/kconfig/merge_config.sh", "-m", ".config", fragment, NULL};
-    char *const olddef[] = {"make", "olddefconfig", NULL};
-    rc = run_make(ctx, host, kiln_buf_str(&src), arch, tiny, "configuring", &err);
+    rc = make(ctx, host, kiln_buf_str(&src), arch, &st, env, tiny, "configuring", &err);
     if (!rc)
-      rc = run_make(ctx, host, kiln_buf_str(&src), arch, merge, "configuring", &err);
+      rc = run_make(ctx, host, kiln_buf_str(&src), merge, env, "configuring", &err);
     if (!rc)
-      rc = run_make(ctx, host, kiln_buf_str(&src), arch, olddef, "configuring", &err);
+      rc = make(ctx, host, kiln_buf_str(&src), arch, &st, env, olddef, "configuring", &err);
     if (!rc)
       rc = check_config(ctx, host, fragment, config, &err);
   }
   if (!rc) {
-    host->log(ctx, KILN_LOG_INFO, "compiling the enclave kernel (about 10 minutes on 2 cores)");
-    char *const build[] = {"make", jobs.data, (char *)arch->target, NULL};
-    rc = run_make(ctx, host, kiln_buf_str(&src), arch, build, "compiling", &err);
+    host->log(ctx, KILN_LOG_INFO,
+              "compiling the enclave kernel with the %s toolchain (about 10 "
+              "minutes on 2 cores)",
+              st.pinned ? "pinned" : "host");
+    const char *const build[] = {jobs.data, arch->target, NULL};
+    rc = make(ctx, host, kiln_buf_str(&src), arch, &st, env, build, "compiling", &err);
   }
   if (!rc) {
     char *image = kiln_path_join(kiln_buf_str(&src), arch->image_path);
@@ -321,9 +368,11 @@ kiln_err kiln_kernel_debian_build(struct kiln_stage_ctx *ctx, const struct kiln_
     cJSON_AddStringToObject(r->package, "sha256", sha);
     r->meta = cJSON_CreateObject();
     cJSON_AddStringToObject(r->meta, "version", "6.12.117 (kiln enclave config)");
+    cJSON_AddStringToObject(r->meta, "toolchain", st.pinned ? "pinned" : "host");
   }
   kiln_error_clear(&err);
-  kiln_buf_free(&debs);
+  kiln_stage_toolchain_close(&st);
+  kiln_toolchain_env_free(env);
   kiln_buf_free(&tarball);
   kiln_buf_free(&src);
   kiln_buf_free(&jobs);

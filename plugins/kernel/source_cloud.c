@@ -58,16 +58,12 @@ kiln_err kiln_kernel_debian_cloud(struct kiln_stage_ctx *ctx, const struct kiln_
                                   const char *out_dir, struct kernel_result *r)
 {
   struct kiln_error err = KILN_ERROR_INIT;
-  struct kiln_buf debs = KILN_BUF_INIT, order = KILN_BUF_INIT;
+  struct kiln_buf order = KILN_BUF_INIT;
   char *deb = NULL, *order_path = NULL;
-  kiln_buf_printf(&debs, "%s/debs", host->state_dir(ctx));
-  kiln_err rc = kiln_mkdir_p(kiln_buf_str(&debs), 0755, &err);
-  if (!rc) {
-    host->log(ctx, KILN_LOG_INFO, "fetching %s %s", KILN_DEBIAN_CLOUD_PACKAGE,
-              KILN_DEBIAN_PACKAGE_VERSION);
-    rc = kiln_deb_fetch(KILN_DEBIAN_CLOUD_PACKAGE, KILN_DEBIAN_PACKAGE_VERSION,
-                        kiln_buf_str(&debs), &deb, &err);
-  }
+  host->log(ctx, KILN_LOG_INFO, "fetching %s %s", KILN_DEBIAN_CLOUD_PACKAGE,
+            KILN_DEBIAN_PACKAGE_VERSION);
+  kiln_err rc =
+      kiln_deb_fetch(ctx, host, KILN_DEBIAN_CLOUD_PACKAGE, KILN_DEBIAN_PACKAGE_VERSION, &deb, &err);
   char sha[KILN_SHA256_HEX_LEN + 1];
   if (!rc)
     rc = kiln_sha256_file(deb, sha, NULL, &err);
@@ -98,7 +94,6 @@ kiln_err kiln_kernel_debian_cloud(struct kiln_stage_ctx *ctx, const struct kiln_
                             "and qemu, not real enclaves (use debian-build:6.12 there)");
   }
   kiln_error_clear(&err);
-  kiln_buf_free(&debs);
   kiln_buf_free(&order);
   free(deb);
   free(order_path);

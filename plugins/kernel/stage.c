@@ -6,11 +6,12 @@
 #include <string.h>
 
 #include "kernel.h"
+#include "stage_toolchain.h"
 #include "util/buf.h"
 #include "util/fs.h"
 #include "util/hash.h"
 
-#define KERNEL_STAGE_VERSION "0.2.0" /* 0.2: vsock loopback (module and config) */
+#define KERNEL_STAGE_VERSION "0.3.0" /* 0.3: the pinned toolchain; 0.2: vsock loopback */
 /* (aarch64 builds need no new version: a non-default /arch is in every step's cache key) */
 
 /* The options schema: options.schema.json, compiled in by kiln_embed_text (CMakeLists.txt). */
@@ -54,6 +55,10 @@ static kiln_err kernel_identify(struct kiln_stage_ctx *ctx, const struct kiln_ho
   }
   host->cache_key_add(ctx, KILN_DEBIAN_PACKAGE_VERSION);
   if (strncmp(source, "debian-build:", 13) == 0) {
+    const char *arch = kiln_kernel_arch(ctx, host)->name;
+    kiln_err rc = kiln_stage_toolchain_identify(ctx, host, arch);
+    if (rc)
+      return rc;
     char *config = kiln_path_join(host->share_dir(ctx), kiln_kernel_arch(ctx, host)->fragment);
     if (config && kiln_sha256_file(config, hex, NULL, &err) == KILN_OK)
       host->cache_key_add(ctx, hex);

@@ -185,6 +185,20 @@ def opt_describe_no_crc_check(o):
     check((r.doc or {}).get("CheckCRC") is False, "describe %s reports CheckCRC false: %s" % (o, r.out[:300]))
 
 
+def opt_verify_reuse_cache(o):
+    """verify rebuilds in a fresh cache by default; --reuse-cache takes every step from the cache."""
+    kiln("build", "-o", path("rc.eif")).expect(0, "build for verify " + o)
+    r = kiln("verify", path("rc.eif"), o, "--json").expect(0, "verify " + o)
+    doc = r.doc or {}
+    check(doc.get("cache") == "reused" and doc.get("steps", {}).get("rebuilt") == 0,
+          "verify %s rebuilds nothing and says the cache was reused: %s" % (o, doc))
+    r = kiln("verify", path("rc.eif"), "--json").expect(0, "verify without " + o)
+    doc = r.doc or {}
+    check(doc.get("cache") == "fresh" and doc.get("steps", {}).get("cached") == 0 and
+          doc.get("steps", {}).get("rebuilt", 0) >= 3,
+          "verify without %s rebuilds every step in a fresh cache: %s" % (o, doc))
+
+
 def opt_verify_pcrs(o):
     r = eif_build(out="v.eif").expect(0, "eif-build")
     good = write("good.json", r.out)
@@ -702,6 +716,7 @@ def opt_upload(o):
 CASES = [("build", opt_build_output, ["--output"]), ("build", opt_build_set, ["--set"]),
          ("build", opt_build_arch, ["--arch"]),
          ("describe", opt_describe_no_crc_check, None), ("verify", opt_verify_pcrs, ["--pcrs"]),
+         ("verify", opt_verify_reuse_cache, ["--reuse-cache"]),
          ("verify", opt_verify_attestation, ["--attestation", "--eif", "--root", "--at", "--max-skew",
                                              "--nonce", "--timeout", "--allow-debug"]),
          ("eif-build", opt_eif, None), ("sign", opt_sign, None), ("image", opt_image, None),
