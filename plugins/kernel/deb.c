@@ -48,22 +48,6 @@ out:
   return rc;
 }
 
-struct outer {
-  struct archive *ar;
-};
-
-static la_ssize_t read_member(struct archive *a, void *arg, const void **buf)
-{
-  (void)a;
-  struct outer *o = arg;
-  size_t size = 0;
-  la_int64_t offset = 0;
-  int r = archive_read_data_block(o->ar, buf, &size, &offset);
-  if (r == ARCHIVE_EOF)
-    return 0;
-  return r == ARCHIVE_OK ? (la_ssize_t)size : -1;
-}
-
 static kiln_err write_entry(struct archive *a, const char *dest, mode_t mode,
                             struct kiln_error *err)
 {
@@ -84,55 +68,26 @@ static kiln_err write_entry(struct archive *a, const char *dest, mode_t mode,
   return KILN_OK;
 }
 
+struct extract_target {
+  kiln_deb_select_fn select;
+  void *arg;
+};
+
+static kiln_err extract_one(void *arg, struct archive *tar, struct archive_entry *e,
+                            struct kiln_error *err)
+{
+  struct extract_target *t = arg;
+  if (archive_entry_filetype(e) != AE_IFREG)
+    return KILN_OK;
+  char *dest = t->select(t->arg, archive_entry_pathname(e));
+  kiln_err rc = dest ? write_entry(tar, dest, archive_entry_perm(e), err) : KILN_OK;
+  free(dest);
+  return rc;
+}
+
 kiln_err kiln_deb_extract(const char *deb, kiln_deb_select_fn select, void *arg,
                           struct kiln_error *err)
 {
-  struct archive *ar = archive_read_new();
-  struct archive *tar = NULL;
-  struct archive_entry *e;
-  kiln_err rc = KILN_OK;
-  int found = 0;
-  archive_read_support_format_ar(ar);
-  archive_read_support_filter_none(ar);
-  if (archive_read_open_filename(ar, deb, 1 << 16) != ARCHIVE_OK) {
-    rc = kiln_error_set(err, KILN_E_INVALID, "%s is not a Debian package: %s", deb,
-                        archive_error_string(ar));
-    goto out;
-  }
-  while (!found && archive_read_next_header(ar, &e) == ARCHIVE_OK) {
-    if (strncmp(archive_entry_pathname(e), "data.tar", 8) != 0)
-      continue;
-    found = 1;
-    tar = archive_read_new();
-    archive_read_support_format_tar(tar);
-    archive_read_support_filter_xz(tar);
-    archive_read_support_filter_zstd(tar);
-    archive_read_support_filter_gzip(tar);
-    struct outer o = {ar};
-    if (archive_read_open(tar, &o, NULL, read_member, NULL) != ARCHIVE_OK) {
-      rc = kiln_error_set(err, KILN_E_INVALID, "%s: cannot read its data archive: %s", deb,
-                          archive_error_string(tar));
-      break;
-    }
-    struct archive_entry *te;
-    int r;
-    while (!rc && (r = archive_read_next_header(tar, &te)) == ARCHIVE_OK) {
-      if (archive_entry_filetype(te) != AE_IFREG)
-        continue;
-      char *dest = select(arg, archive_entry_pathname(te));
-      if (dest)
-        rc = write_entry(tar, dest, archive_entry_perm(te), err);
-      free(dest);
-    }
-    if (!rc && r != ARCHIVE_EOF)
-      rc = kiln_error_set(err, KILN_E_INVALID, "%s: damaged data archive: %s", deb,
-                          archive_error_string(tar));
-  }
-  if (!rc && !found)
-    rc = kiln_error_set(err, KILN_E_INVALID, "%s has no data.tar member", deb);
-out:
-  if (tar)
-    archive_read_free(tar);
-  archive_read_free(ar);
-  return rc;
+  struct extract_target t = {select, arg};
+  return kiln_deb_each_data_entry(deb, extract_one, &t, err);
 }

@@ -70,6 +70,15 @@ KILN_MUST_CHECK kiln_err kiln_pin_fetch(const struct kiln_pin *pin,
                                         const struct kiln_fetch_config *c, char **deb,
                                         struct kiln_error *err);
 
+/* Call fn for each entry of a .deb's data archive (data.tar.{xz,zst,gz} inside the ar container),
+ * in order, until it fails; fn may read the entry's data from tar. */
+struct archive;
+struct archive_entry;
+typedef kiln_err (*kiln_deb_entry_fn)(void *arg, struct archive *tar, struct archive_entry *e,
+                                      struct kiln_error *err);
+KILN_MUST_CHECK kiln_err kiln_deb_each_data_entry(const char *deb, kiln_deb_entry_fn fn, void *arg,
+                                                  struct kiln_error *err);
+
 /* Unpack a whole .deb's data archive (files, directories, symlinks) under dir with libarchive,
  * refusing absolute paths, ".." and links that leave dir. */
 KILN_MUST_CHECK kiln_err kiln_deb_unpack_all(const char *deb, const char *dir,

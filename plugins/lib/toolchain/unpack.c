@@ -109,16 +109,15 @@ static kiln_err unpack_entry(struct archive *tar, struct archive *out, struct ar
   return rc;
 }
 
-kiln_err kiln_deb_unpack_all(const char *deb, const char *dir, struct kiln_error *err)
+kiln_err kiln_deb_each_data_entry(const char *deb, kiln_deb_entry_fn fn, void *arg,
+                                  struct kiln_error *err)
 {
-  struct archive *ar = archive_read_new(), *tar = NULL, *out = archive_write_disk_new();
+  struct archive *ar = archive_read_new(), *tar = NULL;
   struct archive_entry *e;
   kiln_err rc = KILN_OK;
   int found = 0;
   archive_read_support_format_ar(ar);
   archive_read_support_filter_none(ar);
-  archive_write_disk_set_options(out, ARCHIVE_EXTRACT_PERM | ARCHIVE_EXTRACT_SECURE_SYMLINKS |
-                                          ARCHIVE_EXTRACT_SECURE_NODOTDOT);
   if (archive_read_open_filename(ar, deb, 1 << 16) != ARCHIVE_OK) {
     rc = kiln_error_set(err, KILN_E_INVALID, "%s is not a Debian package: %s", deb,
                         archive_error_string(ar));
@@ -142,7 +141,7 @@ kiln_err kiln_deb_unpack_all(const char *deb, const char *dir, struct kiln_error
     struct archive_entry *te;
     int r;
     while (!rc && (r = archive_read_next_header(tar, &te)) == ARCHIVE_OK)
-      rc = unpack_entry(tar, out, te, deb, dir, err);
+      rc = fn(arg, tar, te, err);
     if (!rc && r != ARCHIVE_EOF)
       rc = kiln_error_set(err, KILN_E_INVALID, "%s: damaged data archive: %s", deb,
                           archive_error_string(tar));
@@ -153,6 +152,28 @@ out:
   if (tar)
     archive_read_free(tar);
   archive_read_free(ar);
+  return rc;
+}
+
+struct unpack_target {
+  struct archive *out;
+  const char *deb, *dir;
+};
+
+static kiln_err unpack_one(void *arg, struct archive *tar, struct archive_entry *e,
+                           struct kiln_error *err)
+{
+  struct unpack_target *t = arg;
+  return unpack_entry(tar, t->out, e, t->deb, t->dir, err);
+}
+
+kiln_err kiln_deb_unpack_all(const char *deb, const char *dir, struct kiln_error *err)
+{
+  struct archive *out = archive_write_disk_new();
+  archive_write_disk_set_options(out, ARCHIVE_EXTRACT_PERM | ARCHIVE_EXTRACT_SECURE_SYMLINKS |
+                                          ARCHIVE_EXTRACT_SECURE_NODOTDOT);
+  struct unpack_target t = {out, deb, dir};
+  kiln_err rc = kiln_deb_each_data_entry(deb, unpack_one, &t, err);
   if (archive_write_close(out) != ARCHIVE_OK && !rc)
     rc = kiln_error_set(err, KILN_E_IO, "unpacking %s: %s", deb, archive_error_string(out));
   archive_write_free(out);
