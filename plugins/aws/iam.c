@@ -260,6 +260,15 @@ static kiln_err render_file(struct kiln_awsenv *env, const char *tmpl, const cJS
   return rc;
 }
 
+int kiln_iam_same_document(const char *have, const char *want)
+{
+  cJSON *a = have ? cJSON_Parse(have) : NULL, *b = want ? cJSON_Parse(want) : NULL;
+  int same = a && b && cJSON_Compare(a, b, 1);
+  cJSON_Delete(a);
+  cJSON_Delete(b);
+  return same;
+}
+
 kiln_err kiln_iam_render(struct kiln_awsenv *env, const char *tmpl, char **out,
                          struct kiln_error *err)
 {

@@ -17,6 +17,8 @@ KILN_MUST_CHECK kiln_err kiln_iam_get(struct kiln_awsenv *env, const char *actio
                                       const char *name_key, const char *name, const char *extra_key,
                                       const char *extra, struct kiln_xml **doc, int *found,
                                       struct kiln_error *err);
+/* Whether two policy documents (JSON text, either may be NULL) are the same JSON value. */
+int kiln_iam_same_document(const char *have, const char *want);
 /* Render a share/ policy template with the deployment's values (caller frees *out); refused
  * without the account id. */
 KILN_MUST_CHECK kiln_err kiln_iam_render(struct kiln_awsenv *env, const char *tmpl, char **out,

@@ -76,15 +76,6 @@ kiln_err kiln_iam_find_deploy_user(struct kiln_awsenv *env, struct kiln_iam *iam
   return rc;
 }
 
-static int same_policy(const char *have, const char *want)
-{
-  cJSON *a = have ? cJSON_Parse(have) : NULL, *b = want ? cJSON_Parse(want) : NULL;
-  int same = a && b && cJSON_Compare(a, b, 1);
-  cJSON_Delete(a);
-  cJSON_Delete(b);
-  return same;
-}
-
 static kiln_err write_key_file(const char *path, const char *id, const char *secret,
                                const char *role_arn, struct kiln_error *err)
 {
@@ -115,7 +106,7 @@ static kiln_err converge_inline(struct kiln_awsenv *env, const char *put_action,
                                 const char *owner, const char *name, const char *have,
                                 const char *want, const char *what, struct kiln_error *err)
 {
-  if (same_policy(have, want))
+  if (kiln_iam_same_document(have, want))
     return KILN_OK;
   struct kiln_aws_params p = {0};
   kiln_awsenv_announce(env, have ? "update" : "create", owner, "inline policy %s (%s)", name, what);
@@ -172,7 +163,7 @@ static kiln_err ensure_deploy_role(struct kiln_awsenv *env, const char *role_nam
     static const char *const already[] = {"EntityAlreadyExists", NULL};
     rc = kiln_awsenv_mutate(env, "iam", "CreateRole", &p, role_name, already, NULL, err);
     kiln_aws_params_clear(&p);
-  } else if (rc == KILN_OK && !same_policy(have_trust, trust)) {
+  } else if (rc == KILN_OK && !kiln_iam_same_document(have_trust, trust)) {
     kiln_awsenv_announce(env, "update", role_name, "trust: the deploy user %s only",
                          env->names.deploy_user);
     kiln_aws_params_add(&p, "RoleName", role_name);

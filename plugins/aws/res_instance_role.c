@@ -35,16 +35,6 @@ kiln_err kiln_iam_find_instance_role(struct kiln_awsenv *env, struct kiln_iam *i
   return rc;
 }
 
-/* Whether the policy attached now is the one kiln renders (as JSON values). */
-static int same_document(const char *have, const char *want)
-{
-  cJSON *a = have ? cJSON_Parse(have) : NULL, *b = want ? cJSON_Parse(want) : NULL;
-  int same = a && b && cJSON_Compare(a, b, 1);
-  cJSON_Delete(a);
-  cJSON_Delete(b);
-  return same;
-}
-
 kiln_err kiln_iam_ensure_instance_role(struct kiln_awsenv *env, struct kiln_iam *iam,
                                        struct kiln_error *err)
 {
@@ -71,7 +61,7 @@ kiln_err kiln_iam_ensure_instance_role(struct kiln_awsenv *env, struct kiln_iam 
   }
   if (rc == KILN_OK)
     rc = kiln_iam_render(env, "policies/instance-role-policy.json.tmpl", &doc_text, err);
-  if (rc == KILN_OK && !same_document(iam->instance_policy, doc_text)) {
+  if (rc == KILN_OK && !kiln_iam_same_document(iam->instance_policy, doc_text)) {
     kiln_awsenv_announce(env, "update", env->names.instance_role,
                          "inline policy " INSTANCE_POLICY_NAME
                          ": read EIFs from %s, ship the app's log to /kiln/%s",

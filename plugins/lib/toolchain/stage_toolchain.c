@@ -72,6 +72,20 @@ static void log_line(void *arg, const char *line)
   t->host->log(t->ctx, KILN_LOG_DEBUG, "%s", line);
 }
 
+/* Use the host compiler cc and describe it for kiln.lock: {kind, arch, compiler identity}. */
+static cJSON *host_compiler_lock(struct kiln_stage_toolchain *st, const char *kind,
+                                 const char *arch, const char *cc)
+{
+  st->host_cc = strdup(cc);
+  char *id = kiln_host_compiler_identity(cc);
+  cJSON *lock = cJSON_CreateObject();
+  cJSON_AddStringToObject(lock, "kind", kind);
+  cJSON_AddStringToObject(lock, "arch", arch);
+  cJSON_AddStringToObject(lock, "compiler", id ? id : "unknown");
+  free(id);
+  return lock;
+}
+
 kiln_err kiln_stage_toolchain_open(struct kiln_stage_ctx *ctx, const struct kiln_host *host,
                                    const char *arch, struct kiln_stage_toolchain *st,
                                    struct kiln_error *err)
@@ -83,31 +97,20 @@ kiln_err kiln_stage_toolchain_open(struct kiln_stage_ctx *ctx, const struct kiln
   if (!kind) {
     rc = kiln_error_set(err, KILN_E_INVALID,
                         "kiln.json /toolchain: must be \"pinned\" (the default) or \"host\"");
-  } else if (kiln_toolchain_cross_cc(arch)) {
-    /* No pinned cross toolchain yet: the host's Debian cross compiler, named in the lock. */
+  } else if (kiln_toolchain_cross_cc(arch) || strcmp(kind, "host") == 0) {
+    /* The host's compiler: asked for, or the Debian cross compiler while no pinned cross
+     * toolchain exists; either is named in the lock. */
     const char *cross = kiln_toolchain_cross_cc(arch);
-    st->host_cc = strdup(cross);
-    char *id = kiln_host_compiler_identity(cross);
-    lock = cJSON_CreateObject();
-    cJSON_AddStringToObject(lock, "kind", "host-cross");
-    cJSON_AddStringToObject(lock, "arch", arch);
-    cJSON_AddStringToObject(lock, "compiler", id ? id : "unknown");
-    free(id);
-    host->log(ctx, KILN_LOG_WARN,
-              "building for %s with the host's cross compiler %s (no pinned %s toolchain yet): "
-              "the PCRs depend on this machine's cross gcc, binutils and libc",
-              arch, cross, arch);
-  } else if (strcmp(kind, "host") == 0) {
-    st->host_cc = strdup(host_cc());
-    char *id = kiln_host_compiler_identity(host_cc());
-    lock = cJSON_CreateObject();
-    cJSON_AddStringToObject(lock, "kind", "host");
-    cJSON_AddStringToObject(lock, "arch", arch);
-    cJSON_AddStringToObject(lock, "compiler", id ? id : "unknown");
-    free(id);
-    host->log(ctx, KILN_LOG_WARN,
-              "building with the host's compiler (/toolchain is \"host\"): the PCRs depend on "
-              "this machine's compiler, binutils and libc");
+    lock = host_compiler_lock(st, cross ? "host-cross" : "host", arch, cross ? cross : host_cc());
+    if (cross)
+      host->log(ctx, KILN_LOG_WARN,
+                "building for %s with the host's cross compiler %s (no pinned %s toolchain yet): "
+                "the PCRs depend on this machine's cross gcc, binutils and libc",
+                arch, cross, arch);
+    else
+      host->log(ctx, KILN_LOG_WARN,
+                "building with the host's compiler (/toolchain is \"host\"): the PCRs depend on "
+                "this machine's compiler, binutils and libc");
   } else {
     st->pinned = 1;
     struct kiln_fetch_config fc = {0};
