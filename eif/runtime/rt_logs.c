@@ -59,6 +59,7 @@ struct rt_log_sender {
   bool connecting, skip_to_newline;
   uint64_t next_attempt;
   int echo_fd;
+  bool echo_stalled; /* the last line missed the console: the next one gets one try */
   uint8_t *ring;
   size_t cap, head, len; /* bytes [head, head+len) modulo cap */
   uint64_t dropped;
@@ -276,9 +277,13 @@ static void emit(struct log_source *src, const char *line, size_t len)
     char buf[RT_LOG_LINE_MAX + 2];
     memcpy(buf, line, len);
     buf[len] = '\n';
-    /* a slow console gets a moment; after that the line is dropped there (the record is kept) */
+    /* A slow console (a serial port under emulation) gets up to half a second a line; a console
+     * that stays full gets one try a line until it takes one again, so the loop never stalls
+     * for long. A line dropped there is still a record for the parent. */
+    struct rt_log_sender *s = src->sender;
+    int budget = s->echo_stalled ? 1 : 25;
     size_t off = 0;
-    for (int tries = 0; off <= len && tries < 3; tries++) {
+    for (int tries = 0; off <= len && tries < budget; tries++) {
       ssize_t w = write(src->sender->echo_fd, buf + off, len + 1 - off);
       if (w > 0) {
         off += (size_t)w;
@@ -289,6 +294,7 @@ static void emit(struct log_source *src, const char *line, size_t len)
       struct pollfd p = {.fd = src->sender->echo_fd, .events = POLLOUT};
       (void)poll(&p, 1, 20);
     }
+    s->echo_stalled = off <= len;
   }
 }
 
