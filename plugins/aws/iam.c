@@ -272,16 +272,7 @@ int kiln_iam_same_document(const char *have, const char *want)
 kiln_err kiln_iam_render(struct kiln_awsenv *env, const char *tmpl, char **out,
                          struct kiln_error *err)
 {
-  cJSON *values = NULL, *doc = NULL;
-  *out = NULL;
-  kiln_err rc = policy_values(env, NULL, &values, err);
-  if (rc == KILN_OK)
-    rc = render_file(env, tmpl, values, &doc, err);
-  if (rc == KILN_OK && !(*out = cJSON_PrintUnformatted(doc)))
-    rc = kiln_error_set(err, KILN_E_NOMEM, "out of memory");
-  cJSON_Delete(doc);
-  cJSON_Delete(values);
-  return rc;
+  return kiln_iam_render_with(env, tmpl, NULL, out, err);
 }
 
 kiln_err kiln_iam_render_with(struct kiln_awsenv *env, const char *tmpl, const cJSON *extra,
