@@ -35,24 +35,22 @@
 
 void say(const char *fmt, ...)
 {
-  char line[1024];
+  /* One write per line, so nothing the app prints can land between the prefix and the text. */
+  static const char prefix[] = "kiln-init: ";
+  char line[1040];
+  size_t room = sizeof line - (sizeof prefix - 1) - 1; /* text plus its NUL, then '\n' replaces it */
+  memcpy(line, prefix, sizeof prefix - 1);
   va_list ap;
   va_start(ap, fmt);
-  int n = vsnprintf(line, sizeof line - 1, fmt, ap);
+  int n = vsnprintf(line + sizeof prefix - 1, room, fmt, ap);
   va_end(ap);
   if (n < 0)
     return;
-  if ((size_t)n > sizeof line - 2)
-    n = (int)sizeof line - 2;
-  line[n++] = '\n';
-  (void)!write(STDOUT_FILENO, "kiln-init: ", 11);
-  (void)!write(STDOUT_FILENO, line, (size_t)n);
-  if (agent_log_fd() >= 0) { /* the same line as a log record (dropped if the pipe is full) */
-    char record[1040];
-    memcpy(record, "kiln-init: ", 11);
-    memcpy(record + 11, line, (size_t)n);
-    (void)!write(agent_log_fd(), record, 11 + (size_t)n);
-  }
+  size_t length = sizeof prefix - 1 + ((size_t)n < room ? (size_t)n : room - 1);
+  line[length++] = '\n';
+  (void)!write(STDOUT_FILENO, line, length);
+  if (agent_log_fd() >= 0) /* the same line as a log record (dropped if the pipe is full) */
+    (void)!write(agent_log_fd(), line, length);
 }
 
 /* Stop the enclave: on Nitro a reboot ends it; under qemu -no-reboot the VM exits. */

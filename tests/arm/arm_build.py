@@ -17,7 +17,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "lib"))
-from kilntest import check, run_case  # noqa: E402
+from kilntest import check, console_lines, run_case  # noqa: E402
 
 KILN, CASE = sys.argv[1], sys.argv[2]
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -101,6 +101,7 @@ def case_boot():
     print("== qemu-system-aarch64 -M virt: %.1f s under TCG ==\n%s" % (time.time() - t0, "\n".join(lines)))
     check(exited, "qemu exited by itself (the guest powered off)")
     check("Kernel panic" not in out, "no kernel panic")
+    out = console_lines(out)
     for line in ["kiln-init: starting", "switched root to /rootfs", "network interface lo is up",
                  "hello from the enclave: greeting=hello uid=0 argc=2 argv[0]=/bin/hello argv[1]=from kiln",
                  "application exited with status 0", "kiln-init: powering off"]:

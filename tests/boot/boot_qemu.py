@@ -16,7 +16,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "lib"))
-from kilntest import check, run_case  # noqa: E402
+from kilntest import check, console_lines, run_case  # noqa: E402
 
 KILN, CC, CASE = sys.argv[1], sys.argv[2], sys.argv[3]
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -93,7 +93,7 @@ def boot(kernel, cmdline, ramdisks, name, timeout=120):
         l for l in out.splitlines() if "kiln-init" in l or "hello from" in l or "panic" in l.lower())))
     check(exited, "%s: qemu exited by itself within %d s (the guest powered off)" % (name, timeout))
     check("Kernel panic" not in out, "%s: no kernel panic" % name)
-    return out
+    return console_lines(out)
 
 
 def boot_microvm(kernel, cmdline, ramdisks, name, timeout=180):
@@ -122,16 +122,16 @@ def boot_microvm(kernel, cmdline, ramdisks, name, timeout=180):
         if not line:
             break
         out.append(line)
-        if "kiln-init: powering off" in line:
+        if "powering off" in line and "kiln-init: powering off" in console_lines("".join(out[-3:])):
             break
     proc.kill()
     proc.wait()
     text = "".join(out)
     print("== %s: %.1f s under TCG ==\n%s" % (name, time.time() - t0, "\n".join(
         l for l in text.splitlines() if "kiln-init" in l or "virtio" in l.lower() or "hello from" in l)))
-    check("kiln-init: powering off" in text, "%s: reached power-off within %d s" % (name, timeout))
+    check("kiln-init: powering off" in console_lines(text), "%s: reached power-off within %d s" % (name, timeout))
     check("Kernel panic" not in text, "%s: no kernel panic" % name)
-    return text
+    return console_lines(text)
 
 
 def case_microvm_cmdline_discovery():

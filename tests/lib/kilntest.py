@@ -2,6 +2,7 @@
 expected), and one case runs per invocation so ctest lists every case."""
 import json
 import os
+import re
 import shutil
 import sys
 import urllib.request
@@ -29,6 +30,17 @@ def run_case(namespace, case, work=None):
             shutil.rmtree(work, ignore_errors=True)
     print("%s: %d failure(s)" % (case, len(failures)))
     sys.exit(1 if failures else 0)
+
+
+# A kernel message printed while a program is halfway through its line: "[    2.380416] text"
+# preceded by something other than a line start. The serial console interleaves the two freely.
+KERNEL_INTERJECTION = re.compile(r"(?<=[^\n])\[ *\d+\.\d+\] [^\n]*\n")
+
+
+def console_lines(text):
+    """A guest console's text with kernel messages that cut into a program's line taken out, so
+    "kiln-init: starting" is found whole even when the kernel printed in the middle of it."""
+    return KERNEL_INTERJECTION.sub("", text.replace("\r\n", "\n"))
 
 
 def eif_parts(path):

@@ -17,7 +17,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "lib"))
-from kilntest import check, eif_parts, run_case  # noqa: E402
+from kilntest import check, console_lines, eif_parts, run_case  # noqa: E402
 
 KILN, CC, CASE = sys.argv[1], sys.argv[2], sys.argv[3]
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -129,7 +129,7 @@ def case_example():
     check(p.returncode == 0, "example: exit status 0 (got %d)" % p.returncode)
     for line in ["kiln-init: starting", "hello from the enclave: greeting=hello uid=0 argc=2 argv[0]=/bin/hello argv[1]=from kiln",
                  "kiln-init: application exited with status 0"]:
-        check(line in p.stdout, "example: the console on stdout shows %r" % line)
+        check(line in console_lines(p.stdout), "example: the console on stdout shows %r" % line)
     check("\r" not in p.stdout, "example: console lines end in \\n only")
     check(os.path.exists(os.path.join(app, "hello.eif")), "example: the app's EIF was built as kiln build would")
     check_vsock_notice(p, "example")
@@ -145,7 +145,7 @@ def case_exit_status():
     app = make_app("app", ["/bin/hello", "--exit=3"])
     p = run_local(app)
     check(p.returncode == 3, "exit_status: the app's exit 3 is kiln's exit status (got %d)" % p.returncode)
-    check("application exited with status 3" in p.stdout, "exit_status: kiln-init's line is on the console")
+    check("application exited with status 3" in console_lines(p.stdout), "exit_status: kiln-init's line is on the console")
     check_clean("exit_status")
 
 
@@ -153,7 +153,7 @@ def case_app_failures():
     app = make_app("app", ["/bin/crasher"], crasher=True)
     p = run_local(app)
     check(p.returncode == 128 + 11, "app_failures: killed by SIGSEGV -> exit 139 (got %d)" % p.returncode)
-    check("crasher: going down" in p.stdout, "app_failures: the app's line is on the console")
+    check("crasher: going down" in console_lines(p.stdout), "app_failures: the app's line is on the console")
     shutil.rmtree(app)
     # An EIF without /cmd (kiln's bootstrap ramdisk, a hand-made application ramdisk): kiln-init
     # stops with a FATAL line, which becomes the error.
@@ -185,7 +185,7 @@ def case_eif_flag():
     os.makedirs(empty)
     p = run_local(empty, "--eif", out, "--cpus", "1", "--memory", "256M")
     check(p.returncode == 7, "eif_flag: the given EIF's app exit status 7 (got %d)" % p.returncode)
-    check("argv[2]=given eif" in p.stdout, "eif_flag: the given EIF's app ran")
+    check("argv[2]=given eif" in console_lines(p.stdout), "eif_flag: the given EIF's app ran")
     check(os.listdir(empty) == [], "eif_flag: nothing written to the app directory")
     p = run_local(empty, "--eif", os.path.join(work, "missing.eif"))
     check(p.returncode == 1 and "missing.eif" in p.stderr, "eif_flag: a missing EIF is one error naming it")
