@@ -116,7 +116,9 @@ def case_sizing():
     catalogue = json.load(open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "share",
                                             "instance-types.json")))
     graviton = sorted({t["family"] for t in catalogue["instance_types"] if t["arch"] == "aarch64"})
-    check({"c6g", "c7g", "m6g", "m7g", "r6g"} <= set(graviton), "the catalogue has the Graviton families: %s" % graviton)
+    named = {"c6g", "c7g", "m6g", "m7g", "r6g", "r7g"}  # the families and their d/n variants
+    named |= {f + "d" for f in named} | {"c6gn", "c7gn"}
+    check(named <= set(graviton), "the catalogue has the Graviton families %s: %s" % (sorted(named), graviton))
     # the seed table's rows (tests/cli: m5.xlarge .. m5.8xlarge) on Graviton: no SMT, so the
     # parent keeps 1 vCPU and 2 GiB; the same sizes fit the same-sized m6g types
     rows = [(2, 14 * 1024, "m6g.xlarge"), (6, 30 * 1024, "m6g.2xlarge"), (14, 62 * 1024, "m6g.4xlarge"),
@@ -139,6 +141,13 @@ def case_sizing():
     # an odd CPU count is not rounded up on Graviton (x86 rounds 3 to 4)
     p = kiln("size", "--cpus", "3", "--memory", "4096", "--arch", "aarch64", "--json")
     check(p.returncode == 0 and json.loads(p.stdout)["enclave"]["cpus"] == 3, "3 CPUs stay 3 on aarch64: %s" % p.stdout[:300])
+    # a d/n variant by family: network-heavy apps ask for c7gn
+    p = kiln("size", "--cpus", "6", "--memory", "8192", "--arch", "aarch64", "--family", "c7gn", "--json")
+    check(p.returncode == 0 and json.loads(p.stdout)["instance_type"] == "c7gn.2xlarge",
+          "--family c7gn sizes onto c7gn.2xlarge: %s %s" % (p.stdout[:300], p.stderr))
+    p = kiln("size", "--cpus", "2", "--memory", "1024", "--family", "r7gd")
+    check(p.returncode == 1 and "r7gd" in p.stderr and "aarch64" in p.stderr,
+          "a Graviton family for an x86_64 enclave is refused: %s" % p.stderr)
     p = kiln("size", "--cpus", "2", "--memory", "1024", "--arch", "aarch64", "--family", "m5")
     check(p.returncode == 1 and "m5" in p.stderr and "aarch64" in p.stderr,
           "an x86-only family for aarch64 is refused: %s" % p.stderr)
