@@ -171,6 +171,7 @@ struct img_manifest {
   cJSON *config; /* the image config (owned) */
   struct img_layer_ref *layers;
   size_t nlayers;
+  char *platform_warning; /* an index entry said the platform, the config says another (owned) */
 };
 void img_manifest_clear(struct img_manifest *m);
 
@@ -199,9 +200,11 @@ KILN_MUST_CHECK kiln_err img_docker_archive_resolve(struct img_store *s, const c
                                                     struct kiln_error *err);
 /* 1 when obj's os/architecture(/variant) match platform "os/arch[/variant]". */
 int img_platform_matches(const cJSON *obj, const char *platform);
-/* Check the config's os/architecture against platform ("os/arch[/variant]"). */
-KILN_MUST_CHECK kiln_err img_platform_check(const cJSON *config, const char *platform,
-                                            const char *what, struct kiln_error *err);
+/* Check the config's os/architecture against platform ("os/arch[/variant]"). An image that is
+ * only for another platform is refused; when an index entry claimed the platform (claimed), the
+ * disagreement is a mislabelled image: m->platform_warning says so and the image is used. */
+KILN_MUST_CHECK kiln_err img_platform_check(const cJSON *config, const char *platform, int claimed,
+                                            struct img_manifest *m, struct kiln_error *err);
 /* Parse "sha256:<64 hex>" into a blob path "blobs/sha256/<hex>"; caller frees. */
 KILN_MUST_CHECK kiln_err img_digest_path(const char *digest, char **out, struct kiln_error *err);
 

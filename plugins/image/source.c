@@ -204,7 +204,10 @@ kiln_err img_source_load(const struct img_source *src, const struct img_source_e
   memset(m, 0, sizeof(*m));
   if (!src->transport)
     return kiln_error_set(err, KILN_E_INTERNAL, "image source without a transport");
-  return src->transport->load(src, env, tree, m, err);
+  kiln_err rc = src->transport->load(src, env, tree, m, err);
+  if (!rc && m->platform_warning && env->warn)
+    env->warn(env->log_ctx, "%s", m->platform_warning);
+  return rc;
 }
 
 static kiln_err identify_dir(const struct img_source *src, const struct img_source_env *env,

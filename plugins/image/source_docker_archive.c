@@ -91,7 +91,7 @@ kiln_err img_docker_archive_resolve(struct img_store *s, const char *ref, const 
   char digest[KILN_SHA256_DIGEST_LEN + 1];
   kiln_sha256_digest(hex, digest);
   m->config_digest = strdup(digest);
-  if ((rc = img_platform_check(m->config, platform, "the image", err)))
+  if ((rc = img_platform_check(m->config, platform, 0, m, err)))
     goto out;
   const cJSON *diff_ids = kiln_json_pointer(m->config, "/rootfs/diff_ids");
   int n = cJSON_GetArraySize(layers);

@@ -25,6 +25,7 @@ void img_manifest_clear(struct img_manifest *m)
   free(m->layers);
   free(m->manifest_digest);
   free(m->config_digest);
+  free(m->platform_warning);
   cJSON_Delete(m->config);
   memset(m, 0, sizeof(*m));
 }
@@ -55,16 +56,26 @@ int img_platform_matches(const cJSON *obj, const char *platform)
   return 1;
 }
 
-kiln_err img_platform_check(const cJSON *config, const char *platform, const char *what,
-                            struct kiln_error *err)
+kiln_err img_platform_check(const cJSON *config, const char *platform, int claimed,
+                            struct img_manifest *m, struct kiln_error *err)
 {
   if (img_platform_matches(config, platform))
     return KILN_OK;
   const char *os = jstr(config, "os"), *arch = jstr(config, "architecture");
-  return kiln_error_set(err, KILN_E_NOT_FOUND,
-                        "%s is for %s/%s, not %s; build or pull the image for %s (or set "
-                        "/image/platform)",
-                        what, os ? os : "?", arch ? arch : "?", platform, platform);
+  if (!claimed)
+    return kiln_error_set(err, KILN_E_NOT_FOUND,
+                          "the image is for %s/%s, not %s; build or pull the image for %s (or "
+                          "set /image/platform)",
+                          os ? os : "?", arch ? arch : "?", platform, platform);
+  struct kiln_buf w = KILN_BUF_INIT;
+  kiln_buf_printf(&w,
+                  "the image index lists this image for %s, but its config says %s/%s: if the "
+                  "config is right, its programs will not run in the enclave (exec format "
+                  "error); check how the image was built",
+                  platform, os ? os : "?", arch ? arch : "?");
+  free(m->platform_warning);
+  m->platform_warning = kiln_buf_detach(&w);
+  return m->platform_warning ? KILN_OK : kiln_error_set(err, KILN_E_NOMEM, "out of memory");
 }
 
 static kiln_err read_json_blob(struct img_store *s, const char *digest, cJSON **out,
@@ -104,6 +115,7 @@ static int ref_matches(const cJSON *desc, const char *ref)
 struct selection {
   char *digest; /* chosen manifest */
   cJSON *manifest;
+  int claimed;          /* its index entry named the platform */
   struct kiln_buf seen; /* platforms seen, for the error message */
 };
 
@@ -159,6 +171,7 @@ static kiln_err select_in_index(struct img_store *s, const cJSON *index, const c
     if ((rc = read_json_blob(s, digest, &manifest, err)))
       return rc;
     sel->manifest = manifest;
+    sel->claimed = plat != NULL;
     if (!(sel->digest = strdup(digest)))
       return kiln_error_set(err, KILN_E_NOMEM, "out of memory");
   }
@@ -166,7 +179,7 @@ static kiln_err select_in_index(struct img_store *s, const cJSON *index, const c
 }
 
 static kiln_err load_manifest(struct img_store *s, cJSON *manifest, const char *platform,
-                              struct img_manifest *m, struct kiln_error *err)
+                              int claimed, struct img_manifest *m, struct kiln_error *err)
 {
   kiln_err rc;
   const char *mt = jstr(manifest, "mediaType");
@@ -183,7 +196,7 @@ static kiln_err load_manifest(struct img_store *s, cJSON *manifest, const char *
     return rc;
   if (!(m->config_digest = strdup(cfg_digest)))
     return kiln_error_set(err, KILN_E_NOMEM, "out of memory");
-  if ((rc = img_platform_check(m->config, platform, "the image", err)))
+  if ((rc = img_platform_check(m->config, platform, claimed, m, err)))
     return rc;
   const cJSON *layers = cJSON_GetObjectItemCaseSensitive(manifest, "layers");
   const cJSON *diff_ids = kiln_json_pointer(m->config, "/rootfs/diff_ids");
@@ -261,7 +274,7 @@ kiln_err img_oci_resolve(struct img_store *s, const char *ref, const char *platf
   }
   m->manifest_digest = sel.digest;
   sel.digest = NULL;
-  rc = load_manifest(s, sel.manifest, platform, m, err);
+  rc = load_manifest(s, sel.manifest, platform, sel.claimed, m, err);
 out:
   if (rc)
     img_manifest_clear(m);

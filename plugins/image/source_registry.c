@@ -140,10 +140,11 @@ static const char *media_type_of(const cJSON *doc, const char *content_type)
 }
 
 /* A manifest list (index): the manifest for env->platform, fetched in its place (*doc, *res and
- * *mt replaced). */
+ * *mt replaced); *platform is the chosen entry's "platform" object as JSON (caller frees). */
 static kiln_err follow_index(struct reg *r, const struct img_registry_ref *ref,
                              const char *reference, const struct img_source_env *env, cJSON **doc,
-                             struct reg_result *res, const char **mt, struct kiln_error *err)
+                             struct reg_result *res, const char **mt, char **platform,
+                             struct kiln_error *err)
 {
   const cJSON *d, *chosen = NULL;
   struct kiln_buf seen = KILN_BUF_INIT;
@@ -167,13 +168,14 @@ static kiln_err follow_index(struct reg *r, const struct img_registry_ref *ref,
     return rc;
   }
   kiln_buf_free(&seen);
+  *platform = cJSON_PrintUnformatted(cJSON_GetObjectItemCaseSensitive(chosen, "platform"));
   char *child = strdup(cd->valuestring);
   cJSON_Delete(*doc);
   *doc = NULL;
   reg_result_clear(res);
   struct kiln_buf path = KILN_BUF_INIT;
   kiln_buf_printf(&path, "/v2/%s/manifests/%s", ref->repo, child ? child : "");
-  kiln_err rc = child && !kiln_buf_status(&path)
+  kiln_err rc = child && *platform && !kiln_buf_status(&path)
                     ? reg_get(r, path.data, ACCEPT_MANIFESTS, NULL, child, res, err)
                     : kiln_error_set(err, KILN_E_NOMEM, "out of memory");
   free(child);
@@ -193,6 +195,7 @@ kiln_err img_registry_pull(const char *reference, const struct img_source_env *e
   struct reg_result res = {0};
   struct img_store *store = NULL;
   cJSON *doc = NULL;
+  char *platform = NULL; /* the index entry's platform, when the tag is an index */
   struct kiln_buf path = KILN_BUF_INIT, idx = KILN_BUF_INIT, tmp = KILN_BUF_INIT;
   *dir = NULL;
   memset(m, 0, sizeof(*m));
@@ -231,7 +234,7 @@ kiln_err img_registry_pull(const char *reference, const struct img_source_env *e
     goto out;
   }
   if ((strstr(mt, "index") || strstr(mt, "manifest.list")) &&
-      (rc = follow_index(&r, &ref, reference, env, &doc, &res, &mt, err)))
+      (rc = follow_index(&r, &ref, reference, env, &doc, &res, &mt, &platform, err)))
     goto out;
   if ((rc = write_blob_file(*dir, res.digest, res.body, res.len, err)))
     goto out;
@@ -255,10 +258,13 @@ kiln_err img_registry_pull(const char *reference, const struct img_source_env *e
     if ((rc = fetch_blob(&r, *dir, ld->valuestring, err)))
       goto out;
   }
+  /* The index entry's platform goes along, so a config that contradicts it is a warning about
+   * a mislabelled image rather than a refusal. */
   kiln_buf_printf(&idx,
                   "{\"schemaVersion\":2,\"manifests\":[{\"mediaType\":\"%s\",\"digest\":\"%s\","
-                  "\"size\":%zu}]}",
-                  mt, res.digest, res.len);
+                  "\"size\":%zu%s%s}]}",
+                  mt, res.digest, res.len, platform ? ",\"platform\":" : "",
+                  platform ? platform : "");
   kiln_buf_reset(&tmp);
   kiln_buf_printf(&tmp, "%s/index.json", *dir);
   if ((rc = kiln_write_file_atomic(tmp.data, idx.data, idx.len, 0644, err)))
@@ -280,6 +286,7 @@ out:
   }
   img_store_free(store);
   cJSON_Delete(doc);
+  free(platform);
   reg_result_clear(&res);
   kiln_buf_free(&path);
   kiln_buf_free(&idx);

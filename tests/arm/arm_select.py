@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """kiln.json /arch steering the stages that need no kernel compile: the image stage picks the
 matching variant of a multi-arch OCI index (made here by hand: amd64 and arm64 images with
-different files), refuses an image without an arm64 variant, and refuses an /image/platform that
+different files), refuses an image without an arm64 variant, warns when an index entry and its
+image's config disagree on the architecture, and refuses an /image/platform that
 contradicts /arch; `kiln size` offers only types of the EIF's architecture (the Graviton rows) and
 refuses an x86-only family for an aarch64 EIF; a prebuilt --eif of another architecture than
 kiln.json's /arch is refused.
@@ -37,8 +38,9 @@ def blob(layout, data):
     return "sha256:" + digest, len(data)
 
 
-def image(layout, arch, text):
-    """One single-layer image for linux/<arch> whose /etc/arch says text; its manifest descriptor."""
+def image(layout, arch, text, config_arch=None):
+    """One single-layer image for linux/<arch> whose /etc/arch says text; its manifest descriptor
+    (config_arch: what the image's config claims, when it is mislabelled)."""
     raw = io.BytesIO()
     with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as t:
         for name, body in (("etc/arch", text.encode()), ("bin/app", b"#!/bin/sh\n")):
@@ -46,7 +48,7 @@ def image(layout, arch, text):
             info.size, info.mode, info.mtime = len(body), 0o755, 0
             t.addfile(info, io.BytesIO(body))
     layer, lsize = blob(layout, raw.getvalue())
-    config = {"architecture": arch, "os": "linux", "config": {"Cmd": ["/bin/app"]},
+    config = {"architecture": config_arch or arch, "os": "linux", "config": {"Cmd": ["/bin/app"]},
               "rootfs": {"type": "layers", "diff_ids": [layer]}}
     cdig, csize = blob(layout, json.dumps(config).encode())
     manifest = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
@@ -57,9 +59,9 @@ def image(layout, arch, text):
             "platform": {"architecture": arch, "os": "linux"}}
 
 
-def layout(name, arches):
+def layout(name, arches, config_arch=None):
     d = os.path.join(work, name)
-    descs = [image(d, a, "this is " + a) for a in arches]
+    descs = [image(d, a, "this is " + a, config_arch) for a in arches]
     idx, isize = blob(d, json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
                                      "manifests": descs}).encode())
     json.dump({"schemaVersion": 2, "manifests": [{
@@ -101,6 +103,14 @@ def case_multi_arch_index():
     check(p.returncode == 1 and "linux/arm64" in p.stderr and "linux/amd64" in p.stderr,
           "an image without an arm64 variant is refused, naming the platforms it has: %s" % p.stderr[-500:])
     check(not os.path.exists(out), "no rootfs written for the refused image")
+    # the index lists it for arm64 but its config says amd64: used, with a warning naming both
+    mislabelled = layout("mislabelled", ["arm64"], config_arch="amd64")
+    app = app_with("app-mislabelled", arch="aarch64", image="oci:%s:v1" % mislabelled)
+    out = os.path.join(work, "mislabelled.cpio")
+    p = kiln("image", "-o", out, app=app)
+    check(p.returncode == 0 and os.path.exists(out), "a mislabelled arm64 entry is used: %s" % p.stderr[-500:])
+    check("lists this image for linux/arm64, but its config says linux/amd64" in p.stderr,
+          "the contradicting config is a warning: %s" % p.stderr[-500:])
     # /image/platform contradicting /arch
     app = app_with("app-contra", arch="aarch64", image={"source": "oci:%s:v1" % both, "platform": "linux/amd64"})
     p = kiln("image", "-o", os.path.join(work, "contra.cpio"), app=app)

@@ -41,7 +41,7 @@ int main(int argc, char **argv)
   if (!getcwd(cwd, sizeof(cwd)))
     return 1;
   memset(&src, 0, sizeof(src));
-  struct img_source_env env = {.platform = platform, .log = warn};
+  struct img_source_env env = {.platform = platform, .log = warn, .warn = warn};
   if ((rc = kiln_mkdtemp_in(getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp", "kiln-drv-", &tmp, &err)))
     goto out;
   env.temp_dir = tmp;

@@ -64,7 +64,11 @@ curl -sf -X PUT -H "Content-Type: application/vnd.oci.image.index.v1+json" --dat
   http://127.0.0.1:$backend/v2/kiln/test/manifests/multi >/dev/null
 if run docker://$reg/kiln/test:multi; then fail "index without our platform"; else
   grep -q "linux/arm64" err.txt && pass "index for another platform only lists what is available" || { cat err.txt; fail "platform message"; }; fi
-if run docker://$reg/kiln/test:multi linux/arm64; then fail "arm64 from index (config says amd64) refused"; else pass "platform of the config is checked too"; fi
+# the index says arm64 but the config says amd64: a mislabelled image is used, with a warning
+if "$driver" docker://$reg/kiln/test:multi out.cpio linux/arm64 > out.txt 2> err.txt; then
+  grep -q "lists this image for linux/arm64, but its config says linux/amd64" err.txt \
+    && pass "a config contradicting its index entry is a warning" || { cat err.txt; fail "mislabelled warning"; }
+else cat err.txt; fail "an index entry for arm64 whose config says amd64 is used"; fi
 
 echo "$fails failure(s)"
 [ $fails -eq 0 ]
