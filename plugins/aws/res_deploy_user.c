@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "iam.h"
@@ -88,8 +89,11 @@ static kiln_err write_key_file(const char *path, const char *id, const char *sec
                   "# The keys may only assume AWS_ROLE_ARN; kiln does that with them.\n"
                   "# aws CLI: a profile with role_arn = AWS_ROLE_ARN and source_profile =\n"
                   "# a profile with these keys.\n"
-                  "AWS_ACCESS_KEY_ID=%s\nAWS_SECRET_ACCESS_KEY=%s\nAWS_ROLE_ARN=%s\n",
-                  id, secret, role_arn);
+                  "# KILN_CREDENTIALS_CREATED: when setup made the key; for a minute and a half\n"
+                  "# after it, kiln asks STS again when IAM does not know the key or role yet.\n"
+                  "AWS_ACCESS_KEY_ID=%s\nAWS_SECRET_ACCESS_KEY=%s\nAWS_ROLE_ARN=%s\n"
+                  "KILN_CREDENTIALS_CREATED=%lld\n",
+                  id, secret, role_arn, (long long)time(NULL));
   ssize_t w = write(fd, b.data, b.len);
   int ok = w == (ssize_t)b.len && fsync(fd) == 0;
   close(fd);

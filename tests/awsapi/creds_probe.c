@@ -8,13 +8,21 @@
 
 #include "client.h"
 
+/* The client's log lines (retries, settling credentials) go to stderr for the test to read. */
+static void log_line(void *ctx, int level, const char *msg)
+{
+  (void)ctx;
+  fprintf(stderr, "log %d: %s\n", level, msg);
+}
+
 int main(int argc, char **argv)
 {
   int times = argc > 1 ? atoi(argv[1]) : 1; /* resolve this often: refreshes show at the source */
   struct kiln_aws_client *c = NULL;
   struct kiln_aws_credentials creds = {0};
   struct kiln_error err = KILN_ERROR_INIT;
-  kiln_err rc = kiln_aws_client_new(NULL, &c, &err);
+  struct kiln_aws_client_options opt = {.log = log_line};
+  kiln_err rc = kiln_aws_client_new(&opt, &c, &err);
   for (int i = 0; i < times && rc == KILN_OK; i++) {
     kiln_aws_credentials_clear(&creds);
     rc = kiln_aws_client_credentials(c, &creds, &err);

@@ -11,10 +11,11 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
-from kilntest import check, run_case, server_env  # noqa: E402
+from kilntest import check, faultproxy, faultproxy_configure, run_case, server_env  # noqa: E402
 
 PROBE, SERVER_DIR, CASE = sys.argv[1:4]
 WORK = tempfile.mkdtemp(prefix="kiln-creds-test-")
@@ -208,6 +209,44 @@ def case_sts_roles():
     rc, doc, err = probe(AWS_ACCESS_KEY_ID="AKIDDEPLOYUSER", AWS_SECRET_ACCESS_KEY="d", AWS_ENDPOINT_URL=moto)
     check(rc == 0 and doc.get("access_key_id") == "AKIDDEPLOYUSER" and doc.get("source") == "environment",
           "environment keys without AWS_ROLE_ARN stay static: %s %s" % (doc, err))
+
+
+REFUSED = ('<ErrorResponse><Error><Type>Sender</Type><Code>InvalidClientTokenId</Code><Message>The security '
+           'token included in the request is invalid.</Message></Error><RequestId>r-1</RequestId></ErrorResponse>')
+
+
+def case_sts_settling():
+    """Deploy credentials `kiln setup` just made: STS refuses them while IAM learns the new key
+    (a fault proxy of ours in front of moto answers the first AssumeRole calls with IAM's error);
+    kiln asks again until they are 90 s old. Older or undated keys get the refusal at once."""
+    proxy = server_env(SERVER_DIR, "faults-aws")["URL"]
+    deploy = dict(AWS_ACCESS_KEY_ID="AKIDNEWDEPLOYUSER", AWS_SECRET_ACCESS_KEY="d", AWS_ENDPOINT_URL=proxy,
+                  AWS_ROLE_ARN="arn:aws:iam::123456789012:role/dep-deploy-role")
+    refusal = {"status": 403, "body": REFUSED, "headers": {"Content-Type": "text/xml"}}
+    faultproxy_configure(proxy, kind="respond", respond=refusal, match=" AssumeRole$", first_n=2)
+    t0 = time.time()
+    rc, doc, err = probe(KILN_CREDENTIALS_CREATED=str(int(time.time()) - 2), **deploy)
+    calls = faultproxy(proxy, "stats")["operations"].get("AssumeRole")
+    check(rc == 0 and doc.get("has_session_token") and "assumed role" in doc.get("source", ""),
+          "fresh keys: the role is assumed after two refusals: %s %s" % (doc, err))
+    check(calls == 3, "fresh keys: STS was asked three times, got %s" % calls)
+    check(err.count("STS refused the deploy credentials made") == 2 and "InvalidClientTokenId" in err,
+          "each wait is logged with IAM's code: %s" % err)
+    check(time.time() - t0 < 30, "the two waits are short (1 s, 2 s)")
+    for what, created in (("keys made ten minutes ago", str(int(time.time()) - 600)), ("undated keys", None)):
+        faultproxy_configure(proxy, kind="respond", respond=refusal, match=" AssumeRole$", first_n=1)
+        rc, doc, err = probe(KILN_CREDENTIALS_CREATED=created, **deploy)
+        calls = faultproxy(proxy, "stats")["operations"].get("AssumeRole")
+        check(rc == 1 and "InvalidClientTokenId" in err and "dep-deploy-role" in err,
+              "%s: the refusal is the answer, naming the role: %s" % (what, err.strip()))
+        check(calls == 1, "%s: STS was asked once, got %s" % (what, calls))
+    # a refusal that outlasts the settling time ends with IAM's error, not a hang
+    faultproxy_configure(proxy, kind="respond", respond=refusal, match=" AssumeRole$", first_n=100)
+    t0 = time.time()
+    rc, doc, err = probe(KILN_CREDENTIALS_CREATED=str(int(time.time()) - 86), **deploy)
+    check(rc == 1 and "InvalidClientTokenId" in err and time.time() - t0 < 15,
+          "a refusal past the settling time is final (%.1f s): %s" % (time.time() - t0, err.strip()[-300:]))
+    faultproxy_configure(proxy)
 
 
 run_case(globals(), CASE, WORK)

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "client_internal.h"
 #include "credentials_sources.h"
@@ -15,6 +16,10 @@
 #include "util/fs.h"
 
 #define MAX_ROLE_CHAIN 5
+/* IAM is eventually consistent: a new access key, or a new role's trust, can be refused for some
+ * seconds after it was made. Deploy credentials younger than this (KILN_CREDENTIALS_CREATED, the
+ * epoch second `kiln setup` wrote them) are retried on a refusal until they are this old. */
+#define IAM_SETTLE_SECONDS 90
 
 time_t kiln_aws_parse_iso8601(const char *s)
 {
@@ -128,10 +133,35 @@ static void session_name(const char *configured, char *out, size_t size)
     snprintf(out, size, "kiln-%ld", (long)time(NULL));
 }
 
-/* STS AssumeRole signed with the source credentials (on a client of the same settings). */
+/* When the credentials were made (KILN_CREDENTIALS_CREATED, epoch seconds), or 0. */
+static time_t credentials_created(void)
+{
+  const char *v = getenv("KILN_CREDENTIALS_CREATED");
+  char *end = NULL;
+  long long t = v && *v ? strtoll(v, &end, 10) : 0;
+  return end && *end == '\0' && t > 0 ? (time_t)t : 0;
+}
+
+/* Wait before asking STS again when credentials made `created` are still settling (seconds to
+ * wait, 0 when they are old enough that a refusal is final, or the user cancelled). */
+static unsigned settle_wait(struct kiln_aws_client *c, time_t created, unsigned attempt)
+{
+  time_t now = time(NULL);
+  if (!created || now >= created + IAM_SETTLE_SECONDS || now < created - 300)
+    return 0;
+  if (c->opt.cancelled && c->opt.cancelled(c->opt.hook_ctx))
+    return 0;
+  unsigned wait = attempt < 3 ? 1u << attempt : 8; /* 1 2 4 8 8 ... */
+  time_t left = created + IAM_SETTLE_SECONDS - now;
+  return wait < (unsigned)left ? wait : (unsigned)left;
+}
+
+/* STS AssumeRole signed with the source credentials (on a client of the same settings);
+ * created: when the source keys were made (0: unknown), see IAM_SETTLE_SECONDS. */
 static kiln_err assume_role(struct kiln_aws_client *c, const struct kiln_aws_credentials *source,
                             const char *role_arn, const char *session, const char *external_id,
-                            struct kiln_aws_credentials *out, struct kiln_error *err)
+                            time_t created, struct kiln_aws_credentials *out,
+                            struct kiln_error *err)
 {
   struct kiln_aws_client *sts = NULL;
   struct kiln_aws_params p = {0};
@@ -145,8 +175,24 @@ static kiln_err assume_role(struct kiln_aws_client *c, const struct kiln_aws_cre
   kiln_aws_params_add(&p, "RoleSessionName", name);
   if (external_id)
     kiln_aws_params_add(&p, "ExternalId", external_id);
-  if (rc == KILN_OK)
-    rc = kiln_aws_query(sts, "sts", "AssumeRole", &p, &doc, NULL, err);
+  for (unsigned attempt = 0; rc == KILN_OK; attempt++) {
+    struct kiln_aws_error_info info = {0};
+    kiln_xml_free(doc);
+    doc = NULL;
+    rc = kiln_aws_query(sts, "sts", "AssumeRole", &p, &doc, &info, err);
+    unsigned wait = rc == KILN_E_AUTH ? settle_wait(c, created, attempt) : 0;
+    if (!wait)
+      break;
+    kiln_aws_client_log(c, KILN_LOG_INFO,
+                        "STS refused the deploy credentials made %lds ago (%s): IAM takes a few "
+                        "seconds to know new keys and roles; asking again in %us",
+                        (long)(time(NULL) - created), info.code[0] ? info.code : "AccessDenied",
+                        wait);
+    kiln_error_clear(err);
+    rc = KILN_OK;
+    for (unsigned s = 0; s < wait && !(c->opt.cancelled && c->opt.cancelled(c->opt.hook_ctx)); s++)
+      sleep(1);
+  }
   snprintf(label, sizeof(label), "assumed role (%.40s)", source->source);
   if (rc == KILN_OK)
     rc = from_sts(doc, label, out, err);
@@ -229,7 +275,7 @@ static kiln_err from_profile(struct kiln_aws_client *c, const struct kiln_aws_pr
                           p->name);
     }
     if (rc == KILN_OK)
-      rc = assume_role(c, &source, p->role_arn, p->role_session_name, p->external_id, out, err);
+      rc = assume_role(c, &source, p->role_arn, p->role_session_name, p->external_id, 0, out, err);
     kiln_aws_credentials_clear(&source);
     return rc;
   }
@@ -266,7 +312,8 @@ kiln_err kiln_aws_credentials_resolve(struct kiln_aws_client *client,
     if (rc == KILN_OK && role && *role && !(token_file && *token_file)) {
       struct kiln_aws_credentials source = *out;
       memset(out, 0, sizeof(*out));
-      rc = assume_role(client, &source, role, getenv("AWS_ROLE_SESSION_NAME"), NULL, out, err);
+      rc = assume_role(client, &source, role, getenv("AWS_ROLE_SESSION_NAME"), NULL,
+                       credentials_created(), out, err);
       kiln_aws_credentials_clear(&source);
     }
     return rc;
