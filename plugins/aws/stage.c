@@ -111,15 +111,17 @@ static kiln_err kiln_host_of(struct stage_env *s, const struct kiln_artifact *ob
 }
 
 /* Open the client and resolve the deployment (a new id for setup when none exists). */
-static kiln_err open_env(struct stage_env *s, struct kiln_awsenv *env, int allow_no_id,
-                         struct kiln_error *err)
+/* The client, credentials, account and deployment names for one run; hooks: where the client's
+ * host hooks live (as long as the client). */
+static kiln_err open_env(struct stage_env *s, struct kiln_awsenv *env, struct kiln_aws_host *hooks,
+                         int allow_no_id, struct kiln_error *err)
 {
   const cJSON *opts = s->host->options(s->ctx);
   struct kiln_aws_client_options o = {
       .profile = string_at(opts, "profile"),
       .region = string_at(opts, "region"),
       .s3_path_style = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(opts, "s3_path_style"))};
-  kiln_aws_host_hooks(&s->hooks, &o);
+  kiln_aws_host_hooks(hooks, &o);
   memset(env, 0, sizeof(*env));
   env->config = s->host->config(s->ctx);
   env->app_dir = s->host->app_dir(s->ctx);
@@ -637,6 +639,57 @@ static const struct aws_action {
     {NULL, NULL, 0},
 };
 
+/* `kiln logs --follow` reads the log group again every few seconds in one process: the session
+ * of its first read (the client with its assumed-role credentials, which it refreshes itself, the
+ * account and the deployment's names) serves the later reads, so a poll is one FilterLogEvents
+ * call rather than AssumeRole, GetCallerIdentity and FilterLogEvents. Made for one profile and
+ * region; closed when the plugin is unloaded. */
+static struct {
+  int open;
+  char *key;                  /* "profile\nregion" of the options it was made with */
+  struct kiln_aws_host hooks; /* pointed at each read's stage context */
+  struct kiln_awsenv env;
+} logs_session;
+
+__attribute__((destructor)) static void logs_session_close(void)
+{
+  if (logs_session.open)
+    close_env(&logs_session.env);
+  free(logs_session.key);
+  memset(&logs_session, 0, sizeof logs_session);
+}
+
+/* The session for this read: the open one when it was made for the same options, else a new one
+ * (NULL and err set when that fails). */
+static struct kiln_awsenv *logs_session_for(struct stage_env *s, struct kiln_error *err)
+{
+  const cJSON *opts = s->host->options(s->ctx);
+  struct kiln_buf key = KILN_BUF_INIT;
+  const char *profile = string_at(opts, "profile"), *region = string_at(opts, "region");
+  kiln_buf_printf(&key, "%s\n%s", profile ? profile : "", region ? region : "");
+  if (kiln_buf_status(&key)) {
+    kiln_error_set(err, KILN_E_NOMEM, "out of memory");
+    return NULL;
+  }
+  logs_session.hooks = s->hooks;
+  if (logs_session.open && strcmp(logs_session.key, key.data) == 0) {
+    kiln_buf_free(&key);
+    logs_session.env.announce_ctx = s;
+    return &logs_session.env;
+  }
+  logs_session_close();
+  logs_session.hooks = s->hooks;
+  kiln_err rc = open_env(s, &logs_session.env, &logs_session.hooks, 0, err);
+  if (rc != KILN_OK) {
+    close_env(&logs_session.env);
+    kiln_buf_free(&key);
+    return NULL;
+  }
+  logs_session.open = 1;
+  logs_session.key = kiln_buf_detach(&key);
+  return &logs_session.env;
+}
+
 static kiln_err aws_act(struct kiln_stage_ctx *ctx, const struct kiln_host *host, int plan)
 {
   struct stage_env s = {ctx, host, plan, {ctx, host}};
@@ -648,13 +701,16 @@ static kiln_err aws_act(struct kiln_stage_ctx *ctx, const struct kiln_host *host
     a++;
   cJSON *meta = NULL;
   kiln_err rc = KILN_OK;
+  struct kiln_awsenv *session = NULL; /* the logs session, when this run uses it */
   memset(&env, 0, sizeof(env));
   if (!a->name)
     rc = kiln_error_set(&err, KILN_E_INVALID, "unknown action \"%s\"", action);
+  else if (a->fn == do_logs && !plan)
+    rc = (session = logs_session_for(&s, &err)) ? KILN_OK : err.code;
   else
-    rc = open_env(&s, &env, !a->needs_id, &err);
+    rc = open_env(&s, &env, &s.hooks, !a->needs_id, &err);
   if (rc == KILN_OK)
-    rc = a->fn(&s, &env, &meta, &err);
+    rc = a->fn(&s, session ? session : &env, &meta, &err);
   if (rc != KILN_OK) {
     cJSON_Delete(meta);
     rc = host->fail(ctx, rc, "%s: %s", action, kiln_error_msg(&err));

@@ -213,7 +213,7 @@ def case_logs_end_to_end():
     agent.create_log_stream(logGroupName=group, logStreamName="i-0ddddddddddddddd4")
     now = int(time.time() * 1000)
     put(agent, group, "i-0ddddddddddddddd4", [(now - 5000, "before follow")])
-    follow = subprocess.Popen([KILN, "-C", APP, "logs", "--follow", "--since", "5m", "--instance",
+    follow = subprocess.Popen([KILN, "-vv", "-C", APP, "logs", "--follow", "--since", "5m", "--instance",
                                "i-0ddddddddddddddd4"], env=kiln_env(scoped), stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True)
     seen = []
@@ -242,6 +242,12 @@ def case_logs_end_to_end():
     want = ["i-0ddddddddddddddd4 " + m for m in ("before follow", "first new", "second new", "third new")]
     check(seen == want, "--follow prints each event once, new ones as they come: %s (stderr %s)" % (seen, err[-500:]))
     check(follow.returncode == 130, "Ctrl-C ends --follow with 130: %s" % follow.returncode)
+    # one session for all polls: the role is assumed and the account asked once, then each poll
+    # is one FilterLogEvents call (-vv logs every request)
+    calls = {op: sum(1 for l in err.splitlines() if "aws: " in l and " %s " % op in l)
+             for op in ("AssumeRole", "GetCallerIdentity", "FilterLogEvents")}
+    check(calls["AssumeRole"] == 1 and calls["GetCallerIdentity"] == 1 and calls["FilterLogEvents"] >= 4,
+          "--follow keeps its session between polls: %s" % calls)
     print("kiln logs --follow:\n" + "\n".join(seen))
 
     # an older deployment: policies without the logs statements; update-policy brings them back
