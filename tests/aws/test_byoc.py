@@ -878,9 +878,23 @@ def case_nlb_bad_input():
     fails(kiln("setup"), "/aws/health_path needs an HTTP port", "health path without ports")
     check(not os.path.exists(os.path.join(APP, ".env")), "refused options create nothing, not even an id")
     make_app(extra={"enclave": {"cpus": 2, "memory_mib": 1024, "ports": [8080]}})
+    # a region with one zone (the proxy answers DescribeAvailabilityZones for EC2): no NLB
+    one_zone = ('<DescribeAvailabilityZonesResponse xmlns="http://ec2.amazonaws.com/doc/2016-11-15/">'
+                '<requestId>z1</requestId><availabilityZoneInfo><item><zoneName>us-east-1a</zoneName>'
+                '<zoneState>available</zoneState><regionName>us-east-1</regionName><zoneId>use1-az6</zoneId>'
+                '</item></availabilityZoneInfo></DescribeAvailabilityZonesResponse>')
+    configure(kind="respond", first_n=1000, match="DescribeAvailabilityZones",
+              respond={"status": 200, "body": one_zone, "headers": {"Content-Type": "text/xml;charset=UTF-8"}})
+    set_aws(count=2)
+    fails(kiln("setup"), "a Network Load Balancer needs subnets in at least 2 availability zones", "NLB in one zone")
+    dep = deployment_id()
+    check(not tagged(dep)["load_balancers"] and len(tagged(dep)["subnets"]) == 1,
+          "one zone: one subnet and no load balancer: %s" % tagged(dep))
+    configure()
     set_aws()
     ok(kiln("setup"), "setup (eip)")
-    dep = deployment_id()
+    check(deployment_id() == dep and len(tagged(dep)["subnets"]) >= 2,
+          "the next setup converges the same deployment in every zone: %s" % tagged(dep)["subnets"])
     subnets = tagged(dep)["subnets"]
     # a load balancer of the deployment's name without its tag: refused, never used or deleted
     foreign = client("elbv2").create_load_balancer(Name=dep, Subnets=subnets, Type="network")["LoadBalancers"][0]
