@@ -141,6 +141,11 @@ static const char *error_code_name(kiln_err rc)
 
 static int report(struct kiln_cli *cli, kiln_err rc, const char *msg)
 {
+  /* "kiln size: size: ..." when the command is its stage's name: the stage's prefix goes */
+  const char *command = cli->argv ? cli->argv[0] : "";
+  size_t n = strlen(command);
+  if (n && strncmp(msg, command, n) == 0 && strncmp(msg + n, ": ", 2) == 0)
+    msg += n + 2;
   if (cli->json) {
     cJSON *doc = cJSON_CreateObject();
     cJSON *err = cJSON_AddObjectToObject(doc, "error");
