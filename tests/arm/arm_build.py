@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """aarch64 (Graviton) EIFs built on x86-64: the bundled example built with `kiln build --arch
-aarch64` (debian-build:6.12 cross-compiled, kiln-init cross-built) and booted in
+aarch64` (debian-build:6.12 and kiln-init cross-compiled with the pinned aarch64 toolchain) and booted in
 qemu-system-aarch64 (-M virt, TCG) with the EIF's own command line plus console=ttyAMA0 (the virt
 machine's PL011 UART; its devices come from qemu's device tree, not the command line), and two
 builds of it in different directories that must give the same EIF and PCRs.
