@@ -89,8 +89,9 @@ static kiln_err compile(const struct kiln_stage_toolchain *st, char *const env[]
   struct kiln_buf map = KILN_BUF_INIT, sysroot = KILN_BUF_INIT, cc = KILN_BUF_INIT;
   kiln_buf_printf(&map, "-ffile-prefix-map=%s=.", dir);
   if (st->pinned) {
-    kiln_buf_printf(&cc, "%s/gcc", st->tc.bin);
-    kiln_buf_printf(&sysroot, "--sysroot=%s", st->tc.root);
+    /* the target's compiler: the native or the aarch64 cross gcc, with the target's sysroot */
+    kiln_buf_puts(&cc, st->tc.cc);
+    kiln_buf_printf(&sysroot, "--sysroot=%s", st->tc.sysroot);
   } else {
     kiln_buf_puts(&cc, st->host_cc);
   }

@@ -1,8 +1,9 @@
 /* Kernel source debian-build:6.12: compile Debian's pinned linux-source-6.12 with kiln's enclave
  * config (share/kernel/enclave-<arch>.config on top of tinyconfig) and the pinned toolchain (or
  * the host's, when kiln.json asks), reproducibly (clean environment, fixed KBUILD_BUILD_* values),
- * showing progress; the result is cached by the step cache. aarch64 is cross-compiled with the
- * host's gcc-aarch64-linux-gnu (ARCH=arm64, the uncompressed Image). */
+ * showing progress; the result is cached by the step cache. aarch64 is cross-compiled (ARCH=arm64,
+ * the uncompressed Image) with the pinned cross toolchain, or the host's gcc-aarch64-linux-gnu when
+ * kiln.json asks for the host's. */
 #define _GNU_SOURCE
 #include <archive.h>
 #include <archive_entry.h>
@@ -24,7 +25,8 @@
 
 #define BUILD_STEPS_ESTIMATE 1300 /* lines make prints for this config (measured) */
 
-/* The cross compiler for a non-native architecture, named with its apt line when missing. */
+/* The host's cross compiler for a non-native architecture ("toolchain": "host"), named with its
+ * apt line when missing. */
 static kiln_err check_cross_tools(const struct kernel_arch *arch, struct kiln_error *err)
 {
   if (!arch->cross_package)
@@ -63,20 +65,27 @@ static kiln_err check_tools(int pinned, struct kiln_error *err)
   return rc;
 }
 
-/* make's variables that point the kernel build at the pinned tools: the target and the host
- * programs both compile with the pinned gcc (host programs against the host's libc, as they run
- * here), and gzip, whose output is the compressed kernel, is the pinned one. */
+/* make's variables that point the kernel build at the pinned tools: the target's compiler and
+ * binutils (the cross ones for aarch64), the host programs compiled with the pinned native gcc
+ * (against the host's libc, as they run here), and gzip, whose output is the compressed kernel,
+ * the pinned one. */
 static void add_toolchain_vars(const struct kiln_stage_toolchain *st, char **argv, int *n)
 {
   if (!st->pinned)
     return;
-  static const char *const vars[][2] = {
-      {"CC", "gcc"},          {"HOSTCC", "gcc"},      {"LD", "ld"},       {"HOSTLD", "ld"},
-      {"AR", "ar"},           {"HOSTAR", "ar"},       {"NM", "nm"},       {"OBJCOPY", "objcopy"},
-      {"OBJDUMP", "objdump"}, {"READELF", "readelf"}, {"STRIP", "strip"}, {"KGZIP", "gzip"}};
-  for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++) {
+  static const char *const target[][2] = {
+      {"CC", "gcc"},          {"LD", "ld"},           {"AR", "ar"},           {"NM", "nm"},
+      {"OBJCOPY", "objcopy"}, {"OBJDUMP", "objdump"}, {"READELF", "readelf"}, {"STRIP", "strip"}};
+  static const char *const native[][2] = {
+      {"HOSTCC", "gcc"}, {"HOSTLD", "ld"}, {"HOSTAR", "ar"}, {"KGZIP", "gzip"}};
+  for (size_t i = 0; i < sizeof target / sizeof target[0]; i++) {
     struct kiln_buf b = KILN_BUF_INIT;
-    kiln_buf_printf(&b, "%s=%s/%s", vars[i][0], st->tc.bin, vars[i][1]);
+    kiln_buf_printf(&b, "%s=%s%s", target[i][0], st->tc.tool_prefix, target[i][1]);
+    argv[(*n)++] = kiln_buf_detach(&b);
+  }
+  for (size_t i = 0; i < sizeof native / sizeof native[0]; i++) {
+    struct kiln_buf b = KILN_BUF_INIT;
+    kiln_buf_printf(&b, "%s=%s/%s", native[i][0], st->tc.bin, native[i][1]);
     argv[(*n)++] = kiln_buf_detach(&b);
   }
 }
@@ -257,10 +266,10 @@ static kiln_err make(struct kiln_stage_ctx *ctx, const struct kiln_host *host, c
   int n = 0;
   argv[n++] = strdup("make");
   add_toolchain_vars(st, argv, &n);
-  if (arch->cross_prefix[0]) { /* cross builds: the host's cross compiler */
+  if (arch->cross_prefix[0]) { /* cross builds: the pinned cross tools, or the host's */
     struct kiln_buf a = KILN_BUF_INIT, c = KILN_BUF_INIT;
     kiln_buf_printf(&a, "ARCH=%s", arch->make_arch);
-    kiln_buf_printf(&c, "CROSS_COMPILE=%s", arch->cross_prefix);
+    kiln_buf_printf(&c, "CROSS_COMPILE=%s", st->pinned ? st->tc.tool_prefix : arch->cross_prefix);
     argv[n++] = kiln_buf_detach(&a);
     argv[n++] = kiln_buf_detach(&c);
   }
@@ -286,9 +295,9 @@ kiln_err kiln_kernel_debian_build(struct kiln_stage_ctx *ctx, const struct kiln_
   const char *tmp = host->temp_dir(ctx);
   const char *kind = kiln_toolchain_kind(host->config(ctx));
   const struct kernel_arch *arch = kiln_kernel_arch(ctx, host);
-  int pinned = (!kind || strcmp(kind, "pinned") == 0) && !arch->cross_package;
+  int pinned = !kind || strcmp(kind, "pinned") == 0;
   kiln_err rc = tmp ? check_tools(pinned, &err) : kiln_error_set(&err, KILN_E_IO, "no temp dir");
-  if (!rc)
+  if (!rc && !pinned)
     rc = check_cross_tools(arch, &err);
   if (!rc) {
     host->log(ctx, KILN_LOG_INFO, "fetching %s %s (153 MB)", KILN_DEBIAN_SOURCE_PACKAGE,

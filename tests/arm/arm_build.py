@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """aarch64 (Graviton) EIFs built on x86-64: the bundled example built with `kiln build --arch
-aarch64` (debian-build:6.12 cross-compiled, kiln-init cross-built) and booted in
+aarch64` (debian-build:6.12 and kiln-init cross-compiled with the pinned aarch64 toolchain) and booted in
 qemu-system-aarch64 (-M virt, TCG) with the EIF's own command line plus console=ttyAMA0 (the virt
 machine's PL011 UART; its devices come from qemu's device tree, not the command line), and two
 builds of it in different directories that must give the same EIF and PCRs.
@@ -71,8 +71,23 @@ def build(app, extra=(), cache=None):
     return doc
 
 
+def pinned_toolchains(app):
+    """The stages whose kiln.lock entry records the pinned aarch64 toolchain ({stage: kind})."""
+    lock = json.load(open(os.path.join(app, "kiln.lock")))
+    kinds = {}
+    for name, stage in lock.get("stages", {}).items():
+        tc = stage.get("resolved", {}).get("toolchain")
+        if tc:
+            kinds[name] = "%s/%s" % (tc.get("kind"), tc.get("arch"))
+    return kinds
+
+
 def case_boot():
-    doc = build(make_app("app"))
+    app = make_app("app")
+    doc = build(app)
+    kinds = pinned_toolchains(app)
+    check(kinds.get("kernel") == "pinned/aarch64" and kinds.get("eif") == "pinned/aarch64",
+          "the kernel and kiln-init were built with the pinned aarch64 cross toolchain: %s" % kinds)
     flags, secs = eif_sections(doc["eif"])
     check(flags & 1 == 1, "the EIF header's flags mark aarch64 (bit 0): %#x" % flags)
     kernel = [d for t, d in secs if t == 1][0]
@@ -123,13 +138,16 @@ def case_reproducible():
 
 
 def case_toolchain_missing():
-    """Without aarch64-linux-gnu-gcc on PATH the kernel stage names the apt line; no EIF is written."""
+    """With "toolchain": "host" (the host's cross compiler, opted into) and no aarch64-linux-gnu-gcc
+    on PATH, the kernel stage names the apt line; no EIF is written. (The default, "pinned", needs
+    no host cross compiler: toolchain.cross_init_host_independence and the boot case show it.)"""
     app = os.path.join(work, "app")
     os.makedirs(os.path.join(app, "rootfs/bin"))
     open(os.path.join(app, "rootfs/bin/app"), "w").write("#!/bin/sh\n")
     os.chmod(os.path.join(app, "rootfs/bin/app"), 0o755)
     json.dump({"name": "app", "arch": "aarch64", "image": "dir:rootfs", "enclave": {"cmd": ["/bin/app"]},
-               "kernel": {"source": "debian-build:6.12"}}, open(os.path.join(app, "kiln.json"), "w"))
+               "kernel": {"source": "debian-build:6.12"}, "toolchain": "host"},
+              open(os.path.join(app, "kiln.json"), "w"))
     tools = os.path.join(work, "bin")
     os.makedirs(tools)
     for t in ("gcc", "make", "flex", "bison", "bc", "perl", "sh", "apt-get"):

@@ -204,8 +204,9 @@ def case_eif_mismatch():
 
 def case_blobs_reproducible():
     """`kiln build --arch aarch64` with a blobs:DIR kernel (Image, Image.config, cmdline), in two
-    directories with separate caches: byte-identical EIFs marked aarch64, with the cross-built
-    kiln-init and kiln-agent in the bootstrap ramdisk (the compiled kernel: arm_build.py)."""
+    directories with separate caches: byte-identical EIFs marked aarch64, with kiln-init and
+    kiln-agent cross-built by the pinned aarch64 toolchain (kiln.lock) in the bootstrap ramdisk (the
+    compiled kernel: arm_build.py; a junk PATH: toolchain.cross_init_host_independence)."""
     docs = []
     for n, name in enumerate(("one", "two/deeper")):
         app = app_with(name, name="app", image="dir:rootfs", enclave={"cmd": ["/bin/app"]},
@@ -226,6 +227,9 @@ def case_blobs_reproducible():
         if p.returncode:
             return
         docs.append(json.loads(p.stdout))
+        tc = json.load(open(os.path.join(app, "kiln.lock")))["stages"]["eif"]["resolved"].get("toolchain", {})
+        check(tc.get("kind") == "pinned" and tc.get("arch") == "aarch64",
+              "kiln-init and kiln-agent come from the pinned aarch64 cross toolchain: %s" % tc.get("kind"))
     check(docs[0]["sha256"] == docs[1]["sha256"] and docs[0]["Measurements"] == docs[1]["Measurements"],
           "identical aarch64 EIFs and PCRs from two directories: %s" % docs)
     data = open(docs[0]["eif"], "rb").read()

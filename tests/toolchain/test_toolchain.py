@@ -283,7 +283,8 @@ def junk_path():
     """A PATH whose gcc, cc, as and ld fail (clang when installed is cc), then the host's."""
     d = path("junk-bin")
     os.makedirs(d, exist_ok=True)
-    for tool in ("gcc", "cc", "as", "ld", "x86_64-linux-gnu-gcc", "cpp"):
+    for tool in ("gcc", "cc", "as", "ld", "x86_64-linux-gnu-gcc", "cpp", "aarch64-linux-gnu-gcc",
+                 "aarch64-linux-gnu-cpp", "aarch64-linux-gnu-as", "aarch64-linux-gnu-ld"):
         with open(os.path.join(d, tool), "w") as f:
             f.write("#!/bin/sh\necho \"junk %s called\" >&2\nexit 1\n" % tool)
         os.chmod(os.path.join(d, tool), 0o755)
@@ -334,6 +335,108 @@ def case_init_host_independence():
         fb = [os.path.join(r, prog) for r, _d, f in os.walk(path("cache-init_b", "state")) if prog in f]
         check(len(fa) == 1 and len(fb) == 1 and sha256(fa[0]) == sha256(fb[0]),
               "identical %s on its own" % prog)
+
+
+def make_arm_app(name):
+    """An aarch64 app with a blobs kernel (Image, Image.config, cmdline): no kernel compile, the
+    eif stage cross-compiles kiln-init and kiln-agent with the pinned cross toolchain."""
+    app = path(name)
+    os.makedirs(os.path.join(app, "rootfs", "bin"))
+    with open(os.path.join(app, "rootfs", "bin", "app"), "w") as f:
+        f.write("#!/bin/sh\necho hi\n")
+    os.chmod(os.path.join(app, "rootfs", "bin", "app"), 0o755)
+    os.makedirs(os.path.join(app, "blobs"))
+    for n, data in (("Image", bytes(i % 251 for i in range(200000))), ("cmdline", b"console=ttyS0\n"),
+                    ("Image.config", b"# Linux/arm64 6.12.117 Kernel Configuration\n"), ("init", b"unused")):
+        with open(os.path.join(app, "blobs", n), "wb") as f:
+            f.write(data)
+    with open(os.path.join(app, "kiln.json"), "w") as f:
+        json.dump({"name": "app", "arch": "aarch64", "image": "dir:rootfs", "enclave": {"cmd": ["/bin/app"]},
+                   "kernel": {"source": "blobs:blobs"}, "toolchain": {"debs": DEBS}}, f)
+    return app
+
+
+def elf_machine(p):
+    with open(p, "rb") as f:
+        head = f.read(20)
+    return int.from_bytes(head[18:20], "little") if head[:4] == b"\x7fELF" else None
+
+
+def host_paths_in(text, root):
+    """Absolute paths in gcc's -v / -print-search-dirs output that are not under root (the pinned
+    tree) or WORK (temporary files); the configure line, the bug-report URL and /toolchain (what
+    -ffile-prefix-map writes for root) are text, not paths gcc uses."""
+    import re
+    found = set()
+    for line in text.splitlines():
+        if line.startswith("Configured with:") or "README.Bugs" in line:
+            continue
+        for p in re.findall(r"(?<![\w.])(/[\w.+/-]+)", line.replace("=", " ").replace(":", " ")):
+            if p != "/toolchain" and not os.path.normpath(p).startswith((os.path.realpath(root), root, WORK)):
+                found.add(p)
+    return sorted(found)
+
+
+def case_cross_init_host_independence():
+    """aarch64 kiln-init and kiln-agent from the pinned cross toolchain (blobs kernel): a build, then
+    one in another directory and cache with failing gcc/cc/as/ld and aarch64-linux-gnu-gcc/-as/-ld
+    first on PATH and junk CPATH/LIBRARY_PATH: the same EIF, PCRs, kiln-init and kiln-agent, aarch64
+    ELF files; kiln.lock records the pinned aarch64 toolchain; the cross gcc's search directories
+    and a -v compile name no path outside the pinned tree (no host /usr/include, /usr/lib/gcc-cross
+    or /usr/aarch64-linux-gnu)."""
+    a = make_arm_app("cross_a")
+    b = make_arm_app("deeper/cross_b")
+    pa = kiln(a, "build", "-o", path("ca.eif"), "--json")
+    check(pa.returncode == 0, "pinned aarch64 build: %s" % pa.stderr[-2000:])
+    check("no pinned" not in pa.stderr and "host's cross compiler" not in pa.stderr,
+          "no host cross compiler warning: %s" % pa.stderr[-800:])
+    pb = kiln(b, "build", "-o", path("cb.eif"), "--json", env=junk_env({}))
+    check(pb.returncode == 0, "pinned aarch64 build with a junk PATH and CPATH: %s" % pb.stderr[-2000:])
+    if pa.returncode or pb.returncode:
+        return
+    da, db = doc_of(pa), doc_of(pb)
+    check(da.get("sha256") and da.get("sha256") == db.get("sha256"),
+          "identical aarch64 EIF sha256: %s vs %s" % (da.get("sha256"), db.get("sha256")))
+    check(da.get("Measurements") and da.get("Measurements") == db.get("Measurements"), "identical PCRs")
+    for prog in ("kiln-init", "kiln-agent"):
+        fa = [os.path.join(r, prog) for r, _d, f in os.walk(path("cache-cross_a", "state")) if prog in f]
+        fb = [os.path.join(r, prog) for r, _d, f in os.walk(path("cache-cross_b", "state")) if prog in f]
+        check(len(fa) == 1 and len(fb) == 1 and sha256(fa[0]) == sha256(fb[0]),
+              "identical %s on its own: %s %s" % (prog, fa, fb))
+        check(fa and elf_machine(fa[0]) == 183, "%s is an aarch64 ELF file (EM_AARCH64)" % prog)
+    lock = json.load(open(os.path.join(a, "kiln.lock")))
+    tc = lock["stages"]["eif"]["resolved"].get("toolchain", {})
+    pins = os.path.join(SHARE, "toolchain", "x86_64-aarch64.pins")
+    names = [x.get("package") for x in tc.get("packages", [])]
+    check(tc.get("kind") == "pinned" and tc.get("arch") == "aarch64" and tc.get("pins_sha256") == sha256(pins)
+          and "gcc-12-aarch64-linux-gnu" in names and "libc6-dev-arm64-cross" in names,
+          "kiln.lock records the pinned aarch64 toolchain: %s" % {k: tc.get(k) for k in ("kind", "arch")})
+    trees = [t for t in toolchain_trees(a) if t.endswith("-aarch64")]
+    check(len(trees) == 1, "one pinned aarch64 tree: %s" % toolchain_trees(a))
+    if len(trees) != 1:
+        return
+    root = path("toolchain-cross_a", trees[0])
+    gcc = os.path.join(root, "kiln-bin", "aarch64-linux-gnu-gcc")
+    src = path("probe.c")
+    with open(src, "w") as f:
+        f.write("#include <stdio.h>\nint main(void) { puts(\"probe\"); return 0; }\n")
+    os.makedirs(path("tmp"), exist_ok=True)
+    clean = {"PATH": "/usr/bin:/bin", "LC_ALL": "C", "TMPDIR": path("tmp")}
+    v = subprocess.run([gcc, "-v", "-static", "-o", path("probe"), src], capture_output=True, text=True,
+                       env=clean)
+    check(v.returncode == 0 and elf_machine(path("probe")) == 183,
+          "the pinned aarch64-linux-gnu-gcc links a static aarch64 program: %s" % v.stderr[-1500:])
+    check("#include <...> search starts here" in v.stderr, "gcc -v shows its include search list")
+    leaked = host_paths_in(v.stderr, root)
+    check(not leaked, "gcc -v uses no path outside the pinned tree: %s" % leaked)
+    d = subprocess.run([gcc, "-print-search-dirs"], capture_output=True, text=True, env=clean)
+    leaked = host_paths_in(d.stdout, root)
+    check(d.returncode == 0 and "libraries:" in d.stdout and not leaked,
+          "-print-search-dirs names only the pinned tree: %s" % leaked)
+    for prog in ("cc1", "as", "ld", "collect2"):
+        p = subprocess.run([gcc, "-print-prog-name=" + prog], capture_output=True, text=True, env=clean)
+        check(p.stdout.strip().startswith(os.path.join(root, "kiln-bin", "aarch64-linux-gnu") + "/"),
+              "gcc runs the pinned cross %s: %s" % (prog, p.stdout.strip()))
 
 
 def case_host_independence():

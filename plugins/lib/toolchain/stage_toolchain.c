@@ -19,7 +19,8 @@ const char *kiln_toolchain_kind(const cJSON *kiln_json)
   return cJSON_IsString(t) && strcmp(t->valuestring, "pinned") == 0 ? "pinned" : NULL;
 }
 
-/* The host cross compiler that builds for a non-x86_64 arch (NULL for x86_64). */
+/* The host cross compiler that builds for a non-x86_64 arch with "toolchain": "host" (NULL for
+ * x86_64). */
 const char *kiln_toolchain_cross_cc(const char *arch)
 {
   return arch && strcmp(arch, "aarch64") == 0 ? "aarch64-linux-gnu-gcc" : NULL;
@@ -38,11 +39,11 @@ kiln_err kiln_stage_toolchain_identify(struct kiln_stage_ctx *ctx, const struct 
   if (!kind)
     return host->fail(ctx, KILN_E_INVALID,
                       "kiln.json /toolchain: must be \"pinned\" (the default) or \"host\"");
-  const char *cross = kiln_toolchain_cross_cc(arch);
+  const char *cross = strcmp(kind, "host") == 0 ? kiln_toolchain_cross_cc(arch) : NULL;
   kiln_err rc = host->cache_key_add(ctx, cross ? "host-cross" : kind);
   if (rc)
     return rc;
-  if (cross || strcmp(kind, "host") == 0) {
+  if (strcmp(kind, "host") == 0) {
     char *id = kiln_host_compiler_identity(cross ? cross : host_cc());
     rc = id ? host->cache_key_add(ctx, id) : KILN_E_NOMEM;
     free(id);
@@ -97,16 +98,15 @@ kiln_err kiln_stage_toolchain_open(struct kiln_stage_ctx *ctx, const struct kiln
   if (!kind) {
     rc = kiln_error_set(err, KILN_E_INVALID,
                         "kiln.json /toolchain: must be \"pinned\" (the default) or \"host\"");
-  } else if (kiln_toolchain_cross_cc(arch) || strcmp(kind, "host") == 0) {
-    /* The host's compiler: asked for, or the Debian cross compiler while no pinned cross
-     * toolchain exists; either is named in the lock. */
+  } else if (strcmp(kind, "host") == 0) {
+    /* The host's compiler, as asked for (its cross compiler for aarch64), named in the lock. */
     const char *cross = kiln_toolchain_cross_cc(arch);
     lock = host_compiler_lock(st, cross ? "host-cross" : "host", arch, cross ? cross : host_cc());
     if (cross)
       host->log(ctx, KILN_LOG_WARN,
-                "building for %s with the host's cross compiler %s (no pinned %s toolchain yet): "
+                "building for %s with the host's cross compiler %s (/toolchain is \"host\"): "
                 "the PCRs depend on this machine's cross gcc, binutils and libc",
-                arch, cross, arch);
+                arch, cross);
     else
       host->log(ctx, KILN_LOG_WARN,
                 "building with the host's compiler (/toolchain is \"host\"): the PCRs depend on "

@@ -11,7 +11,8 @@
 struct kiln_stage_toolchain {
   int pinned;               /* 0: the host's compiler (opt-in) */
   struct kiln_toolchain tc; /* when pinned */
-  char *host_cc;            /* when host: the compiler command ("cc" or $CC) */
+  char *host_cc;            /* when host: the compiler command ("cc", $CC, or the host's
+                               aarch64-linux-gnu-gcc for aarch64) */
 };
 
 /* "pinned" or "host" from kiln.json /toolchain (a string, or an object's "kind"); NULL when the
@@ -19,7 +20,8 @@ struct kiln_stage_toolchain {
 const char *kiln_toolchain_kind(const cJSON *kiln_json);
 
 /* The host's cross compiler for a non-x86_64 arch ("aarch64-linux-gnu-gcc"), NULL for x86_64:
- * aarch64 builds use it until a pinned cross toolchain exists. */
+ * what "toolchain": "host" builds aarch64 with ("pinned" uses share/toolchain/x86_64-aarch64.pins).
+ */
 const char *kiln_toolchain_cross_cc(const char *arch);
 
 /* Add what names the toolchain to the step's cache key: the pins file's sha256, or the host

@@ -1,6 +1,7 @@
 /* Assembling the pinned toolchain: every pinned .deb fetched and verified, unpacked into a
  * temporary directory of the cache, given wrappers that run each tool under the pinned dynamic
- * loader with only the pinned libraries, then renamed into <cache>/toolchain/<id>. Also the clean
+ * loader with only the pinned libraries (the native x86_64 tools, and for aarch64 the cross tools
+ * too), then renamed into <cache>/toolchain/<id>. Also the clean
  * environment builds run in, the check for the host's steering tools, and the host compiler's
  * identity for kiln.lock. */
 #define _GNU_SOURCE
@@ -63,55 +64,152 @@ static kiln_err write_wrapper(const char *bin, const char *name, const char *roo
   return rc;
 }
 
-/* The wrappers of a native x86_64 toolchain, under final_root (where the tree will live). */
+static const char *const binutils[][2] = {
+    {"as", "as"},       {"ld", "ld.bfd"},       {"ar", "ar"},
+    {"nm", "nm"},       {"objcopy", "objcopy"}, {"objdump", "objdump"},
+    {"strip", "strip"}, {"readelf", "readelf"}, {"ranlib", "ranlib"},
+};
+static const char *const gcc_internal[] = {"cc1", "collect2", "lto-wrapper", "lto1"};
+
+/* The driver (gcc/cc/cpp, named name) of compiler triplet, with -B at its internals directory
+ * (gcc runs cc1, as and collect2 from the wrappers there, collect2 runs ld), the extra flags, and
+ * the prefix map that keeps the toolchain's location out of any output. */
+static kiln_err write_driver(const char *bin, const char *name, const char *final_root,
+                             const char *internals, const char *triplet, const char *driver,
+                             const char *extra, struct kiln_error *err)
+{
+  struct kiln_buf flags = KILN_BUF_INIT, tool = KILN_BUF_INIT;
+  kiln_buf_printf(&flags, " '-B%s/'%s '-ffile-prefix-map=%s=/toolchain'", internals,
+                  extra ? extra : "", final_root);
+  kiln_buf_printf(&tool, "usr/bin/%s-%s-" GCC_MAJOR, triplet, driver);
+  kiln_err rc = kiln_buf_status(&flags);
+  if (!rc)
+    rc = kiln_buf_status(&tool);
+  if (!rc)
+    rc = write_wrapper(bin, name, final_root, tool.data, flags.data, err);
+  kiln_buf_free(&flags);
+  kiln_buf_free(&tool);
+  return rc;
+}
+
+/* The wrappers of the native x86_64 toolchain in bin (the x86_64 target's compiler, and the
+ * kernel build's host compiler for every target), under final_root (where the tree will live). */
+static kiln_err write_native_wrappers(const char *bin, const char *final_root,
+                                      struct kiln_error *err)
+{
+  static const char *const native = "x86_64-linux-gnu";
+  struct kiln_buf t = KILN_BUF_INIT, internals = KILN_BUF_INIT;
+  kiln_buf_printf(&internals, "%s/kiln-bin", final_root);
+  kiln_err rc = kiln_buf_status(&internals);
+  for (size_t i = 0; !rc && i < sizeof binutils / sizeof binutils[0]; i++) {
+    kiln_buf_reset(&t);
+    kiln_buf_printf(&t, "usr/bin/%s-%s", native, binutils[i][1]);
+    rc = write_wrapper(bin, binutils[i][0], final_root, t.data, NULL, err);
+  }
+  static const char *const drivers[] = {"gcc", "cc", "cpp"};
+  for (size_t i = 0; !rc && i < 3; i++)
+    rc = write_driver(bin, drivers[i], final_root, internals.data, native, i == 2 ? "cpp" : "gcc",
+                      NULL, err);
+  for (size_t i = 0; !rc && i < sizeof gcc_internal / sizeof gcc_internal[0]; i++) {
+    kiln_buf_reset(&t);
+    kiln_buf_printf(&t, "usr/lib/gcc/%s/" GCC_MAJOR "/%s", native, gcc_internal[i]);
+    rc = write_wrapper(bin, gcc_internal[i], final_root, t.data, NULL, err);
+  }
+  if (!rc)
+    rc = write_wrapper(bin, "gzip", final_root, "bin/gzip", NULL, err);
+  kiln_buf_free(&t);
+  kiln_buf_free(&internals);
+  return rc;
+}
+
+/* The wrappers of a cross toolchain for triplet: <triplet>-gcc, -cc, -cpp and the binutils with
+ * their prefixed names in bin (what CROSS_COMPILE names), and the internals the cross gcc runs
+ * (cc1, collect2, lto-wrapper, lto1, as, ld) in bin/<triplet>/, apart from the native ones. The
+ * driver's --sysroot is usr/<triplet> of the tree: the target's glibc, headers and libraries, so
+ * neither the host's /usr/include or /usr/<triplet> nor the tree's native headers take part. */
+static kiln_err write_cross_wrappers(const char *bin, const char *final_root, const char *triplet,
+                                     struct kiln_error *err)
+{
+  struct kiln_buf t = KILN_BUF_INIT, name = KILN_BUF_INIT, internals = KILN_BUF_INIT;
+  struct kiln_buf sysroot = KILN_BUF_INIT;
+  char *internal_dir = kiln_path_join(bin, triplet);
+  kiln_buf_printf(&internals, "%s/kiln-bin/%s", final_root, triplet);
+  kiln_buf_printf(&sysroot, " '--sysroot=%s/usr/%s'", final_root, triplet);
+  kiln_err rc = internal_dir ? kiln_mkdir_p(internal_dir, 0755, err) : KILN_E_NOMEM;
+  if (!rc)
+    rc = kiln_buf_status(&internals);
+  if (!rc)
+    rc = kiln_buf_status(&sysroot);
+  for (size_t i = 0; !rc && i < sizeof binutils / sizeof binutils[0]; i++) {
+    kiln_buf_reset(&t);
+    kiln_buf_reset(&name);
+    kiln_buf_printf(&t, "usr/bin/%s-%s", triplet, binutils[i][1]);
+    kiln_buf_printf(&name, "%s-%s", triplet, binutils[i][0]);
+    rc = write_wrapper(bin, name.data, final_root, t.data, NULL, err);
+    if (!rc && (strcmp(binutils[i][0], "as") == 0 || strcmp(binutils[i][0], "ld") == 0))
+      rc = write_wrapper(internal_dir, binutils[i][0], final_root, t.data, NULL, err);
+  }
+  static const char *const drivers[] = {"gcc", "cc", "cpp"};
+  for (size_t i = 0; !rc && i < 3; i++) {
+    kiln_buf_reset(&name);
+    kiln_buf_printf(&name, "%s-%s", triplet, drivers[i]);
+    rc = write_driver(bin, name.data, final_root, internals.data, triplet, i == 2 ? "cpp" : "gcc",
+                      sysroot.data, err);
+  }
+  for (size_t i = 0; !rc && i < sizeof gcc_internal / sizeof gcc_internal[0]; i++) {
+    kiln_buf_reset(&t);
+    kiln_buf_printf(&t, "usr/lib/gcc-cross/%s/" GCC_MAJOR "/%s", triplet, gcc_internal[i]);
+    rc = write_wrapper(internal_dir, gcc_internal[i], final_root, t.data, NULL, err);
+  }
+  free(internal_dir);
+  kiln_buf_free(&t);
+  kiln_buf_free(&name);
+  kiln_buf_free(&internals);
+  kiln_buf_free(&sysroot);
+  return rc;
+}
+
+/* Every wrapper of the toolchain for triplet in tmp_root/kiln-bin. */
 static kiln_err write_wrappers(const char *tmp_root, const char *final_root, const char *triplet,
                                struct kiln_error *err)
 {
   char *bin = kiln_path_join(tmp_root, "kiln-bin");
-  struct kiln_buf gcc_extra = KILN_BUF_INIT, t = KILN_BUF_INIT;
-  /* -B: gcc runs cc1, as and collect2 (and collect2 ld) from the wrappers; the prefix map keeps
-   * the toolchain's location out of any output. */
-  kiln_buf_printf(&gcc_extra, " '-B%s/kiln-bin/' '-ffile-prefix-map=%s=/toolchain'", final_root,
-                  final_root);
   kiln_err rc = bin ? kiln_mkdir_p(bin, 0755, err) : KILN_E_NOMEM;
-  static const char *const binutils[][2] = {
-      {"as", "as"},       {"ld", "ld.bfd"},       {"ar", "ar"},
-      {"nm", "nm"},       {"objcopy", "objcopy"}, {"objdump", "objdump"},
-      {"strip", "strip"}, {"readelf", "readelf"}, {"ranlib", "ranlib"},
-  };
-  for (size_t i = 0; !rc && i < sizeof binutils / sizeof binutils[0]; i++) {
-    kiln_buf_reset(&t);
-    kiln_buf_printf(&t, "usr/bin/%s-%s", triplet, binutils[i][1]);
-    rc = write_wrapper(bin, binutils[i][0], final_root, t.data, NULL, err);
-  }
-  static const char *const drivers[] = {"gcc", "cc", "cpp"};
-  for (size_t i = 0; !rc && i < 3; i++) {
-    kiln_buf_reset(&t);
-    kiln_buf_printf(&t, "usr/bin/%s-%s-" GCC_MAJOR, triplet, i == 2 ? "cpp" : "gcc");
-    rc = write_wrapper(bin, drivers[i], final_root, t.data, gcc_extra.data, err);
-  }
-  static const char *const internal[] = {"cc1", "collect2", "lto-wrapper", "lto1"};
-  for (size_t i = 0; !rc && i < 4; i++) {
-    kiln_buf_reset(&t);
-    kiln_buf_printf(&t, "usr/lib/gcc/%s/" GCC_MAJOR "/%s", triplet, internal[i]);
-    rc = write_wrapper(bin, internal[i], final_root, t.data, NULL, err);
-  }
   if (!rc)
-    rc = write_wrapper(bin, "gzip", final_root, "bin/gzip", NULL, err);
+    rc = write_native_wrappers(bin, final_root, err);
+  if (!rc && strcmp(triplet, "x86_64-linux-gnu") != 0)
+    rc = write_cross_wrappers(bin, final_root, triplet, err);
   free(bin);
-  kiln_buf_free(&gcc_extra);
-  kiln_buf_free(&t);
   return rc;
 }
 
 static kiln_err fill(struct kiln_toolchain *tc, const char *root, const char *arch, const char *id)
 {
+  int cross = strcmp(arch, "x86_64") != 0;
+  struct kiln_buf prefix = KILN_BUF_INIT, sysroot = KILN_BUF_INIT;
   tc->root = strdup(root);
   tc->bin = kiln_path_join(root, "kiln-bin");
   tc->arch = strdup(arch);
   tc->triplet = strdup(triplet_of(arch));
   tc->id = strdup(id);
-  return tc->root && tc->bin && tc->arch && tc->triplet && tc->id ? KILN_OK : KILN_E_NOMEM;
+  if (cross) {
+    kiln_buf_printf(&prefix, "%s/kiln-bin/%s-", root, triplet_of(arch));
+    kiln_buf_printf(&sysroot, "%s/usr/%s", root, triplet_of(arch));
+  } else {
+    kiln_buf_printf(&prefix, "%s/kiln-bin/", root);
+    kiln_buf_puts(&sysroot, root);
+  }
+  if (kiln_buf_status(&prefix) == KILN_OK) {
+    struct kiln_buf cc = KILN_BUF_INIT;
+    kiln_buf_printf(&cc, "%sgcc", prefix.data);
+    tc->cc = kiln_buf_detach(&cc);
+  }
+  tc->tool_prefix = kiln_buf_detach(&prefix);
+  tc->sysroot = kiln_buf_detach(&sysroot);
+  return tc->root && tc->bin && tc->arch && tc->triplet && tc->id && tc->tool_prefix && tc->cc &&
+                 tc->sysroot
+             ? KILN_OK
+             : KILN_E_NOMEM;
 }
 
 kiln_err kiln_toolchain_prepare(const char *share_dir, const char *arch,
@@ -121,9 +219,9 @@ kiln_err kiln_toolchain_prepare(const char *share_dir, const char *arch,
 {
   memset(tc, 0, sizeof *tc);
   *lock = NULL;
-  if (!triplet_of(arch) || strcmp(arch, "x86_64") != 0)
+  if (!triplet_of(arch))
     return kiln_error_set(err, KILN_E_UNSUPPORTED,
-                          "the pinned toolchain builds for x86_64 here, not \"%s\"", arch);
+                          "the pinned toolchain builds for x86_64 or aarch64, not \"%s\"", arch);
   if (strchr(cache_dir, '\''))
     return kiln_error_set(err, KILN_E_INVALID, "the cache directory %s has a ' in its path",
                           cache_dir);
@@ -203,6 +301,9 @@ void kiln_toolchain_free(struct kiln_toolchain *tc)
   free(tc->bin);
   free(tc->arch);
   free(tc->triplet);
+  free(tc->tool_prefix);
+  free(tc->cc);
+  free(tc->sysroot);
   free(tc->id);
   memset(tc, 0, sizeof *tc);
 }

@@ -37,14 +37,22 @@ struct kiln_fetch_config {
                           <cache>/downloads */
 };
 
-/* An unpacked toolchain, ready to run. */
+/* An unpacked toolchain, ready to run. For aarch64 the tree holds the cross compiler (for the
+ * target) and the native x86_64 one (for the kernel build's host programs). */
 struct kiln_toolchain {
-  char *root;    /* the unpacked packages (a sysroot) */
-  char *bin;     /* wrappers: gcc cc cpp as ld ar nm objcopy objdump readelf strip gzip, and the
-                    cc1/collect2/lto-wrapper gcc runs (found through -B) */
-  char *arch;    /* target architecture: "x86_64" or "aarch64" */
-  char *triplet; /* its GNU triplet (x86_64-linux-gnu) */
-  char *id;      /* sha256 of the pins file */
+  char *root;        /* the unpacked packages */
+  char *bin;         /* wrappers: the native gcc cc cpp as ld ar nm objcopy objdump readelf
+                        strip ranlib gzip, and the cc1/collect2/lto-wrapper gcc runs (found
+                        through -B); for aarch64 also aarch64-linux-gnu-gcc, -cpp, -as, -ld ...
+                        (their internals in bin/aarch64-linux-gnu/) */
+  char *arch;        /* target architecture: "x86_64" or "aarch64" */
+  char *triplet;     /* its GNU triplet (x86_64-linux-gnu) */
+  char *tool_prefix; /* bin/ + the prefix of the target's tools: CROSS_COMPILE for aarch64
+                        (".../kiln-bin/aarch64-linux-gnu-"), ".../kiln-bin/" for x86_64 */
+  char *cc;          /* the target's C compiler wrapper (bin/gcc, bin/aarch64-linux-gnu-gcc) */
+  char *sysroot;     /* --sysroot of the target's programs: root, or root/usr/aarch64-linux-gnu
+                        (the cross glibc and headers; nothing of the host or the native tree) */
+  char *id;          /* sha256 of the pins file */
 };
 
 typedef void (*kiln_toolchain_log_fn)(void *arg, const char *line);
@@ -84,8 +92,8 @@ KILN_MUST_CHECK kiln_err kiln_deb_each_data_entry(const char *deb, kiln_deb_entr
 KILN_MUST_CHECK kiln_err kiln_deb_unpack_all(const char *deb, const char *dir,
                                              struct kiln_error *err);
 
-/* The toolchain for target arch ("x86_64") on this host: fetched, verified, unpacked into
- * <cache>/toolchain/<id> ($KILN_TOOLCHAIN_DIR/<id> when set, to share it between caches; a
+/* The toolchain for target arch ("x86_64" or "aarch64") on this host: fetched, verified, unpacked
+ * into <cache>/toolchain/<id> ($KILN_TOOLCHAIN_DIR/<id> when set, to share it between caches; a
  * temporary directory renamed into place, so a failure leaves nothing half-made), with its
  * wrappers. */
 KILN_MUST_CHECK kiln_err kiln_toolchain_prepare(const char *share_dir, const char *arch,
