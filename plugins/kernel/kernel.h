@@ -18,14 +18,13 @@
 
 /* What the kernel stage builds for one CPU architecture (kiln.json /arch). */
 struct kernel_arch {
-  const char *name;          /* "x86_64" or "aarch64" */
-  const char *make_arch;     /* the kernel's ARCH= ("x86", "arm64") */
-  const char *cross_prefix;  /* CROSS_COMPILE= on an x86-64 host, or "" */
-  const char *cross_package; /* the Debian package with the cross compiler, or NULL */
-  const char *target;        /* make target: bzImage or Image */
-  const char *image_path;    /* the built image inside the source tree */
-  const char *fragment;      /* config fragment under share/ */
-  const char *cmdline;       /* nitro-cli's default command line for this arch */
+  const char *name;         /* "x86_64" or "aarch64" */
+  const char *make_arch;    /* the kernel's ARCH= ("x86", "arm64") */
+  const char *cross_prefix; /* CROSS_COMPILE= on an x86-64 host, or "" */
+  const char *target;       /* make target: bzImage or Image */
+  const char *image_path;   /* the built image inside the source tree */
+  const char *fragment;     /* config fragment under share/ */
+  const char *cmdline;      /* nitro-cli's default command line for this arch */
 };
 /* The architecture of this build (host->config /arch; x86_64 when unset). */
 const struct kernel_arch *kiln_kernel_arch(struct kiln_stage_ctx *ctx,

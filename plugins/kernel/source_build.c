@@ -25,23 +25,6 @@
 
 #define BUILD_STEPS_ESTIMATE 1300 /* lines make prints for this config (measured) */
 
-/* The host's cross compiler for a non-native architecture ("toolchain": "host"), named with its
- * apt line when missing. */
-static kiln_err check_cross_tools(const struct kernel_arch *arch, struct kiln_error *err)
-{
-  if (!arch->cross_package)
-    return KILN_OK;
-  struct kiln_buf cmd = KILN_BUF_INIT;
-  kiln_buf_printf(&cmd, "command -v %sgcc >/dev/null 2>&1", arch->cross_prefix);
-  int found = system(kiln_buf_str(&cmd)) == 0;
-  kiln_buf_free(&cmd);
-  return found ? KILN_OK
-               : kiln_error_set(err, KILN_E_NOT_FOUND,
-                                "compiling the %s enclave kernel needs the cross compiler %sgcc, "
-                                "which is missing; install it with: apt-get install %s",
-                                arch->name, arch->cross_prefix, arch->cross_package);
-}
-
 /* The tools that only steer the kernel build come from the host (make, flex, bison, bc, perl:
  * their output is Kconfig/Makefile logic, parsers and constants whose bytes do not depend on the
  * tool's version), as do the headers of the host programs (objtool, sign-file) that run during
@@ -297,8 +280,11 @@ kiln_err kiln_kernel_debian_build(struct kiln_stage_ctx *ctx, const struct kiln_
   const struct kernel_arch *arch = kiln_kernel_arch(ctx, host);
   int pinned = !kind || strcmp(kind, "pinned") == 0;
   kiln_err rc = tmp ? check_tools(pinned, &err) : kiln_error_set(&err, KILN_E_IO, "no temp dir");
-  if (!rc && !pinned)
-    rc = check_cross_tools(arch, &err);
+  if (!rc && !pinned) {
+    char what[64];
+    snprintf(what, sizeof what, "compiling the %s enclave kernel", arch->name);
+    rc = kiln_toolchain_check_host_cross(arch->name, what, &err);
+  }
   if (!rc) {
     host->log(ctx, KILN_LOG_INFO, "fetching %s %s (153 MB)", KILN_DEBIAN_SOURCE_PACKAGE,
               KILN_DEBIAN_PACKAGE_VERSION);

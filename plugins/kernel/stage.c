@@ -18,10 +18,10 @@
 extern const char options_schema[];
 
 static const struct kernel_arch arches[] = {
-    {"x86_64", "x86", "", NULL, "bzImage", "arch/x86/boot/bzImage", "kernel/enclave-x86_64.config",
+    {"x86_64", "x86", "", "bzImage", "arch/x86/boot/bzImage", "kernel/enclave-x86_64.config",
      KILN_KERNEL_DEFAULT_CMDLINE},
-    {"aarch64", "arm64", "aarch64-linux-gnu-", "gcc-aarch64-linux-gnu", "Image",
-     "arch/arm64/boot/Image", "kernel/enclave-aarch64.config", KILN_KERNEL_DEFAULT_CMDLINE_AARCH64},
+    {"aarch64", "arm64", "aarch64-linux-gnu-", "Image", "arch/arm64/boot/Image",
+     "kernel/enclave-aarch64.config", KILN_KERNEL_DEFAULT_CMDLINE_AARCH64},
 };
 
 const struct kernel_arch *kiln_kernel_arch(struct kiln_stage_ctx *ctx, const struct kiln_host *host)

@@ -160,6 +160,20 @@ def case_toolchain_missing():
     check(p.returncode != 0, "the build fails without the cross compiler")
     check("apt-get install gcc-aarch64-linux-gnu" in p.stderr, "the error names the apt line: %s" % p.stderr[-600:])
     check(not os.path.exists(os.path.join(app, "app.eif")), "no EIF is written")
+    # a prebuilt kernel (blobs:DIR): the eif stage, which compiles kiln-init, names it too
+    blobs = os.path.join(app, "blobs")
+    os.makedirs(blobs)
+    open(os.path.join(blobs, "Image"), "wb").write(bytes(i % 251 for i in range(300000)))
+    open(os.path.join(blobs, "Image.config"), "w").write("# Linux/arm64 6.12.117 Kernel Configuration\n")
+    open(os.path.join(blobs, "cmdline"), "w").write("console=ttyS0\n")
+    open(os.path.join(blobs, "init"), "wb").write(b"unused")
+    doc = json.load(open(os.path.join(app, "kiln.json")))
+    doc["kernel"] = {"source": "blobs:blobs"}
+    json.dump(doc, open(os.path.join(app, "kiln.json"), "w"))
+    p = subprocess.run([KILN, "-C", app, "build"], capture_output=True, text=True, env=e, timeout=600)
+    check(p.returncode != 0 and "apt-get install gcc-aarch64-linux-gnu" in p.stderr and "eif" in p.stderr,
+          "with a prebuilt kernel the eif stage names the apt line: %s" % p.stderr[-600:])
+    check(not os.path.exists(os.path.join(app, "app.eif")), "no EIF is written (blobs kernel)")
 
 
 if __name__ == "__main__":

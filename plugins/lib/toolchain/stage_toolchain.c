@@ -1,9 +1,11 @@
 /* The toolchain as a stage sees it: the choice in kiln.json, the cache key, kiln.lock's record. */
 #define _GNU_SOURCE
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "stage_toolchain.h"
+#include "util/buf.h"
 #include "util/fs.h"
 #include "util/hash.h"
 
@@ -24,6 +26,24 @@ const char *kiln_toolchain_kind(const cJSON *kiln_json)
 const char *kiln_toolchain_cross_cc(const char *arch)
 {
   return arch && strcmp(arch, "aarch64") == 0 ? "aarch64-linux-gnu-gcc" : NULL;
+}
+
+kiln_err kiln_toolchain_check_host_cross(const char *arch, const char *what, struct kiln_error *err)
+{
+  const char *cross = kiln_toolchain_cross_cc(arch);
+  if (!cross)
+    return KILN_OK;
+  struct kiln_buf cmd = KILN_BUF_INIT;
+  kiln_buf_printf(&cmd, "command -v %s >/dev/null 2>&1", cross);
+  int found = !kiln_buf_status(&cmd) && system(kiln_buf_str(&cmd)) == 0;
+  kiln_buf_free(&cmd);
+  return found ? KILN_OK
+               : kiln_error_set(err, KILN_E_NOT_FOUND,
+                                "%s with the host toolchain (/toolchain \"host\") needs the cross "
+                                "compiler %s, which is missing; install it with: apt-get install "
+                                "gcc-aarch64-linux-gnu libc6-dev-arm64-cross (or leave /toolchain "
+                                "\"pinned\", which needs nothing installed)",
+                                what, cross);
 }
 
 static const char *host_cc(void)
@@ -101,6 +121,10 @@ kiln_err kiln_stage_toolchain_open(struct kiln_stage_ctx *ctx, const struct kiln
   } else if (strcmp(kind, "host") == 0) {
     /* The host's compiler, as asked for (its cross compiler for aarch64), named in the lock. */
     const char *cross = kiln_toolchain_cross_cc(arch);
+    char what[64];
+    snprintf(what, sizeof what, "building for %s", arch);
+    if ((rc = kiln_toolchain_check_host_cross(arch, what, err)))
+      return rc;
     lock = host_compiler_lock(st, cross ? "host-cross" : "host", arch, cross ? cross : host_cc());
     if (cross)
       host->log(ctx, KILN_LOG_WARN,

@@ -24,6 +24,12 @@ const char *kiln_toolchain_kind(const cJSON *kiln_json);
  */
 const char *kiln_toolchain_cross_cc(const char *arch);
 
+/* With "toolchain": "host", the host's cross compiler for arch must be on PATH: KILN_OK, or an
+ * error naming it and its apt line (KILN_OK for x86_64). what: what needs it ("compiling the
+ * aarch64 enclave kernel"). */
+KILN_MUST_CHECK kiln_err kiln_toolchain_check_host_cross(const char *arch, const char *what,
+                                                         struct kiln_error *err);
+
 /* Add what names the toolchain to the step's cache key: the pins file's sha256, or the host
  * compiler's identity. */
 KILN_MUST_CHECK kiln_err kiln_stage_toolchain_identify(struct kiln_stage_ctx *ctx,
