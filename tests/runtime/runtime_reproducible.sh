@@ -1,9 +1,11 @@
 #!/bin/sh
 # kiln-agent and kiln-host built twice, from copies of their source in two directories with
 # different umasks, must be byte-identical. Usage: runtime_reproducible.sh CC RUNTIME_SOURCE_DIR
+# [--cross]  (--cross: CC builds for another architecture, so the programs are not run here)
 set -eu
 cc=$1
 src=$2
+cross=${3:-}
 a=$(mktemp -d /tmp/kiln-rt-a.XXXXXX)
 b=$(mktemp -d /var/tmp/kiln-rt-build-b.XXXXXX)
 trap 'rm -rf "$a" "$b"' EXIT
@@ -18,5 +20,11 @@ for p in kiln-agent kiln-host; do
   fi
   echo "$p is byte-identical across directories ($(wc -c < "$a/$p") bytes, sha256 $(sha256sum < "$a/$p" | cut -c1-16))"
 done
-"$a/kiln-host" --help | grep -q "Usage: kiln-host"
-"$a/kiln-agent" --help | grep -q "Usage: kiln-agent"
+if [ "$cross" = --cross ]; then
+  for p in kiln-host kiln-agent; do # ELF e_machine 183: aarch64
+    [ "$(od -An -t u2 -j 18 -N 2 "$a/$p" | tr -d ' ')" = 183 ] || { echo "$p is not aarch64" >&2; exit 1; }
+  done
+else
+  "$a/kiln-host" --help | grep -q "Usage: kiln-host"
+  "$a/kiln-agent" --help | grep -q "Usage: kiln-agent"
+fi
