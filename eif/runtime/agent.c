@@ -16,6 +16,7 @@
 
 #include "rt_attest_server.h"
 #include "rt_config.h"
+#include "rt_console.h"
 #include "rt_ingress.h"
 #include "rt_logs.h"
 #include "rt_loop.h"
@@ -24,10 +25,12 @@
 
 #define PARENT_CID 3
 #define LOG_RING_BYTES (1u << 20)
+#define CONSOLE_QUEUE_BYTES (64u << 10) /* about 6 s of a 115200-baud serial console */
 
 static volatile sig_atomic_t stop_requested;
 static struct rt_log_sender *logs;
-static int console_fd = -1;
+static int console_fd = -1;        /* --console, until the loop's console queue owns it */
+static struct rt_console *console; /* whole lines, written as the console takes them */
 
 static void on_signal(int sig)
 {
@@ -39,12 +42,7 @@ static void on_signal(int sig)
 static void agent_log(void *arg, const char *line)
 {
   (void)arg;
-  if (console_fd >= 0) {
-    char buf[600];
-    int n = snprintf(buf, sizeof buf, "kiln-agent: %s\n", line);
-    if (n > 0)
-      (void)!write(console_fd, buf, (size_t)n < sizeof buf ? (size_t)n : sizeof buf - 1);
-  }
+  rt_console_line(console, "kiln-agent: ", line, strlen(line));
   if (logs)
     rt_log_sender_record(logs, "agent", line, strlen(line));
 }
@@ -134,7 +132,12 @@ static void defaults(struct rt_config *cfg)
 
 static void start_logs(struct rt_loop *loop, struct rt_config *cfg, const char *log_fds)
 {
-  logs = rt_log_sender_start(loop, &cfg->logs_parent, LOG_RING_BYTES, console_fd);
+  if (console_fd >= 0) {
+    console = rt_console_start(loop, console_fd, CONSOLE_QUEUE_BYTES);
+    if (console)
+      console_fd = -1; /* the queue closes it */
+  }
+  logs = rt_log_sender_start(loop, &cfg->logs_parent, LOG_RING_BYTES, console);
   if (!logs || !log_fds)
     return;
   static const char *const sources[] = {"stdout", "stderr", "init"};
@@ -209,6 +212,7 @@ int main(int argc, char **argv)
     rt_loop_drain(loop, 2000, rt_log_sender_idle, logs);
   rt_pair_close_all(loop);
   logs = NULL;
+  console = NULL;
   rt_loop_free(loop);
   rt_config_free(&cfg);
   if (console_fd >= 0)

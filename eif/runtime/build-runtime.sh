@@ -9,7 +9,7 @@ src=$(cd "$2" && pwd)
 agent=$3
 host=$4
 core="rt_loop.c rt_pair.c rt_endpoint.c rt_egress.c rt_http.c rt_proxyv2.c rt_proxy.c rt_ingress.c
-rt_config.c rt_logs.c"
+rt_config.c rt_console.c rt_logs.c"
 flags="-std=c11 -Os -static -s -Wall -Wextra -Werror -ffile-prefix-map=$src=.
 -fno-ident -Wl,--build-id=none"
 cd "$src"

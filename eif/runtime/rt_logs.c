@@ -4,7 +4,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <poll.h>
 #include <stdarg.h>
 #include <linux/vm_sockets.h>
 #include <stdbool.h>
@@ -58,8 +57,7 @@ struct rt_log_sender {
   int fd; /* connection to the parent, -1 while there is none */
   bool connecting, skip_to_newline;
   uint64_t next_attempt;
-  int echo_fd;
-  bool echo_stalled; /* the last line missed the console: the next one gets one try */
+  struct rt_console *echo; /* the console the app's lines also go to, or NULL */
   uint8_t *ring;
   size_t cap, head, len; /* bytes [head, head+len) modulo cap */
   uint64_t dropped;
@@ -71,7 +69,7 @@ struct rt_log_sender {
 int rt_log_sender_idle(void *sender)
 {
   struct rt_log_sender *s = sender;
-  return s->sources == 0 && (s->len == 0 || s->fd < 0);
+  return s->sources == 0 && (s->len == 0 || s->fd < 0) && rt_console_idle(s->echo);
 }
 
 size_t rt_log_sender_queued(const struct rt_log_sender *s)
@@ -249,7 +247,7 @@ static void sender_free(struct rt_loop *loop, void *arg)
 }
 
 struct rt_log_sender *rt_log_sender_start(struct rt_loop *loop, const struct rt_endpoint *parent,
-                                          size_t ring_bytes, int echo_fd)
+                                          size_t ring_bytes, struct rt_console *echo)
 {
   struct rt_log_sender *s = calloc(1, sizeof *s);
   if (!s || !(s->ring = malloc(ring_bytes))) {
@@ -259,7 +257,7 @@ struct rt_log_sender *rt_log_sender_start(struct rt_loop *loop, const struct rt_
   s->cap = ring_bytes;
   s->parent = *parent;
   s->fd = -1;
-  s->echo_fd = echo_fd;
+  s->echo = echo;
   s->watch.ready = sender_ready;
   s->last_sent_newline = true;
   if (rt_loop_every(loop, sender_tick, s) != 0 || rt_loop_on_free(loop, sender_free, s) != 0) {
@@ -273,29 +271,8 @@ struct rt_log_sender *rt_log_sender_start(struct rt_loop *loop, const struct rt_
 static void emit(struct log_source *src, const char *line, size_t len)
 {
   rt_log_sender_record(src->sender, src->name, line, len);
-  if (src->echo && src->sender->echo_fd >= 0) {
-    char buf[RT_LOG_LINE_MAX + 2];
-    memcpy(buf, line, len);
-    buf[len] = '\n';
-    /* A slow console (a serial port under emulation) gets up to half a second a line; a console
-     * that stays full gets one try a line until it takes one again, so the loop never stalls
-     * for long. A line dropped there is still a record for the parent. */
-    struct rt_log_sender *s = src->sender;
-    int budget = s->echo_stalled ? 1 : 25;
-    size_t off = 0;
-    for (int tries = 0; off <= len && tries < budget; tries++) {
-      ssize_t w = write(src->sender->echo_fd, buf + off, len + 1 - off);
-      if (w > 0) {
-        off += (size_t)w;
-        continue;
-      }
-      if (w < 0 && errno != EAGAIN && errno != EINTR)
-        break;
-      struct pollfd p = {.fd = src->sender->echo_fd, .events = POLLOUT};
-      (void)poll(&p, 1, 20);
-    }
-    s->echo_stalled = off <= len;
-  }
+  if (src->echo)
+    rt_console_line(src->sender->echo, NULL, line, len);
 }
 
 static void source_ready(struct rt_loop *loop, struct rt_watch *w, uint32_t events)

@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "rt_console.h"
 #include "rt_endpoint.h"
 #include "rt_loop.h"
 
@@ -17,10 +18,10 @@
 /* --- enclave side --- */
 struct rt_log_sender;
 
-/* Ring of ring_bytes; records are sent to `parent` (reconnecting every second). echo_fd >= 0
- * also gets every app line (the console; written without blocking, dropped when full). */
+/* Ring of ring_bytes; records are sent to `parent` (reconnecting every second). echo (the
+ * console, or NULL) also gets every app line of a source added with echo. */
 struct rt_log_sender *rt_log_sender_start(struct rt_loop *loop, const struct rt_endpoint *parent,
-                                          size_t ring_bytes, int echo_fd);
+                                          size_t ring_bytes, struct rt_console *echo);
 
 /* Read lines from fd (a pipe) as records of `source` until EOF. */
 int rt_log_sender_add_source(struct rt_loop *loop, struct rt_log_sender *s, int fd,
@@ -30,7 +31,8 @@ int rt_log_sender_add_source(struct rt_loop *loop, struct rt_log_sender *s, int 
 void rt_log_sender_record(struct rt_log_sender *s, const char *source, const char *line,
                           size_t len);
 
-/* Nothing more to do: every source has ended and the ring is sent (or no parent listens). */
+/* Nothing more to do: every source has ended, the ring is sent (or no parent listens) and the
+ * console has taken every line. */
 int rt_log_sender_idle(void *sender);
 
 /* Bytes waiting in the ring, records dropped because it was full. */

@@ -5,12 +5,15 @@
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "check.h"
 #include "rt_attest_server.h"
 #include "rt_config.h"
+#include "rt_console.h"
 #include "rt_egress.h"
 #include "rt_endpoint.h"
 #include "rt_http.h"
@@ -289,6 +292,68 @@ static void test_attestation_answers(void)
   CHECK_CONTAINS("NSM request failed", out);
 }
 
+static int console_done(void *c)
+{
+  return rt_console_idle(c);
+}
+
+/* Read what the console got so far (the pipe is non-blocking). */
+static size_t console_read(int fd, char *out, size_t have, size_t cap)
+{
+  ssize_t n;
+  while (have < cap && (n = read(fd, out + have, cap - have)) > 0)
+    have += (size_t)n;
+  return have;
+}
+
+/* The console queue: a full console (a pipe nobody reads, like a serial port under a loaded
+ * emulator) loses no line and cuts none; lines reach it in order once it takes them again, and a
+ * line beyond the queue's size is dropped whole and counted. */
+static void test_console(void)
+{
+  CHECK_CASE("console");
+  int p[2];
+  CHECK(pipe2(p, O_NONBLOCK) == 0);
+  char fill[4096];
+  memset(fill, 'x', sizeof fill);
+  size_t filled = 0;
+  ssize_t w;
+  while ((w = write(p[1], fill, sizeof fill)) > 0) /* the console is full */
+    filled += (size_t)w;
+  struct rt_loop *loop = rt_loop_new();
+  struct rt_console *c = rt_console_start(loop, p[1], 4096);
+  CHECK(c != NULL);
+  char line[64];
+  for (int i = 0; i < 50; i++) {
+    int n = snprintf(line, sizeof line, "app line %02d", i);
+    rt_console_line(c, i % 2 ? "kiln-agent: " : NULL, line, (size_t)n);
+  }
+  CHECK(!rt_console_idle(c));
+  CHECK_INT(0, rt_console_dropped(c));
+  /* 4096 bytes of queue: one more long line does not fit and is dropped whole */
+  char big[4000];
+  memset(big, 'b', sizeof big);
+  rt_console_line(c, NULL, big, sizeof big);
+  CHECK_INT(1, rt_console_dropped(c));
+  static char got[1 << 20];
+  size_t have = 0;
+  for (int round = 0; round < 200 && !(have >= filled && rt_console_idle(c)); round++) {
+    have = console_read(p[0], got, have, sizeof got);
+    rt_loop_drain(loop, 20, console_done, c);
+  }
+  have = console_read(p[0], got, have, sizeof got);
+  CHECK(rt_console_idle(c));
+  char want[4096] = "";
+  size_t wl = 0;
+  for (int i = 0; i < 50; i++)
+    wl += (size_t)snprintf(want + wl, sizeof want - wl, "%sapp line %02d\n",
+                           i % 2 ? "kiln-agent: " : "", i);
+  CHECK_INT(filled + wl, have);
+  CHECK(have == filled + wl && memcmp(got + filled, want, wl) == 0);
+  rt_loop_free(loop); /* closes p[1] */
+  close(p[0]);
+}
+
 int main(void)
 {
   test_egress();
@@ -297,5 +362,6 @@ int main(void)
   test_nsm();
   test_endpoints_and_config();
   test_attestation_answers();
+  test_console();
   return check_done();
 }
