@@ -55,12 +55,16 @@ static void console_flush(struct rt_console *c)
 
 static void console_ready(struct rt_loop *loop, struct rt_watch *w, uint32_t events)
 {
-  (void)loop;
   struct rt_console *c = (struct rt_console *)w;
-  if ((events & EPOLLERR) && !c->len)
-    console_fail(c);
-  else
-    console_flush(c);
+  if ((events & (EPOLLERR | EPOLLHUP)) && !c->len && c->polled) {
+    /* reported again and again while nothing is queued: stop polling, the tick writes from here
+     * on and a write that fails ends the console */
+    rt_loop_del(loop, c->fd);
+    c->polled = 0;
+    c->want_out = 0;
+    return;
+  }
+  console_flush(c);
 }
 
 static void console_tick(struct rt_loop *loop, void *arg, uint64_t now)
