@@ -110,9 +110,8 @@ static kiln_err kiln_host_of(struct stage_env *s, const struct kiln_artifact *ob
   return *derived ? KILN_OK : kiln_error_set(err, KILN_E_NOMEM, "out of memory");
 }
 
-/* Open the client and resolve the deployment (a new id for setup when none exists). */
-/* The client, credentials, account and deployment names for one run; hooks: where the client's
- * host hooks live (as long as the client). */
+/* Open the client and resolve the deployment (a new id for setup when none exists); hooks: where
+ * the client's host hooks live (as long as the client). */
 static kiln_err open_env(struct stage_env *s, struct kiln_awsenv *env, struct kiln_aws_host *hooks,
                          int allow_no_id, struct kiln_error *err)
 {
@@ -671,9 +670,9 @@ static struct kiln_awsenv *logs_session_for(struct stage_env *s, struct kiln_err
     kiln_error_set(err, KILN_E_NOMEM, "out of memory");
     return NULL;
   }
-  logs_session.hooks = s->hooks;
   if (logs_session.open && strcmp(logs_session.key, key.data) == 0) {
     kiln_buf_free(&key);
+    logs_session.hooks = s->hooks;
     logs_session.env.announce_ctx = s;
     return &logs_session.env;
   }
